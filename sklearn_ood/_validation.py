@@ -1,0 +1,91 @@
+"""Input validation shared by every estimator (a leaf module)."""
+
+import numbers
+
+import numpy as np
+from sklearn.utils.validation import check_array, validate_data
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def validate_features(estimator, X, *, reset, allow_nd=False):
+    """Validate the feature input of a detector.
+
+    2-D input goes through scikit-learn's ``validate_data`` (standard messages,
+    ``n_features_in_`` and ``feature_names_in_``). With ``allow_nd=True`` a 4-D
+    ``(N, C, H, W)`` array is accepted too; ``n_features_in_`` is then the channel
+    count ``C`` and the spatial size may vary between calls. The number of
+    dimensions seen in ``fit`` is stored in ``input_ndim_`` and enforced later.
+    """
+    if not allow_nd or np.ndim(X) == 2 or _is_dataframe(X):
+        if allow_nd and not reset and getattr(estimator, "input_ndim_", 2) != 2:
+            raise ValueError(
+                f"{type(estimator).__name__} was fitted on {estimator.input_ndim_}-D "
+                f"feature maps but received 2-D input of shape {np.shape(X)}."
+            )
+        X = validate_data(estimator, X, reset=reset, dtype=FLOAT_DTYPES)
+        if reset:
+            estimator.input_ndim_ = 2
+        return X
+    X = check_array(
+        X, allow_nd=True, dtype=FLOAT_DTYPES, input_name="X", ensure_min_features=1
+    )
+    if X.ndim != 4:
+        raise ValueError(
+            f"{type(estimator).__name__} expects 2-D features (n_samples, n_features) "
+            f"or 4-D feature maps (n_samples, channels, height, width); got an array "
+            f"of shape {X.shape}."
+        )
+    if reset:
+        estimator.n_features_in_ = X.shape[1]
+        estimator.input_ndim_ = 4
+    else:
+        if estimator.input_ndim_ != 4:
+            raise ValueError(
+                f"{type(estimator).__name__} was fitted on 2-D features but received "
+                f"4-D maps of shape {X.shape}."
+            )
+        if X.shape[1] != estimator.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} channels, but {type(estimator).__name__} is "
+                f"expecting {estimator.n_features_in_} channels as input."
+            )
+    return X
+
+
+def split_id_rows(X, y):
+    """Keep the in-distribution rows of ``X``: those whose label is not negative.
+
+    Returns ``(X_id, y_id)``; ``y_id`` is ``None`` when ``y`` is ``None``.
+    """
+    if y is None:
+        return X, None
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"y must be 1-D with one label per row of X ({X.shape[0]}); got shape "
+            f"{y.shape}."
+        )
+    if not np.issubdtype(y.dtype, np.number) and y.dtype != bool:
+        # String class labels carry no OOD marker: every row is ID.
+        return X, y
+    if np.issubdtype(y.dtype, np.floating) and not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity.")
+    is_id = y >= 0
+    if not is_id.any():
+        raise ValueError(
+            "y marks every row as OOD (negative label); fit needs in-distribution "
+            "rows (label >= 0)."
+        )
+    return X[is_id], y[is_id]
+
+
+def check_scalar_percentile(value, name):
+    """Check that ``value`` is a real number in [0, 100]."""
+    if not isinstance(value, numbers.Real) or not 0 <= value <= 100:
+        raise ValueError(f"{name} must be a percentile in [0, 100]; got {value!r}.")
+    return float(value)
+
+
+def _is_dataframe(X):
+    return hasattr(X, "columns") and hasattr(X, "iloc")

@@ -1,0 +1,1 @@
+"""Detectors: arrays in, scores out (higher means more in-distribution)."""

@@ -1,0 +1,255 @@
+"""Neural-collapse diagnostics (Papyan, Han & Donoho, 2020) for penultimate features.
+
+A leaf module: NumPy and SciPy only. Torch tensors and ``nn.Linear`` heads are
+accepted by duck typing (``.detach().cpu().numpy()``), without importing torch.
+"""
+
+import numpy as np
+from scipy import linalg
+
+__all__ = ["neural_collapse"]
+
+
+def neural_collapse(features, y, head=None):
+    """Neural-collapse metrics NC1-NC4 of features ``h`` and a linear head.
+
+    With ``N`` samples, ``K`` classes, class means ``mu_c``, global mean
+    ``mu_G`` (the mean of all features) and ``M`` the ``K x D`` matrix of
+    centred class means ``mu_c - mu_G``:
+
+    * ``Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T``,
+      ``Sigma_B = (1/K) sum_c (mu_c - mu_G)(mu_c - mu_G)^T``,
+      **NC1** ``= Tr(Sigma_W Sigma_B^+) / K`` (Moore-Penrose pseudo-inverse,
+      eigenvalues of ``Sigma_B`` below ``D * eps * max eigenvalue`` treated as
+      zero, as in ``scipy.linalg.pinvh``; ``max(D, K) * eps`` when K > D).
+    * **NC2** (simplex ETF) for a ``K x K`` Gram matrix ``G``:
+      ``|| G / ||G||_F - (I_K - 11^T/K) / sqrt(K-1) ||_F``, with
+      ``G = M M^T`` for the means and ``G = W W^T`` for the head weights.
+      Equinorm = std / mean of the row norms; equiangularity = std of the
+      cosines between distinct rows. Standard deviations are population
+      standard deviations (``ddof=0``).
+    * **NC3** (self-duality), as in the reference code of Zhu et al. (2021):
+      ``|| W M^T / ||W M^T||_F - (I_K - 11^T/K) / sqrt(K-1) ||_F``.
+    * **NC4**: fraction of samples whose head prediction
+      ``argmax_k (h W^T + b)_k`` differs from the nearest class centre
+      ``argmin_c ||h - mu_c||_2``.
+
+    All metrics are 0 at perfect neural collapse. Everything is computed in
+    float64.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, n_features)
+        Penultimate features ``h`` (the input of the final linear layer),
+        typically of the training set. Must be finite.
+    y : array-like of shape (n_samples,)
+        Class labels, at least two distinct classes. Classes are ordered as
+        ``np.unique(y)``; row ``k`` of the head belongs to the ``k``-th class
+        in that order (as with scikit-learn's ``classes_``). Negative labels
+        (the package's marker for OOD rows) are rejected.
+    head : torch.nn.Linear or tuple of (coef, intercept), default=None
+        The final linear layer: ``coef`` of shape ``(n_classes, n_features)``
+        and ``intercept`` of shape ``(n_classes,)`` or ``None``. When given,
+        the weight-based metrics are added to the result.
+
+    Returns
+    -------
+    metrics : dict of str to float
+        Always:
+
+        - ``"nc1"``: ``Tr(Sigma_W Sigma_B^+) / K``, within-class variability
+          collapse.
+        - ``"etf_means"``: NC2 distance of the centred class means to a
+          simplex ETF.
+        - ``"equinorm_means"``: std / mean of ``||mu_c - mu_G||``.
+        - ``"equiangularity_means"``: std of the pairwise cosines between
+          centred class means.
+
+        Only when ``head`` is given:
+
+        - ``"etf_weights"``, ``"equinorm_weights"``,
+          ``"equiangularity_weights"``: the same for the rows of ``W``.
+        - ``"self_duality"``: NC3 distance of ``W M^T`` to a simplex ETF.
+        - ``"ncc_mismatch"``: NC4 disagreement rate in ``[0, 1]``.
+
+        A metric is NaN when it is undefined (e.g. all class means coincide,
+        so ``Sigma_B = 0``, or a class mean equals the global mean for the
+        cosines).
+
+    Raises
+    ------
+    ValueError
+        If ``features`` is not a finite 2-D array, ``y`` is not 1-D with one
+        label per row, fewer than two classes are present, labels are
+        negative, or the head's shape does not match ``(n_classes, n_features)``.
+
+    References
+    ----------
+    .. [1] V. Papyan, X. Y. Han, D. L. Donoho, "Prevalence of neural collapse
+       during the terminal phase of deep learning training", PNAS 2020.
+    .. [2] Z. Zhu et al., "A Geometric Analysis of Neural Collapse with
+       Unconstrained Features", NeurIPS 2021 (reference code validate_NC.py).
+
+    Examples
+    --------
+    Three classes at the vertices of a regular simplex, with no within-class
+    spread, are perfectly collapsed:
+
+    >>> import numpy as np
+    >>> from sklearn_ood.diagnostics import neural_collapse
+    >>> angles = 2 * np.pi * np.arange(3) / 3
+    >>> means = np.c_[np.cos(angles), np.sin(angles)]
+    >>> y = np.repeat([0, 1, 2], 4)
+    >>> m = neural_collapse(means[y], y, head=(means, np.zeros(3)))
+    >>> round(m["nc1"], 6), round(m["etf_means"], 6), round(m["self_duality"], 6)
+    (0.0, 0.0, 0.0)
+    >>> m["ncc_mismatch"]
+    0.0
+
+    Noise around the means makes NC1 positive:
+
+    >>> rng = np.random.default_rng(0)
+    >>> neural_collapse(means[y] + 0.1 * rng.normal(size=(12, 2)), y)["nc1"] > 0
+    True
+    """
+    H, y_idx, n_classes = _check_features_labels(features, y)
+    n_samples, n_features = H.shape
+    K = n_classes
+
+    counts = np.bincount(y_idx, minlength=K)
+    means = np.zeros((K, n_features))
+    np.add.at(means, y_idx, H)
+    means /= counts[:, None]
+    M = means - H.mean(axis=0)
+    within = H - means[y_idx]
+
+    gram_means = M @ M.T
+    result = {
+        "nc1": _nc1(within, M),
+        "etf_means": _etf_distance(gram_means),
+        "equinorm_means": _equinorm(gram_means),
+        "equiangularity_means": _equiangularity(gram_means),
+    }
+    if head is None:
+        return result
+
+    W, b = _check_head(head, K, n_features)
+    gram_weights = W @ W.T
+    logits = H @ W.T + b
+    # argmin_c ||h - mu_c||^2 == argmin_c (||mu_c||^2 - 2 h . mu_c)
+    ncc = np.argmin((means**2).sum(axis=1) - 2.0 * H @ means.T, axis=1)
+    result.update(
+        etf_weights=_etf_distance(gram_weights),
+        equinorm_weights=_equinorm(gram_weights),
+        equiangularity_weights=_equiangularity(gram_weights),
+        self_duality=_etf_distance(W @ M.T),
+        ncc_mismatch=float(np.mean(np.argmax(logits, axis=1) != ncc)),
+    )
+    return result
+
+
+def _nc1(within, M):
+    """``Tr(Sigma_W Sigma_B^+) / K`` without forming any D x D matrix.
+
+    The non-zero eigenpairs of ``Sigma_B = M^T M / K`` come from the K x K
+    matrix ``M M^T / K``: if ``(M M^T / K) u = lam u`` then
+    ``v = M^T u / sqrt(K lam)`` is a unit eigenvector of ``Sigma_B``, and
+    ``Tr(Sigma_W Sigma_B^+) = sum_j v_j^T Sigma_W v_j / lam_j``.
+    """
+    K, n_features = M.shape
+    lam, U = linalg.eigh(M @ M.T / K)
+    if lam[-1] <= 0:
+        return float("nan")
+    # same rank cut-off as scipy.linalg.pinvh applied to the D x D Sigma_B
+    keep = lam > max(n_features, K) * np.finfo(np.float64).eps * lam[-1]
+    lam, U = lam[keep], U[:, keep]
+    V = M.T @ U / np.sqrt(K * lam)
+    within_var = ((within @ V) ** 2).sum(axis=0) / within.shape[0]
+    return float(np.sum(within_var / lam) / K)
+
+
+def _etf_distance(G):
+    K = G.shape[0]
+    norm = np.linalg.norm(G)
+    if norm == 0:
+        return float("nan")
+    target = (np.eye(K) - np.full((K, K), 1.0 / K)) / np.sqrt(K - 1)
+    return float(np.linalg.norm(G / norm - target))
+
+
+def _equinorm(G):
+    norms = np.sqrt(np.clip(np.diag(G), 0, None))
+    mean = norms.mean()
+    return float(norms.std() / mean) if mean > 0 else float("nan")
+
+
+def _equiangularity(G):
+    norms = np.sqrt(np.clip(np.diag(G), 0, None))
+    if np.any(norms == 0):
+        return float("nan")
+    cos = G / np.outer(norms, norms)
+    return float(cos[np.triu_indices_from(cos, k=1)].std())
+
+
+def _as_numpy(a):
+    if hasattr(a, "detach"):  # torch.Tensor, without importing torch
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _check_features_labels(features, y):
+    H = _as_numpy(features)
+    if H.ndim != 2:
+        raise ValueError(
+            "features must be a 2-D array of shape (n_samples, n_features); got an "
+            f"array with shape {H.shape}. Pool or flatten feature maps first."
+        )
+    try:
+        H = H.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"features must be numeric; got dtype {H.dtype}.") from exc
+    if not np.isfinite(H).all():
+        raise ValueError("features contain NaN or infinite values.")
+    y = _as_numpy(y)
+    if y.ndim != 1 or y.shape[0] != H.shape[0]:
+        raise ValueError(
+            f"y must be 1-D with one label per row of features ({H.shape[0]}); got "
+            f"shape {y.shape}."
+        )
+    if y.dtype.kind in "iuf" and np.any(y < 0):
+        raise ValueError(
+            "y contains negative labels, which mark OOD rows in sklearn_ood; pass the "
+            "in-distribution rows only."
+        )
+    classes, y_idx = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(
+            f"neural_collapse needs at least 2 classes; y has {len(classes)}."
+        )
+    return H, y_idx.ravel(), len(classes)
+
+
+def _check_head(head, n_classes, n_features):
+    if hasattr(head, "weight") and hasattr(head, "bias"):
+        W, b = head.weight, head.bias
+    elif isinstance(head, (tuple, list)) and len(head) == 2:
+        W, b = head
+    else:
+        raise ValueError(
+            "head must be a torch.nn.Linear or a (coef, intercept) pair; got "
+            f"{type(head).__name__}."
+        )
+    W = _as_numpy(W).astype(np.float64)
+    b = np.zeros(W.shape[0]) if b is None else _as_numpy(b).astype(np.float64)
+    if W.shape != (n_classes, n_features):
+        raise ValueError(
+            f"head coef must have shape (n_classes, n_features) = ({n_classes}, "
+            f"{n_features}) to match features and y; got {W.shape}."
+        )
+    if b.shape != (n_classes,):
+        raise ValueError(
+            f"head intercept must have shape ({n_classes},); got {b.shape}."
+        )
+    if not (np.isfinite(W).all() and np.isfinite(b).all()):
+        raise ValueError("head contains NaN or infinite weights.")
+    return W, b
