@@ -252,18 +252,25 @@ def _photo_patches(n_patches, rng, window=32, pool=4, min_contrast=0.1):
     side = window // pool
     patches = []
     for gray, count in zip(grays, counts):
-        kept = []
-        for _ in range(50):  # ~half the windows pass; 50 draws never run short
-            if sum(len(k) for k in kept) >= count:
+        n_cols = gray.shape[1] - window + 1
+        order = rng.permutation((gray.shape[0] - window + 1) * n_cols)  # no window twice
+        step = min(2 * count + 16, 4096)  # about half the windows pass the contrast test
+        kept, n_kept = [np.empty((0, side, side), np.float32)], 0
+        for start in range(0, len(order), step):
+            if n_kept >= count:
                 break
-            m = 2 * count
-            r = rng.randint(0, gray.shape[0] - window + 1, size=m)
-            c = rng.randint(0, gray.shape[1] - window + 1, size=m)
+            r, c = np.divmod(order[start : start + step], n_cols)
             crops = gray[r[:, None, None] + offsets[:, None], c[:, None, None] + offsets]
-            pooled = crops.reshape(m, side, pool, side, pool).mean(axis=(2, 4))
+            pooled = crops.reshape(len(r), side, pool, side, pool).mean(axis=(2, 4))
             lo, hi = pooled.min(axis=(1, 2)), pooled.max(axis=(1, 2))
             keep = hi - lo >= min_contrast  # skip flat sky / blurred background
             kept.append((pooled[keep] - lo[keep, None, None]) / (hi - lo)[keep, None, None])
+            n_kept += int(keep.sum())
+        if n_kept < count:
+            raise ValueError(
+                f"n_far={n_patches} asks for more textured patches than the sample "
+                f"photos hold ({n_kept} in one photo)."
+            )
         patches.append(np.concatenate(kept)[:count])
     patches = np.concatenate(patches)[:, None].astype(np.float32)
     return patches[rng.permutation(len(patches))]
@@ -292,7 +299,7 @@ def load_digits_ood(
     random_state : int, RandomState instance or None, default=0
         Seeds the train/test split and the choice of photo patches.
     n_far : int, default=500
-        Number of far-OOD photo patches (half from each photo).
+        Number of far-OOD photo patches (half from each photo, no window twice).
 
     Returns
     -------
@@ -311,6 +318,8 @@ def load_digits_ood(
 
     Raises
     ------
+    ValueError
+        If ``id_classes`` or ``n_far`` is invalid.
     ImportError
         If Pillow, which scikit-learn needs to decode the sample photos, is missing.
 
@@ -361,7 +370,7 @@ def load_digits_ood(
         f"ID: scikit-learn digits {classes.tolist()} (8x8, values/16), "
         f"{len(X_train)} train / {len(X_test)} test, stratified; labels index `classes`. "
         f"Near-OOD '{near_name}': all {len(ood[near_name])} digits {held_out.tolist()}. "
-        f"Far-OOD 'photo_patches': {n_far} random 32x32 gray windows of scikit-learn's "
+        f"Far-OOD 'photo_patches': {n_far} distinct random 32x32 gray windows of scikit-learn's "
         "china.jpg and flower.jpg, average-pooled to 8x8, low-contrast windows "
         "skipped, each min-max rescaled to [0, 1]."
     )
@@ -706,7 +715,9 @@ def load_benchmark(name, data_dir, *, split="test", size=None, channels=None):
     if split_key:
         codes = np.asarray(arrays[split_key])
         if codes.shape != y.shape:
-            raise ValueError(f"{path}: '{split_key}' must have shape {y.shape}, got {codes.shape}.")
+            raise ValueError(
+                f"{path}: '{split_key}' must have shape {y.shape}, got {codes.shape}."
+            )
         mask = codes == spec["split_codes"][split]
         X, y = X[mask], y[mask]
     expected = (spec["channels"], *spec["image_size"])

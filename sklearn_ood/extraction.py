@@ -68,8 +68,25 @@ def resolve_blocks(model, blocks):
     return list(names)
 
 
-def resolve_reduce(reduce):
-    """Return ``(callables, names)`` for a ``reduce`` specification."""
+def resolve_reduce(reduce, blocks):
+    """Return ``{block: (callables, names)}`` for a ``reduce`` specification.
+
+    ``reduce`` is one specification for every block, or a dict with one per block.
+    """
+    if isinstance(reduce, dict):
+        missing = [b for b in blocks if b not in reduce]
+        extra = [b for b in reduce if b not in blocks]
+        if missing or extra:
+            raise ValueError(
+                f"A reduce dict needs exactly one entry per block {list(blocks)}; "
+                f"missing {missing}, unexpected {extra}."
+            )
+        return {block: _resolve_one(reduce[block]) for block in blocks}
+    spec = _resolve_one(reduce)
+    return {block: spec for block in blocks}
+
+
+def _resolve_one(reduce):
     specs = list(reduce) if isinstance(reduce, (list, tuple)) else [reduce]
     if not specs:
         raise ValueError("reduce must not be an empty list.")
@@ -87,8 +104,8 @@ def resolve_reduce(reduce):
         else:
             raise ValueError(
                 f"reduce must be one of {sorted(REDUCTIONS)}, None, a callable mapping "
-                f"a block output to an (n_samples, n_features) tensor, or a list of "
-                f"those; got {spec!r}."
+                f"a block output to an (n_samples, n_features) tensor, a list of "
+                f"those, or a dict of those by block name; got {spec!r}."
             )
     return fns, names
 
@@ -173,7 +190,7 @@ def iter_block_batches(model, blocks, X, *, reduce="avg", batch_size=128, device
     progress : bool, default=False
         Show a tqdm progress bar.
     """
-    fns, _ = resolve_reduce(reduce)
+    reducers = resolve_reduce(reduce, blocks)
     dtype = check_model_device(model, device)
     modules = dict(model.named_modules())
     captured = {}
@@ -182,7 +199,8 @@ def iter_block_batches(model, blocks, X, *, reduce="avg", batch_size=128, device
         def hook(module, inputs, output):
             if name in captured:
                 raise _BlockRanTwice(name)
-            captured[name] = _apply_reduce(fns, output, name).detach().to("cpu")
+            reduced = _apply_reduce(reducers[name][0], output, name)
+            captured[name] = reduced.detach().to("cpu")
             if len(captured) == len(blocks):
                 raise _StopForward
 
@@ -268,7 +286,7 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
     blocks : str or list of str
         Names from ``model.named_modules()`` (e.g. ``"layer4"`` or
         ``["layer3", "layer4"]``).
-    reduce : {"avg", "max", "norm", "flatten"}, callable, list of those, or None, \
+    reduce : {"avg", "max", "norm", "flatten"}, callable, list, dict or None, \
             default="avg"
         What each block contributes per sample: ``"avg"``/``"max"`` global
         average/max pool over the spatial dimensions (``(C,)``), ``"norm"`` the
@@ -276,8 +294,9 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         ``"flatten"`` every entry, a callable mapping a block output tensor to an
         ``(n, d)`` tensor (computed per batch, on ``device``), or a list of
         these, concatenated. ``None`` returns the block output itself (e.g.
-        ``(N, C, H, W)`` maps) and needs a single block. A 2-D block output is
-        left as it is by ``"avg"`` and ``"max"``.
+        ``(N, C, H, W)`` maps) and needs a single block. A dict gives each
+        block its own specification. A 2-D block output is left as it is by
+        ``"avg"``, ``"max"`` and ``"flatten"``.
     batch_size : int, default=128
         Samples per forward pass.
     device : str or torch.device, default="cpu"
@@ -341,8 +360,8 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
 
     def _fit(self, X):
         blocks = resolve_blocks(self.model, self.blocks)
-        fns, reduce_names = resolve_reduce(self.reduce)
-        if fns == [None] and len(blocks) > 1:
+        reducers = resolve_reduce(self.reduce, blocks)
+        if len(blocks) > 1 and any(fns == [None] for fns, _ in reducers.values()):
             raise ValueError(
                 "reduce=None returns one block's raw output; pass a single block or "
                 "choose a reduction to concatenate several blocks."
@@ -350,23 +369,25 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer; got {self.batch_size!r}.")
         X = self._validate_input(X, reset=True)
-        with contextlib.closing(
-            iter_block_batches(self.model, blocks, X[:1], reduce=None, device=self.device)
-        ) as batches:
+        with contextlib.closing(iter_block_batches(
+            self.model, blocks, X[:1], reduce={b: None for b in blocks}, device=self.device
+        )) as batches:
             _, raw = next(batches)
         shapes, names = {}, []
         for block in blocks:
+            fns, reduce_names = reducers[block]
             parts = [_apply_reduce([fn], raw[block], block) for fn in fns]
             reduced = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
             shapes[block] = tuple(reduced.shape[1:])
             for reduction, part in zip(reduce_names, parts):
                 prefix = block if len(fns) == 1 else f"{block}__{reduction}"
                 names += [f"{prefix}__{i}" for i in range(part.shape[-1])]
+        raw_output = len(blocks) == 1 and reducers[blocks[0]][0] == [None]
         self.blocks_ = blocks
         self.block_shapes_ = shapes
         self.n_features_in_ = X.shape[1]
         self.input_shape_ = tuple(X.shape[1:])
-        self._feature_names = None if fns == [None] else np.asarray(names, dtype=object)
+        self._feature_names = None if raw_output else np.asarray(names, dtype=object)
 
     def transform(self, X):
         """Run the model over ``X`` in batches and return the block features.

@@ -154,13 +154,16 @@ def _aupr_out(y_true, score):
 
 
 def _scorer(metric, greater_is_better=True):
+    # decision_function = score_samples - offset_: the same ranking, and every
+    # metric here depends on the ranking only.
     return make_scorer(
-        metric, response_method="score_samples", greater_is_better=greater_is_better
+        metric, response_method="decision_function", greater_is_better=greater_is_better
     )
 
 
-#: Scorers for ``GridSearchCV(scoring=...)``: they call ``score_samples`` and read
-#: negative ``y`` as OOD. ``fpr95`` is negated (scikit-learn maximises scores).
+#: Scorers for ``GridSearchCV(scoring=...)``: they rank by ``decision_function``
+#: (``score_samples`` shifted) and read negative ``y`` as OOD. ``fpr95`` is
+#: negated (scikit-learn maximises scores).
 auroc_scorer = _scorer(auroc)
 aupr_in_scorer = _scorer(_aupr_in)
 aupr_out_scorer = _scorer(_aupr_out)
