@@ -19,9 +19,10 @@ def neural_collapse(features, y, head=None):
 
     * ``Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T``,
       ``Sigma_B = (1/K) sum_c (mu_c - mu_G)(mu_c - mu_G)^T``,
-      **NC1** ``= Tr(Sigma_W Sigma_B^+) / K`` (Moore-Penrose pseudo-inverse,
-      eigenvalues of ``Sigma_B`` below ``D * eps * max eigenvalue`` treated as
-      zero, as in ``scipy.linalg.pinvh``; ``max(D, K) * eps`` when K > D).
+      **NC1** ``= Tr(Sigma_W Sigma_B^+) / K`` with the Moore-Penrose
+      pseudo-inverse. ``Sigma_B`` has rank at most ``K - 1``; the
+      pseudo-inverse is taken on that subspace (see Notes), which is exact
+      and avoids the blow-up of a naive ``pinv`` on spurious tiny eigenvalues.
     * **NC2** (simplex ETF) for a ``K x K`` Gram matrix ``G``:
       ``|| G / ||G||_F - (I_K - 11^T/K) / sqrt(K-1) ||_F``, with
       ``G = M M^T`` for the means and ``G = W W^T`` for the head weights.
@@ -83,6 +84,15 @@ def neural_collapse(features, y, head=None):
         label per row, fewer than two classes are present, labels are
         negative, or the head's shape does not match ``(n_classes, n_features)``.
 
+    Notes
+    -----
+    Because ``sum_c n_c (mu_c - mu_G) = 0``, the between-class covariance has
+    a structural null direction. It is removed exactly before the SVD of the
+    centred means; singular values below ``max(K, D) * eps`` times the largest
+    one are then treated as zero. In exact arithmetic this equals
+    ``scipy.linalg.pinv(Sigma_B)`` as used by the reference code, and costs
+    ``O(N D K)`` instead of ``O(D^3)``.
+
     References
     ----------
     .. [1] V. Papyan, X. Y. Han, D. L. Donoho, "Prevalence of neural collapse
@@ -125,7 +135,7 @@ def neural_collapse(features, y, head=None):
 
     gram_means = M @ M.T
     result = {
-        "nc1": _nc1(within, M),
+        "nc1": _nc1(within, M, counts),
         "etf_means": _etf_distance(gram_means),
         "equinorm_means": _equinorm(gram_means),
         "equiangularity_means": _equiangularity(gram_means),
@@ -148,24 +158,26 @@ def neural_collapse(features, y, head=None):
     return result
 
 
-def _nc1(within, M):
+def _nc1(within, M, counts):
     """``Tr(Sigma_W Sigma_B^+) / K`` without forming any D x D matrix.
 
-    The non-zero eigenpairs of ``Sigma_B = M^T M / K`` come from the K x K
-    matrix ``M M^T / K``: if ``(M M^T / K) u = lam u`` then
-    ``v = M^T u / sqrt(K lam)`` is a unit eigenvector of ``Sigma_B``, and
-    ``Tr(Sigma_W Sigma_B^+) = sum_j v_j^T Sigma_W v_j / lam_j``.
+    The count-weighted centred means sum to zero (``counts @ M == 0``), so
+    ``Sigma_B = M^T M / K`` has rank at most ``K - 1``. Writing
+    ``M^T M = M'^T M'`` with ``M' = B^T M`` (``B`` an orthonormal basis of
+    the complement of ``counts``) drops that structurally zero direction
+    exactly; a naive ``pinv(Sigma_B)`` keeps it whenever rounding pushes its
+    eigenvalue above the cut-off, and NC1 then explodes. With the SVD
+    ``M' = U S V^T``, ``Sigma_B^+ = V diag(K / s^2) V^T`` and
+    ``Tr(Sigma_W Sigma_B^+) / K = sum_j ||within v_j||^2 / (N s_j^2)``.
     """
     K, n_features = M.shape
-    lam, U = linalg.eigh(M @ M.T / K)
-    if lam[-1] <= 0:
+    basis = linalg.null_space(counts[None, :].astype(np.float64))  # K x (K - 1)
+    _, s, Vt = linalg.svd(basis.T @ M, full_matrices=False)
+    if s.size == 0 or s[0] == 0:
         return float("nan")
-    # same rank cut-off as scipy.linalg.pinvh applied to the D x D Sigma_B
-    keep = lam > max(n_features, K) * np.finfo(np.float64).eps * lam[-1]
-    lam, U = lam[keep], U[:, keep]
-    V = M.T @ U / np.sqrt(K * lam)
-    within_var = ((within @ V) ** 2).sum(axis=0) / within.shape[0]
-    return float(np.sum(within_var / lam) / K)
+    keep = s > max(K, n_features) * np.finfo(np.float64).eps * s[0]
+    projected = within @ Vt[keep].T
+    return float(np.sum((projected**2).sum(axis=0) / s[keep] ** 2) / within.shape[0])
 
 
 def _etf_distance(G):
