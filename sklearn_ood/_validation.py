@@ -1,7 +1,5 @@
 """Input validation shared by every estimator (a leaf module)."""
 
-import numbers
-
 import numpy as np
 from sklearn.utils.validation import check_array, validate_data
 
@@ -78,13 +76,6 @@ def split_id_rows(X, y):
             "rows (label >= 0)."
         )
     return X[is_id], y[is_id]
-
-
-def check_scalar_percentile(value, name):
-    """Check that ``value`` is a real number in [0, 100]."""
-    if not isinstance(value, numbers.Real) or not 0 <= value <= 100:
-        raise ValueError(f"{name} must be a percentile in [0, 100]; got {value!r}.")
-    return float(value)
 
 
 def _is_dataframe(X):
