@@ -69,6 +69,12 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             X_id, y_id = split_id_rows(X, y)
             self._fit(X_id, y_id)
             scores = self._score(X_id)
+            if not np.all(np.isfinite(scores)):
+                raise ValueError(
+                    f"{type(self).__name__} produced non-finite scores on its "
+                    "training data (features too large or degenerate); rescale "
+                    "the features."
+                )
             self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         return self
 

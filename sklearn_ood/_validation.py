@@ -15,7 +15,7 @@ def validate_features(estimator, X, *, reset, allow_nd=False):
     count ``C`` and the spatial size may vary between calls. The number of
     dimensions seen in ``fit`` is stored in ``input_ndim_`` and enforced later.
     """
-    if not allow_nd or np.ndim(X) == 2 or _is_dataframe(X):
+    if not allow_nd or _ndim(X) == 2 or _is_dataframe(X):
         if allow_nd and not reset and getattr(estimator, "input_ndim_", 2) != 2:
             raise ValueError(
                 f"{type(estimator).__name__} was fitted on {estimator.input_ndim_}-D "
@@ -76,6 +76,12 @@ def split_id_rows(X, y):
             "rows (label >= 0)."
         )
     return X[is_id], y[is_id]
+
+
+def _ndim(X):
+    # Not np.ndim: it dispatches through __array_function__, which array-likes
+    # such as scikit-learn's _NotAnArray refuse.
+    return X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim
 
 
 def _is_dataframe(X):
