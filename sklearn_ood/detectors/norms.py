@@ -56,7 +56,11 @@ def feature_norm(maps):
     array([2.5])
     """
     flat = np.maximum(_as_maps(maps), 0)
-    norms = np.sqrt(np.square(flat).sum(axis=2, dtype=np.float64))
+    flat = flat.astype(np.promote_types(flat.dtype, np.float32), copy=False)
+    # Scale each channel by its maximum so that the squares cannot overflow.
+    peak = flat.max(axis=2, keepdims=True)
+    flat = np.divide(flat, peak, out=np.zeros_like(flat), where=peak > 0)
+    norms = peak[..., 0] * np.sqrt(np.square(flat).sum(axis=2, dtype=np.float64))
     return norms.mean(axis=1)
 
 
@@ -84,7 +88,8 @@ def nap_score(channel_max, channel_mean, eps=1.0):
 
     ``channel_max`` and ``channel_mean`` are the spatial maximum and mean of
     each channel of the post-ReLU map before global pooling (Wan et al.,
-    2024, Sec. 3). The values are used as they are (no ReLU). Guard: a
+    2024, Sec. 3). The values are used as they are (no ReLU; a channel with
+    a negative maximum contributes its square like any other). Guard: a
     negative channel mean (possible only for maps that are not post-ReLU) is
     read as 0 in the denominator, i.e. the denominator is
     ``max(mean_c, 0) + eps`` and never vanishes for ``eps > 0``; for

@@ -1,0 +1,312 @@
+"""FeatureNorm with the block chosen by the jigsaw NormRatio (Yu et al., CVPR 2023)."""
+
+import contextlib
+import warnings
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import BaseDetector, restore_on_error
+from ._validation import split_id_rows
+from .detectors.norms import feature_norm
+from .extraction import as_input_tensor, iter_block_batches, resolve_blocks
+from .pseudo_ood import jigsaw
+
+__all__ = ["BlockSelection", "candidate_blocks"]
+
+_CONV_TYPES = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+
+
+def _has_conv(module):
+    return any(isinstance(m, _CONV_TYPES) for m in module.modules())
+
+
+def _is_block(module):
+    """A composite module (it has sub-modules) containing a convolution."""
+    return next(module.children(), None) is not None and _has_conv(module)
+
+
+def candidate_blocks(model):
+    """Names of the blocks of ``model`` that ``BlockSelection(blocks="auto")`` compares.
+
+    The rule looks at the top-level children of ``model``, in registration
+    order (assumed to be the forward order):
+
+    1. children that are not blocks are skipped -- a block is a composite
+       module (with sub-modules) that contains a convolution, so a bare stem
+       convolution, BatchNorm, activations, pooling, flattening and the
+       classifier are never candidates;
+    2. a block wrapping exactly one sub-module is looked through (e.g. a
+       wide-ResNet ``NetworkBlock`` holding one ``nn.Sequential``);
+    3. if the (unwrapped) block has at least two sub-modules that are blocks
+       themselves, those are the candidates (a ResNet stage ``layer1`` gives
+       ``layer1.0``, ``layer1.1``, ...); otherwise the top-level child is
+       one candidate (``block1`` of a VGG-style ``conv-BN-ReLU`` stack).
+
+    For a flat network (one ``nn.Sequential`` of single layers, e.g. VGG's
+    ``features``) this gives a single candidate: pass the module names to
+    compare (e.g. its ReLU layers) as ``blocks`` instead.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Returns
+    -------
+    names : list of str
+        Names from ``model.named_modules()``.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> stage = lambda: nn.Sequential(
+    ...     nn.Sequential(nn.Conv2d(4, 4, 3), nn.ReLU()),
+    ...     nn.Sequential(nn.Conv2d(4, 4, 3), nn.ReLU()))
+    >>> net = nn.Sequential()
+    >>> net.add_module("stem", nn.Conv2d(1, 4, 3))
+    >>> net.add_module("layer1", stage())
+    >>> net.add_module("layer2", stage())
+    >>> net.add_module("pool", nn.AdaptiveAvgPool2d(1))
+    >>> candidate_blocks(net)
+    ['layer1.0', 'layer1.1', 'layer2.0', 'layer2.1']
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+    names = []
+    for name, child in model.named_children():
+        if not _is_block(child):
+            continue
+        stage, prefix = child, name
+        while True:
+            inner = list(stage.named_children())
+            if len(inner) != 1 or not _is_block(inner[0][1]):
+                break
+            prefix, stage = f"{prefix}.{inner[0][0]}", inner[0][1]
+        subs = [sub for sub, module in stage.named_children() if _is_block(module)]
+        if len(subs) >= 2:
+            names += [f"{prefix}.{sub}" for sub in subs]
+        else:
+            names.append(name)
+    if not names:
+        available = [name for name, _ in model.named_modules() if name]
+        raise ValueError(
+            f"blocks='auto' found no candidate block in {type(model).__name__}: no "
+            f"top-level child is a composite module containing a convolution. Pass "
+            f"the module names to compare as blocks=[...]; available: {available}."
+        )
+    return names
+
+
+class BlockSelection(BaseDetector):
+    """FeatureNorm of the block with the largest jigsaw NormRatio (Yu et al., 2023).
+
+    An end-to-end detector on images. ``fit`` (on in-distribution training
+    images) builds the 3x3 jigsaw puzzle of every image (:func:`jigsaw`),
+    computes the FeatureNorm ``FN_b`` of every candidate block ``b`` on the
+    images and on their puzzles, and selects
+
+        ``block_ = argmax_b  NormRatio_b``,
+        ``NormRatio_b = mean_i FN_b(x_i) / FN_b(jigsaw(x_i))``
+
+    (a per-sample ratio, then the mean). The score is
+    ``FN_{block_}(x) = mean_c ||ReLU(F_c(x))||_2`` of the selected block;
+    higher means more in-distribution, as in the paper.
+
+    Memory: the model runs once per batch over the images and once over the
+    puzzles, with a forward hook on every candidate block reducing its output
+    at once to per-channel norms (``iter_block_batches(..., reduce="norm")``):
+    feature maps are never held, only ``n_samples x n_blocks`` numbers.
+    Scoring runs the model up to the selected block only. The model is not
+    modified; it runs in eval mode and its train/eval flags are restored.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained classifier.
+    blocks : "auto", str or list of str, default="auto"
+        Candidate block names (from ``model.named_modules()``); ``"auto"``
+        applies :func:`candidate_blocks` (every BasicBlock of a ResNet).
+    grid : int, default=3
+        Tiles per side of the jigsaw puzzles.
+    batch_size : int, default=128
+        Images per forward pass.
+    device : str or torch.device, default="cpu"
+        Where batches are sent; must be where the model's parameters are.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the jigsaw permutations.
+    contamination : float, default=0.05
+        Fraction of training images below the threshold ``offset_``.
+
+    Attributes
+    ----------
+    blocks_ : list of str
+        The candidate blocks compared.
+    norm_ratios_ : dict
+        Block name -> NormRatio. A pair whose puzzle has FeatureNorm 0 has no
+        ratio and is left out of that block's mean; a block where that holds
+        for every image gets NaN and is never selected.
+    block_ : str
+        The selected block.
+    offset_ : float
+        Threshold: ``decision_function = score_samples - offset_``.
+    n_features_in_ : int
+        Channels of the images.
+
+    See Also
+    --------
+    sklearn_ood.detectors.norms.FeatureNorm : FeatureNorm of a block you choose.
+    sklearn_ood.pseudo_ood.jigsaw : the pseudo-OOD images.
+    candidate_blocks : the ``blocks="auto"`` rule.
+
+    Notes
+    -----
+    Pass ``X`` with the model's usual preprocessing (normalisation included);
+    the puzzles are made from these images (the official code forgets the
+    normalisation there, METHODS.md §2.4). Fit on the ID *training* images.
+
+    References
+    ----------
+    Yu, Shin, Lee, Jun & Lee, "Block Selection Method for Using Feature Norm
+    in Out-of-distribution Detection", CVPR 2023.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from torch import nn
+    >>> from sklearn_ood.block_selection import BlockSelection
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(
+    ...     nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU()),
+    ...     nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.ReLU()),
+    ...     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+    >>> X = np.random.default_rng(0).random((20, 1, 9, 9), dtype=np.float32)
+    >>> det = BlockSelection(net, random_state=0).fit(X)
+    >>> det.blocks_
+    ['0', '1']
+    >>> det.block_ in det.blocks_, det.score_samples(X).shape
+    (True, (20,))
+    """
+
+    _parameter_constraints = {
+        **BaseDetector._parameter_constraints,
+        "model": [torch.nn.Module],
+        "blocks": [str, list, tuple],
+        "grid": [Interval(Integral, 2, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, model, blocks="auto", *, grid=3, batch_size=128, device="cpu",
+                 random_state=None, contamination=0.05):
+        self.model = model
+        self.blocks = blocks
+        self.grid = grid
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+        self.contamination = contamination
+
+    def fit(self, X, y=None):
+        """Select the block on in-distribution training images.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, channels, height, width)
+            In-distribution training images, preprocessed as for the model.
+        y : array-like of shape (n_samples,), default=None
+            Labels; images with a negative label are OOD and are ignored.
+
+        Returns
+        -------
+        self : object
+        """
+        with restore_on_error(self):
+            self._validate_params()
+            X = self._validate_images(X, reset=True)
+            X, _ = split_id_rows(X, y)
+            if self.blocks == "auto":
+                blocks = candidate_blocks(self.model)
+            else:
+                blocks = resolve_blocks(self.model, self.blocks)
+            puzzles = jigsaw(X.detach().cpu().numpy(), self.grid, self.random_state)
+            norms = self._feature_norms(X, blocks)
+            puzzle_norms = self._feature_norms(torch.from_numpy(puzzles), blocks)
+            ratios = _norm_ratios(norms, puzzle_norms)
+            if np.isnan(ratios).all():
+                raise ValueError(
+                    f"Every jigsaw image has FeatureNorm 0 in every block {blocks}, so no "
+                    "NormRatio is defined; check the model and the candidate blocks."
+                )
+            best = int(np.nanargmax(ratios))
+            self.blocks_ = blocks
+            self.norm_ratios_ = dict(zip(blocks, ratios.tolist()))
+            self.block_ = blocks[best]
+            self.offset_ = float(np.percentile(norms[:, best], 100.0 * self.contamination))
+        return self
+
+    def score_samples(self, X):
+        """FeatureNorm of the selected block: the higher, the more in-distribution.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, channels, height, width)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = self._validate_images(X, reset=False)
+        return self._feature_norms(X, [self.block_])[:, 0]
+
+    def _feature_norms(self, X, blocks):
+        """``(n_samples, n_blocks)`` FeatureNorms, from per-batch channel norms."""
+        out = np.empty((len(X), len(blocks)), dtype=np.float64)
+        batches = iter_block_batches(
+            self.model, blocks, X, reduce="norm", batch_size=self.batch_size,
+            device=self.device,
+        )
+        with contextlib.closing(batches):
+            for start, batch in batches:
+                for j, block in enumerate(blocks):
+                    channel_norms = batch[block].numpy()
+                    out[start : start + len(channel_norms), j] = feature_norm(channel_norms)
+        return out
+
+    def _validate_images(self, X, *, reset):
+        X = as_input_tensor(X)
+        if X.ndim != 4:
+            raise ValueError(
+                f"BlockSelection expects images of shape (n_samples, channels, height, "
+                f"width); got shape {tuple(X.shape)}. Add the channel axis for grey "
+                f"images, e.g. X[:, None]."
+            )
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} channels, but BlockSelection was fitted on images "
+                f"with {self.n_features_in_} channels."
+            )
+        return X
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _norm_ratios(norms, puzzle_norms):
+    """Mean over samples of ``norms / puzzle_norms``, skipping zero denominators."""
+    valid = puzzle_norms > 0
+    ratios = np.divide(norms, puzzle_norms, out=np.zeros_like(norms), where=valid)
+    counts = valid.sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.where(counts > 0, ratios.sum(axis=0) / counts, np.nan)
