@@ -1,0 +1,632 @@
+"""Tune OOD detectors without OOD data: grid search against pseudo-OOD images.
+
+The default knobs of OOD detectors (ReAct's percentile, LINe's ``p_w``,
+``p_a`` and clip, DICE's sparsity, ...) were tuned on CIFAR and ImageNet
+models; on another model they are often far from the best, and real OOD data
+to tune on is rarely available. This module tunes them on **pseudo-OOD**
+images made from the in-distribution (ID) images themselves.
+
+Recipe
+------
+1. Take held-out ID images ``X`` (a validation split, with the model's usual
+   preprocessing) and, when you have them, their class labels ``y``.
+2. :func:`make_pseudo_ood` appends corrupted copies labelled ``-1``: jigsaw
+   puzzles (3x3 shuffled tiles, the default), noise, blur, pixel permutation
+   or your own corruption.
+3. Run the model ONCE over the ID and pseudo-OOD images and cache the block
+   features (:class:`~sklearn_ood.extraction.BlockFeatureExtractor`).
+4. ``GridSearchCV`` over the detector's parameters (or over several
+   detectors) on the cached features, with :class:`PseudoOODSplit` folds:
+   detectors are fitted on ID rows only and every test fold holds ID and
+   pseudo-OOD rows; the default criterion is FPR at 95 % ID TPR.
+5. Refit the best detector on all the ID features and put it behind the
+   already-fitted extractor in a ``Pipeline`` (no further forward pass).
+
+:func:`tune_on_pseudo_ood` does steps 2 to 5.
+
+When to trust it
+----------------
+Pseudo-OOD is a proxy. In a measurement on MNIST, choosing each detector's
+knobs by separating ID validation images from their jigsaw puzzles picked
+nearly the same knobs as tuning on real OOD data, for 5 of 6 detector
+families. It measures how well a detector separates ID images from
+*corrupted ID images*, which keep the ID colours, textures and local strokes
+but lose the global layout; detectors (or knobs) that rely on semantic rather
+than texture cues -- or real OOD sets that differ from ID mainly in texture
+-- can be misjudged. Check the choice on any real OOD sample you have, prefer
+the result when the grid's scores are clearly separated (look at
+``cv_results_["std_test_score"]``), and try a second corruption
+(``method="noise"``/``"blur"``) to see whether the choice is stable.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from scipy import ndimage
+from sklearn.base import clone
+from sklearn.model_selection import (
+    BaseCrossValidator,
+    GridSearchCV,
+    KFold,
+    ParameterGrid,
+    StratifiedKFold,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.utils import Bunch, check_random_state, indexable
+
+from .metrics import OOD_SCORERS
+from .pseudo_ood import jigsaw
+
+__all__ = ["PseudoOODSplit", "make_pseudo_ood", "tune_on_pseudo_ood"]
+
+_METHODS = ("jigsaw", "noise", "blur", "permute")
+#: Noise standard deviation, as a fraction of the standard deviation of all pixels.
+NOISE_SCALE = 0.5
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+# ------------------------------------------------------------------ pseudo-OOD
+def _check_images(X, name="X"):
+    X = np.asarray(X)
+    if X.dtype == object or X.dtype == bool or not np.issubdtype(X.dtype, np.number) \
+            or np.issubdtype(X.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be a real numeric array of images; got dtype {X.dtype}.")
+    if X.ndim != 4:
+        raise ValueError(
+            f"{name} must be images of shape (n_samples, channels, height, width); got an "
+            f"array of shape {X.shape}. Add the channel axis for grey images, e.g. X[:, None]."
+        )
+    if X.size == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape}); need at least one image.")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return X
+
+
+def _check_id_labels(y, n):
+    if y is None:
+        return np.zeros(n, dtype=np.int64)
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"y must be 1-D with one label per image ({n}); got shape {y.shape}.")
+    if y.dtype == bool or not np.issubdtype(y.dtype, np.number):
+        raise TypeError(
+            f"y must hold numeric class labels (pseudo-OOD rows get -1); got dtype "
+            f"{y.dtype}. Encode the classes as integers, e.g. with LabelEncoder."
+        )
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity.")
+    if np.any(y < 0):
+        raise ValueError(
+            "y has negative labels, which mark OOD rows; X must hold in-distribution "
+            "images only (labels >= 0)."
+        )
+    return y
+
+
+def _source_indices(n, n_ood, rng):
+    """Which ID image each pseudo-OOD row is made from (cycling when n_ood > n)."""
+    reps, rest = divmod(n_ood, n)
+    parts = [np.tile(np.arange(n), reps)]
+    if rest:
+        parts.append(np.sort(rng.choice(n, rest, replace=False)))
+    return np.concatenate(parts)
+
+
+def _noise(X, lo, hi, sigma, rng):
+    return np.clip(X + rng.normal(0.0, sigma, size=X.shape), lo, hi)
+
+
+def _blur_sigma(height, width):
+    return max(1.0, min(height, width) / 16.0)
+
+
+def _blur(X):
+    sigma = _blur_sigma(*X.shape[2:])
+    return ndimage.gaussian_filter(X, sigma=(0, 0, sigma, sigma), mode="reflect")
+
+
+def _permute(X, rng):
+    n, channels = X.shape[:2]
+    flat = X.reshape(n, channels, -1)
+    # One permutation of the pixel positions per image, shared by its channels.
+    order = np.argsort(rng.random_sample((n, flat.shape[2])), axis=1)
+    return np.take_along_axis(flat, order[:, None, :], axis=2).reshape(X.shape)
+
+
+def make_pseudo_ood(X, y=None, *, method="jigsaw", ratio=1.0, random_state=None):
+    """Append pseudo-OOD images, made by corrupting ID images, labelled ``-1``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, channels, height, width)
+        In-distribution images, with the model's usual preprocessing. Finite,
+        at least one image.
+    y : array-like of shape (n_samples,), default=None
+        Their numeric class labels (``>= 0``); ``None`` labels every ID image 0.
+    method : {"jigsaw", "noise", "blur", "permute"} or callable, default="jigsaw"
+        How a pseudo-OOD image is made from an ID image:
+
+        - ``"jigsaw"``: its 3x3 jigsaw puzzle
+          (:func:`sklearn_ood.pseudo_ood.jigsaw`: tiles of ``floor(H / 3)``
+          pixels in random order, zero-filled remainder);
+        - ``"noise"``: additive Gaussian noise of standard deviation
+          ``sigma = 0.5 * X.std()`` (over all pixels of ``X``), clipped to
+          ``[X.min(), X.max()]``;
+        - ``"blur"``: a Gaussian blur over height and width of standard
+          deviation ``max(1, min(H, W) / 16)`` pixels (reflected borders);
+          deterministic;
+        - ``"permute"``: the image's pixels in a random order (one
+          permutation of the ``H * W`` positions per image, shared by its
+          channels);
+        - a callable, called as ``method(X_src, random_state=rng)`` with the
+          source images ``X_src`` and a ``numpy.random.RandomState``; it must
+          return finite images of the shape of ``X_src``.
+    ratio : float > 0, default=1.0
+        ``round(ratio * n_samples)`` pseudo-OOD images are made (at least 1).
+        Below 1 they come from a random subset of the ID images; above 1 every
+        ID image is used ``floor(ratio)`` times, plus a random subset for the
+        rest (each copy gets its own random corruption).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the subset and the corruptions.
+
+    Returns
+    -------
+    X_aug : ndarray of shape (n_samples + n_pseudo, channels, height, width)
+        ``X`` followed by the pseudo-OOD images. Floating dtype of ``X``
+        (``float64`` for integer images).
+    y_aug : ndarray of shape (n_samples + n_pseudo,)
+        ``y`` (or zeros) followed by ``-1`` for the pseudo-OOD rows.
+
+    See Also
+    --------
+    tune_on_pseudo_ood : tune a detector's parameters on these images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ood.tuning import make_pseudo_ood
+    >>> X = np.random.default_rng(0).random((4, 1, 6, 6))
+    >>> X_aug, y_aug = make_pseudo_ood(X, [0, 1, 1, 0], ratio=0.5, random_state=0)
+    >>> X_aug.shape, y_aug
+    ((6, 1, 6, 6), array([ 0,  1,  1,  0, -1, -1]))
+    """
+    X = _check_images(X)
+    n = len(X)
+    y = _check_id_labels(y, n)
+    if not callable(method) and method not in _METHODS:
+        raise ValueError(
+            f"method must be one of {list(_METHODS)} or a callable "
+            f"method(X, random_state) -> X_ood; got {method!r}."
+        )
+    if isinstance(ratio, bool) or not isinstance(ratio, Real) or not 0 < ratio < np.inf:
+        raise ValueError(f"ratio must be a positive finite number; got {ratio!r}.")
+    n_ood = int(round(ratio * n))
+    if n_ood < 1:
+        raise ValueError(
+            f"ratio={ratio} gives round({ratio} * {n}) = 0 pseudo-OOD images; use a "
+            f"ratio of at least {0.5 / n:.3g}."
+        )
+    rng = check_random_state(random_state)
+    dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64
+    X = X.astype(dtype, copy=False)
+    source = X[_source_indices(n, n_ood, rng)]
+    if callable(method):
+        X_ood = np.asarray(method(source, random_state=rng))
+        if X_ood.shape != source.shape:
+            raise ValueError(
+                f"The pseudo-OOD callable must return images of the shape of its input "
+                f"{source.shape}; got {X_ood.shape}."
+            )
+        if not np.issubdtype(X_ood.dtype, np.number) or not np.all(np.isfinite(X_ood)):
+            raise ValueError(
+                "The pseudo-OOD callable returned non-numeric, NaN or infinite values."
+            )
+    elif method == "jigsaw":
+        X_ood = jigsaw(source, grid=3, random_state=rng)
+    elif method == "noise":
+        X_ood = _noise(source, X.min(), X.max(), NOISE_SCALE * X.std(), rng)
+    elif method == "blur":
+        X_ood = _blur(source)
+    else:
+        X_ood = _permute(source, rng)
+    X_aug = np.concatenate([X, X_ood.astype(dtype, copy=False)])
+    y_aug = np.concatenate([y, np.full(n_ood, -1, dtype=np.result_type(y.dtype, np.int8))])
+    return X_aug, y_aug
+
+
+# ------------------------------------------------------------------ CV splitter
+class PseudoOODSplit(BaseCrossValidator):
+    """K-fold splitter that keeps OOD rows (negative label) out of training folds.
+
+    ID rows (``y >= 0``) are split into ``n_splits`` folds by
+    ``StratifiedKFold`` on their class labels -- or ``KFold`` when a class has
+    fewer than ``n_splits`` rows. OOD rows are split into ``n_splits`` parts
+    (``KFold``) and part ``k`` goes to test fold ``k`` only. So every training
+    fold is ID-only, every test fold holds ID and OOD rows, and each row is in
+    exactly one test fold.
+
+    Parameters
+    ----------
+    n_splits : int >= 2, default=5
+        Number of folds. Needs at least ``n_splits`` ID and ``n_splits`` OOD rows.
+    shuffle : bool, default=True
+        Shuffle the ID rows (within classes) and the OOD rows before splitting.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling; must be ``None`` when ``shuffle=False``.
+
+    See Also
+    --------
+    make_pseudo_ood : ID images plus pseudo-OOD images labelled ``-1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ood.tuning import PseudoOODSplit
+    >>> y = np.array([0, 0, 1, 1, -1, -1])
+    >>> for train, test in PseudoOODSplit(2, shuffle=False).split(np.zeros((6, 1)), y):
+    ...     print(train, test)
+    [1 3] [0 2 4]
+    [0 2] [1 3 5]
+    """
+
+    def __init__(self, n_splits=5, *, shuffle=True, random_state=None):
+        if isinstance(n_splits, bool) or not isinstance(n_splits, Integral) or n_splits < 2:
+            raise ValueError(f"n_splits must be an integer >= 2; got {n_splits!r}.")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False; got {shuffle!r}.")
+        if not shuffle and random_state is not None:
+            raise ValueError(
+                "random_state has no effect when shuffle=False; leave random_state=None "
+                "or set shuffle=True."
+            )
+        self.n_splits = n_splits
+        self.shuffle = shuffle
+        self.random_state = random_state
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        """Number of folds.
+
+        Parameters
+        ----------
+        X, y, groups : ignored
+
+        Returns
+        -------
+        n_splits : int
+        """
+        return self.n_splits
+
+    def split(self, X, y, groups=None):
+        """Generate ``(train, test)`` index arrays; train holds ID rows only.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+        y : array-like of shape (n_samples,)
+            Labels; a negative label marks an OOD row.
+        groups : ignored
+
+        Yields
+        ------
+        train : ndarray of int
+            ID rows outside fold ``k``.
+        test : ndarray of int
+            ID and OOD rows of fold ``k``, sorted.
+        """
+        if y is None:
+            raise ValueError(
+                "PseudoOODSplit needs y: class labels for ID rows and a negative label "
+                "(e.g. -1) for OOD rows, as returned by make_pseudo_ood."
+            )
+        X, y = indexable(X, y)
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D; got shape {y.shape}.")
+        if y.dtype == bool or not np.issubdtype(y.dtype, np.number):
+            raise TypeError(f"y must be numeric (negative marks OOD); got dtype {y.dtype}.")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinity.")
+        id_rows, ood_rows = np.flatnonzero(y >= 0), np.flatnonzero(y < 0)
+        k = self.n_splits
+        if len(id_rows) < k or len(ood_rows) < k:
+            raise ValueError(
+                f"PseudoOODSplit with n_splits={k} needs at least {k} ID rows (y >= 0) and "
+                f"{k} OOD rows (y < 0); got {len(id_rows)} and {len(ood_rows)}."
+            )
+        y_id = y[id_rows]
+        stratify = np.unique(y_id, return_counts=True)[1].min() >= k
+        id_cv = (StratifiedKFold if stratify else KFold)(
+            k, shuffle=self.shuffle, random_state=self.random_state
+        )
+        ood_cv = KFold(k, shuffle=self.shuffle, random_state=self.random_state)
+        id_folds = id_cv.split(np.zeros((len(id_rows), 1)), y_id)
+        ood_folds = ood_cv.split(np.zeros((len(ood_rows), 1)))
+        for (id_train, id_test), (_, ood_test) in zip(id_folds, ood_folds):
+            test = np.sort(np.concatenate([id_rows[id_test], ood_rows[ood_test]]))
+            yield id_rows[id_train], test
+
+
+# ------------------------------------------------------------------ the search
+class _UnlabelledPipeline(Pipeline):
+    """Pipeline fitted on the ID rows WITHOUT class labels (the user gave no ``y``).
+
+    The search needs ``y`` to mark pseudo-OOD rows; this keeps the detectors
+    from reading the placeholder ID label 0 as a class label (LINe, for one,
+    falls back to predicted labels when fitted without ``y``).
+    """
+
+    def fit(self, X, y=None, **params):
+        if y is not None:
+            X = X[np.asarray(y) >= 0]
+        return super().fit(X, None, **params)
+
+
+def _check_grids(param_grid):
+    ParameterGrid(param_grid)  # scikit-learn's checks and messages
+    grids = [param_grid] if hasattr(param_grid, "items") else list(param_grid)
+    keys = {key for grid in grids for key in grid}
+    on_pipeline = any(key == "detector" or key.startswith("detector__") for key in keys)
+    if on_pipeline:
+        bad = sorted(k for k in keys if k != "detector" and not k.startswith("detector__"))
+        if bad:
+            raise ValueError(
+                f"param_grid chooses among detectors (it has a 'detector' key), so every "
+                f"other key must name a detector parameter as 'detector__<name>'; got "
+                f"{bad}."
+            )
+    return [dict(grid) for grid in grids], on_pipeline
+
+
+def _check_scoring(scoring, refit):
+    names = sorted(OOD_SCORERS)
+
+    def one(score):
+        if isinstance(score, str):
+            if score not in OOD_SCORERS:
+                raise ValueError(
+                    f"scoring must be one of {names}, a scorer callable, or a list/dict of "
+                    f"these; got {score!r}. For another metric pass a scorer, e.g. "
+                    "sklearn.metrics.make_scorer(...)."
+                )
+            return OOD_SCORERS[score]
+        if callable(score):
+            return score
+        raise TypeError(f"A scorer must be a name in {names} or a callable; got {score!r}.")
+
+    if isinstance(scoring, (list, tuple, set, dict)):
+        if not scoring:
+            raise ValueError("scoring must not be an empty list or dict.")
+        if isinstance(scoring, dict):
+            scorers = {name: one(score) for name, score in scoring.items()}
+        else:
+            scorers = {name: one(name) for name in scoring}
+        if refit is not False and (not isinstance(refit, str) or refit not in scorers):
+            raise ValueError(
+                f"With several metrics, refit must name the one that chooses the best "
+                f"candidate ({sorted(scorers)}) or be False; got {refit!r}."
+            )
+        return scorers, refit or None
+    if not isinstance(refit, (bool, np.bool_)):
+        raise ValueError(f"With one metric, refit must be True or False; got {refit!r}.")
+    return one(scoring), "score"
+
+
+def _stack_pseudo(X, y, X_pseudo, *, images):
+    check = _check_images if images else _check_features
+    X, X_pseudo = check(X, "X"), check(X_pseudo, "X_pseudo")
+    if X.shape[1:] != X_pseudo.shape[1:]:
+        raise ValueError(
+            f"X_pseudo must have samples of the shape of X's {X.shape[1:]}; got "
+            f"{X_pseudo.shape[1:]}."
+        )
+    y = _check_id_labels(y, len(X))
+    y_ood = np.full(len(X_pseudo), -1, dtype=np.result_type(y.dtype, np.int8))
+    return np.concatenate([X, X_pseudo]), np.concatenate([y, y_ood])
+
+
+def _check_features(X, name):
+    X = np.asarray(X)
+    if X.dtype == object or X.dtype == bool or not np.issubdtype(X.dtype, np.number):
+        raise TypeError(f"{name} must be a numeric array of features; got dtype {X.dtype}.")
+    if X.ndim < 2 or len(X) == 0:
+        raise ValueError(f"{name} must be non-empty features (n_samples, ...); got {X.shape}.")
+    return X
+
+
+def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=None,
+                       method="jigsaw", ratio=1.0, scoring="fpr95", cv=3, n_jobs=None,
+                       random_state=None, refit=True):
+    """Grid-search an OOD detector's parameters against pseudo-OOD images.
+
+    (a) :func:`make_pseudo_ood` builds pseudo-OOD images from ``X`` (in image
+    space); (b) the extractor is fitted on ``X`` and transforms the ID and
+    pseudo-OOD images ONCE -- ``ceil(n_images / batch_size)`` forward passes
+    plus the extractor's 1-image shape probe, whatever the size of the grid;
+    (c) ``GridSearchCV`` runs on these cached features with
+    :class:`PseudoOODSplit` folds (detectors fitted on ID rows, scored on ID
+    vs pseudo-OOD rows); (d) the best detector is refitted on the ID features
+    and placed behind the fitted extractor. See the module docstring for the
+    recipe and when to trust it.
+
+    Parameters
+    ----------
+    extractor : transformer or None
+        Usually a :class:`~sklearn_ood.extraction.BlockFeatureExtractor`; it is
+        fitted in place on ``X`` (as a ``Pipeline`` would) and is not cloned,
+        so the model is not copied. ``None``: ``X`` and ``X_pseudo`` are
+        already features, and ``X_pseudo`` is required (corruptions need
+        images).
+    detector : estimator or None
+        The detector to tune, e.g. ``ReAct(head=net.fc)``. May be ``None``
+        when ``param_grid`` lists the detectors under ``"detector"``.
+    param_grid : dict or list of dicts
+        As for ``GridSearchCV``. Keys are the detector's parameters
+        (``{"percentile": [80, 90, 95]}``), or, to choose AMONG detectors, a
+        ``"detector"`` key listing estimators with their parameters as
+        ``"detector__<name>"``, e.g. ``[{"detector": [ReAct(head)],
+        "detector__percentile": [80, 90]}, {"detector": [LINe(head)],
+        "detector__p_a": [10, 90]}]``; the search then runs over
+        ``Pipeline([("detector", detector)])``.
+    X : array-like of shape (n_samples, channels, height, width)
+        Held-out ID images (features when ``extractor`` is None).
+    y : array-like of shape (n_samples,), default=None
+        Their class labels (``>= 0``), passed to the detector's ``fit``
+        (LINe, Mahalanobis and GaussianDensity use them) and used to
+        stratify the folds. With ``None`` detectors are fitted without labels.
+    X_pseudo : array-like, default=None
+        Your own pseudo-OOD (or held-out real OOD) images -- features when
+        ``extractor`` is None; replaces ``method`` and ``ratio``.
+    method : str or callable, default="jigsaw"
+        Corruption, see :func:`make_pseudo_ood`.
+    ratio : float, default=1.0
+        Pseudo-OOD images per ID image, see :func:`make_pseudo_ood`.
+    scoring : {"fpr95", "auroc", "aupr_in", "aupr_out"}, callable, list or dict, \
+            default="fpr95"
+        A name from :data:`sklearn_ood.metrics.OOD_SCORERS`, any scorer, or
+        several of these (a list of names or a dict name -> scorer) for a
+        multi-metric search; ``refit`` then names the metric that decides.
+        ``fpr95`` is negated (scikit-learn maximises), so ``best_score_`` is
+        ``-FPR@95``.
+    cv : int or cross-validation splitter, default=3
+        An int gives ``PseudoOODSplit(cv, shuffle=True)``; a splitter object
+        is used as it is.
+    n_jobs : int, default=None
+        Parallel candidate fits in ``GridSearchCV`` (features only: the model
+        does not run in the workers).
+    random_state : int, RandomState instance or None, default=None
+        An int seeds both the pseudo-OOD images and the folds with that value
+        (so ``make_pseudo_ood(X, y, method=..., ratio=..., random_state=seed)``
+        and ``PseudoOODSplit(cv, random_state=seed)`` reproduce them);
+        otherwise two seeds are drawn from it.
+    refit : bool or str, default=True
+        Refit the best detector on all ID features and build
+        ``best_estimator_``; with several metrics, the name of the deciding
+        metric (``False``: no best candidate is chosen).
+
+    Returns
+    -------
+    result : sklearn.utils.Bunch
+        - ``search_``: the fitted ``GridSearchCV`` (run with ``refit=False``;
+          its parameter names are prefixed ``detector__`` when ``y`` is None);
+        - ``cv_results_``: ``search_.cv_results_`` with the parameter names of
+          ``param_grid``;
+        - ``best_index_``, ``best_params_``, ``best_score_``: the winner
+          (``None`` without refit metric);
+        - ``best_estimator_``: ``Pipeline([("extractor", extractor),
+          ("detector", best detector)])``, both fitted (the detector alone
+          when ``extractor`` is None; ``None`` when ``refit=False``);
+        - ``features_``, ``labels_``: the cached features of the ID and
+          pseudo-OOD images and their labels (pseudo-OOD ``-1``), to try
+          other detectors without another forward pass.
+
+    See Also
+    --------
+    make_pseudo_ood, PseudoOODSplit
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn_ood import BlockFeatureExtractor, Energy
+    >>> from sklearn_ood.tuning import tune_on_pseudo_ood
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(
+    ...     torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+    ...     torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> X = np.random.default_rng(0).random((30, 1, 9, 9), dtype=np.float32)
+    >>> result = tune_on_pseudo_ood(
+    ...     BlockFeatureExtractor(net, "3"), Energy(head=net[4]),
+    ...     {"temperature": [0.5, 1.0, 2.0]}, X, random_state=0)
+    >>> sorted(result.best_params_)
+    ['temperature']
+    >>> len(result.cv_results_["params"]), result.features_.shape
+    (3, (60, 4))
+    >>> [name for name, _ in result.best_estimator_.steps]
+    ['extractor', 'detector']
+    >>> result.best_estimator_.predict(X[:4]).shape
+    (4,)
+    """
+    grids, on_pipeline = _check_grids(param_grid)
+    scorers, refit_metric = _check_scoring(scoring, refit)
+    if detector is None:
+        candidates = [d for grid in grids for d in grid.get("detector", [])]
+        if not candidates:
+            raise ValueError(
+                "detector is None: pass the detector to tune, or list detectors under "
+                "param_grid['detector']."
+            )
+        detector = candidates[0]
+    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+        data_seed = cv_seed = int(random_state)
+    else:
+        data_seed, cv_seed = check_random_state(random_state).randint(_INT32_MAX, size=2)
+
+    # (a) ID + pseudo-OOD inputs, labelled -1.
+    if X_pseudo is not None:
+        X_aug, y_aug = _stack_pseudo(X, y, X_pseudo, images=extractor is not None)
+    elif extractor is None:
+        raise ValueError(
+            "extractor=None reads X as features, where no pseudo-OOD image can be made; "
+            "pass X_pseudo (features of pseudo-OOD or held-out OOD samples) or an extractor."
+        )
+    else:
+        X_aug, y_aug = make_pseudo_ood(X, y, method=method, ratio=ratio,
+                                       random_state=data_seed)
+    n_id = int(np.sum(y_aug >= 0))
+
+    # (b) One forward pass per image.
+    if extractor is not None:
+        extractor.fit(X_aug[:n_id])
+        features = extractor.transform(X_aug)
+    else:
+        features = X_aug
+
+    # (c) Search on the cached features.
+    labelled = y is not None
+    if not labelled:  # fit the detectors without the placeholder labels
+        if not on_pipeline:
+            grids = [{f"detector__{k}": v for k, v in grid.items()} for grid in grids]
+        estimator = _UnlabelledPipeline([("detector", detector)])
+    else:
+        estimator = Pipeline([("detector", detector)]) if on_pipeline else detector
+    splitter = PseudoOODSplit(cv, random_state=cv_seed) if isinstance(cv, Integral) else cv
+    search = GridSearchCV(estimator, grids, scoring=scorers, cv=splitter, n_jobs=n_jobs,
+                          refit=False)
+    search.fit(features, y_aug)
+
+    def user_names(params):
+        if labelled or on_pipeline:
+            return dict(params)
+        return {k.removeprefix("detector__"): v for k, v in params.items()}
+
+    cv_results = dict(search.cv_results_)
+    if not labelled and not on_pipeline:
+        cv_results = {
+            (f"param_{k.removeprefix('param_detector__')}"
+             if k.startswith("param_detector__") else k): v
+            for k, v in cv_results.items()
+        }
+        cv_results["params"] = [user_names(p) for p in search.cv_results_["params"]]
+
+    result = Bunch(search_=search, cv_results_=cv_results, best_index_=None,
+                   best_params_=None, best_score_=None, best_estimator_=None,
+                   features_=features, labels_=y_aug)
+    if refit_metric is None:  # several metrics and refit=False: no winner
+        return result
+    result.best_index_ = int(search.cv_results_[f"rank_test_{refit_metric}"].argmin())
+    params = search.cv_results_["params"][result.best_index_]
+    result.best_params_ = user_names(params)
+    result.best_score_ = float(
+        search.cv_results_[f"mean_test_{refit_metric}"][result.best_index_])
+    if not refit:
+        return result
+
+    # (d) Refit on the cached ID features only: no new forward pass.
+    best = clone(estimator).set_params(**clone(params, safe=False))
+    best.fit(features[:n_id], y_aug[:n_id] if labelled else None)
+    best_detector = best.steps[-1][1] if isinstance(best, Pipeline) else best
+    result.best_estimator_ = (
+        best_detector if extractor is None
+        else Pipeline([("extractor", extractor), ("detector", best_detector)])
+    )
+    return result
