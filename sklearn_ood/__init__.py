@@ -1,13 +1,43 @@
-"""sklearn-ood: out-of-distribution detection for PyTorch models, the scikit-learn way."""
+"""sklearn-ood: out-of-distribution detection for PyTorch models, the scikit-learn way.
 
+Every detector follows scikit-learn's outlier-detector API: ``fit`` on
+in-distribution data, then ``score_samples`` (higher means more
+in-distribution), ``decision_function`` and ``predict`` (+1 ID, -1 OOD).
+"""
+
+from .block_selection import BlockSelection
+from .detectors.activation import ASH, DICE, LINe, ReAct
+from .detectors.density import KNN, GaussianDensity, Mahalanobis, ViM
 from .detectors.logits import Energy, MaxLogit, MaxSoftmax
+from .detectors.norms import NAP, FeatureNorm, NegativeAwareNorm
+from .diagnostics import neural_collapse
 from .extraction import BlockFeatureExtractor
+from .pseudo_ood import Jigsaw, jigsaw
+from .tuning import PseudoOODSplit, make_pseudo_ood, tune_on_pseudo_ood
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASH",
     "BlockFeatureExtractor",
+    "BlockSelection",
+    "DICE",
     "Energy",
+    "FeatureNorm",
+    "GaussianDensity",
+    "Jigsaw",
+    "KNN",
+    "LINe",
+    "Mahalanobis",
     "MaxLogit",
     "MaxSoftmax",
+    "NAP",
+    "NegativeAwareNorm",
+    "PseudoOODSplit",
+    "ReAct",
+    "ViM",
+    "jigsaw",
+    "make_pseudo_ood",
+    "neural_collapse",
+    "tune_on_pseudo_ood",
 ]
