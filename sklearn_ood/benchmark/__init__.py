@@ -1,0 +1,17 @@
+"""The library's main job: train (or load) a small model and compare every detector.
+
+Run it from the command line::
+
+    sklearn-ood benchmark                      # embedded digits, < 2 minutes
+    sklearn-ood benchmark --id mnist --data-dir /work/shared/data
+
+or from Python with :func:`run_benchmark` and :func:`write_report`.
+"""
+
+from .report import write_report
+from .runner import DETECTORS, ID_SETS, BenchmarkError, BenchmarkResult, run_benchmark
+
+__all__ = [
+    "DETECTORS", "ID_SETS", "BenchmarkError", "BenchmarkResult", "run_benchmark",
+    "write_report",
+]

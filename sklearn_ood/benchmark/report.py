@@ -1,0 +1,317 @@
+"""Tables (Markdown, CSV) and plots (PNG) of a :class:`~.runner.BenchmarkResult`.
+
+matplotlib is imported lazily, inside the plotting functions, with the Agg
+backend, so the tables need nothing beyond NumPy.
+"""
+
+import csv
+import os
+import re
+
+import numpy as np
+
+from .runner import CHOSEN_NAME, METRIC_COLUMNS, finite_for_ranking
+
+__all__ = [
+    "CSV_COLUMNS", "markdown_report", "plot_histograms", "plot_roc_curves", "plot_summary",
+    "summary_table", "write_csv", "write_report",
+]
+
+CSV_COLUMNS = ("detector", "ood_set", *METRIC_COLUMNS, "fit_s", "score_s")
+_LABELS = {"auroc": "AUROC", "fpr95": "FPR95", "aupr_in": "AUPR-In", "aupr_out": "AUPR-Out"}
+
+
+# ----------------------------------------------------------------------- tables
+def write_csv(rows, path):
+    """One line per detector x OOD set (and ``average``); metrics as fractions.
+
+    Examples
+    --------
+    >>> import io, os, tempfile
+    >>> from sklearn_ood.benchmark.report import write_csv
+    >>> row = dict(detector="Energy", ood_set="average", auroc=0.9, fpr95=0.25,
+    ...            aupr_in=0.8, aupr_out=0.85, fit_s=0.01, score_s=0.02)
+    >>> path = os.path.join(tempfile.mkdtemp(), "results.csv")
+    >>> write_csv([row], path)
+    >>> print(open(path).read().splitlines()[1])
+    Energy,average,0.900000,0.250000,0.800000,0.850000,0.010000,0.020000
+    """
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({
+                k: f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]
+                for k in CSV_COLUMNS
+            })
+
+
+def _pct(x):
+    return f"{100 * x:.1f}"
+
+
+def _by_detector(rows):
+    out = {}
+    for row in rows:
+        out.setdefault(row["detector"], {})[row["ood_set"]] = row
+    return out
+
+
+def summary_table(result):
+    """Markdown: per OOD set ``AUROC / FPR95`` (%), then the averages and the times.
+
+    The best average AUROC and FPR95 are in bold.
+    """
+    table = _by_detector(result.rows)
+    avgs = {name: sets["average"] for name, sets in table.items()}
+    best_auc = max(r["auroc"] for r in avgs.values())
+    best_fpr = min(r["fpr95"] for r in avgs.values())
+    head = (["detector"] + [f"{o} AUROC↑/FPR95↓" for o in result.ood_sets]
+            + ["avg AUROC↑", "avg FPR95↓", "avg AUPR-In↑", "avg AUPR-Out↑",
+               "fit s", "score s"])
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for name, sets in table.items():
+        avg = sets["average"]
+        auc, fpr = _pct(avg["auroc"]), _pct(avg["fpr95"])
+        if np.isclose(avg["auroc"], best_auc):
+            auc = f"**{auc}**"
+        if np.isclose(avg["fpr95"], best_fpr):
+            fpr = f"**{fpr}**"
+        cells = ([name] + [f"{_pct(sets[o]['auroc'])} / {_pct(sets[o]['fpr95'])}"
+                           for o in result.ood_sets]
+                 + [auc, fpr, _pct(avg["aupr_in"]), _pct(avg["aupr_out"]),
+                    f"{avg['fit_s']:.2f}", f"{avg['score_s']:.2f}"])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def detail_table(result):
+    """Markdown: every metric of every detector x OOD set (%)."""
+    lines = ["| detector | OOD set | AUROC↑ | FPR95↓ | AUPR-In↑ | AUPR-Out↑ |",
+             "|---|---|---:|---:|---:|---:|"]
+    for row in result.rows:
+        lines.append("| " + " | ".join(
+            [row["detector"], row["ood_set"]] + [_pct(row[m]) for m in METRIC_COLUMNS]) + " |")
+    return "\n".join(lines)
+
+
+def _pseudo_table(result):
+    pseudo = result.info.get("pseudo") or {}
+    if not pseudo:
+        return ""
+    avgs = {name: sets["average"] for name, sets in _by_detector(result.rows).items()}
+    lines = ["| detector | tuned parameters | pseudo-OOD AUROC↑ | pseudo-OOD FPR95↓ | "
+             "real avg AUROC↑ | real avg FPR95↓ |", "|---|---|---:|---:|---:|---:|"]
+    for name, m in pseudo.items():
+        params = result.info["tuned"].get(name)
+        params = ", ".join(f"{k}={v}" for k, v in params.items()) if params else "(defaults)"
+        lines.append(f"| {name} | {params} | {_pct(m['auroc'])} | {_pct(m['fpr95'])} | "
+                     f"{_pct(avgs[name]['auroc'])} | {_pct(avgs[name]['fpr95'])} |")
+    return "\n".join(lines)
+
+
+def header_lines(result):
+    """The run's settings, model accuracy and timings as Markdown bullet lines."""
+    c, info = result.config, result.info
+    lines = [
+        f"- ID set: **{c['id_set']}**; OOD sets: {', '.join(result.ood_sets)}",
+        f"- model: {c['model']} (width {c['width']}), "
+        + (f"loaded from {c['weights']}" if c["weights"] else
+           f"{c['epochs']} epochs, batch size {c['batch_size']}, augmentation "
+           f"{c['augment']}, seed {c['seed']}"),
+        "- images: " + ", ".join(f"{k} {v}" for k, v in info["n_images"].items()),
+        f"- ID test accuracy: plain model {100 * info['accuracy']:.2f} %"
+        + (f", L2 model {100 * info['accuracy_l2']:.2f} %" if "accuracy_l2" in info else ""),
+        "- time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in info["timings"].items()),
+    ]
+    return lines
+
+
+def markdown_report(result):
+    """The full ``results.md``: settings, summary table, tuning table, all metrics."""
+    parts = ["# sklearn-ood benchmark", "", *header_lines(result), "",
+             "Metrics in %. FPR95: fraction of OOD accepted at 95 % ID true-positive rate "
+             "(ID positive). fit s / score s: detector fit on the ID fit features / scoring "
+             "of the ID test and all OOD sets (feature extraction excluded; tuned rows "
+             "include the search).", "", summary_table(result), ""]
+    pseudo = _pseudo_table(result)
+    if pseudo:
+        parts += ["## Pseudo-OOD tuning (validation images vs their 3x3 jigsaw puzzles)", "",
+                  pseudo, ""]
+    if result.info["notes"]:
+        parts += ["## Notes", ""] + [f"- {n}" for n in result.info["notes"]] + [""]
+    parts += ["## All metrics", "", detail_table(result), ""]
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------- plots
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _slug(text):
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
+
+
+def _plotted(result):
+    """Detector names to plot (the chosen-method row duplicates another row)."""
+    return [n for n in result.scores if not n.startswith(CHOSEN_NAME)]
+
+
+def _styles(names):
+    """A colour per base detector; its tuned row shares the colour, dashed."""
+    import matplotlib
+
+    base = [n for n in names if ", tuned" not in n]
+    cmap = matplotlib.colormaps["tab20"]
+    colours = {n: cmap(i % 20) for i, n in enumerate(base)}
+    styles = {}
+    for n in names:
+        root = n.split(", tuned")[0]
+        styles[n] = dict(color=colours.get(root, "black"),
+                         linestyle="--" if ", tuned" in n else "-")
+    return styles
+
+
+def plot_roc_curves(result, out_dir):
+    """One PNG per OOD set: ROC curves (ID positive) of all detectors on one axes.
+
+    Left: the whole curve; right: a zoom on the top-left corner (FPR <= 0.3,
+    TPR >= 0.7) where good detectors differ. Legend sorted by AUROC; a tuned
+    row has the colour of its default row, dashed.
+    """
+    from sklearn.metrics import roc_curve
+
+    plt = _pyplot()
+    names = _plotted(result)
+    styles = _styles(names)
+    aucs = {(r["detector"], r["ood_set"]): r["auroc"] for r in result.rows}
+    paths = []
+    for ood in result.ood_sets:
+        fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
+        for name in sorted(names, key=lambda n: -aucs[n, ood]):
+            s = result.scores[name]
+            score, _ = finite_for_ranking(np.concatenate([s["ID test"], s[ood]]))
+            is_id = np.r_[np.ones(len(s["ID test"])), np.zeros(len(s[ood]))]
+            fpr, tpr, _ = roc_curve(is_id, score)
+            for ax in axes:
+                ax.plot(fpr, tpr, lw=1.4, label=f"{name} ({100 * aucs[name, ood]:.1f})",
+                        **styles[name])
+        for ax, lim in zip(axes, ((0, 1, 0, 1.01), (0, 0.3, 0.7, 1.005))):
+            ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+            ax.axhline(0.95, color="grey", lw=0.8, ls=":")
+            ax.set(xlabel="false-positive rate (OOD accepted as ID)",
+                   ylabel="true-positive rate (ID accepted)", xlim=lim[:2], ylim=lim[2:])
+            ax.grid(alpha=0.25)
+        axes[0].set_title(f"ROC: {result.config['id_set']} (ID) vs {ood} (OOD)")
+        axes[1].set_title("zoom (dotted line: 95 % TPR, where FPR95 is read)")
+        axes[1].legend(title="detector (AUROC %)", fontsize=8, loc="center left",
+                       bbox_to_anchor=(1.01, 0.5))
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"roc_{_slug(ood)}.png")
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_histograms(result, out_dir, bins=50):
+    """One PNG per detector: score histograms of the ID test set and each OOD set.
+
+    The range is the 0.5-99.5 % quantile range of all (finite) scores of the
+    detector; scores outside it are not shown (the title says how many).
+    When that range is over 100 times the interquartile range of the ID
+    scores (log-densities, distances), the scores are shown on the signed log
+    scale ``sign(s) log(1 + |s|)`` (same ranking), as the x label says.
+    """
+    plt = _pyplot()
+    avg = {r["detector"]: r["auroc"] for r in result.rows if r["ood_set"] == "average"}
+    paths = []
+    for name in _plotted(result):
+        sets = dict(result.scores[name])
+        finite = np.concatenate([v[np.isfinite(v)] for v in sets.values()])
+        id_finite = sets["ID test"][np.isfinite(sets["ID test"])]
+        xlabel = "score (higher = more in-distribution)"
+        if finite.size and id_finite.size:
+            span = np.ptp(np.quantile(finite, [0.005, 0.995]))
+            iqr = np.subtract(*np.quantile(id_finite, [0.75, 0.25]))
+            if span > 100 * iqr and span > 0:
+                sets = {k: np.sign(v) * np.log1p(np.abs(v)) for k, v in sets.items()}
+                finite = np.sign(finite) * np.log1p(np.abs(finite))
+                xlabel = "sign(score) log(1 + |score|)  (higher = more in-distribution)"
+        lo, hi = (np.quantile(finite, [0.005, 0.995]) if finite.size else (0.0, 1.0))
+        if not hi > lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, bins + 1)
+        n_out = sum(int(np.sum((v < lo) | (v > hi) | ~np.isfinite(v))) for v in sets.values())
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for i, (set_name, values) in enumerate(sets.items()):
+            shown = values[np.isfinite(values) & (values >= lo) & (values <= hi)]
+            ax.hist(shown, bins=edges, density=True, histtype="stepfilled" if i == 0 else "step",
+                    alpha=0.35 if i == 0 else 1.0, lw=1.6,
+                    color="tab:blue" if i == 0 else plt.cm.tab10(i),
+                    label=f"{set_name} (ID)" if i == 0 else f"{set_name} (OOD)")
+        ax.set(xlabel=xlabel, ylabel="density",
+               title=f"{name} — avg AUROC {100 * avg[name]:.1f} %"
+               + (f" ({n_out} scores outside the range)" if n_out else ""))
+        ax.title.set_fontsize(10)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"hist_{_slug(name)}.png")
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_summary(result, out_dir):
+    """Bar chart of the average AUROC and FPR95 of every detector (sorted by AUROC)."""
+    plt = _pyplot()
+    avg = [r for r in result.rows if r["ood_set"] == "average"
+           and not r["detector"].startswith(CHOSEN_NAME)]
+    avg.sort(key=lambda r: r["auroc"])
+    names = [r["detector"] for r in avg]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.32 * len(names) + 1.5), sharey=True)
+    y = np.arange(len(names))
+    axes[0].barh(y, [100 * r["auroc"] for r in avg], color="tab:green")
+    for i, r in enumerate(avg):
+        axes[0].text(100 * r["auroc"] - 0.3, i, f"{100 * r['auroc']:.1f}", ha="right",
+                     va="center", fontsize=7, color="white")
+        axes[1].text(100 * r["fpr95"] + 0.5, i, f"{100 * r['fpr95']:.1f}", va="center",
+                     fontsize=7)
+    axes[0].set(xlabel="average AUROC (%) ↑", yticks=y, yticklabels=names,
+                xlim=(min(50, 100 * min(r["auroc"] for r in avg)) - 1, 100))
+    axes[1].barh(y, [100 * r["fpr95"] for r in avg], color="tab:red")
+    axes[1].set(xlabel="average FPR95 (%) ↓", xlim=(0, 100))
+    for ax in axes:
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"{result.config['id_set']} (ID) vs {', '.join(result.ood_sets)}")
+    fig.tight_layout()
+    path = os.path.join(out_dir, "summary.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return [path]
+
+
+def write_report(result, out_dir, *, plots=True):
+    """Write ``results.md``, ``results.csv`` and (unless ``plots=False``) the PNGs.
+
+    Returns the list of written paths.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    md, csv_path = os.path.join(out_dir, "results.md"), os.path.join(out_dir, "results.csv")
+    with open(md, "w") as f:
+        f.write(markdown_report(result))
+    write_csv(result.rows, csv_path)
+    paths = [md, csv_path]
+    if plots:
+        paths += plot_summary(result, out_dir)
+        paths += plot_roc_curves(result, out_dir)
+        paths += plot_histograms(result, out_dir)
+    return paths

@@ -1,0 +1,291 @@
+"""The benchmark command: end-to-end runs on tiny settings, errors, determinism, weights."""
+
+import csv
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sklearn_ood.benchmark import DETECTORS, run_benchmark
+from sklearn_ood.benchmark import runner
+from sklearn_ood.benchmark.cli import main
+
+TINY = ["--epochs", "1", "--max-train", "300", "--quiet"]
+METRICS = ("auroc", "fpr95", "aupr_in", "aupr_out")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def metric_columns(rows):
+    return [(r["detector"], r["ood_set"], *(r[m] for m in METRICS)) for r in rows]
+
+
+# ------------------------------------------------------------------ end to end
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """Every detector (and the tuned rows) on the embedded default, tiny settings."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("full")
+    try:
+        code = main(["benchmark", "--out", str(out), "--no-plots", "--epochs", "2",
+                     "--max-train", "300", "--quiet"])
+    finally:
+        torch.set_num_threads(threads)
+    return code, out
+
+
+def test_full_run_writes_one_row_per_detector_and_set(full_run):
+    code, out = full_run
+    assert code == 0
+    rows = read_csv(out / "results.csv")
+    assert list(rows[0]) == ["detector", "ood_set", *METRICS, "fit_s", "score_s"]
+    sets = {"digits_8_9", "photo_patches", "average"}
+    by_detector = {}
+    for row in rows:
+        by_detector.setdefault(row["detector"], set()).add(row["ood_set"])
+    assert all(s == sets for s in by_detector.values())
+    assert len(rows) == 3 * len(by_detector)
+    names = set(by_detector)
+    assert {spec.name for spec in DETECTORS} <= names  # every detector of the library
+    tunable = [spec.name for spec in DETECTORS if spec.grid is not None]
+    assert {f"{n}, tuned (pseudo-OOD)" for n in tunable} <= names
+    assert sum(n.startswith(runner.CHOSEN_NAME) for n in names) == 1
+    for row in rows:
+        values = [float(row[m]) for m in METRICS]
+        assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values), row
+        assert float(row["fit_s"]) >= 0 and float(row["score_s"]) >= 0
+    # the average row is the mean over the OOD sets
+    for name in names:
+        mine = [r for r in rows if r["detector"] == name]
+        avg = next(r for r in mine if r["ood_set"] == "average")
+        for m in METRICS:
+            per_set = [float(r[m]) for r in mine if r["ood_set"] != "average"]
+            assert float(avg[m]) == pytest.approx(np.mean(per_set), abs=2e-6)
+    assert not list(out.glob("*.png"))  # --no-plots
+
+
+def test_full_run_markdown_table_parses(full_run):
+    _, out = full_run
+    text = (out / "results.md").read_text()
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append([c.strip() for c in line.strip("|").split("|")])
+        elif current:
+            tables.append(current)
+            current = []
+    summary = tables[0]
+    assert summary[0][0] == "detector" and set(summary[1]) <= {"---", "---:"}
+    n_detectors = len({r["detector"] for r in read_csv(out / "results.csv")})
+    assert len(summary) - 2 == n_detectors
+    assert all(len(row) == len(summary[0]) for row in summary)
+    assert "ID test accuracy" in text
+
+
+def test_plots_are_png(tmp_path):
+    out = tmp_path / "plots"
+    assert main(["benchmark", "--out", str(out), *TINY, "--no-tune",
+                 "--detectors", "energy", "KNN"]) == 0
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["hist_energy.png", "hist_knn.png", "roc_digits_8_9.png",
+                    "roc_photo_patches.png", "summary.png"]
+    for name in pngs:
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    assert len(read_csv(out / "results.csv")) == 2 * 3
+
+
+def test_metrics_match_a_hand_computation():
+    result = run_benchmark(epochs=1, max_train=300, detectors=["energy", "nan"], tune=False)
+    for row in result.rows:
+        if row["ood_set"] == "average":
+            continue
+        s_id = result.scores[row["detector"]]["ID test"]
+        s_ood = result.scores[row["detector"]][row["ood_set"]]
+        # AUROC: P(ID score > OOD score) + P(tie) / 2, over all pairs
+        diff = s_id[:, None] - s_ood[None, :]
+        auroc = (np.sum(diff > 0) + 0.5 * np.sum(diff == 0)) / diff.size
+        # FPR95: largest threshold keeping >= 95 % of ID scores, OOD accepted above it
+        ranked = np.sort(s_id)[::-1]
+        threshold = ranked[math.ceil(0.95 * len(ranked)) - 1]
+        fpr = np.mean(s_ood >= threshold)
+        assert row["auroc"] == pytest.approx(auroc, abs=1e-12)
+        assert row["fpr95"] == pytest.approx(fpr, abs=1e-12)
+    assert 0.0 <= result.info["accuracy"] <= 1.0
+
+
+# ----------------------------------------------------------------------- errors
+def test_help_exits_zero(capsys):
+    assert main(["benchmark", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--id", "--ood", "--data-dir", "--model", "--width", "--epochs",
+                   "--batch-size", "--weights", "--save-weights", "--seed", "--detectors",
+                   "--max-train", "--out", "--no-plots", "--no-tune", "--quiet"):
+        assert option in out
+    assert main(["--help"]) == 0
+    assert "benchmark" in capsys.readouterr().out
+
+
+def test_python_dash_m_help():
+    proc = subprocess.run([sys.executable, "-m", "sklearn_ood", "benchmark", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert "--data-dir" in proc.stdout
+
+
+def test_unknown_ood_set(tmp_path, capsys):
+    code = main(["benchmark", "--ood", "svhn", "--out", str(tmp_path), *TINY])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "Unknown OOD set" in err and "svhn" in err
+    assert "photo_patches" in err and "fashion_mnist" in err  # lists the known ones
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_unknown_id_set(capsys):
+    assert main(["benchmark", "--id", "svhn"]) != 0
+    err = capsys.readouterr().err
+    assert "invalid choice" in err and "mnist" in err and "cifar10" in err
+
+
+def test_unknown_detector(tmp_path, capsys):
+    assert main(["benchmark", "--detectors", "energy", "foo", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "foo" in err and "knn" in err
+
+
+def test_bad_data_dir(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert main(["benchmark", "--id", "mnist", "--data-dir", str(missing), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "not a directory" in err
+    assert main(["benchmark", "--id", "mnist", *TINY]) == 2
+    assert "--data-dir is required" in capsys.readouterr().err
+    # an existing folder without the files: the message names the missing file
+    assert main(["benchmark", "--id", "mnist", "--data-dir", str(tmp_path), *TINY]) == 2
+    assert "mnist_train.npz" in capsys.readouterr().err
+
+
+def test_bad_weights_file(tmp_path, capsys):
+    path = tmp_path / "w.pt"
+    path.write_bytes(b"not a torch file")
+    assert main(["benchmark", "--weights", str(path), "--out", str(tmp_path), *TINY]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ determinism, weights
+def test_same_seed_same_table(tmp_path):
+    args = [*TINY, "--no-plots", "--detectors", "energy", "react", "knn", "nan-l2",
+            "--seed", "3", "--augment", "flip-crop"]
+    assert main(["benchmark", "--out", str(tmp_path / "a"), *args]) == 0
+    assert main(["benchmark", "--out", str(tmp_path / "b"), *args]) == 0
+    a = read_csv(tmp_path / "a" / "results.csv")
+    b = read_csv(tmp_path / "b" / "results.csv")
+    assert metric_columns(a) == metric_columns(b)
+    assert any("tuned" in r["detector"] for r in a)
+
+
+def test_weights_round_trip(tmp_path, monkeypatch):
+    path = str(tmp_path / "models.pt")
+    kwargs = dict(epochs=1, max_train=300, detectors=["energy", "gda-l2", "nap"], tune=False,
+                  seed=1)
+    first = run_benchmark(save_weights_to=path, **kwargs)
+
+    def no_training(*args, **kw):
+        raise AssertionError("--weights must not train")
+
+    monkeypatch.setattr(runner, "train_model", no_training)
+    second = run_benchmark(weights=path, **kwargs)
+    assert first.scores.keys() == second.scores.keys()
+    for name, sets in first.scores.items():
+        for set_name, scores in sets.items():
+            np.testing.assert_array_equal(scores, second.scores[name][set_name])
+    assert second.config["weights"] == path
+    # the CLI reads the same file
+    out = tmp_path / "cli"
+    assert main(["benchmark", "--weights", path, "--out", str(out), "--no-plots", "--quiet",
+                 "--max-train", "300", "--seed", "1", "--no-tune",
+                 "--detectors", "energy", "gda-l2", "nap"]) == 0
+    rows = read_csv(out / "results.csv")
+    assert [float(r["auroc"]) for r in rows] == pytest.approx(
+        [r["auroc"] for r in first.rows], abs=1e-6)
+
+
+def test_weights_for_another_setting_are_refused(tmp_path):
+    path = str(tmp_path / "models.pt")
+    run_benchmark(epochs=1, max_train=300, detectors=["energy"], tune=False,
+                  save_weights_to=path)
+    with pytest.raises(runner.BenchmarkError, match="was saved for"):
+        run_benchmark(id_set="mnist", ood_sets=["fashion_mnist"],
+                      data_dir=str(_fake_data_dir(tmp_path)), weights=path,
+                      detectors=["energy"], tune=False, max_train=100)
+
+
+def test_flip_crop_collate_gives_shifted_windows():
+    import torch
+
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 2, 5, 7), dtype=np.float32)
+    batch = [(torch.from_numpy(x), torch.tensor(i)) for i, x in enumerate(images)]
+    torch.manual_seed(0)
+    X, y = runner.flip_crop_collate(batch)
+    assert X.shape == (6, 2, 5, 7) and y.tolist() == list(range(6))
+    for x, out in zip(images, X.numpy()):
+        # out must be a 5x7 window of the zero-padded image or of its mirror image
+        windows = []
+        for candidate in (x, x[:, :, ::-1]):
+            padded = np.zeros((2, 13, 15), dtype=np.float32)
+            padded[:, 4:9, 4:11] = candidate
+            windows += [padded[:, a:a + 5, b:b + 7] for a in range(9) for b in range(9)]
+        assert any(np.array_equal(out, w) for w in windows)
+
+
+# --------------------------------------------------------- files from --data-dir
+def _fake_data_dir(tmp_path):
+    """Tiny random stand-ins for the shared .npz files (same names and geometry)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data"
+    folder.mkdir(exist_ok=True)
+
+    def save(name, n, shape, n_classes=10):
+        x = rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
+        y = np.arange(n) % n_classes
+        np.savez(folder / name, x=x, y=y)
+
+    save("mnist_train.npz", 240, (28, 28))
+    save("mnist_test.npz", 60, (28, 28))
+    save("fashion_mnist_test.npz", 40, (28, 28))
+    save("skimage_texture_patches.npz", 30, (32, 32), n_classes=3)
+    return folder
+
+
+def test_data_dir_sets_are_resized_to_the_id_geometry(tmp_path):
+    data_dir = str(_fake_data_dir(tmp_path))
+    result = run_benchmark(
+        "mnist", ["fashion_mnist", "textures"], data_dir=data_dir, model="resnet18", width=4,
+        epochs=1, max_train=0, detectors=["energy", "nan"], tune=False)
+    assert result.ood_sets == ["fashion_mnist", "textures"]
+    assert result.info["n_images"] == {"fit": 190, "validation": 50, "ID test": 60,
+                                       "fashion_mnist": 40, "textures": 30}
+    assert len(result.scores["Energy"]["textures"]) == 30
+    assert result.config["model"] == "resnet18"
+    assert os.path.isdir(data_dir)
