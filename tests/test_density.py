@@ -273,15 +273,14 @@ def test_knn_offset_excludes_each_training_rows_own_match():
                                [0.0, 0.0], atol=1e-12)
 
 
-def test_kth_neighbor_sqdist_chunks_and_errors():
+def test_kth_neighbor_sqdist_matches_loops_and_errors():
     rng = np.random.default_rng(2)
     bank, X = rng.normal(size=(9, 2)), rng.normal(size=(7, 2))
     full = kth_neighbor_sqdist(X, bank, 3)
-    np.testing.assert_allclose(kth_neighbor_sqdist(X, bank, 3, chunk_size=2), full)
     np.testing.assert_allclose(full, [sorted(((x - bank) ** 2).sum(1))[2] for x in X])
-    np.testing.assert_allclose(kth_neighbor_sqdist(bank, bank, 8, exclude_self=True),
-                               kth_neighbor_sqdist(bank, bank, 8, exclude_self=True,
-                                                   chunk_size=3))
+    # Leave-one-out: each bank row against the other eight.
+    loo = [sorted(np.delete(((b - bank) ** 2).sum(1), i))[7] for i, b in enumerate(bank)]
+    np.testing.assert_allclose(kth_neighbor_sqdist(bank, bank, 8, exclude_self=True), loo)
     with pytest.raises(ValueError, match="k=10 neighbours requested but the bank holds 9"):
         kth_neighbor_sqdist(X, bank, 10)
     with pytest.raises(ValueError, match="choose 1 <= k <= 8"):
