@@ -12,8 +12,8 @@ from .detectors.logits import Energy, MaxLogit, MaxSoftmax
 from .detectors.norms import NAP, FeatureNorm, NegativeAwareNorm
 from .diagnostics import neural_collapse
 from .extraction import BlockFeatureExtractor
-from .pseudo_ood import Jigsaw, jigsaw
-from .tuning import PseudoOODSplit, make_pseudo_ood, tune_on_pseudo_ood
+from .pseudo_ood import Jigsaw, jigsaw, make_pseudo_ood
+from .tuning import PseudoOODSplit, tune_on_pseudo_ood
 
 __version__ = "0.1.0"
 

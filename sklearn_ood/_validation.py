@@ -78,6 +78,46 @@ def split_id_rows(X, y):
     return X[is_id], y[is_id]
 
 
+def check_images(X, name="X"):
+    """Check a finite, non-empty, real numeric batch of images (N, C, H, W)."""
+    X = np.asarray(X)
+    if X.dtype == object or X.dtype == bool or not np.issubdtype(X.dtype, np.number) \
+            or np.issubdtype(X.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be a real numeric array of images; got dtype {X.dtype}.")
+    if X.ndim != 4:
+        raise ValueError(
+            f"{name} must be images of shape (n_samples, channels, height, width); got an "
+            f"array of shape {X.shape}. Add the channel axis for grey images, e.g. X[:, None]."
+        )
+    if X.size == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape}); need at least one image.")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return X
+
+
+def check_id_labels(y, n):
+    """Check class labels of ID images (numeric, >= 0); ``None`` gives zeros."""
+    if y is None:
+        return np.zeros(n, dtype=np.int64)
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"y must be 1-D with one label per image ({n}); got shape {y.shape}.")
+    if y.dtype == bool or not np.issubdtype(y.dtype, np.number):
+        raise TypeError(
+            f"y must hold numeric class labels (pseudo-OOD rows get -1); got dtype "
+            f"{y.dtype}. Encode the classes as integers, e.g. with LabelEncoder."
+        )
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity.")
+    if np.any(y < 0):
+        raise ValueError(
+            "y has negative labels, which mark OOD rows; X must hold in-distribution "
+            "images only (labels >= 0)."
+        )
+    return y
+
+
 def _ndim(X):
     # Not np.ndim: it dispatches through __array_function__, which array-likes
     # such as scikit-learn's _NotAnArray refuse.

@@ -39,10 +39,9 @@ the result when the grid's scores are clearly separated (look at
 (``method="noise"``/``"blur"``) to see whether the choice is stable.
 """
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
-from scipy import ndimage
 from sklearn.base import clone
 from sklearn.model_selection import (
     BaseCrossValidator,
@@ -55,184 +54,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch, check_random_state, indexable
 
 from .metrics import OOD_SCORERS
-from .pseudo_ood import jigsaw
+from ._validation import check_id_labels, check_images
+from .pseudo_ood import make_pseudo_ood
 
-__all__ = ["PseudoOODSplit", "make_pseudo_ood", "tune_on_pseudo_ood"]
+__all__ = ["PseudoOODSplit", "tune_on_pseudo_ood"]
 
-_METHODS = ("jigsaw", "noise", "blur", "permute")
-#: Noise standard deviation, as a fraction of the standard deviation of all pixels.
-NOISE_SCALE = 0.5
 _INT32_MAX = np.iinfo(np.int32).max
-
-
-# ------------------------------------------------------------------ pseudo-OOD
-def _check_images(X, name="X"):
-    X = np.asarray(X)
-    if X.dtype == object or X.dtype == bool or not np.issubdtype(X.dtype, np.number) \
-            or np.issubdtype(X.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be a real numeric array of images; got dtype {X.dtype}.")
-    if X.ndim != 4:
-        raise ValueError(
-            f"{name} must be images of shape (n_samples, channels, height, width); got an "
-            f"array of shape {X.shape}. Add the channel axis for grey images, e.g. X[:, None]."
-        )
-    if X.size == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape}); need at least one image.")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains NaN or infinity.")
-    return X
-
-
-def _check_id_labels(y, n):
-    if y is None:
-        return np.zeros(n, dtype=np.int64)
-    y = np.asarray(y)
-    if y.ndim != 1 or len(y) != n:
-        raise ValueError(f"y must be 1-D with one label per image ({n}); got shape {y.shape}.")
-    if y.dtype == bool or not np.issubdtype(y.dtype, np.number):
-        raise TypeError(
-            f"y must hold numeric class labels (pseudo-OOD rows get -1); got dtype "
-            f"{y.dtype}. Encode the classes as integers, e.g. with LabelEncoder."
-        )
-    if not np.all(np.isfinite(y)):
-        raise ValueError("y contains NaN or infinity.")
-    if np.any(y < 0):
-        raise ValueError(
-            "y has negative labels, which mark OOD rows; X must hold in-distribution "
-            "images only (labels >= 0)."
-        )
-    return y
-
-
-def _source_indices(n, n_ood, rng):
-    """Which ID image each pseudo-OOD row is made from (cycling when n_ood > n)."""
-    reps, rest = divmod(n_ood, n)
-    parts = [np.tile(np.arange(n), reps)]
-    if rest:
-        parts.append(np.sort(rng.choice(n, rest, replace=False)))
-    return np.concatenate(parts)
-
-
-def _noise(X, lo, hi, sigma, rng):
-    return np.clip(X + rng.normal(0.0, sigma, size=X.shape), lo, hi)
-
-
-def _blur_sigma(height, width):
-    return max(1.0, min(height, width) / 16.0)
-
-
-def _blur(X):
-    sigma = _blur_sigma(*X.shape[2:])
-    return ndimage.gaussian_filter(X, sigma=(0, 0, sigma, sigma), mode="reflect")
-
-
-def _permute(X, rng):
-    n, channels = X.shape[:2]
-    flat = X.reshape(n, channels, -1)
-    # One permutation of the pixel positions per image, shared by its channels.
-    order = np.argsort(rng.random_sample((n, flat.shape[2])), axis=1)
-    return np.take_along_axis(flat, order[:, None, :], axis=2).reshape(X.shape)
-
-
-def make_pseudo_ood(X, y=None, *, method="jigsaw", ratio=1.0, random_state=None):
-    """Append pseudo-OOD images, made by corrupting ID images, labelled ``-1``.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, channels, height, width)
-        In-distribution images, with the model's usual preprocessing. Finite,
-        at least one image.
-    y : array-like of shape (n_samples,), default=None
-        Their numeric class labels (``>= 0``); ``None`` labels every ID image 0.
-    method : {"jigsaw", "noise", "blur", "permute"} or callable, default="jigsaw"
-        How a pseudo-OOD image is made from an ID image:
-
-        - ``"jigsaw"``: its 3x3 jigsaw puzzle
-          (:func:`sklearn_ood.pseudo_ood.jigsaw`: tiles of ``floor(H / 3)``
-          pixels in random order, zero-filled remainder);
-        - ``"noise"``: additive Gaussian noise of standard deviation
-          ``sigma = 0.5 * X.std()`` (over all pixels of ``X``), clipped to
-          ``[X.min(), X.max()]``;
-        - ``"blur"``: a Gaussian blur over height and width of standard
-          deviation ``max(1, min(H, W) / 16)`` pixels (reflected borders);
-          deterministic;
-        - ``"permute"``: the image's pixels in a random order (one
-          permutation of the ``H * W`` positions per image, shared by its
-          channels);
-        - a callable, called as ``method(X_src, random_state=rng)`` with the
-          source images ``X_src`` and a ``numpy.random.RandomState``; it must
-          return finite images of the shape of ``X_src``.
-    ratio : float > 0, default=1.0
-        ``round(ratio * n_samples)`` pseudo-OOD images are made (at least 1).
-        Below 1 they come from a random subset of the ID images; above 1 every
-        ID image is used ``floor(ratio)`` times, plus a random subset for the
-        rest (each copy gets its own random corruption).
-    random_state : int, RandomState instance or None, default=None
-        Seeds the subset and the corruptions.
-
-    Returns
-    -------
-    X_aug : ndarray of shape (n_samples + n_pseudo, channels, height, width)
-        ``X`` followed by the pseudo-OOD images. Floating dtype of ``X``
-        (``float64`` for integer images).
-    y_aug : ndarray of shape (n_samples + n_pseudo,)
-        ``y`` (or zeros) followed by ``-1`` for the pseudo-OOD rows.
-
-    See Also
-    --------
-    tune_on_pseudo_ood : tune a detector's parameters on these images.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_ood.tuning import make_pseudo_ood
-    >>> X = np.random.default_rng(0).random((4, 1, 6, 6))
-    >>> X_aug, y_aug = make_pseudo_ood(X, [0, 1, 1, 0], ratio=0.5, random_state=0)
-    >>> X_aug.shape, y_aug
-    ((6, 1, 6, 6), array([ 0,  1,  1,  0, -1, -1]))
-    """
-    X = _check_images(X)
-    n = len(X)
-    y = _check_id_labels(y, n)
-    if not callable(method) and method not in _METHODS:
-        raise ValueError(
-            f"method must be one of {list(_METHODS)} or a callable "
-            f"method(X, random_state) -> X_ood; got {method!r}."
-        )
-    if isinstance(ratio, bool) or not isinstance(ratio, Real) or not 0 < ratio < np.inf:
-        raise ValueError(f"ratio must be a positive finite number; got {ratio!r}.")
-    n_ood = int(round(ratio * n))
-    if n_ood < 1:
-        raise ValueError(
-            f"ratio={ratio} gives round({ratio} * {n}) = 0 pseudo-OOD images; use a "
-            f"ratio of at least {0.5 / n:.3g}."
-        )
-    rng = check_random_state(random_state)
-    dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64
-    X = X.astype(dtype, copy=False)
-    source = X[_source_indices(n, n_ood, rng)]
-    if callable(method):
-        X_ood = np.asarray(method(source, random_state=rng))
-        if X_ood.shape != source.shape:
-            raise ValueError(
-                f"The pseudo-OOD callable must return images of the shape of its input "
-                f"{source.shape}; got {X_ood.shape}."
-            )
-        if not np.issubdtype(X_ood.dtype, np.number) or not np.all(np.isfinite(X_ood)):
-            raise ValueError(
-                "The pseudo-OOD callable returned non-numeric, NaN or infinite values."
-            )
-    elif method == "jigsaw":
-        X_ood = jigsaw(source, grid=3, random_state=rng)
-    elif method == "noise":
-        X_ood = _noise(source, X.min(), X.max(), NOISE_SCALE * X.std(), rng)
-    elif method == "blur":
-        X_ood = _blur(source)
-    else:
-        X_ood = _permute(source, rng)
-    X_aug = np.concatenate([X, X_ood.astype(dtype, copy=False)])
-    y_aug = np.concatenate([y, np.full(n_ood, -1, dtype=np.result_type(y.dtype, np.int8))])
-    return X_aug, y_aug
 
 
 # ------------------------------------------------------------------ CV splitter
@@ -413,14 +240,14 @@ def _check_scoring(scoring, refit):
 
 
 def _stack_pseudo(X, y, X_pseudo, *, images):
-    check = _check_images if images else _check_features
+    check = check_images if images else _check_features
     X, X_pseudo = check(X, "X"), check(X_pseudo, "X_pseudo")
     if X.shape[1:] != X_pseudo.shape[1:]:
         raise ValueError(
             f"X_pseudo must have samples of the shape of X's {X.shape[1:]}; got "
             f"{X_pseudo.shape[1:]}."
         )
-    y = _check_id_labels(y, len(X))
+    y = check_id_labels(y, len(X))
     y_ood = np.full(len(X_pseudo), -1, dtype=np.result_type(y.dtype, np.int8))
     return np.concatenate([X, X_pseudo]), np.concatenate([y, y_ood])
 

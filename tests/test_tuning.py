@@ -14,7 +14,7 @@ from sklearn_ood import BlockFeatureExtractor, Energy, MaxLogit
 from sklearn_ood.detectors.activation import LINe, ReAct
 from sklearn_ood.metrics import auroc_scorer
 from sklearn_ood.models import SmallCNN
-from sklearn_ood.tuning import PseudoOODSplit, make_pseudo_ood, tune_on_pseudo_ood
+from sklearn_ood import PseudoOODSplit, make_pseudo_ood, tune_on_pseudo_ood
 
 METHODS = ["jigsaw", "noise", "blur", "permute"]
 

@@ -48,11 +48,9 @@ from ..detectors.logits import Energy, MaxLogit, MaxSoftmax
 from ..detectors.norms import NAP, FeatureNorm, NegativeAwareNorm
 from ..extraction import BlockFeatureExtractor
 from ..models import ResNet, SmallCNN, make_classifier
+from ..pseudo_ood import make_pseudo_ood
+from ..tuning import tune_on_pseudo_ood
 
-try:  # pseudo-OOD tuning; the benchmark runs without it
-    from ..tuning import make_pseudo_ood, tune_on_pseudo_ood
-except ImportError:  # pragma: no cover - only while tuning.py is missing
-    make_pseudo_ood = tune_on_pseudo_ood = None
 
 __all__ = [
     "DETECTORS", "ID_SETS", "BenchmarkError", "BenchmarkResult", "DetectorSpec",
@@ -547,10 +545,8 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, model=None, 
             f"--max-train must be 0 (no cap) or at least {MIN_TRAIN}; got {max_train}.")
     if weights is not None and not os.path.isfile(weights):
         raise BenchmarkError(f"--weights {weights!r} does not exist or is not a file.")
-    tune = bool(tune) and tune_on_pseudo_ood is not None
+    tune = bool(tune)
     timings, notes = {}, []
-    if tune_on_pseudo_ood is None:
-        notes.append("sklearn_ood.tuning is not available: no tuned rows.")
 
     # 1. data
     t0 = time.perf_counter()
