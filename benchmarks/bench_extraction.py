@@ -30,7 +30,6 @@ import pstats
 import statistics
 import time
 
-import numpy as np
 import torch
 
 from sklearn_ood import BlockFeatureExtractor

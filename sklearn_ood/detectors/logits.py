@@ -2,7 +2,6 @@
 
 from numbers import Real
 
-import numpy as np
 from scipy.special import logsumexp, softmax
 from sklearn.utils._param_validation import Interval
 
