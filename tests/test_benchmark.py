@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sklearn_ood.benchmark import DETECTORS, run_benchmark
-from sklearn_ood.benchmark import runner
+from sklearn_ood.benchmark import runner, specs, training
 from sklearn_ood.benchmark.cli import main
 
 TINY = ["--epochs", "1", "--max-train", "300", "--quiet"]
@@ -69,7 +69,7 @@ def test_full_run_writes_one_row_per_detector_and_set(full_run):
     assert {spec.name for spec in DETECTORS} <= names  # every detector of the library
     tunable = [spec.name for spec in DETECTORS if spec.grid is not None]
     assert {f"{n}, tuned (pseudo-OOD)" for n in tunable} <= names
-    assert sum(n.startswith(runner.CHOSEN_NAME) for n in names) == 1
+    assert sum(n.startswith(specs.CHOSEN_NAME) for n in names) == 1
     for row in rows:
         values = [float(row[m]) for m in METRICS]
         assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values), row
@@ -247,7 +247,7 @@ def test_flip_crop_collate_gives_shifted_windows():
     images = rng.random((6, 2, 5, 7), dtype=np.float32)
     batch = [(torch.from_numpy(x), torch.tensor(i)) for i, x in enumerate(images)]
     torch.manual_seed(0)
-    X, y = runner.flip_crop_collate(batch)
+    X, y = training.flip_crop_collate(batch)
     assert X.shape == (6, 2, 5, 7) and y.tolist() == list(range(6))
     for x, out in zip(images, X.numpy()):
         # out must be a 5x7 window of the zero-padded image or of its mirror image

@@ -9,7 +9,10 @@ or from Python with :func:`run_benchmark` and :func:`write_report`.
 """
 
 from .report import write_report
-from .runner import DETECTORS, ID_SETS, BenchmarkError, BenchmarkResult, run_benchmark
+from .data import ID_SETS
+from .exceptions import BenchmarkError
+from .runner import BenchmarkResult, run_benchmark
+from .specs import DETECTORS
 
 __all__ = [
     "DETECTORS", "ID_SETS", "BenchmarkError", "BenchmarkResult", "run_benchmark",

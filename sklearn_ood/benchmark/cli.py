@@ -6,9 +6,11 @@ import sys
 import torch
 
 from ..datasets import BENCHMARKS
-from .runner import (
-    ARCHITECTURES, AUGMENTATIONS, DETECTORS, EMBEDDED_OOD, ID_SETS, BenchmarkError, run_benchmark,
-)
+from .data import EMBEDDED_OOD, ID_SETS
+from .exceptions import BenchmarkError
+from .runner import run_benchmark
+from .specs import DETECTORS
+from .training import ARCHITECTURES, AUGMENTATIONS
 
 __all__ = ["build_parser", "main"]
 

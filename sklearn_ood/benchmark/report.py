@@ -10,7 +10,8 @@ import re
 
 import numpy as np
 
-from .runner import CHOSEN_NAME, METRIC_COLUMNS, finite_for_ranking
+from .runner import METRIC_COLUMNS, finite_for_ranking
+from .specs import CHOSEN_NAME
 
 __all__ = [
     "CSV_COLUMNS", "markdown_report", "plot_histograms", "plot_roc_curves", "plot_summary",

@@ -35,138 +35,29 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from sklearn.model_selection import ParameterGrid, train_test_split
-from torch.utils.data import default_collate
+from sklearn.model_selection import ParameterGrid
 
 from .. import metrics
 from ..block_selection import BlockSelection
-from ..datasets import BENCHMARKS, load_benchmark, load_digits_ood
-from ..detectors.activation import ASH, DICE, LINe, ReAct
-from ..detectors.density import KNN, GaussianDensity, Mahalanobis, ViM
-from ..detectors.logits import Energy, MaxLogit, MaxSoftmax
-from ..detectors.norms import NAP, FeatureNorm, NegativeAwareNorm
-from ..extraction import BlockFeatureExtractor
-from ..models import ResNet, SmallCNN, make_classifier
 from ..pseudo_ood import make_pseudo_ood
 from ..tuning import tune_on_pseudo_ood
-
+from .data import ID_SETS, check_sets, load_data, split_train
+from .exceptions import BenchmarkError
+from .specs import CHOSEN_NAME, DETECTORS, DetectorSpec, select_detectors
+from .training import (
+    ARCHITECTURES, AUGMENTATIONS, extract_features, head_of, load_weights, save_weights,
+    train_model,
+)
 
 __all__ = [
     "DETECTORS", "ID_SETS", "BenchmarkError", "BenchmarkResult", "DetectorSpec",
     "run_benchmark",
 ]
 
-EMBEDDED_OOD = ("digits_8_9", "photo_patches")
-ARCHITECTURES = ("smallcnn", "resnet18")
-WEIGHTS_FORMAT = "sklearn-ood-benchmark-weights/1"
 BLOCK_SELECTION_MAX_FIT = 2000
-VAL_FRACTION, VAL_MIN, VAL_MAX = 0.1, 50, 1000
 MIN_TRAIN = 100
 METRIC_COLUMNS = ("auroc", "fpr95", "aupr_in", "aupr_out")
 
-#: Per ID set: default OOD sets and training settings (chosen to fit the time
-#: budgets on 2 CPU cores: digits < 2 min, MNIST < 20 min).
-ID_SETS = {
-    "digits": dict(ood=EMBEDDED_OOD, model="smallcnn", width=16, epochs=30,
-                   batch_size=64, max_train=0, augment="none"),
-    "mnist": dict(ood=("fashion_mnist", "usps", "textures"), model="resnet18", width=16,
-                  epochs=5, batch_size=128, max_train=12000, augment="none"),
-    "cifar10": dict(ood=("dtd",), model="resnet18", width=16, epochs=30, batch_size=128,
-                    max_train=0, augment="flip-crop"),
-}
-AUGMENTATIONS = ("none", "flip-crop")
-
-
-class BenchmarkError(ValueError):
-    """A user error (unknown set, bad path, bad option): reported without traceback."""
-
-
-@dataclass(frozen=True)
-class DetectorSpec:
-    """One row of the benchmark: how to build, feed and tune a detector.
-
-    ``make(head)`` returns an unfitted detector given the final layer as a
-    ``(coef, intercept)`` pair; ``features`` names the input: ``"h"`` (fc
-    input), ``"pooled"`` (global average of the last stage, before any L2
-    normalisation), ``"maxavg"`` (``[max | avg]`` per channel of the last
-    stage), ``"maps"`` (the last stage's map, ``(N, C, H*W, 1)``) or
-    ``"images"``; ``model`` is ``"plain"`` or ``"l2"``; ``labels`` says
-    whether ``fit`` gets the class labels; ``grid`` is the pseudo-OOD tuning
-    grid (``None``: nothing to tune).
-    """
-
-    key: str
-    name: str
-    make: object
-    features: str = "h"
-    model: str = "plain"
-    labels: bool = False
-    grid: object = None
-
-
-def _knn_grid(n_bank):
-    return {"n_neighbors": [k for k in (1, 5, 10, 20, 50, 100, 200) if k < n_bank]}
-
-
-#: Every detector of the library, with its documented default parameters.
-DETECTORS = [
-    DetectorSpec("msp", "MSP", MaxSoftmax),
-    DetectorSpec("maxlogit", "MaxLogit", MaxLogit),
-    DetectorSpec("energy", "Energy", Energy),
-    DetectorSpec("react", "ReAct", ReAct, grid={"percentile": [80, 85, 90, 95, 99]}),
-    DetectorSpec("dice", "DICE", DICE, grid={"percentile": [10, 30, 50, 70, 90]}),
-    DetectorSpec("ash", "ASH", ASH, grid={"percentile": [50, 65, 80, 90, 95]}),
-    DetectorSpec("line", "LINe", LINe, labels=True, grid={
-        "p_w": [10, 50, 90], "p_a": [10, 50, 90], "clip_percentile": [90, 99]}),
-    DetectorSpec("vim", "ViM", ViM),
-    DetectorSpec("mahalanobis", "Mahalanobis", lambda head: Mahalanobis(), labels=True),
-    DetectorSpec("mahalanobis+nan", "Mahalanobis+NAN",
-                 lambda head: Mahalanobis(nan_rescale=True), "maps", labels=True),
-    DetectorSpec("knn", "KNN", lambda head: KNN(n_neighbors=50), grid=_knn_grid),
-    DetectorSpec("knn+nan", "KNN+NAN", lambda head: KNN(n_neighbors=50, nan_rescale=True),
-                 "maps"),
-    DetectorSpec("gda", "GaussianDensity", lambda head: GaussianDensity(), labels=True),
-    # Haas et al.: whether the GDA sees the normalised feature is unverified: both.
-    DetectorSpec("gda-l2", "GaussianDensity (L2 model)", lambda head: GaussianDensity(),
-                 "h", "l2", labels=True),
-    DetectorSpec("gda-l2-prenorm", "GaussianDensity (L2 model, pre-norm h)",
-                 lambda head: GaussianDensity(), "pooled", "l2", labels=True),
-    DetectorSpec("featurenorm", "FeatureNorm (last block)", lambda head: FeatureNorm(),
-                 "maps"),
-    DetectorSpec("blockselection", "BlockSelection", None, "images"),
-    DetectorSpec("nan", "NAN", lambda head: NegativeAwareNorm(), "maps"),
-    DetectorSpec("nan-l2", "NAN (L2 model)", lambda head: NegativeAwareNorm(), "maps", "l2"),
-    DetectorSpec("nap", "NAP", lambda head: NAP(), "maxavg"),
-    DetectorSpec("nap-e", "NAP-E (w=0.4)", lambda head: NAP(head, weight=0.4), "maxavg",
-                 grid={"weight": [0.2, 0.4, 0.6, 0.8]}),
-]
-
-CHOSEN_NAME = "tuned, method chosen by pseudo-OOD"
-
-
-def select_detectors(names=None):
-    """Return the specs named in ``names`` (keys or display names, any case).
-
-    Examples
-    --------
-    >>> from sklearn_ood.benchmark.runner import select_detectors
-    >>> [spec.name for spec in select_detectors(["knn", "Energy"])]
-    ['Energy', 'KNN']
-    """
-    if not names:
-        return list(DETECTORS)
-    lookup = {}
-    for spec in DETECTORS:
-        lookup[spec.key] = lookup[spec.name.lower()] = spec
-    unknown = [n for n in names if n.lower() not in lookup]
-    if unknown:
-        raise BenchmarkError(
-            f"Unknown detector(s) {unknown}. Known detectors (key: name): "
-            + "; ".join(f"{s.key}: {s.name}" for s in DETECTORS) + "."
-        )
-    wanted = {lookup[n.lower()].key for n in names}
-    return [spec for spec in DETECTORS if spec.key in wanted]
 
 
 @dataclass
@@ -196,194 +87,6 @@ class BenchmarkResult:
     ood_sets: list
     config: dict
     info: dict = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------- data
-def _check_data_dir(data_dir, needed_by):
-    if data_dir is None:
-        raise BenchmarkError(
-            f"--data-dir is required for {', '.join(needed_by)}: point it at the folder "
-            "holding the shared .npz files (e.g. /work/shared/data)."
-        )
-    if not os.path.isdir(data_dir):
-        raise BenchmarkError(
-            f"--data-dir {data_dir!r} is not a directory (needed for "
-            f"{', '.join(needed_by)}). Point it at the folder holding the .npz files."
-        )
-
-
-def check_sets(id_set, ood_sets, data_dir):
-    """Validate the set names (and ``data_dir`` when a set needs it); return OOD names."""
-    if id_set not in ID_SETS:
-        raise BenchmarkError(
-            f"Unknown ID set {id_set!r}; known ID sets: {', '.join(ID_SETS)}."
-        )
-    ood_sets = list(ood_sets) if ood_sets else list(ID_SETS[id_set]["ood"])
-    known = (list(EMBEDDED_OOD) if id_set == "digits" else []) + sorted(BENCHMARKS)
-    unknown = [n for n in ood_sets if n not in known]
-    if unknown:
-        raise BenchmarkError(
-            f"Unknown OOD set(s) {unknown} for --id {id_set}; known OOD sets: "
-            f"{', '.join(known)}."
-        )
-    if id_set in ood_sets:
-        raise BenchmarkError(f"The ID set {id_set!r} cannot also be an OOD set.")
-    if len(set(ood_sets)) != len(ood_sets):
-        raise BenchmarkError(f"OOD sets listed twice: {ood_sets}.")
-    needed_by = ([f"--id {id_set}"] if id_set != "digits" else []) + [
-        n for n in ood_sets if n not in EMBEDDED_OOD
-    ]
-    if needed_by:
-        _check_data_dir(data_dir, needed_by)
-    return ood_sets
-
-
-def load_data(id_set, ood_sets, data_dir, seed):
-    """Return ``(X_train, y_train, X_test, y_test, {ood: X}, n_classes)``."""
-    if id_set == "digits":
-        data = load_digits_ood(random_state=seed)
-        train, test = (data.X_train, data.y_train), (data.X_test, data.y_test)
-        n_classes = len(data.classes)
-    else:
-        train = load_benchmark(id_set, data_dir, split="train")
-        test = load_benchmark(id_set, data_dir, split="test")
-        n_classes = BENCHMARKS[id_set]["n_classes"]
-    size, channels = tuple(train[0].shape[2:]), train[0].shape[1]
-    ood = {}
-    for name in ood_sets:
-        if name in EMBEDDED_OOD:
-            ood[name] = data.ood[name]
-        else:
-            ood[name] = load_benchmark(name, data_dir, size=size, channels=channels)[0]
-    return (*train, *test, ood, n_classes)
-
-
-def split_train(X, y, *, max_train, seed):
-    """Hold out the stratified validation split; cap the fit set at ``max_train``."""
-    n_val = int(min(VAL_MAX, max(VAL_MIN, round(VAL_FRACTION * len(X)))))
-    X_fit, X_val, y_fit, y_val = train_test_split(
-        X, y, test_size=n_val, stratify=y, random_state=seed)
-    if max_train and max_train < len(X_fit):
-        X_fit, _, y_fit, _ = train_test_split(
-            X_fit, y_fit, train_size=max_train, stratify=y_fit, random_state=seed)
-    return X_fit, y_fit, X_val, y_val
-
-
-# ---------------------------------------------------------------------- models
-def build_model(arch, *, num_classes, in_channels, width, l2_normalize=False):
-    """An untrained :class:`SmallCNN` or ResNet-18 layout :class:`ResNet`."""
-    cls = SmallCNN if arch == "smallcnn" else ResNet
-    return cls(num_classes, in_channels=in_channels, width=width, l2_normalize=l2_normalize)
-
-
-def _stderr_print(*args, **kwargs):
-    print(*args, file=sys.stderr, **kwargs)
-
-
-def flip_crop_collate(batch):
-    """Collate a training batch and augment it: random flip and padded crop.
-
-    Each image is flipped horizontally with probability 1/2, zero-padded by 4
-    pixels and cropped back to its size at a random offset (the usual CIFAR
-    augmentation). Uses the torch RNG, which the seeded skorch net seeds in
-    every fit, so training stays reproducible.
-    """
-    X, y = default_collate(batch)
-    n, _, height, width = X.shape
-    flip = torch.rand(n) < 0.5
-    X = torch.where(flip[:, None, None, None], X.flip(3), X)
-    padded = torch.nn.functional.pad(X, (4, 4, 4, 4))
-    offsets = torch.randint(0, 9, (n, 2)).tolist()
-    X = torch.stack([padded[i, :, a:a + height, b:b + width]
-                     for i, (a, b) in enumerate(offsets)])
-    return X, y
-
-
-def train_model(arch, X, y, *, num_classes, width, epochs, batch_size, lr, seed,
-                l2_normalize, progress, augment="none"):
-    """Train with :func:`~sklearn_ood.models.make_classifier`; return the module (eval)."""
-    cls = SmallCNN if arch == "smallcnn" else ResNet
-    extra = {"callbacks__print_log__sink": _stderr_print} if progress else {}
-    if augment == "flip-crop":
-        extra["iterator_train__collate_fn"] = flip_crop_collate
-    net = make_classifier(
-        cls, max_epochs=epochs, batch_size=batch_size, lr=lr, random_state=seed,
-        progress=progress, verbose=int(progress), num_classes=num_classes,
-        in_channels=X.shape[1], width=width, l2_normalize=l2_normalize, **extra)
-    net.fit(X, y.astype(np.int64))
-    return net.module_.eval()
-
-
-def save_weights(path, models, meta):
-    """Save both models' state dicts and the settings needed to rebuild them."""
-    payload = {"format": WEIGHTS_FORMAT, **meta}
-    payload.update({kind: model.state_dict() for kind, model in models.items()})
-    torch.save(payload, path)
-
-
-def load_weights(path, *, id_set, input_shape, num_classes):
-    """Rebuild the models saved by :func:`save_weights` (``weights_only=True``).
-
-    Returns ``(models, payload)``: ``{"plain": model, "l2": model}`` (the kinds
-    the file holds, in eval mode) and the file's contents (settings included).
-    """
-    if not os.path.isfile(path):
-        raise BenchmarkError(f"--weights {path!r} does not exist or is not a file.")
-    try:
-        payload = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
-        raise BenchmarkError(f"--weights {path!r} cannot be read by torch.load: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
-        raise BenchmarkError(
-            f"--weights {path!r} is not a file written by --save-weights (format "
-            f"{WEIGHTS_FORMAT!r})."
-        )
-    expected = dict(id_set=id_set, input_shape=list(input_shape), num_classes=num_classes)
-    saved = {k: payload.get(k) for k in expected}
-    if saved != expected:
-        raise BenchmarkError(
-            f"--weights {path!r} was saved for {saved}, but this run has {expected}."
-        )
-    models = {}
-    for kind in ("plain", "l2"):
-        if kind not in payload:
-            continue
-        model = build_model(payload["arch"], num_classes=num_classes,
-                            in_channels=input_shape[0], width=payload["width"],
-                            l2_normalize=kind == "l2")
-        model.load_state_dict(payload[kind])
-        models[kind] = model.eval()
-    return models, payload
-
-
-# -------------------------------------------------------------------- features
-def extract_features(model, X, *, progress, batch_size=256):
-    """One extractor call: last-stage ``max``/``avg``/flattened map and the fc input.
-
-    Returns a dict with ``h`` (fc input), ``pooled`` (global average of the
-    last stage), ``maxavg`` (``[max | avg]``, NAP's input) and ``maps``
-    (``(N, C, H*W, 1)``: the pre-pooling map, for NAN, FeatureNorm and the
-    NAN-rescaled distances).
-    """
-    stage = model.block_names[-1]
-    extractor = BlockFeatureExtractor(
-        model, [stage, "penultimate"],
-        reduce={stage: ["max", "avg", "flatten"], "penultimate": "flatten"},
-        batch_size=batch_size, progress=progress)
-    F = extractor.fit(X[:1]).transform(X)
-    C, D = model.feature_dim, model.fc.in_features
-    n_map = extractor.block_shapes_[stage][0] - 2 * C
-    return {
-        "h": np.ascontiguousarray(F[:, -D:]),
-        "pooled": np.ascontiguousarray(F[:, C:2 * C]),
-        "maxavg": np.ascontiguousarray(F[:, :2 * C]),
-        "maps": np.ascontiguousarray(F[:, 2 * C:2 * C + n_map]).reshape(len(F), C, -1, 1),
-    }
-
-
-def head_of(model):
-    fc = model.fc
-    return (fc.weight.detach().cpu().numpy().copy(), fc.bias.detach().cpu().numpy().copy())
 
 
 # ----------------------------------------------------------------------- scores

@@ -1,0 +1,131 @@
+"""The benchmark's models: build, train with skorch, save/load, extract features."""
+
+import os
+import sys
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+from ..extraction import BlockFeatureExtractor
+from ..models import ResNet, SmallCNN, make_classifier
+from .exceptions import BenchmarkError
+
+ARCHITECTURES = ("smallcnn", "resnet18")
+AUGMENTATIONS = ("none", "flip-crop")
+WEIGHTS_FORMAT = "sklearn-ood-benchmark-weights/1"
+
+
+def build_model(arch, *, num_classes, in_channels, width, l2_normalize=False):
+    """An untrained :class:`SmallCNN` or ResNet-18 layout :class:`ResNet`."""
+    cls = SmallCNN if arch == "smallcnn" else ResNet
+    return cls(num_classes, in_channels=in_channels, width=width, l2_normalize=l2_normalize)
+
+
+def _stderr_print(*args, **kwargs):
+    print(*args, file=sys.stderr, **kwargs)
+
+
+def flip_crop_collate(batch):
+    """Collate a training batch and augment it: random flip and padded crop.
+
+    Each image is flipped horizontally with probability 1/2, zero-padded by 4
+    pixels and cropped back to its size at a random offset (the usual CIFAR
+    augmentation). Uses the torch RNG, which the seeded skorch net seeds in
+    every fit, so training stays reproducible.
+    """
+    X, y = default_collate(batch)
+    n, _, height, width = X.shape
+    flip = torch.rand(n) < 0.5
+    X = torch.where(flip[:, None, None, None], X.flip(3), X)
+    padded = torch.nn.functional.pad(X, (4, 4, 4, 4))
+    offsets = torch.randint(0, 9, (n, 2)).tolist()
+    X = torch.stack([padded[i, :, a:a + height, b:b + width]
+                     for i, (a, b) in enumerate(offsets)])
+    return X, y
+
+
+def train_model(arch, X, y, *, num_classes, width, epochs, batch_size, lr, seed,
+                l2_normalize, progress, augment="none"):
+    """Train with :func:`~sklearn_ood.models.make_classifier`; return the module (eval)."""
+    cls = SmallCNN if arch == "smallcnn" else ResNet
+    extra = {"callbacks__print_log__sink": _stderr_print} if progress else {}
+    if augment == "flip-crop":
+        extra["iterator_train__collate_fn"] = flip_crop_collate
+    net = make_classifier(
+        cls, max_epochs=epochs, batch_size=batch_size, lr=lr, random_state=seed,
+        progress=progress, verbose=int(progress), num_classes=num_classes,
+        in_channels=X.shape[1], width=width, l2_normalize=l2_normalize, **extra)
+    net.fit(X, y.astype(np.int64))
+    return net.module_.eval()
+
+
+def save_weights(path, models, meta):
+    """Save both models' state dicts and the settings needed to rebuild them."""
+    payload = {"format": WEIGHTS_FORMAT, **meta}
+    payload.update({kind: model.state_dict() for kind, model in models.items()})
+    torch.save(payload, path)
+
+
+def load_weights(path, *, id_set, input_shape, num_classes):
+    """Rebuild the models saved by :func:`save_weights` (``weights_only=True``).
+
+    Returns ``(models, payload)``: ``{"plain": model, "l2": model}`` (the kinds
+    the file holds, in eval mode) and the file's contents (settings included).
+    """
+    if not os.path.isfile(path):
+        raise BenchmarkError(f"--weights {path!r} does not exist or is not a file.")
+    try:
+        payload = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
+        raise BenchmarkError(f"--weights {path!r} cannot be read by torch.load: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        raise BenchmarkError(
+            f"--weights {path!r} is not a file written by --save-weights (format "
+            f"{WEIGHTS_FORMAT!r})."
+        )
+    expected = dict(id_set=id_set, input_shape=list(input_shape), num_classes=num_classes)
+    saved = {k: payload.get(k) for k in expected}
+    if saved != expected:
+        raise BenchmarkError(
+            f"--weights {path!r} was saved for {saved}, but this run has {expected}."
+        )
+    models = {}
+    for kind in ("plain", "l2"):
+        if kind not in payload:
+            continue
+        model = build_model(payload["arch"], num_classes=num_classes,
+                            in_channels=input_shape[0], width=payload["width"],
+                            l2_normalize=kind == "l2")
+        model.load_state_dict(payload[kind])
+        models[kind] = model.eval()
+    return models, payload
+
+
+def extract_features(model, X, *, progress, batch_size=256):
+    """One extractor call: last-stage ``max``/``avg``/flattened map and the fc input.
+
+    Returns a dict with ``h`` (fc input), ``pooled`` (global average of the
+    last stage), ``maxavg`` (``[max | avg]``, NAP's input) and ``maps``
+    (``(N, C, H*W, 1)``: the pre-pooling map, for NAN, FeatureNorm and the
+    NAN-rescaled distances).
+    """
+    stage = model.block_names[-1]
+    extractor = BlockFeatureExtractor(
+        model, [stage, "penultimate"],
+        reduce={stage: ["max", "avg", "flatten"], "penultimate": "flatten"},
+        batch_size=batch_size, progress=progress)
+    F = extractor.fit(X[:1]).transform(X)
+    C, D = model.feature_dim, model.fc.in_features
+    n_map = extractor.block_shapes_[stage][0] - 2 * C
+    return {
+        "h": np.ascontiguousarray(F[:, -D:]),
+        "pooled": np.ascontiguousarray(F[:, C:2 * C]),
+        "maxavg": np.ascontiguousarray(F[:, :2 * C]),
+        "maps": np.ascontiguousarray(F[:, 2 * C:2 * C + n_map]).reshape(len(F), C, -1, 1),
+    }
+
+
+def head_of(model):
+    fc = model.fc
+    return (fc.weight.detach().cpu().numpy().copy(), fc.bias.detach().cpu().numpy().copy())
