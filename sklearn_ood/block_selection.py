@@ -6,6 +6,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
@@ -232,9 +233,17 @@ class BlockSelection(BaseDetector):
                 blocks = candidate_blocks(self.model)
             else:
                 blocks = resolve_blocks(self.model, self.blocks)
-            puzzles = jigsaw(X.detach().cpu().numpy(), self.grid, self.random_state)
             norms = self._feature_norms(X, blocks)
-            puzzle_norms = self._feature_norms(torch.from_numpy(puzzles), blocks)
+            # Puzzles are made one batch at a time (never a full copy of X); one
+            # RandomState across the batches draws exactly what jigsaw(X) would.
+            rng = check_random_state(self.random_state)
+            puzzle_norms = np.concatenate([
+                self._feature_norms(
+                    torch.from_numpy(jigsaw(batch.detach().cpu().numpy(), self.grid, rng)),
+                    blocks,
+                )
+                for batch in torch.split(X, self.batch_size)
+            ])
             ratios = _norm_ratios(norms, puzzle_norms)
             if np.isnan(ratios).all():
                 raise ValueError(
