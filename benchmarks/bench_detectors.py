@@ -53,6 +53,7 @@ def make_data(n, d, k, seed=0):
     A = rng.standard_normal((rank, d), dtype=np.float32) / np.sqrt(rank)
     H = 0.5 * (Z @ A) + means[y] + 0.5 * rng.standard_normal((n, d), dtype=np.float32)
     np.maximum(H, 0, out=H)  # post-ReLU: ~40 % exact zeros
+    H = H.astype(np.float32)  # the extractor's dtype (the / np.sqrt(rank) above gave float64)
     W = means.astype(np.float64) / np.sqrt(d) + 0.05 * rng.standard_normal((k, d))
     b = 0.1 * rng.standard_normal(k)
     return H, W, b, y
