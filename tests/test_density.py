@@ -493,7 +493,7 @@ def test_cholesky_with_jitter_skips_unchanged_matrices_without_changing_the_answ
     eps, L = cholesky_with_jitter(covs)
     assert eps == _first_working_jitter(covs) == 1e-15
     np.testing.assert_allclose(L @ L.transpose(0, 2, 1), covs + eps * np.eye(2))
-    with pytest.raises(ValueError, match="No jitter up to 0.1"):
+    with pytest.raises(ValueError, match="No jitter up to 0.1 "):
         cholesky_with_jitter(np.array([[[-1.0]]]))
 
 
@@ -558,3 +558,26 @@ def test_grid_search_tunes_knn_in_a_pipeline():
                       (Mahalanobis(), {"nan_rescale": [False, True]})]:
         s = GridSearchCV(det, grid, scoring=auroc_scorer, cv=cv, error_score="raise")
         assert s.fit(X, y).best_score_ > 0.8
+
+
+def test_gaussian_density_reg_covar_is_the_smallest_jitter():
+    # Class 0 never varies along the second feature: a singular covariance.
+    X = np.array([[0.0, 1.0], [2.0, 1.0], [1.0, 1.0], [5.0, 0.0], [6.0, 2.0], [7.0, 1.0]])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    faithful = GaussianDensity().fit(X, y)
+    assert 0.0 < faithful.jitter_ < 1e-300  # DDU's ladder: the first value that works
+    det = GaussianDensity(reg_covar=0.5).fit(X, y)
+    assert det.jitter_ == 0.5
+    # By hand: class 0 has mean (1, 1), covariance diag(1, 0) + 0.5 I; class 1 has
+    # mean (6, 1), deviations (-1, -1), (0, 1), (1, 0): covariance [[1, .5], [.5, 1]]
+    # (unbiased, n - 1 = 2) + 0.5 I.
+    x = np.array([[1.0, 2.0]])
+    cov0, cov1 = np.diag([1.5, 0.5]), np.array([[1.5, 0.5], [0.5, 1.5]])
+    expected = np.logaddexp(multivariate_normal([1, 1], cov0).logpdf(x[0]),
+                            multivariate_normal([6, 1], cov1).logpdf(x[0]))
+    np.testing.assert_allclose(det.score_samples(x), [expected])
+    # With DDU's rule class 0's density vanishes off its line y = 1, so only class 1
+    # counts, and the sample, typical of class 0 but for its y, looks far from ID.
+    only_class_1 = multivariate_normal([6, 1], [[1.0, 0.5], [0.5, 1.0]]).logpdf(x[0])
+    np.testing.assert_allclose(faithful.score_samples(x), [only_class_1])
+    assert only_class_1 < expected - 15

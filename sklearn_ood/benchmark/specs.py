@@ -36,6 +36,11 @@ def _knn_grid(n_bank):
     return {"n_neighbors": [k for k in (1, 5, 10, 20, 50, 100, 200) if k < n_bank]}
 
 
+# The default reg_covar=0 is DDU's jitter rule; larger values regularise singular
+# class covariances (the L2 model's features lie on a sphere).
+_GDA_GRID = {"reg_covar": [0.0, 1e-6, 1e-4, 1e-2]}
+
+
 #: Every detector of the library, with its documented default parameters.
 DETECTORS = [
     DetectorSpec("msp", "MSP", MaxSoftmax),
@@ -53,12 +58,13 @@ DETECTORS = [
     DetectorSpec("knn", "KNN", lambda head: KNN(n_neighbors=50), grid=_knn_grid),
     DetectorSpec("knn+nan", "KNN+NAN", lambda head: KNN(n_neighbors=50, nan_rescale=True),
                  "maps"),
-    DetectorSpec("gda", "GaussianDensity", lambda head: GaussianDensity(), labels=True),
+    DetectorSpec("gda", "GaussianDensity", lambda head: GaussianDensity(), labels=True,
+                 grid=_GDA_GRID),
     # Haas et al.: whether the GDA sees the normalised feature is unverified: both.
     DetectorSpec("gda-l2", "GaussianDensity (L2 model)", lambda head: GaussianDensity(),
-                 "h", "l2", labels=True),
+                 "h", "l2", labels=True, grid=_GDA_GRID),
     DetectorSpec("gda-l2-prenorm", "GaussianDensity (L2 model, pre-norm h)",
-                 lambda head: GaussianDensity(), "pooled", "l2", labels=True),
+                 lambda head: GaussianDensity(), "pooled", "l2", labels=True, grid=_GDA_GRID),
     DetectorSpec("featurenorm", "FeatureNorm (last block)", lambda head: FeatureNorm(),
                  "maps"),
     DetectorSpec("blockselection", "BlockSelection", None, "images"),

@@ -8,7 +8,7 @@ convention, higher means more in-distribution, so distances enter with a
 minus sign.
 """
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.linalg import pinvh, solve_triangular
@@ -253,8 +253,8 @@ def cholesky_with_jitter(covariances, jitters=JITTER_LADDER):
         else:
             return float(eps), factors
     raise ValueError(
-        "No jitter up to 0.1 makes every class covariance positive definite; the "
-        "features may be non-finite or of extreme scale (rescale them)."
+        f"No jitter up to {max(jitters):g} makes every class covariance positive "
+        "definite; the features may be non-finite or of extreme scale (rescale them)."
     )
 
 
@@ -621,6 +621,13 @@ class GaussianDensity(BaseDetector):
         L2-normalise the features (zero rows stay zero) before fitting and
         scoring (whether Haas et al. fit the GDA on normalised features is
         not known; both are offered).
+    reg_covar : float >= 0, default=0.0
+        Smallest jitter: the ladder starts at ``reg_covar`` and continues with
+        the ladder values above it. ``0.0`` is DDU's rule. A positive value
+        (as scikit-learn's ``GaussianMixture(reg_covar=1e-6)``) regularises
+        nearly singular class covariances -- e.g. of L2-normalised features,
+        which lie on a sphere -- whose directions of zero training variance
+        otherwise give some in-distribution samples scores near ``-inf``.
     contamination : float, default=0.05
         Fraction of training rows below the threshold ``offset_``.
 
@@ -662,10 +669,12 @@ class GaussianDensity(BaseDetector):
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "normalize": ["boolean"],
+        "reg_covar": [Interval(Real, 0, None, closed="left")],
     }
 
-    def __init__(self, *, normalize=False, contamination=0.05):
+    def __init__(self, *, normalize=False, reg_covar=0.0, contamination=0.05):
         self.normalize = normalize
+        self.reg_covar = reg_covar
         self.contamination = contamination
 
     def _features(self, X):
@@ -695,7 +704,8 @@ class GaussianDensity(BaseDetector):
             self.means_[c] = Hc.mean(axis=0)
             centred = Hc - self.means_[c]
             self.covariances_[c] = centred.T @ centred / (Hc.shape[0] - 1)
-        self.jitter_, self.cholesky_factors_ = cholesky_with_jitter(self.covariances_)
+        jitters = (self.reg_covar,) + tuple(j for j in JITTER_LADDER if j > self.reg_covar)
+        self.jitter_, self.cholesky_factors_ = cholesky_with_jitter(self.covariances_, jitters)
 
     def _score(self, X):
         log_dens = gaussian_log_densities(
