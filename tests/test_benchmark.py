@@ -18,16 +18,6 @@ METRICS = ("auroc", "fpr95", "aupr_in", "aupr_out")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def read_csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -41,16 +31,9 @@ def metric_columns(rows):
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     """Every detector (and the tuned rows) on the embedded default, tiny settings."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("full")
-    try:
-        code = main(["benchmark", "--out", str(out), "--no-plots", "--epochs", "2",
-                     "--max-train", "300", "--quiet"])
-    finally:
-        torch.set_num_threads(threads)
+    code = main(["benchmark", "--out", str(out), "--no-plots", "--epochs", "2",
+                 "--max-train", "300", "--quiet"])
     return code, out
 
 

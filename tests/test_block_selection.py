@@ -21,15 +21,6 @@ from sklearn_ood.pseudo_ood import jigsaw
 BLOCKS = ["block1", "block2", "block3"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # The machine is shared: oversubscribed threads make tiny convolutions slow.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_cnn(seed=0):
     torch.manual_seed(seed)
     return nn.Sequential(

@@ -252,14 +252,6 @@ def test_split_bad_input(make, error, match):
 
 
 # ------------------------------------------------ a small CNN trained on digits
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny convolutions: one thread is faster than several on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def digits_net(one_torch_thread):
