@@ -8,6 +8,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from scipy.special import logsumexp
 
 from sklearn_ood import BlockFeatureExtractor, Energy
@@ -249,3 +250,10 @@ def test_reduce_per_block_dict(images):
     assert list(names[[0, 4, 10]]) == ["act1__0", "act2__avg__0", "act2__flatten__0"]
     with pytest.raises(ValueError, match="one entry per block"):
         ext.set_params(reduce={"act1": "max"}).fit(images)
+
+
+# A parameter-free model accepts any feature count, so scikit-learn's generic
+# checks (2-D data of 1 to 10 features) run the extractor end to end.
+@parametrize_with_checks([BlockFeatureExtractor(torch.nn.Sequential(torch.nn.Tanh()), "0")])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
