@@ -4,12 +4,12 @@ Fixtures are tiny files written to tmp_path; nothing here reads the shared data.
 """
 
 import gzip
-import importlib.util
 import struct
 import sys
 
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits
 
@@ -23,8 +23,6 @@ from sklearn_ood.datasets import (
     load_npz,
 )
 
-HAS_PIL = importlib.util.find_spec("PIL") is not None
-
 
 def _assert_images(X, shape):
     assert X.shape == shape
@@ -36,13 +34,9 @@ def _assert_images(X, shape):
 # --------------------------------------------------------------------------
 # load_digits_ood
 
-needs_pil = pytest.mark.skipif(not HAS_PIL, reason="sample photos need Pillow")
-
 
 @pytest.fixture(scope="module")
 def digits_ood():
-    if not HAS_PIL:
-        pytest.skip("sample photos need Pillow")
     return load_digits_ood()
 
 
@@ -68,7 +62,6 @@ def test_digits_ood_split_is_stratified(digits_ood):
     assert_allclose(train, test, atol=0.01)
 
 
-@needs_pil
 def test_digits_ood_id_and_near_ood_are_the_right_digits():
     # Match every returned image to its source row in load_digits: ID rows must
     # carry the digit classes[y], near-OOD rows only held-out digits.
@@ -87,7 +80,6 @@ def test_digits_ood_id_and_near_ood_are_the_right_digits():
     assert len(near) == np.isin(digits.target, [0, 2, 4, 6, 7, 8, 9]).sum()
 
 
-@needs_pil
 def test_digits_ood_is_deterministic_under_random_state():
     a = load_digits_ood(random_state=3, n_far=50)
     b = load_digits_ood(random_state=3, n_far=50)
@@ -181,7 +173,6 @@ def test_load_npz_resize_keeps_constant_images_and_int_size(tmp_path):
 
 
 def test_load_npz_resize_matches_torch_antialiased_bilinear(tmp_path):
-    torch = pytest.importorskip("torch")
     x = np.random.RandomState(0).randint(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
     np.savez(tmp_path / "r.npz", x=x, y=np.arange(4))
     for size in [(28, 28), (8, 12), (40, 33)]:
@@ -335,7 +326,6 @@ def test_load_idx_errors(tmp_path):
 # load_image_folder
 
 
-@pytest.mark.skipif(not HAS_PIL, reason="Pillow is not installed")
 def test_load_image_folder_reads_classes_in_sorted_order(tmp_path):
     from PIL import Image
 
@@ -360,7 +350,6 @@ def test_load_image_folder_reads_classes_in_sorted_order(tmp_path):
     assert_allclose(X[2:], 0.299, atol=1 / 255)  # red under Pillow's "L" luma
 
 
-@pytest.mark.skipif(not HAS_PIL, reason="Pillow is not installed")
 def test_load_image_folder_errors(tmp_path):
     from PIL import Image
 
