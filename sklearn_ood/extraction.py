@@ -303,9 +303,9 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         average/max pool over the spatial dimensions (``(C,)``), ``"norm"`` the
         per-channel spatial L2 norm of ``ReLU(map)`` (FeatureNorm's statistic),
         ``"nan"`` one number, the negative-aware norm ``||a||_1 / ||a||_0`` of
-        the whole output (NAN's score), ``"flatten"`` every entry, a callable mapping a block output tensor to an
-        ``(n, d)`` tensor (computed per batch, on ``device``), or a list of
-        these, concatenated. ``None`` returns the block output itself (e.g.
+        the whole output (NAN's score), ``"flatten"`` every entry, a callable
+        mapping a block output tensor to an ``(n, d)`` tensor (computed per
+        batch, on ``device``), or a list of these, concatenated. ``None`` returns the block output itself (e.g.
         ``(N, C, H, W)`` maps) and needs a single block. A dict gives each
         block its own specification. A 2-D block output is left as it is by
         ``"avg"``, ``"max"`` and ``"flatten"``.

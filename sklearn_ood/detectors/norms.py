@@ -55,11 +55,12 @@ def feature_norm(maps):
     >>> feature_norm(np.array([[5.0, -3.0]]))  # already per-channel values
     array([2.5])
     """
-    flat = np.maximum(_as_maps(maps), 0)
+    flat = np.maximum(_as_maps(maps), 0)  # a new array: safe to divide in place
     flat = flat.astype(np.promote_types(flat.dtype, np.float32), copy=False)
-    # Scale each channel by its maximum so that the squares cannot overflow.
+    # Scale each channel by its maximum so that the squares cannot overflow
+    # (an all-zero channel, peak 0, stays zero).
     peak = flat.max(axis=2, keepdims=True)
-    flat = np.divide(flat, peak, out=np.zeros_like(flat), where=peak > 0)
+    np.divide(flat, peak, out=flat, where=peak > 0)
     norms = peak[..., 0] * np.sqrt(np.square(flat).sum(axis=2, dtype=np.float64))
     return norms.mean(axis=1)
 
