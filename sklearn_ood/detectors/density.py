@@ -42,10 +42,10 @@ def l2_normalize(X):
            [0. , 0. ]])
     """
     # Dividing by the largest |x_j| first keeps the squares from overflowing.
-    scale = np.abs(X).max(axis=1, keepdims=True)
-    X = np.divide(X, scale, out=np.zeros_like(X), where=scale > 0)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+    scale = np.maximum(X.max(axis=1, keepdims=True), -X.min(axis=1, keepdims=True))
+    out = np.divide(X, scale, out=np.zeros_like(X), where=scale > 0)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norms, out=out, where=norms > 0)  # zero rows are already 0
 
 
 def min_mahalanobis_sqdist(X, means, precision):
