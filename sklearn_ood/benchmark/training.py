@@ -11,15 +11,17 @@ from ..extraction import BlockFeatureExtractor
 from ..models import ResNet, SmallCNN, make_classifier
 from .exceptions import BenchmarkError
 
-ARCHITECTURES = ("smallcnn", "resnet18")
+#: Architecture name -> module class (ResNet has the ResNet-18 layout by default).
+MODULES = {"smallcnn": SmallCNN, "resnet18": ResNet}
+ARCHITECTURES = tuple(MODULES)
 AUGMENTATIONS = ("none", "flip-crop")
 WEIGHTS_FORMAT = "sklearn-ood-benchmark-weights/1"
 
 
 def build_model(arch, *, num_classes, in_channels, width, l2_normalize=False):
     """An untrained :class:`SmallCNN` or ResNet-18 layout :class:`ResNet`."""
-    cls = SmallCNN if arch == "smallcnn" else ResNet
-    return cls(num_classes, in_channels=in_channels, width=width, l2_normalize=l2_normalize)
+    return MODULES[arch](num_classes, in_channels=in_channels, width=width,
+                         l2_normalize=l2_normalize)
 
 
 def _stderr_print(*args, **kwargs):
@@ -48,12 +50,11 @@ def flip_crop_collate(batch):
 def train_model(arch, X, y, *, num_classes, width, epochs, batch_size, lr, seed,
                 l2_normalize, progress, augment="none"):
     """Train with :func:`~sklearn_ood.models.make_classifier`; return the module (eval)."""
-    cls = SmallCNN if arch == "smallcnn" else ResNet
     extra = {"callbacks__print_log__sink": _stderr_print} if progress else {}
     if augment == "flip-crop":
         extra["iterator_train__collate_fn"] = flip_crop_collate
     net = make_classifier(
-        cls, max_epochs=epochs, batch_size=batch_size, lr=lr, random_state=seed,
+        MODULES[arch], max_epochs=epochs, batch_size=batch_size, lr=lr, random_state=seed,
         progress=progress, verbose=int(progress), num_classes=num_classes,
         in_channels=X.shape[1], width=width, l2_normalize=l2_normalize, **extra)
     net.fit(X, y.astype(np.int64))
