@@ -5,7 +5,7 @@ in-distribution data, then ``score_samples`` (higher means more
 in-distribution), ``decision_function`` and ``predict`` (+1 ID, -1 OOD).
 """
 
-from .block_selection import BlockSelection
+from .model_detectors import BlockSelection
 from .detectors.activation import ASH, DICE, LINe, ReAct
 from .detectors.density import KNN, GaussianDensity, Mahalanobis, ViM
 from .detectors.logits import Energy, MaxLogit, MaxSoftmax

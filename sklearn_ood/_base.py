@@ -4,7 +4,7 @@ import contextlib
 from numbers import Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
@@ -26,35 +26,58 @@ def restore_on_error(estimator):
 class BaseDetector(OutlierMixin, BaseEstimator):
     """Base class of the OOD detectors: scikit-learn's outlier-detector API.
 
-    A subclass implements ``_fit(X, y)`` (learn from in-distribution rows) and
-    ``_score(X)`` (higher means more in-distribution). The base class supplies
-    validation, the label convention and the threshold:
+    A subclass implements two steps and may override two more:
 
-    - ``fit(X, y=None)`` keeps the rows whose label is not negative (a negative
-      label marks an OOD row) and passes them, with their class labels, to
-      ``_fit``. If any step fails, the estimator is left as it was.
+    - ``_fit(X, y)``: learn from the in-distribution rows (``y`` holds their
+      class labels, or is ``None``);
+    - ``_score(X)``: score rows, higher means more in-distribution;
+    - ``_training_scores(X)``: the scores of the training rows that set the
+      threshold ``offset_``. By default ``_score(X)``; a detector for which a
+      training row scored against itself is optimistic overrides it (KNN
+      scores its bank leave-one-out, as scikit-learn's ``LocalOutlierFactor``
+      computes ``negative_outlier_factor_``);
+    - ``_validate_input(X, reset)``: the input check. By default 2-D
+      features (4-D maps too when ``_allow_nd``); detectors that take images
+      and run a model override it (:class:`~sklearn_ood.model_detectors.ModelDetector`).
+
+    The base class supplies the rest, identical for every detector:
+
+    - ``fit(X, y=None)`` validates the parameters and the input, keeps the
+      rows whose label is not negative (a negative label marks an OOD row),
+      calls ``_fit`` and sets ``offset_`` to the ``100 * contamination``
+      percentile of the training scores, which must be finite. If any step
+      fails, the estimator is left as it was.
     - ``score_samples(X)``: higher means more in-distribution.
-    - ``decision_function(X) = score_samples(X) - offset_``, where ``offset_`` is
-      the ``100 * contamination`` percentile of the training scores (the default
-      0.05 puts the threshold at the 95 % true-positive-rate operating point).
+    - ``decision_function(X) = score_samples(X) - offset_``.
     - ``predict(X)``: +1 for in-distribution, -1 for OOD.
 
-    Class attributes a subclass may set: ``_allow_nd`` (accept 4-D feature maps
-    ``(N, C, H, W)`` besides 2-D features).
+    Attributes
+    ----------
+    offset_ : float
+        Threshold: ``decision_function = score_samples - offset_``; the
+        ``100 * contamination`` percentile of the training scores.
+    n_features_in_ : int
+        Number of features (channels for maps and images) seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
     """
 
     _parameter_constraints: dict = {
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
     }
+    #: Accept 4-D feature maps ``(N, C, H, W)`` besides 2-D features.
     _allow_nd = False
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the detector on in-distribution data.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training features (4-D maps where the detector accepts them).
+            Training features (4-D maps or images where the detector takes
+            them).
         y : array-like of shape (n_samples,), default=None
             Class labels; rows with a negative label are OOD and are ignored.
 
@@ -64,11 +87,10 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             The fitted detector.
         """
         with restore_on_error(self):
-            self._validate_params()
-            X = validate_features(self, X, reset=True, allow_nd=self._allow_nd)
+            X = self._validate_input(X, reset=True)
             X_id, y_id = split_id_rows(X, y)
             self._fit(X_id, y_id)
-            scores = self._score(X_id)
+            scores = np.asarray(self._training_scores(X_id), dtype=np.float64)
             if not np.all(np.isfinite(scores)):
                 raise ValueError(
                     f"{type(self).__name__} produced non-finite scores on its "
@@ -91,7 +113,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         scores : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        X = validate_features(self, X, reset=False, allow_nd=self._allow_nd)
+        X = self._validate_input(X, reset=False)
         return np.asarray(self._score(X), dtype=np.float64)
 
     def decision_function(self, X):
@@ -120,6 +142,12 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    def _validate_input(self, X, *, reset):
+        return validate_features(self, X, reset=reset, allow_nd=self._allow_nd)
+
+    def _training_scores(self, X):
+        return self._score(X)
 
     def _fit(self, X, y):  # pragma: no cover - overridden
         raise NotImplementedError

@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils import estimator_checks
 from torch import nn
 
-from sklearn_ood.block_selection import BlockSelection, candidate_blocks
+from sklearn_ood.model_detectors.block_selection import BlockSelection, candidate_blocks
 from sklearn_ood.metrics import auroc, auroc_scorer
 from sklearn_ood.pseudo_ood import jigsaw
 

@@ -17,7 +17,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 
-from sklearn_ood.block_selection import BlockSelection
+from sklearn_ood.model_detectors.block_selection import BlockSelection
 from sklearn_ood.detectors.activation import ASH, DICE, LINe, ReAct
 from sklearn_ood.detectors.density import KNN, GaussianDensity, Mahalanobis, ViM
 from sklearn_ood.detectors.logits import Energy, MaxLogit, MaxSoftmax

@@ -38,7 +38,7 @@ import numpy as np
 from sklearn.model_selection import ParameterGrid
 
 from .. import metrics
-from ..block_selection import BlockSelection
+from ..model_detectors import BlockSelection
 from ..pseudo_ood import make_pseudo_ood
 from ..tuning import tune_on_pseudo_ood
 from .data import ID_SETS, check_sets, load_data, split_train

@@ -458,27 +458,6 @@ class KNN(BaseDetector):
         self.contamination = contamination
         self.nan_rescale = nan_rescale
 
-    def fit(self, X, y=None):
-        """Fit the bank on in-distribution rows (negative labels are OOD, ignored).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
-        y : array-like of shape (n_samples,), default=None
-            Only used to drop OOD rows (negative labels).
-
-        Returns
-        -------
-        self : object
-        """
-        # The base fit scores exactly the bank rows, in order, right after
-        # _fit: flag that call so the offset uses leave-one-out scores.
-        self._scoring_bank = True
-        try:
-            return super().fit(X, y)
-        finally:
-            self.__dict__.pop("_scoring_bank", None)
-
     def _fit(self, X, y):
         if X.shape[0] <= self.n_neighbors:
             raise ValueError(
@@ -489,15 +468,16 @@ class KNN(BaseDetector):
             )
         self.bank_ = l2_normalize(_pool(X))
 
-    def _score(self, X):
-        H = l2_normalize(_pool(X))
-        d = kth_neighbor_sqdist(
-            H, self.bank_, self.n_neighbors,
-            exclude_self=getattr(self, "_scoring_bank", False),
-        )
+    def _score(self, X, *, leave_one_out=False):
+        H = self.bank_ if leave_one_out else l2_normalize(_pool(X))
+        d = kth_neighbor_sqdist(H, self.bank_, self.n_neighbors, exclude_self=leave_one_out)
         if self.nan_rescale:
             return nan_rescaled_score(np.sqrt(d), X)
         return -d
+
+    def _training_scores(self, X):
+        # X is the bank: each row's own match is left out (see the class docstring).
+        return self._score(X, leave_one_out=True)
 
 
 class ViM(HeadMixin, BaseDetector):

@@ -8,13 +8,11 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseDetector, restore_on_error
-from ._validation import split_id_rows
-from .detectors.norms import feature_norm
-from .extraction import as_input_tensor, iter_block_batches, resolve_blocks
-from .pseudo_ood import jigsaw
+from ..detectors.norms import feature_norm
+from ..extraction import iter_block_batches, resolve_blocks
+from ..pseudo_ood import jigsaw
+from ._base import ModelDetector
 
 __all__ = ["BlockSelection", "candidate_blocks"]
 
@@ -101,7 +99,7 @@ def candidate_blocks(model):
     return names
 
 
-class BlockSelection(BaseDetector):
+class BlockSelection(ModelDetector):
     """FeatureNorm of the block with the largest jigsaw NormRatio (Yu et al., 2023).
 
     An end-to-end detector on images. ``fit`` (on in-distribution training
@@ -177,7 +175,7 @@ class BlockSelection(BaseDetector):
     --------
     >>> import numpy as np, torch
     >>> from torch import nn
-    >>> from sklearn_ood.block_selection import BlockSelection
+    >>> from sklearn_ood.model_detectors import BlockSelection
     >>> _ = torch.manual_seed(0)
     >>> net = nn.Sequential(
     ...     nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU()),
@@ -187,17 +185,14 @@ class BlockSelection(BaseDetector):
     >>> det = BlockSelection(net, random_state=0).fit(X)
     >>> det.blocks_
     ['0', '1']
-    >>> det.block_ in det.blocks_, det.score_samples(X).shape
-    (True, (20,))
+    >>> det.score_samples(X).shape
+    (20,)
     """
 
     _parameter_constraints = {
-        **BaseDetector._parameter_constraints,
-        "model": [torch.nn.Module],
+        **ModelDetector._parameter_constraints,
         "blocks": [str, list, tuple],
         "grid": [Interval(Integral, 2, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, torch.device],
         "random_state": ["random_state"],
     }
 
@@ -211,65 +206,34 @@ class BlockSelection(BaseDetector):
         self.random_state = random_state
         self.contamination = contamination
 
-    def fit(self, X, y=None):
-        """Select the block on in-distribution training images.
+    def _fit(self, X, y):
+        if self.blocks == "auto":
+            blocks = candidate_blocks(self.model)
+        else:
+            blocks = resolve_blocks(self.model, self.blocks)
+        norms = self._feature_norms(X, blocks)
+        # Puzzles are made one batch at a time (never a full copy of X); one
+        # RandomState across the batches draws exactly what jigsaw(X) would.
+        rng = check_random_state(self.random_state)
+        puzzle_norms = np.concatenate([
+            self._feature_norms(
+                torch.from_numpy(jigsaw(batch.detach().cpu().numpy(), self.grid, rng)),
+                blocks,
+            )
+            for batch in torch.split(X, self.batch_size)
+        ])
+        ratios = _norm_ratios(norms, puzzle_norms)
+        if np.isnan(ratios).all():
+            raise ValueError(
+                f"Every jigsaw image has FeatureNorm 0 in every block {blocks}, so no "
+                "NormRatio is defined; check the model and the candidate blocks."
+            )
+        self.blocks_ = blocks
+        self.norm_ratios_ = dict(zip(blocks, ratios.tolist()))
+        self.block_ = blocks[int(np.nanargmax(ratios))]
 
-        Parameters
-        ----------
-        X : array-like or torch.Tensor of shape (n_samples, channels, height, width)
-            In-distribution training images, preprocessed as for the model.
-        y : array-like of shape (n_samples,), default=None
-            Labels; images with a negative label are OOD and are ignored.
-
-        Returns
-        -------
-        self : object
-        """
-        with restore_on_error(self):
-            self._validate_params()
-            X = self._validate_images(X, reset=True)
-            X, _ = split_id_rows(X, y)
-            if self.blocks == "auto":
-                blocks = candidate_blocks(self.model)
-            else:
-                blocks = resolve_blocks(self.model, self.blocks)
-            norms = self._feature_norms(X, blocks)
-            # Puzzles are made one batch at a time (never a full copy of X); one
-            # RandomState across the batches draws exactly what jigsaw(X) would.
-            rng = check_random_state(self.random_state)
-            puzzle_norms = np.concatenate([
-                self._feature_norms(
-                    torch.from_numpy(jigsaw(batch.detach().cpu().numpy(), self.grid, rng)),
-                    blocks,
-                )
-                for batch in torch.split(X, self.batch_size)
-            ])
-            ratios = _norm_ratios(norms, puzzle_norms)
-            if np.isnan(ratios).all():
-                raise ValueError(
-                    f"Every jigsaw image has FeatureNorm 0 in every block {blocks}, so no "
-                    "NormRatio is defined; check the model and the candidate blocks."
-                )
-            best = int(np.nanargmax(ratios))
-            self.blocks_ = blocks
-            self.norm_ratios_ = dict(zip(blocks, ratios.tolist()))
-            self.block_ = blocks[best]
-            self.offset_ = float(np.percentile(norms[:, best], 100.0 * self.contamination))
-        return self
-
-    def score_samples(self, X):
-        """FeatureNorm of the selected block: the higher, the more in-distribution.
-
-        Parameters
-        ----------
-        X : array-like or torch.Tensor of shape (n_samples, channels, height, width)
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,)
-        """
-        check_is_fitted(self)
-        X = self._validate_images(X, reset=False)
+    def _score(self, X):
+        """FeatureNorm of the selected block: the higher, the more in-distribution."""
         return self._feature_norms(X, [self.block_])[:, 0]
 
     def _feature_norms(self, X, blocks):
@@ -286,27 +250,8 @@ class BlockSelection(BaseDetector):
                     out[start : start + len(channel_norms), j] = feature_norm(channel_norms)
         return out
 
-    def _validate_images(self, X, *, reset):
-        X = as_input_tensor(X)
-        if X.ndim != 4:
-            raise ValueError(
-                f"BlockSelection expects images of shape (n_samples, channels, height, "
-                f"width); got shape {tuple(X.shape)}. Add the channel axis for grey "
-                f"images, e.g. X[:, None]."
-            )
-        if reset:
-            self.n_features_in_ = X.shape[1]
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} channels, but BlockSelection was fitted on images "
-                f"with {self.n_features_in_} channels."
-            )
-        return X
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
         tags.non_deterministic = self.random_state is None
         return tags
 

@@ -1,0 +1,10 @@
+"""Detectors that take images and run the model themselves.
+
+They hold the model as a parameter (like :class:`~sklearn_ood.BlockFeatureExtractor`),
+so they are the last step of a pipeline on images rather than on cached features.
+"""
+
+from ._base import ModelDetector
+from .block_selection import BlockSelection, candidate_blocks
+
+__all__ = ["BlockSelection", "ModelDetector", "candidate_blocks"]
