@@ -1,6 +1,7 @@
 """Input validation shared by every estimator (a leaf module)."""
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.validation import check_array, validate_data
 
 FLOAT_DTYPES = (np.float64, np.float32)
@@ -51,35 +52,104 @@ def validate_features(estimator, X, *, reset, allow_nd=False):
     return X
 
 
-def split_id_rows(X, y):
-    """Keep the in-distribution rows of ``X``: those whose label is not negative.
+def check_labels(y, n_samples, *, allow_ood=True, name="y"):
+    """Check labels under the library's convention; return ``(y, is_id)``.
 
-    Returns ``(X_id, y_id)``; ``y_id`` is ``None`` when ``y`` is ``None``.
+    The one label convention of sklearn-ood, for ``fit``, cross-validation
+    splitters and metrics alike:
+
+    - a label ``>= 0`` (or any non-numeric class label, e.g. a string) marks
+      an in-distribution (ID) row of that class;
+    - ``NaN`` marks an ID row whose class is unknown (what
+      :func:`~sklearn_ood.pseudo_ood.make_pseudo_ood` gives ID images when
+      called without labels);
+    - a negative label marks an OOD row.
+
+    A boolean ``y`` is read as "is ID" (``True`` ID, ``False`` OOD), as the
+    metrics have always accepted it.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+    n_samples : int
+        Number of rows ``y`` must label.
+    allow_ood : bool, default=True
+        ``False``: every row must be ID (the input holds ID rows only).
+    name : str, default="y"
+        The name used in error messages.
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples,)
+    is_id : ndarray of bool of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_labels([0, 2, -1, np.nan], 4)[1]
+    array([ True,  True, False,  True])
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} must be 1-D with one label per row ({n_samples}); got shape {y.shape}."
+        )
+    if y.dtype == bool:
+        is_id = y.copy()
+    elif np.issubdtype(y.dtype, np.number) and not np.issubdtype(y.dtype, np.complexfloating):
+        if np.isinf(y).any():
+            raise ValueError(f"{name} contains infinity.")
+        is_id = ~(y < 0)  # NaN: an ID row of unknown class
+    elif y.dtype.kind in "OUS":
+        is_id = np.ones(n_samples, dtype=bool)  # class names carry no OOD marker
+    else:
+        raise TypeError(
+            f"{name} must hold class labels (numeric, negative marks OOD); got dtype "
+            f"{y.dtype}."
+        )
+    if not allow_ood and not is_id.all():
+        raise ValueError(
+            f"{name} has negative labels, which mark OOD rows; the input must hold "
+            "in-distribution rows only (labels >= 0, or NaN for an unknown class)."
+        )
+    return y, is_id
+
+
+def split_id_rows(X, y):
+    """Keep the in-distribution rows of ``X`` (see :func:`check_labels`).
+
+    Returns ``(X_id, y_id)``; ``y_id`` is ``None`` when ``y`` is ``None`` or
+    when no ID row has a known class (all ``NaN``).
     """
     if y is None:
         return X, None
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"y must be 1-D with one label per row of X ({X.shape[0]}); got shape "
-            f"{y.shape}."
-        )
-    if not np.issubdtype(y.dtype, np.number) and y.dtype != bool:
-        # String class labels carry no OOD marker: every row is ID.
-        return X, y
-    if np.issubdtype(y.dtype, np.floating) and not np.all(np.isfinite(y)):
-        raise ValueError("y contains NaN or infinity.")
-    is_id = y >= 0
+    y, is_id = check_labels(y, X.shape[0])
     if not is_id.any():
         raise ValueError(
             "y marks every row as OOD (negative label); fit needs in-distribution "
             "rows (label >= 0)."
         )
-    return X[is_id], y[is_id]
+    if not is_id.all():
+        X, y = X[is_id] if isinstance(X, np.ndarray) else X[np.flatnonzero(is_id)], y[is_id]
+    if y.dtype.kind == "f":
+        unknown = np.isnan(y)
+        if unknown.all():
+            return X, None
+        if unknown.any():
+            raise ValueError(
+                "y gives some in-distribution rows a class and marks others as of "
+                "unknown class (NaN); label all of them or none."
+            )
+    return X, y
 
 
 def check_images(X, name="X"):
-    """Check a finite, non-empty, real numeric batch of images (N, C, H, W)."""
+    """Check a dense, finite, non-empty, real numeric batch of images (N, C, H, W)."""
+    if sp.issparse(X):
+        raise TypeError(
+            f"{name} must be a dense array of images (n_samples, channels, height, "
+            "width); sparse input is not supported."
+        )
     X = np.asarray(X)
     if X.dtype == object or X.dtype == bool or not np.issubdtype(X.dtype, np.number) \
             or np.issubdtype(X.dtype, np.complexfloating):
@@ -97,23 +167,14 @@ def check_images(X, name="X"):
 
 
 def check_id_labels(y, n):
-    """Check class labels of ID images (numeric, >= 0); ``None`` gives zeros."""
+    """Class labels of ID images; ``None`` gives NaN (ID, class unknown)."""
     if y is None:
-        return np.zeros(n, dtype=np.int64)
-    y = np.asarray(y)
-    if y.ndim != 1 or len(y) != n:
-        raise ValueError(f"y must be 1-D with one label per image ({n}); got shape {y.shape}.")
+        return np.full(n, np.nan)
+    y, _ = check_labels(y, n, allow_ood=False)
     if y.dtype == bool or not np.issubdtype(y.dtype, np.number):
         raise TypeError(
             f"y must hold numeric class labels (pseudo-OOD rows get -1); got dtype "
             f"{y.dtype}. Encode the classes as integers, e.g. with LabelEncoder."
-        )
-    if not np.all(np.isfinite(y)):
-        raise ValueError("y contains NaN or infinity.")
-    if np.any(y < 0):
-        raise ValueError(
-            "y has negative labels, which mark OOD rows; X must hold in-distribution "
-            "images only (labels >= 0)."
         )
     return y
 

@@ -14,20 +14,16 @@ import numpy as np
 from sklearn.metrics import average_precision_score, make_scorer, roc_auc_score, roc_curve
 from sklearn.utils.validation import column_or_1d
 
+from ._validation import check_labels
+
 _POSITIVES = ("id", "ood")
 
 
 def _is_id_and_score(y_true, score):
-    y_true = column_or_1d(y_true)
     score = column_or_1d(score).astype(np.float64)
-    if y_true.shape != score.shape:
-        raise ValueError(
-            f"y_true and score must have the same length; got {y_true.shape[0]} and "
-            f"{score.shape[0]}."
-        )
+    _, is_id = check_labels(column_or_1d(y_true), len(score), name="y_true")
     if not np.all(np.isfinite(score)):
         raise ValueError("score contains NaN or infinity.")
-    is_id = y_true.astype(bool) if y_true.dtype == bool else y_true >= 0
     n_id = int(is_id.sum())
     if n_id == 0 or n_id == len(is_id):
         raise ValueError(

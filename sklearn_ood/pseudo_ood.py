@@ -11,36 +11,20 @@ data of :func:`sklearn_ood.tuning.tune_on_pseudo_ood`.
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from scipy import ndimage
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_array
 
 from ._validation import check_id_labels, check_images
 
 __all__ = ["Jigsaw", "jigsaw", "make_pseudo_ood"]
 
 
-def _check_images(X, grid, name="X"):
+def _check_grid_images(X, grid, name="X"):
     if not isinstance(grid, Integral) or isinstance(grid, bool) or grid < 2:
         raise ValueError(f"grid must be an integer >= 2; got {grid!r}.")
-    if sp.issparse(X):
-        raise TypeError(
-            f"{name} must be a dense array of images (n_samples, channels, height, "
-            f"width); sparse input is not supported."
-        )
-    X = np.asarray(X)
-    if X.ndim != 4:
-        raise ValueError(
-            f"{name} must be images of shape (n_samples, channels, height, width); got "
-            f"an array of shape {X.shape}. Add the channel axis for grey images, e.g. "
-            f"X[:, None]."
-        )
-    X = check_array(X, allow_nd=True, dtype=None, input_name=name)
-    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-        raise TypeError(f"{name} must be a numeric array; got dtype {X.dtype}.")
+    X = check_images(X, name)
     height, width = X.shape[2:]
     if height < grid or width < grid:
         raise ValueError(
@@ -90,7 +74,7 @@ def jigsaw(X, grid=3, random_state=None):
            [15., 16.,  7.,  8.,  0.],
            [ 0.,  0.,  0.,  0.,  0.]])
     """
-    X = _check_images(X, grid)
+    X = _check_grid_images(X, grid)
     rng = check_random_state(random_state)
     n, channels, height, width = X.shape
     s_h, s_w = height // grid, width // grid
@@ -158,6 +142,7 @@ class Jigsaw(TransformerMixin, BaseEstimator):
         self.grid = grid
         self.random_state = random_state
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Check the parameters and the images.
 
@@ -170,8 +155,7 @@ class Jigsaw(TransformerMixin, BaseEstimator):
         -------
         self : object
         """
-        self._validate_params()
-        X = _check_images(X, self.grid)
+        X = _check_grid_images(X, self.grid)
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -187,7 +171,7 @@ class Jigsaw(TransformerMixin, BaseEstimator):
         puzzles : ndarray of the shape and dtype of ``X``
         """
         self._validate_params()
-        X = _check_images(X, self.grid)
+        X = _check_grid_images(X, self.grid)
         if hasattr(self, "n_features_in_") and X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} channels, but Jigsaw was fitted on images with "
@@ -247,7 +231,9 @@ def make_pseudo_ood(X, y=None, *, method="jigsaw", ratio=1.0, random_state=None)
         In-distribution images, with the model's usual preprocessing. Finite,
         at least one image.
     y : array-like of shape (n_samples,), default=None
-        Their numeric class labels (``>= 0``); ``None`` labels every ID image 0.
+        Their numeric class labels (``>= 0``); ``None`` labels every ID image
+        ``NaN``: in-distribution, class unknown (so detectors are fitted
+        without class labels).
     method : {"jigsaw", "noise", "blur", "permute"} or callable, default="jigsaw"
         How a pseudo-OOD image is made from an ID image:
 
@@ -280,7 +266,7 @@ def make_pseudo_ood(X, y=None, *, method="jigsaw", ratio=1.0, random_state=None)
         ``X`` followed by the pseudo-OOD images. Floating dtype of ``X``
         (``float64`` for integer images).
     y_aug : ndarray of shape (n_samples + n_pseudo,)
-        ``y`` (or zeros) followed by ``-1`` for the pseudo-OOD rows.
+        ``y`` (or ``NaN``) followed by ``-1`` for the pseudo-OOD rows.
 
     See Also
     --------

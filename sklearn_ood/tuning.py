@@ -42,19 +42,13 @@ the result when the grid's scores are clearly separated (look at
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import clone
-from sklearn.model_selection import (
-    BaseCrossValidator,
-    GridSearchCV,
-    KFold,
-    ParameterGrid,
-    StratifiedKFold,
-)
+from sklearn.model_selection import BaseCrossValidator, GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch, check_random_state, indexable
+from sklearn.utils.validation import _num_samples, check_array
 
+from ._validation import check_id_labels, check_images, check_labels
 from .metrics import OOD_SCORERS
-from ._validation import check_id_labels, check_images
 from .pseudo_ood import make_pseudo_ood
 
 __all__ = ["PseudoOODSplit", "tune_on_pseudo_ood"]
@@ -147,14 +141,8 @@ class PseudoOODSplit(BaseCrossValidator):
                 "(e.g. -1) for OOD rows, as returned by make_pseudo_ood."
             )
         X, y = indexable(X, y)
-        y = np.asarray(y)
-        if y.ndim != 1:
-            raise ValueError(f"y must be 1-D; got shape {y.shape}.")
-        if y.dtype == bool or not np.issubdtype(y.dtype, np.number):
-            raise TypeError(f"y must be numeric (negative marks OOD); got dtype {y.dtype}.")
-        if not np.all(np.isfinite(y)):
-            raise ValueError("y contains NaN or infinity.")
-        id_rows, ood_rows = np.flatnonzero(y >= 0), np.flatnonzero(y < 0)
+        y, is_id = check_labels(y, _num_samples(X))
+        id_rows, ood_rows = np.flatnonzero(is_id), np.flatnonzero(~is_id)
         k = self.n_splits
         if len(id_rows) < k or len(ood_rows) < k:
             raise ValueError(
@@ -162,7 +150,9 @@ class PseudoOODSplit(BaseCrossValidator):
                 f"{k} OOD rows (y < 0); got {len(id_rows)} and {len(ood_rows)}."
             )
         y_id = y[id_rows]
-        stratify = np.unique(y_id, return_counts=True)[1].min() >= k
+        # Stratify on the classes when every class fills each fold (unknown: no).
+        stratify = not (y_id.dtype.kind == "f" and np.isnan(y_id).any()) and (
+            np.unique(y_id, return_counts=True)[1].min() >= k)
         id_cv = (StratifiedKFold if stratify else KFold)(
             k, shuffle=self.shuffle, random_state=self.random_state
         )
@@ -175,73 +165,33 @@ class PseudoOODSplit(BaseCrossValidator):
 
 
 # ------------------------------------------------------------------ the search
-class _UnlabelledPipeline(Pipeline):
-    """Pipeline fitted on the ID rows WITHOUT class labels (the user gave no ``y``).
-
-    The search needs ``y`` to mark pseudo-OOD rows; this keeps the detectors
-    from reading the placeholder ID label 0 as a class label (LINe, for one,
-    falls back to predicted labels when fitted without ``y``).
-    """
-
-    def fit(self, X, y=None, **params):
-        if y is not None:
-            X = X[np.asarray(y) >= 0]
-        return super().fit(X, None, **params)
-
-
-def _check_grids(param_grid):
-    ParameterGrid(param_grid)  # scikit-learn's checks and messages
-    grids = [param_grid] if hasattr(param_grid, "items") else list(param_grid)
-    keys = {key for grid in grids for key in grid}
-    on_pipeline = any(key == "detector" or key.startswith("detector__") for key in keys)
-    if on_pipeline:
-        bad = sorted(k for k in keys if k != "detector" and not k.startswith("detector__"))
-        if bad:
-            raise ValueError(
-                f"param_grid chooses among detectors (it has a 'detector' key), so every "
-                f"other key must name a detector parameter as 'detector__<name>'; got "
-                f"{bad}."
-            )
-    return [dict(grid) for grid in grids], on_pipeline
-
-
-def _check_scoring(scoring, refit):
-    names = sorted(OOD_SCORERS)
+def _scorers(scoring):
+    """Scorer names of :data:`~sklearn_ood.metrics.OOD_SCORERS` to scorers."""
 
     def one(score):
         if isinstance(score, str):
             if score not in OOD_SCORERS:
                 raise ValueError(
-                    f"scoring must be one of {names}, a scorer callable, or a list/dict of "
-                    f"these; got {score!r}. For another metric pass a scorer, e.g. "
-                    "sklearn.metrics.make_scorer(...)."
+                    f"scoring must be one of {sorted(OOD_SCORERS)}, a scorer callable, or "
+                    f"a list/dict of these; got {score!r}. For another metric pass a "
+                    "scorer, e.g. sklearn.metrics.make_scorer(...)."
                 )
             return OOD_SCORERS[score]
-        if callable(score):
-            return score
-        raise TypeError(f"A scorer must be a name in {names} or a callable; got {score!r}.")
+        return score
 
-    if isinstance(scoring, (list, tuple, set, dict)):
-        if not scoring:
-            raise ValueError("scoring must not be an empty list or dict.")
-        if isinstance(scoring, dict):
-            scorers = {name: one(score) for name, score in scoring.items()}
-        else:
-            scorers = {name: one(name) for name in scoring}
-        if refit is not False and (not isinstance(refit, str) or refit not in scorers):
-            raise ValueError(
-                f"With several metrics, refit must name the one that chooses the best "
-                f"candidate ({sorted(scorers)}) or be False; got {refit!r}."
-            )
-        return scorers, refit or None
-    if not isinstance(refit, (bool, np.bool_)):
-        raise ValueError(f"With one metric, refit must be True or False; got {refit!r}.")
-    return one(scoring), "score"
+    if isinstance(scoring, dict):
+        return {name: one(score) for name, score in scoring.items()}
+    if isinstance(scoring, (list, tuple, set)):
+        return {name: one(name) for name in scoring}
+    return one(scoring)
 
 
 def _stack_pseudo(X, y, X_pseudo, *, images):
-    check = check_images if images else _check_features
-    X, X_pseudo = check(X, "X"), check(X_pseudo, "X_pseudo")
+    if images:
+        X, X_pseudo = check_images(X, "X"), check_images(X_pseudo, "X_pseudo")
+    else:
+        X = check_array(X, allow_nd=True, input_name="X")
+        X_pseudo = check_array(X_pseudo, allow_nd=True, input_name="X_pseudo")
     if X.shape[1:] != X_pseudo.shape[1:]:
         raise ValueError(
             f"X_pseudo must have samples of the shape of X's {X.shape[1:]}; got "
@@ -250,15 +200,6 @@ def _stack_pseudo(X, y, X_pseudo, *, images):
     y = check_id_labels(y, len(X))
     y_ood = np.full(len(X_pseudo), -1, dtype=np.result_type(y.dtype, np.int8))
     return np.concatenate([X, X_pseudo]), np.concatenate([y, y_ood])
-
-
-def _check_features(X, name):
-    X = np.asarray(X)
-    if X.dtype == object or X.dtype == bool or not np.issubdtype(X.dtype, np.number):
-        raise TypeError(f"{name} must be a numeric array of features; got dtype {X.dtype}.")
-    if X.ndim < 2 or len(X) == 0:
-        raise ValueError(f"{name} must be non-empty features (n_samples, ...); got {X.shape}.")
-    return X
 
 
 def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=None,
@@ -326,20 +267,20 @@ def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=N
         (so ``make_pseudo_ood(X, y, method=..., ratio=..., random_state=seed)``
         and ``PseudoOODSplit(cv, random_state=seed)`` reproduce them);
         otherwise two seeds are drawn from it.
-    refit : bool or str, default=True
-        Refit the best detector on all ID features and build
-        ``best_estimator_``; with several metrics, the name of the deciding
-        metric (``False``: no best candidate is chosen).
+    refit : bool, str or callable, default=True
+        As ``GridSearchCV``'s ``refit``: refit the best detector on all ID
+        features and build ``best_estimator_``; with several metrics, the
+        name of the deciding metric or a callable choosing the best index
+        from ``cv_results_`` (``False``: no best candidate is chosen).
 
     Returns
     -------
     result : sklearn.utils.Bunch
-        - ``search_``: the fitted ``GridSearchCV`` (run with ``refit=False``;
-          its parameter names are prefixed ``detector__`` when ``y`` is None);
-        - ``cv_results_``: ``search_.cv_results_`` with the parameter names of
-          ``param_grid``;
+        - ``search_``: the fitted ``GridSearchCV``, which chose the winner
+          and refitted it on the ID rows;
+        - ``cv_results_``: ``search_.cv_results_``;
         - ``best_index_``, ``best_params_``, ``best_score_``: the winner
-          (``None`` without refit metric);
+          (``None`` when ``refit=False``);
         - ``best_estimator_``: ``Pipeline([("extractor", extractor),
           ("detector", best detector)])``, both fitted (the detector alone
           when ``extractor`` is None; ``None`` when ``refit=False``);
@@ -373,22 +314,21 @@ def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=N
     >>> result.best_estimator_.predict(X[:4]).shape
     (4,)
     """
-    grids, on_pipeline = _check_grids(param_grid)
-    scorers, refit_metric = _check_scoring(scoring, refit)
-    if detector is None:
-        candidates = [d for grid in grids for d in grid.get("detector", [])]
-        if not candidates:
-            raise ValueError(
-                "detector is None: pass the detector to tune, or list detectors under "
-                "param_grid['detector']."
-            )
-        detector = candidates[0]
+    on_pipeline = any(
+        "detector" in grid
+        for grid in ([param_grid] if hasattr(param_grid, "items") else param_grid)
+    )
+    if detector is None and not on_pipeline:
+        raise ValueError(
+            "detector is None: pass the detector to tune, or list detectors under "
+            "param_grid['detector']."
+        )
     if isinstance(random_state, Integral) and not isinstance(random_state, bool):
         data_seed = cv_seed = int(random_state)
     else:
         data_seed, cv_seed = check_random_state(random_state).randint(_INT32_MAX, size=2)
 
-    # (a) ID + pseudo-OOD inputs, labelled -1.
+    # (a) ID + pseudo-OOD inputs, labelled -1 (ID rows without a class: NaN).
     if X_pseudo is not None:
         X_aug, y_aug = _stack_pseudo(X, y, X_pseudo, images=extractor is not None)
     elif extractor is None:
@@ -399,59 +339,32 @@ def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=N
     else:
         X_aug, y_aug = make_pseudo_ood(X, y, method=method, ratio=ratio,
                                        random_state=data_seed)
-    n_id = int(np.sum(y_aug >= 0))
 
     # (b) One forward pass per image.
     if extractor is not None:
-        extractor.fit(X_aug[:n_id])
+        extractor.fit(X_aug[: int(np.sum(~(y_aug < 0)))])
         features = extractor.transform(X_aug)
     else:
         features = X_aug
 
-    # (c) Search on the cached features.
-    labelled = y is not None
-    if not labelled:  # fit the detectors without the placeholder labels
-        if not on_pipeline:
-            grids = [{f"detector__{k}": v for k, v in grid.items()} for grid in grids]
-        estimator = _UnlabelledPipeline([("detector", detector)])
-    else:
-        estimator = Pipeline([("detector", detector)]) if on_pipeline else detector
+    # (c) Search on the cached features; GridSearchCV selects and refits on the
+    # ID rows (every detector's fit drops the rows labelled -1).
+    estimator = Pipeline([("detector", detector)]) if on_pipeline else detector
     splitter = PseudoOODSplit(cv, random_state=cv_seed) if isinstance(cv, Integral) else cv
-    search = GridSearchCV(estimator, grids, scoring=scorers, cv=splitter, n_jobs=n_jobs,
-                          refit=False)
+    search = GridSearchCV(estimator, param_grid, scoring=_scorers(scoring), cv=splitter,
+                          n_jobs=n_jobs, refit=refit)
     search.fit(features, y_aug)
 
-    def user_names(params):
-        if labelled or on_pipeline:
-            return dict(params)
-        return {k.removeprefix("detector__"): v for k, v in params.items()}
-
-    cv_results = dict(search.cv_results_)
-    if not labelled and not on_pipeline:
-        cv_results = {
-            (f"param_{k.removeprefix('param_detector__')}"
-             if k.startswith("param_detector__") else k): v
-            for k, v in cv_results.items()
-        }
-        cv_results["params"] = [user_names(p) for p in search.cv_results_["params"]]
-
-    result = Bunch(search_=search, cv_results_=cv_results, best_index_=None,
+    result = Bunch(search_=search, cv_results_=search.cv_results_, best_index_=None,
                    best_params_=None, best_score_=None, best_estimator_=None,
                    features_=features, labels_=y_aug)
-    if refit_metric is None:  # several metrics and refit=False: no winner
+    if refit is False:
         return result
-    result.best_index_ = int(search.cv_results_[f"rank_test_{refit_metric}"].argmin())
-    params = search.cv_results_["params"][result.best_index_]
-    result.best_params_ = user_names(params)
-    result.best_score_ = float(
-        search.cv_results_[f"mean_test_{refit_metric}"][result.best_index_])
-    if not refit:
-        return result
-
-    # (d) Refit on the cached ID features only: no new forward pass.
-    best = clone(estimator).set_params(**clone(params, safe=False))
-    best.fit(features[:n_id], y_aug[:n_id] if labelled else None)
-    best_detector = best.steps[-1][1] if isinstance(best, Pipeline) else best
+    result.best_index_ = int(search.best_index_)
+    result.best_params_ = search.best_params_
+    result.best_score_ = float(search.best_score_)
+    best = search.best_estimator_
+    best_detector = best.steps[-1][1] if on_pipeline else best
     result.best_estimator_ = (
         best_detector if extractor is None
         else Pipeline([("extractor", extractor), ("detector", best_detector)])

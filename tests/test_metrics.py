@@ -92,7 +92,7 @@ def test_single_population_is_an_error(y):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="same length"):
+    with pytest.raises(ValueError, match="one label per row"):
         auroc([0, -1], [0.1])
     with pytest.raises(ValueError, match="NaN"):
         auroc([0, -1], [0.1, np.nan])
