@@ -7,6 +7,8 @@ accepted by duck typing (``.detach().cpu().numpy()``), without importing torch.
 import numpy as np
 from scipy import linalg
 
+from ._validation import as_numpy, check_head
+
 __all__ = ["neural_collapse"]
 
 
@@ -143,7 +145,7 @@ def neural_collapse(features, y, head=None):
     if head is None:
         return result
 
-    W, b = _check_head(head, K, n_features)
+    W, b = check_head(head, n_features, n_classes=K)
     gram_weights = W @ W.T
     logits = H @ W.T + b
     # argmin_c ||h - mu_c||^2 == argmin_c (||mu_c||^2 - 2 h . mu_c)
@@ -203,14 +205,8 @@ def _equiangularity(G):
     return float(cos[np.triu_indices_from(cos, k=1)].std())
 
 
-def _as_numpy(a):
-    if hasattr(a, "detach"):  # torch.Tensor, without importing torch
-        return a.detach().cpu().numpy()
-    return np.asarray(a)
-
-
 def _check_features_labels(features, y):
-    H = _as_numpy(features)
+    H = as_numpy(features)
     if H.ndim != 2:
         raise ValueError(
             "features must be a 2-D array of shape (n_samples, n_features); got an "
@@ -222,7 +218,7 @@ def _check_features_labels(features, y):
         raise ValueError(f"features must be numeric; got dtype {H.dtype}.") from exc
     if not np.isfinite(H).all():
         raise ValueError("features contain NaN or infinite values.")
-    y = _as_numpy(y)
+    y = as_numpy(y)
     if y.ndim != 1 or y.shape[0] != H.shape[0]:
         raise ValueError(
             f"y must be 1-D with one label per row of features ({H.shape[0]}); got "
@@ -239,29 +235,3 @@ def _check_features_labels(features, y):
             f"neural_collapse needs at least 2 classes; y has {len(classes)}."
         )
     return H, y_idx.ravel(), len(classes)
-
-
-def _check_head(head, n_classes, n_features):
-    if hasattr(head, "weight") and hasattr(head, "bias"):
-        W, b = head.weight, head.bias
-    elif isinstance(head, (tuple, list)) and len(head) == 2:
-        W, b = head
-    else:
-        raise ValueError(
-            "head must be a torch.nn.Linear or a (coef, intercept) pair; got "
-            f"{type(head).__name__}."
-        )
-    W = _as_numpy(W).astype(np.float64)
-    b = np.zeros(W.shape[0]) if b is None else _as_numpy(b).astype(np.float64)
-    if W.shape != (n_classes, n_features):
-        raise ValueError(
-            f"head coef must have shape (n_classes, n_features) = ({n_classes}, "
-            f"{n_features}) to match features and y; got {W.shape}."
-        )
-    if b.shape != (n_classes,):
-        raise ValueError(
-            f"head intercept must have shape ({n_classes},); got {b.shape}."
-        )
-    if not (np.isfinite(W).all() and np.isfinite(b).all()):
-        raise ValueError("head contains NaN or infinite weights.")
-    return W, b

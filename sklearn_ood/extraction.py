@@ -140,8 +140,23 @@ def _apply_reduce(fns, output, name):
 
 
 @contextlib.contextmanager
-def _eval_mode(model):
-    """Put every module in eval mode and restore each module's own flag after."""
+def eval_mode(model):
+    """Put every module of ``model`` in eval mode; restore each module's own flag after.
+
+    The flags are restored also when the block raises.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Dropout(), nn.Dropout()).train()
+    >>> net[1].eval()
+    Dropout(p=0.5, inplace=False)
+    >>> with eval_mode(net):
+    ...     [m.training for m in net.modules()]
+    [False, False, False]
+    >>> [m.training for m in net.modules()]
+    [True, True, False]
+    """
     flags = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
@@ -223,7 +238,7 @@ def iter_block_batches(model, blocks, X, *, reduce="avg", batch_size=128, device
     try:
         for name in blocks:
             handles.append(modules[name].register_forward_hook(make_hook(name)))
-        with _eval_mode(model), torch.inference_mode():
+        with eval_mode(model), torch.inference_mode():
             for start in starts:
                 captured.clear()
                 batch = X[start : start + batch_size].to(device=device, dtype=dtype)

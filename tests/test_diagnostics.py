@@ -213,10 +213,14 @@ def test_coinciding_class_means_give_nan():
         (np.zeros((4, 2)), [0, 0, 1, 1], (np.zeros((3, 2)), np.zeros(3)), r"\(2, 2\)"),
         (np.zeros((4, 2)), [0, 0, 1, 1], (np.zeros((2, 3)), np.zeros(2)), r"\(2, 2\)"),
         (np.zeros((4, 2)), [0, 0, 1, 1], (np.zeros((2, 2)), np.zeros(3)), "intercept"),
-        (np.zeros((4, 2)), [0, 0, 1, 1], "linear", "nn.Linear"),
         (np.zeros((4, 2)), [0, 0, 1, 1], (np.full((2, 2), np.inf), None), "infinite"),
     ],
 )
 def test_input_validation(features, y, head, match):
     with pytest.raises(ValueError, match=match):
         neural_collapse(features, np.asarray(y), head=head)
+
+
+def test_head_of_the_wrong_type():
+    with pytest.raises(TypeError, match="nn.Linear"):
+        neural_collapse(np.zeros((4, 2)), np.array([0, 0, 1, 1]), head="linear")

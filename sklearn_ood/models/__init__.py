@@ -2,7 +2,7 @@
 
 from .cnn import SmallCNN
 from .resnet import L2Normalize, ResNet, resnet18
-from .training import NeuralCollapseTracker, SeededNeuralNetClassifier, make_classifier
+from .classifier import NeuralCollapseTracker, SeededNeuralNetClassifier, make_classifier
 
 __all__ = [
     "L2Normalize",

@@ -9,6 +9,7 @@ from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from ..diagnostics import neural_collapse
+from ..extraction import eval_mode
 
 __all__ = ["NeuralCollapseTracker", "SeededNeuralNetClassifier", "make_classifier"]
 
@@ -312,11 +313,9 @@ def _fc_inputs(module, fc, X, batch_size, device):
     def hook(_module, args):
         captured.append(args[0].detach().to("cpu", torch.float64))
 
-    modes = {m: m.training for m in module.modules()}
     handle = fc.register_forward_pre_hook(hook)
     try:
-        module.eval()
-        with torch.inference_mode():
+        with eval_mode(module), torch.inference_mode():
             for start in range(0, X.shape[0], batch_size):
                 xb = torch.as_tensor(X[start:start + batch_size], device=device)
                 if xb.is_floating_point():
@@ -324,6 +323,4 @@ def _fc_inputs(module, fc, X, batch_size, device):
                 module(xb)
     finally:
         handle.remove()
-        for m, training in modes.items():
-            m.training = training
     return torch.cat(captured).numpy()
