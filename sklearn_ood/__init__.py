@@ -11,6 +11,7 @@ from .detectors.density import KNN, GaussianDensity, Mahalanobis, ViM
 from .detectors.logits import Energy, MaxLogit, MaxSoftmax
 from .detectors.norms import NAP, FeatureNorm, NegativeAwareNorm
 from .diagnostics import neural_collapse
+from .display import ScoreDistributionDisplay, plot_precision_recall, plot_roc
 from .extraction import BlockFeatureExtractor
 from .pseudo_ood import Jigsaw, jigsaw, make_pseudo_ood
 from .tuning import PseudoOODSplit, tune_on_pseudo_ood
@@ -35,9 +36,12 @@ __all__ = [
     "NegativeAwareNorm",
     "PseudoOODSplit",
     "ReAct",
+    "ScoreDistributionDisplay",
     "ViM",
     "jigsaw",
     "make_pseudo_ood",
     "neural_collapse",
+    "plot_precision_recall",
+    "plot_roc",
     "tune_on_pseudo_ood",
 ]
