@@ -10,6 +10,8 @@ import sys  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -270,6 +272,26 @@ def test_curves_share_an_axes_and_forward_scikit_learn_options(two_ood_sets, tmp
     assert len(ax.get_lines()) == 4 and _legend(ax)[-1].startswith("Chance level")
     fig.savefig(tmp_path / "roc.png")
     assert (tmp_path / "roc.png").stat().st_size > 1000
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(0, 5), min_size=1, max_size=10),
+    st.lists(st.integers(0, 5), min_size=1, max_size=10),
+    st.sampled_from(["id", "ood"]),
+)
+def test_curves_agree_with_our_metrics_on_tied_scores(id_scores, ood_scores, positive):
+    y = np.r_[np.zeros(len(id_scores)), -np.ones(len(ood_scores))]
+    s = np.r_[id_scores, ood_scores].astype(float)
+    fig, ax = plt.subplots()
+    roc = plot_roc(y, s, positive=positive, ax=ax)
+    pr = plot_precision_recall(y, s, positive=positive, ax=ax)
+    plt.close(fig)
+    assert roc.roc_auc == pytest.approx(auroc(y, s), abs=1e-12)
+    assert pr.average_precision == pytest.approx(aupr(y, s, positive=positive), abs=1e-12)
+    # the curve runs from (0, 0) to (1, 1) and never goes down
+    assert (roc.fpr[0], roc.tpr[0], roc.fpr[-1], roc.tpr[-1]) == (0, 0, 1, 1)
+    assert np.all(np.diff(roc.fpr) >= 0) and np.all(np.diff(roc.tpr) >= 0)
 
 
 @pytest.mark.parametrize("plot", [plot_roc, plot_precision_recall])
