@@ -154,7 +154,10 @@ class ScoreDistributionDisplay:
         bins : int, sequence of scalars or str, default=50
             The bins, as for :func:`numpy.histogram_bin_edges`, computed once
             on the scores of all groups together so that the histograms share
-            their edges. Scores outside explicit edges are not drawn.
+            their edges. Scores outside explicit edges are not drawn (with
+            ``density=True`` a group is normalised over its scores inside the
+            edges, as :func:`numpy.histogram` does, and drawn flat at zero
+            when none is inside).
         density : bool, default=True
             ``True`` normalises each histogram to unit area (groups of very
             different sizes stay comparable); ``False`` draws counts.
@@ -193,7 +196,11 @@ class ScoreDistributionDisplay:
         self.bin_edges_ = np.histogram_bin_edges(np.concatenate(scores), bins=bins)
         self.hist_ = []
         for i, (s, group, kwargs) in enumerate(zip(scores, names, hist_kwargs)):
-            heights, _ = np.histogram(s, bins=self.bin_edges_, density=density)
+            heights, _ = np.histogram(s, bins=self.bin_edges_)
+            if density:  # as np.histogram(density=True), but a group outside the bins is 0
+                total = heights.sum()
+                heights = heights / (total * np.diff(self.bin_edges_)) if total else \
+                    np.zeros(len(heights))
             defaults = dict(fill=True, alpha=0.4) if i == 0 else dict(fill=False, linewidth=1.5)
             style = _style({"label": group, **defaults}, kwargs, StepPatch)
             self.hist_.append(ax.stairs(heights, self.bin_edges_, **style))

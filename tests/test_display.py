@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import warnings  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -67,6 +68,17 @@ def test_bar_heights_are_the_histogram_of_each_group(two_ood_sets, density):
     if density:  # each group integrates to one on the shared bins
         for patch in display.hist_:
             assert np.sum(patch.get_data().values * np.diff(edges)) == pytest.approx(1.0)
+
+
+def test_explicit_edges_drop_outside_scores_like_numpy():
+    y, score = [0, 0, 0, -1, -1], [0.5, 1.5, 9.0, 1.2, 7.0]
+    display = ScoreDistributionDisplay.from_predictions(y, score, bins=[0, 1, 2])
+    np.testing.assert_allclose(display.hist_[0].get_data().values, [0.5, 0.5])  # 9 dropped
+    np.testing.assert_allclose(display.hist_[1].get_data().values, [0.0, 1.0])  # 7 dropped
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0 / 0 warning for a group outside the edges
+        outside = ScoreDistributionDisplay.from_predictions(y, score, bins=[5, 6])
+    np.testing.assert_array_equal(outside.hist_[1].get_data().values, [0.0])
 
 
 def test_each_ood_set_is_its_own_named_group(two_ood_sets):
