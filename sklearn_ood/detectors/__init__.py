@@ -1,1 +1,29 @@
-"""Detectors: arrays in, scores out (higher means more in-distribution)."""
+"""Detectors: arrays in, scores out (higher means more in-distribution).
+
+One method per module, each naming its paper, holding the pure score
+functions and the estimator; the small logit scores share :mod:`.logits`.
+"""
+
+from .activation import ASH, DICE, LINe, ReAct
+from .density import KNN, GaussianDensity, Mahalanobis, ViM
+from .feature_norm import FeatureNorm
+from .logits import Energy, MaxLogit, MaxSoftmax
+from .nap import NAP
+from .negative_aware_norm import NegativeAwareNorm
+
+__all__ = [
+    "ASH",
+    "DICE",
+    "Energy",
+    "FeatureNorm",
+    "GaussianDensity",
+    "KNN",
+    "LINe",
+    "Mahalanobis",
+    "MaxLogit",
+    "MaxSoftmax",
+    "NAP",
+    "NegativeAwareNorm",
+    "ReAct",
+    "ViM",
+]

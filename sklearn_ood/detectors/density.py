@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
 from ._head import HeadMixin
-from .norms import negative_aware_norm
+from .negative_aware_norm import negative_aware_norm
 
 _TINY = np.finfo(np.float64).tiny
 _FMAX = np.finfo(np.float64).max
