@@ -5,11 +5,14 @@ functions and the estimator; the small logit scores share :mod:`.logits`.
 """
 
 from .activation import ASH, DICE, LINe, ReAct
-from .density import KNN, GaussianDensity, Mahalanobis, ViM
 from .feature_norm import FeatureNorm
+from .gaussian_density import GaussianDensity
+from .knn import KNN
 from .logits import Energy, MaxLogit, MaxSoftmax
+from .mahalanobis import Mahalanobis
 from .nap import NAP
 from .negative_aware_norm import NegativeAwareNorm
+from .vim import ViM
 
 __all__ = [
     "ASH",

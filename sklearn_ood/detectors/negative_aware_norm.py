@@ -3,13 +3,19 @@
 Park, Chai, Yoon & Teoh, "Understanding the Feature Norm for
 Out-of-Distribution Detection", ICCV 2023, https://arxiv.org/abs/2310.05316.
 
-The pure function :func:`negative_aware_norm` holds the score (paper Eq. 10);
+The pure function :func:`negative_aware_norm` holds the score (paper Eq. 10)
+and :func:`nan_rescaled_score` its combination with a distance (Sec. 6.2),
+which :class:`~sklearn_ood.detectors.knn.KNN` and
+:class:`~sklearn_ood.detectors.mahalanobis.Mahalanobis` offer;
 :class:`NegativeAwareNorm` fits nothing but the threshold.
 """
 
 import numpy as np
 
 from .._base import BaseDetector
+
+_TINY = np.finfo(np.float64).tiny
+_FMAX = np.finfo(np.float64).max
 
 
 def negative_aware_norm(a):
@@ -29,6 +35,26 @@ def negative_aware_norm(a):
     active = np.count_nonzero(a > 0, axis=1)
     l1 = np.abs(a).sum(axis=1, dtype=np.float64)
     return np.divide(l1, active, out=np.zeros(len(a)), where=active > 0)
+
+
+def nan_rescaled_score(distance, activations):
+    """NAN-recalibrated distance score ``-(d / NAN(a))`` (Park et al., 2023, Sec. 6.2).
+
+    ``NAN(a) = ||a||_1 / ||a||_0`` (``negative_aware_norm``). A row with no
+    active unit (``NAN = 0``) is divided by the smallest positive float64
+    instead, and the result is clipped to ``-finfo(float64).max``: such rows
+    get hugely negative but finite scores (0 if their distance is 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nan_rescaled_score(np.array([1.0, 1.0]), np.array([[2.0, 0.0], [1.0, 3.0]]))
+    array([-0.5, -0.5])
+    """
+    norm = negative_aware_norm(activations)
+    with np.errstate(over="ignore"):
+        score = -(np.asarray(distance, dtype=np.float64) / np.maximum(norm, _TINY))
+    return np.maximum(score, -_FMAX)
 
 
 class NegativeAwareNorm(BaseDetector):
