@@ -1,6 +1,8 @@
 """Fixtures and checks shared by the test files of several detectors."""
 
+import math
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -79,3 +81,138 @@ def check_failed_calls_leave_detector_unchanged(det, X, y):
     with pytest.raises(ValueError, match="y must be 1-D"):
         det.fit(X, y[:5])
     assert pickle.dumps(det) == state
+
+
+# ------------------------------------------------------ detectors with a head
+def lse(values):
+    """log(sum(exp(v))) written out, for hand-checkable references."""
+    return math.log(sum(math.exp(v) for v in values))
+
+
+def energy_loop(H, W, b):
+    """Energy of h W^T + b with explicit loops over samples, classes, features."""
+    return np.array([
+        lse([sum(W[k][j] * h[j] for j in range(len(h))) + b[k] for k in range(len(W))])
+        for h in H
+    ])
+
+
+def fitted_state(est):
+    return {k: v for k, v in vars(est).items() if k.endswith("_")}
+
+
+def assert_same_state(before, after):
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, after[key])
+        else:
+            assert value == after[key], key
+
+
+def activations_with_spiky_ood(seed=0):
+    """8-D non-negative features, 3 classes; OOD rows carry one large spike.
+
+    Returns ``X``, ``y`` (-1 for OOD) and a head ``(class centres, zeros)``.
+    """
+    rng = np.random.RandomState(seed)
+    centers = np.full((3, 8), 0.2)
+    for c in range(3):
+        centers[c, 2 * c:2 * c + 2] += 1.0
+    y_id = np.repeat([0, 1, 2], 30)
+    X_id = np.maximum(centers[y_id] + 0.15 * rng.randn(90, 8), 0)
+    X_ood = np.maximum(0.2 + 0.15 * rng.randn(45, 8), 0)
+    X_ood[np.arange(45), rng.randint(0, 8, 45)] += rng.uniform(2, 4, 45)
+    X = np.vstack([X_id, X_ood])
+    y = np.concatenate([y_id, -np.ones(45, dtype=int)])
+    return X, y, (centers, np.zeros(3))
+
+
+# A head of 3 classes on 4 features and non-negative features for it.
+CONTRACT_HEAD = (np.array([[1.5, -1.0, 1.5, 1.0], [1.0, 0.5, 0.5, 0.0],
+                           [-1.0, 1.5, 0.0, 1.0]]), np.array([0.2, 0.5, -0.2]))
+CONTRACT_TRAIN = np.abs(np.random.default_rng(0).normal(size=(6, 4)))
+CONTRACT_TEST = np.abs(np.random.default_rng(1).normal(size=(5, 4)))
+
+
+def check_missing_head_is_a_clear_error(Est):
+    with pytest.raises(ValueError, match=r"needs the final linear layer.*head="):
+        Est().fit(CONTRACT_TRAIN)
+
+
+def check_bad_input_leaves_fitted_estimator_unchanged(Est):
+    det = Est(CONTRACT_HEAD).fit(CONTRACT_TRAIN)
+    before = fitted_state(det)
+    with pytest.raises(ValueError, match=r"head expects 3 features.*X has 4 features"):
+        det.set_params(head=(CONTRACT_HEAD[0][:, :3], CONTRACT_HEAD[1])).fit(CONTRACT_TRAIN)
+    assert_same_state(before, fitted_state(det))
+    det.set_params(head=CONTRACT_HEAD)
+    bad = CONTRACT_TRAIN.copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        det.fit(bad)
+    assert_same_state(before, fitted_state(det))
+    with pytest.raises(ValueError, match="NaN"):
+        det.score_samples(bad)
+    with pytest.raises(ValueError, match="4 features"):
+        det.score_samples(CONTRACT_TRAIN[:, :3])
+    with pytest.raises(ValueError, match=r"coef must have shape"):
+        Est((np.ones(4), np.zeros(1))).fit(CONTRACT_TRAIN)
+
+
+def check_float32_input_gives_float64_scores(Est):
+    det = Est(CONTRACT_HEAD).fit(CONTRACT_TRAIN, None)
+    s32 = det.score_samples(CONTRACT_TEST.astype(np.float32))
+    assert s32.dtype == np.float64
+    np.testing.assert_allclose(s32, det.score_samples(CONTRACT_TEST), rtol=1e-6)
+
+
+class AutoHead:
+    """Test-only: without ``head``, build a fixed random (4, D) head for the X seen.
+
+    The checks feed 1 to 10 features; a real head has one input size. This keeps
+    every line of the detectors under test except where ``coef_`` comes from.
+    """
+
+    def _fit_head(self, X):
+        if self.head is not None:
+            return super()._fit_head(X)
+        rng = np.random.RandomState(0)
+        self.coef_, self.intercept_ = rng.randn(4, X.shape[1]), rng.randn(4)
+
+
+def head_3_to_4():
+    torch.manual_seed(0)
+    return torch.nn.Linear(3, 4)
+
+
+# Checks that feed X with a feature count other than 3, the real head's input
+# size: they must fail with the documented "head expects 3 features" error.
+_WIDTH_CHECKS = {
+    "check_estimators_overwrite_params", "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit", "check_estimators_dtypes", "check_dtype_object",
+    "check_outliers_fit_predict", "check_outliers_train", "check_classifier_data_not_an_array",
+    "check_fit2d_1sample", "check_fit2d_1feature", "check_fit_idempotent",
+    "check_fit_check_is_fitted", "check_n_features_in",
+}
+
+
+def _messages(exc):
+    while exc is not None:
+        yield str(exc)
+        exc = exc.__cause__ or exc.__context__
+
+
+def run_real_head_check(estimator, check):
+    """Run ``check``; those of ``_WIDTH_CHECKS`` must fail on the head's width."""
+    name = getattr(check, "func", check).__name__
+    if name not in _WIDTH_CHECKS:
+        check(estimator)
+        return
+    with pytest.raises(Exception) as info:
+        check(estimator)
+    assert any(
+        re.search(r"head expects 3 features .* but X has \d+ features", message)
+        for message in _messages(info.value)
+    ), str(info.value)
