@@ -26,7 +26,7 @@ KNN_TRAIN_PREDICT = (
 
 
 @parametrize_with_checks(
-    [KNN(n_neighbors=3), KNN(n_neighbors=3, nan_rescale=True)],
+    [KNN(n_neighbors=3), KNN(n_neighbors=3, negative_aware_rescale=True)],
     expected_failed_checks=lambda estimator: {
         "check_outliers_fit_predict": KNN_TRAIN_PREDICT,
         "check_outliers_train": KNN_TRAIN_PREDICT,
@@ -121,33 +121,35 @@ def test_knn_keeps_float32_bank():
 # ---------------------------------------------------------------------------
 # NAN rescaling
 # ---------------------------------------------------------------------------
-def test_knn_nan_rescale_2d():
+def test_knn_negative_aware_rescale_2d():
     rng = np.random.default_rng(4)
     bank = np.maximum(rng.normal(size=(12, 5)), 0) + 0.01
     X = np.maximum(rng.normal(size=(5, 5)), 0)
     X[0, :] = [0.0, 2.0, 0.0, 4.0, 0.0]  # NAN = 6 / 2 = 3
-    det = KNN(n_neighbors=3, nan_rescale=True).fit(bank)
+    det = KNN(n_neighbors=3, negative_aware_rescale=True).fit(bank)
     d = np.sqrt(-_loop_knn(bank, X, 3))
-    np.testing.assert_allclose(det.score_samples(X), -d / negative_aware_norm_by_hand(X), rtol=1e-10)
+    np.testing.assert_allclose(det.score_samples(X), -d / negative_aware_norm_by_hand(X),
+                               rtol=1e-10)
     assert det.score_samples(X[:1])[0] == pytest.approx(-d[0] / 3.0)
     # leave-one-out training scores set the offset here too
-    loo = np.sqrt(-_loop_knn(bank, bank, 3, skip_self=True)) / negative_aware_norm_by_hand(bank)
+    loo = np.sqrt(-_loop_knn(bank, bank, 3, skip_self=True))
+    loo /= negative_aware_norm_by_hand(bank)
     assert det.offset_ == pytest.approx(np.percentile(-loo, 5))
 
 
-def test_nan_rescale_4d_uses_pooled_distance_and_flattened_norm():
+def test_negative_aware_rescale_4d_uses_pooled_distance_and_flattened_norm():
     rng = np.random.default_rng(5)
     maps = np.maximum(rng.normal(size=(14, 3, 2, 2)), 0)
     test = np.maximum(rng.normal(size=(4, 3, 2, 2)), 0)
     test[1] = 0.0  # no active unit: NAN = 0 -> huge negative but finite
     pooled, test_pooled = maps.mean(axis=(2, 3)), test.mean(axis=(2, 3))
-    knn = KNN(n_neighbors=2, nan_rescale=True).fit(maps)
+    knn = KNN(n_neighbors=2, negative_aware_rescale=True).fit(maps)
     got = knn.score_samples(test)
     d = np.sqrt(-_loop_knn(pooled, test_pooled[[0, 2, 3]], 2))
-    np.testing.assert_allclose(got[[0, 2, 3]], -d / negative_aware_norm_by_hand(test[[0, 2, 3]]),
-                               rtol=1e-10)
+    np.testing.assert_allclose(got[[0, 2, 3]],
+                               -d / negative_aware_norm_by_hand(test[[0, 2, 3]]), rtol=1e-10)
     assert np.isfinite(got[1]) and got[1] < -1e300
-    # without nan_rescale a 4-D map is average-pooled
+    # without negative_aware_rescale a 4-D map is average-pooled
     det = KNN(n_neighbors=2)
     np.testing.assert_allclose(det.fit(maps).score_samples(test[[0, 2, 3]]),
                                det.fit(pooled).score_samples(test_pooled[[0, 2, 3]]))

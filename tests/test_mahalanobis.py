@@ -14,7 +14,7 @@ from _helpers import (
 )
 
 
-@parametrize_with_checks([Mahalanobis(), Mahalanobis(nan_rescale=True)])
+@parametrize_with_checks([Mahalanobis(), Mahalanobis(negative_aware_rescale=True)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -105,26 +105,26 @@ def test_mahalanobis_singular_covariance_uses_pseudo_inverse():
 # ---------------------------------------------------------------------------
 # NAN rescaling
 # ---------------------------------------------------------------------------
-def test_mahalanobis_nan_rescale_2d_hand_values():
+def test_mahalanobis_negative_aware_rescale_2d_hand_values():
     X = np.array([[1.0, 0.0], [3.0, 0.0], [1.0, 2.0], [3.0, 2.0]])  # cov = I, mean (2, 1)
-    det = Mahalanobis(nan_rescale=True).fit(X)
+    det = Mahalanobis(negative_aware_rescale=True).fit(X)
     # (4, 1): d = 4 + 0 = 4; NAN = 5 / 2 -> -1.6.  (2, 0): d = 1; NAN = 2 / 1 -> -0.5
     np.testing.assert_allclose(det.score_samples([[4.0, 1.0], [2.0, 0.0]]), [-1.6, -0.5])
 
 
-def test_nan_rescale_4d_uses_pooled_distance_and_flattened_norm():
+def test_negative_aware_rescale_4d_uses_pooled_distance_and_flattened_norm():
     rng = np.random.default_rng(5)
     maps = np.maximum(rng.normal(size=(14, 3, 2, 2)), 0)
     test = np.maximum(rng.normal(size=(4, 3, 2, 2)), 0)
     test[1] = 0.0  # no active unit: NAN = 0 -> huge negative but finite
     pooled, test_pooled = maps.mean(axis=(2, 3)), test.mean(axis=(2, 3))
     # min squared distance (pooled, single class) / NAN(flattened map)
-    maha = Mahalanobis(nan_rescale=True).fit(maps)
+    maha = Mahalanobis(negative_aware_rescale=True).fit(maps)
     d2 = -_loop_mahalanobis(pooled, np.zeros(14, int), test_pooled[[0, 2, 3]])
     np.testing.assert_allclose(maha.score_samples(test)[[0, 2, 3]],
                                -d2 / negative_aware_norm_by_hand(test[[0, 2, 3]]), rtol=1e-8)
     assert np.isfinite(maha.score_samples(test)[1])
-    # without nan_rescale a 4-D map is average-pooled
+    # without negative_aware_rescale a 4-D map is average-pooled
     det = Mahalanobis()
     np.testing.assert_allclose(det.fit(maps).score_samples(test[[0, 2, 3]]),
                                det.fit(pooled).score_samples(test_pooled[[0, 2, 3]]))
@@ -142,6 +142,6 @@ def test_errors_leave_the_fitted_estimator_unchanged():
 def test_grid_search_gets_the_id_class_labels():
     X, y = blobs_with_ood()
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
-    search = GridSearchCV(Mahalanobis(), {"nan_rescale": [False, True]}, scoring=auroc_scorer,
-                          cv=cv, error_score="raise")
+    search = GridSearchCV(Mahalanobis(), {"negative_aware_rescale": [False, True]},
+                          scoring=auroc_scorer, cv=cv, error_score="raise")
     assert search.fit(X, y).best_score_ > 0.8

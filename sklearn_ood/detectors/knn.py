@@ -18,7 +18,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
 from ._features import l2_normalize, pool_maps
-from .negative_aware_norm import nan_rescaled_score
+from .negative_aware_norm import negative_aware_rescaled_score
 
 
 def kth_neighbor_sqdist(X, bank, k, *, exclude_self=False):
@@ -104,11 +104,12 @@ class KNN(BaseDetector):
         needs at least ``k + 1`` ID training rows.
     contamination : float, default=0.05
         Fraction of (leave-one-out) training scores below ``offset_``.
-    nan_rescale : bool, default=False
+    negative_aware_rescale : bool, default=False
         Score ``-(d / NAN(a))`` instead (NAN + KNN of Park et al., 2023): ``d``
         is the k-th neighbour Euclidean distance (not squared) and
         ``NAN(a) = ||a||_1 / ||a||_0`` of the unnormalised, unpooled input
-        (a 4-D map is flattened). See ``nan_rescaled_score`` for ``NAN = 0``.
+        (a 4-D map is flattened). See ``negative_aware_rescaled_score`` for
+        ``NAN = 0``.
 
     Attributes
     ----------
@@ -136,14 +137,14 @@ class KNN(BaseDetector):
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "nan_rescale": ["boolean"],
+        "negative_aware_rescale": ["boolean"],
     }
     _allow_nd = True
 
-    def __init__(self, *, n_neighbors=50, contamination=0.05, nan_rescale=False):
+    def __init__(self, *, n_neighbors=50, contamination=0.05, negative_aware_rescale=False):
         self.n_neighbors = n_neighbors
         self.contamination = contamination
-        self.nan_rescale = nan_rescale
+        self.negative_aware_rescale = negative_aware_rescale
 
     def _fit(self, X, y):
         if X.shape[0] <= self.n_neighbors:
@@ -158,8 +159,8 @@ class KNN(BaseDetector):
     def _score(self, X, *, leave_one_out=False):
         H = self.bank_ if leave_one_out else l2_normalize(pool_maps(X))
         d = kth_neighbor_sqdist(H, self.bank_, self.n_neighbors, exclude_self=leave_one_out)
-        if self.nan_rescale:
-            return nan_rescaled_score(np.sqrt(d), X)
+        if self.negative_aware_rescale:
+            return negative_aware_rescaled_score(np.sqrt(d), X)
         return -d
 
     def _training_scores(self, X):

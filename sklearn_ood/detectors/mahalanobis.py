@@ -16,7 +16,7 @@ from scipy.sparse import csr_matrix
 
 from .._base import BaseDetector
 from ._features import pool_maps
-from .negative_aware_norm import nan_rescaled_score
+from .negative_aware_norm import negative_aware_rescaled_score
 
 
 def min_mahalanobis_sqdist(X, means, precision):
@@ -86,12 +86,12 @@ class Mahalanobis(BaseDetector):
     ----------
     contamination : float, default=0.05
         Fraction of training rows below the threshold ``offset_``.
-    nan_rescale : bool, default=False
+    negative_aware_rescale : bool, default=False
         Score ``-(d / NAN(a))`` instead (NAN + SSD-style combination of Park et
         al., 2023): ``d`` is the minimum squared Mahalanobis distance and
         ``NAN(a) = ||a||_1 / ||a||_0`` of the unpooled input ``a`` (a 4-D map
         is flattened; 2-D features are used as given). See
-        ``nan_rescaled_score`` for rows with ``NAN = 0``.
+        ``negative_aware_rescaled_score`` for rows with ``NAN = 0``.
 
     Attributes
     ----------
@@ -129,13 +129,13 @@ class Mahalanobis(BaseDetector):
 
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
-        "nan_rescale": ["boolean"],
+        "negative_aware_rescale": ["boolean"],
     }
     _allow_nd = True
 
-    def __init__(self, *, contamination=0.05, nan_rescale=False):
+    def __init__(self, *, contamination=0.05, negative_aware_rescale=False):
         self.contamination = contamination
-        self.nan_rescale = nan_rescale
+        self.negative_aware_rescale = negative_aware_rescale
 
     def _fit(self, X, y):
         H = pool_maps(X, np.float64)
@@ -152,4 +152,4 @@ class Mahalanobis(BaseDetector):
     def _score(self, X):
         H = pool_maps(X, np.float64)
         d = min_mahalanobis_sqdist(H, self.means_, self.precision_)
-        return nan_rescaled_score(d, X) if self.nan_rescale else -d
+        return negative_aware_rescaled_score(d, X) if self.negative_aware_rescale else -d

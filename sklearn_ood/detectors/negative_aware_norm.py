@@ -4,8 +4,8 @@ Park, Chai, Yoon & Teoh, "Understanding the Feature Norm for
 Out-of-Distribution Detection", ICCV 2023, https://arxiv.org/abs/2310.05316.
 
 The pure function :func:`negative_aware_norm` holds the score (paper Eq. 10)
-and :func:`nan_rescaled_score` its combination with a distance (Sec. 6.2),
-which :class:`~sklearn_ood.detectors.knn.KNN` and
+and :func:`negative_aware_rescaled_score` its combination with a distance
+(Sec. 6.2), which :class:`~sklearn_ood.detectors.knn.KNN` and
 :class:`~sklearn_ood.detectors.mahalanobis.Mahalanobis` offer;
 :class:`NegativeAwareNorm` fits nothing but the threshold.
 """
@@ -37,7 +37,7 @@ def negative_aware_norm(a):
     return np.divide(l1, active, out=np.zeros(len(a)), where=active > 0)
 
 
-def nan_rescaled_score(distance, activations):
+def negative_aware_rescaled_score(distance, activations):
     """NAN-recalibrated distance score ``-(d / NAN(a))`` (Park et al., 2023, Sec. 6.2).
 
     ``NAN(a) = ||a||_1 / ||a||_0`` (``negative_aware_norm``). A row with no
@@ -48,7 +48,8 @@ def nan_rescaled_score(distance, activations):
     Examples
     --------
     >>> import numpy as np
-    >>> nan_rescaled_score(np.array([1.0, 1.0]), np.array([[2.0, 0.0], [1.0, 3.0]]))
+    >>> negative_aware_rescaled_score(np.array([1.0, 1.0]),
+    ...                               np.array([[2.0, 0.0], [1.0, 3.0]]))
     array([-0.5, -0.5])
     """
     norm = negative_aware_norm(activations)
