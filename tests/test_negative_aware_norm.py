@@ -54,17 +54,18 @@ def test_negative_aware_norm_flattens_maps():
                                NegativeAwareNorm().fit(raw).score_samples(raw), rtol=1e-6)
 
 
-def test_nan_reduction_keeps_one_number_per_image():
-    # The extractor's "nan" reduction on the hand-checked maps, plus an all-negative map.
+def test_negative_aware_norm_reduction_keeps_one_number_per_image():
+    # The extractor's "negative_aware_norm" reduction on the hand-checked maps, plus an
+    # all-negative map.
     identity = torch.nn.Sequential(torch.nn.Identity())
     maps = np.concatenate([MAPS, -np.abs(MAPS[:1])]).astype(np.float32)
-    ext = BlockFeatureExtractor(identity, "0", reduce="nan").fit(maps)
+    ext = BlockFeatureExtractor(identity, "0", reduce="negative_aware_norm").fit(maps)
     np.testing.assert_allclose(ext.transform(maps), [[26 / 6], [22 / 5], [0.0]], rtol=1e-6)
     assert list(ext.get_feature_names_out()) == ["0__0"]
     # NAN of that single number is the number itself: same scores as the full maps.
     net, X = small_net(), images()
     raw = BlockFeatureExtractor(net, "2", reduce=None).fit(X).transform(X)
-    pipe = make_pipeline(BlockFeatureExtractor(net, "2", reduce="nan"),
+    pipe = make_pipeline(BlockFeatureExtractor(net, "2", reduce="negative_aware_norm"),
                          NegativeAwareNorm()).fit(X)
     np.testing.assert_allclose(pipe.score_samples(X),
                                NegativeAwareNorm().fit(raw).score_samples(raw), rtol=1e-6)
