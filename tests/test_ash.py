@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from sklearn.model_selection import ParameterGrid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.ash import ASH, ash
+from sklearn_ood.detectors.ash import ASH, ash, tuning_grid
 
 from _helpers import (
     AutoHead,
@@ -118,6 +119,24 @@ def test_ash_properties(h, percentile):
         if s2 > 0:
             np.testing.assert_allclose(s_row.sum(), s2 * math.exp(s1 / s2))
 
+
+def test_tuning_grid_candidates_fit():
+    candidates = list(ParameterGrid(tuning_grid(len(ASH_ROW))))
+    assert len(candidates) == 5
+    # ASH_ROW = [1, 4, 0, 2, 3]: k = 5 - round(5 * p / 100) entries kept
+    pruned = {
+        50: [[0, 4, 0, 2, 3]],  # round(2.5) = 2: k = 3
+        65: [[0, 4, 0, 0, 3]],  # round(3.25) = 3: k = 2
+        80: [[0, 4, 0, 0, 0]],  # k = 1
+        90: [[0, 4, 0, 0, 0]],  # round(4.5) = 4: k = 1
+        95: [[0, 0, 0, 0, 0]],  # round(4.75) = 5: k = 0
+    }
+    W, b = np.eye(5), np.zeros(5)
+    det = ASH((W, b), variant="p")
+    for params in candidates:
+        det.set_params(**params).fit(ASH_ROW)
+        np.testing.assert_allclose(det.score_samples(ASH_ROW),
+                                   energy_loop(pruned[params["percentile"]], W, b))
 
 # ------------------------------------------------------------- shared behaviour
 def test_missing_head_is_a_clear_error():

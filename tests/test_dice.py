@@ -7,9 +7,10 @@ classes and features written independently of the vectorised implementation.
 import math
 
 import numpy as np
+from sklearn.model_selection import ParameterGrid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.dice import DICE
+from sklearn_ood.detectors.dice import DICE, tuning_grid
 
 from _helpers import (
     AutoHead,
@@ -49,6 +50,20 @@ def test_dice_strict_threshold_and_refit():
     det = DICE((DICE_W, DICE_B), percentile=70).fit(DICE_TRAIN)
     assert det.set_params(percentile=0).fit(DICE_TRAIN).mask_.sum() == 5
 
+
+def test_tuning_grid_candidates_fit():
+    candidates = list(ParameterGrid(tuning_grid(len(DICE_TRAIN))))
+    assert len(candidates) == 5
+    # contributions sorted .15 .2 .3 1.5 2 3; the p-th percentile sits at 5 * p / 100:
+    # 10 -> .175, 30 -> .25, 50 -> .9, 70 -> 1.75, 90 -> 2.5; strict > keeps 5 .. 1 weights
+    kept = {10: 5, 30: 4, 50: 3, 70: 2, 90: 1}
+    det = DICE((DICE_W, DICE_B))
+    for params in candidates:
+        det.set_params(**params).fit(DICE_TRAIN)
+        assert det.mask_.sum() == kept[params["percentile"]]
+        masked = np.where(det.mask_, DICE_W, 0.0)
+        np.testing.assert_allclose(det.score_samples(DICE_TRAIN),
+                                   energy_loop(DICE_TRAIN, masked, DICE_B))
 
 # ------------------------------------------------------------- shared behaviour
 def test_missing_head_is_a_clear_error():

@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.gaussian_density import GaussianDensity, cholesky_with_jitter
+from sklearn_ood.detectors.gaussian_density import (
+    GaussianDensity,
+    cholesky_with_jitter,
+    tuning_grid,
+)
 from sklearn_ood.metrics import auroc_scorer
 
 from _helpers import blobs_with_ood, check_failed_calls_leave_detector_unchanged
@@ -164,3 +168,25 @@ def test_gaussian_density_reg_covar_is_the_smallest_jitter():
     only_class_1 = multivariate_normal([6, 1], [[1.0, 0.5], [0.5, 1.0]]).logpdf(x[0])
     np.testing.assert_allclose(faithful.score_samples(x), [only_class_1])
     assert only_class_1 < expected - 15
+
+
+def test_tuning_grid_candidates_fit():
+    # Class 0 never varies along the second feature: a singular covariance.
+    X = np.array([[0.0, 1.0], [2.0, 1.0], [1.0, 1.0], [5.0, 0.0], [6.0, 2.0], [7.0, 1.0]])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    candidates = list(ParameterGrid(tuning_grid(len(X))))
+    assert len(candidates) == 4
+    det = GaussianDensity()
+    x = np.array([[1.0, 2.0], [6.0, 1.0]])
+    for params in candidates:
+        reg = params["reg_covar"]
+        det.set_params(**params).fit(X, y)
+        if reg == 0.0:  # DDU's ladder: the first jitter that works, here a tiny one
+            assert 0.0 < det.jitter_ < 1e-300
+            continue
+        assert det.jitter_ == reg
+        # class covariances (unbiased) diag(1, 0) and [[1, .5], [.5, 1]], plus reg I
+        expected = np.logaddexp(
+            multivariate_normal([1, 1], np.diag([1.0, 0.0]) + reg * np.eye(2)).logpdf(x),
+            multivariate_normal([6, 1], [[1.0 + reg, 0.5], [0.5, 1.0 + reg]]).logpdf(x))
+        np.testing.assert_allclose(det.score_samples(x), expected)

@@ -4,12 +4,12 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.knn import KNN, kth_neighbor_sqdist
+from sklearn_ood.detectors.knn import KNN, kth_neighbor_sqdist, tuning_grid
 from sklearn_ood.metrics import auroc, auroc_scorer
 
 from _helpers import (
@@ -156,6 +156,26 @@ def test_negative_aware_rescale_4d_uses_pooled_distance_and_flattened_norm():
     with pytest.raises(ValueError, match="fitted on 4-D"):
         knn.score_samples(test_pooled)
 
+
+# ---------------------------------------------------------------------------
+# Tuning grid
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("n_samples, ks", [
+    (2, [1]), (6, [1, 5]), (50, [1, 5, 10, 20]), (51, [1, 5, 10, 20, 50]),
+    (201, [1, 5, 10, 20, 50, 100, 200]),
+])
+def test_tuning_grid_candidates_fit(n_samples, ks):
+    candidates = list(ParameterGrid(tuning_grid(n_samples)))
+    assert [params["n_neighbors"] for params in candidates] == ks
+    X = np.random.default_rng(n_samples).normal(size=(n_samples, 3))
+    det = KNN()
+    for params in candidates:
+        assert np.isfinite(det.set_params(**params).fit(X).offset_)
+    # the next value left out would not fit: KNN needs n_neighbors + 1 rows
+    left_out = [k for k in (1, 5, 10, 20, 50, 100, 200) if k not in ks]
+    if left_out:
+        with pytest.raises(ValueError, match="needs at least"):
+            det.set_params(n_neighbors=left_out[0]).fit(X)
 
 # ---------------------------------------------------------------------------
 # Errors, pipelines, grid search

@@ -9,12 +9,12 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.line import LINe, line_masks
+from sklearn_ood.detectors.line import LINe, line_masks, tuning_grid
 from sklearn_ood.metrics import auroc_scorer
 
 from _helpers import (
@@ -196,6 +196,18 @@ def test_pipeline_grid_search_line():
     assert best.clip_ == np.percentile(X[y >= 0], 90)
     assert best.activation_masks_.shape == (3, 8)
 
+
+def test_tuning_grid_candidates_fit():
+    candidates = list(ParameterGrid(tuning_grid(len(LINE_TRAIN))))
+    assert len(candidates) == 18
+    det = LINe((LINE_W, LINE_B))
+    for params in candidates:
+        det.set_params(**params).fit(LINE_TRAIN, LINE_Y)
+        clip = np.percentile(LINE_TRAIN, params["clip_percentile"])
+        assert det.clip_ == clip
+        expected = _naive_line(LINE_TRAIN, LINE_Y, LINE_W, LINE_B, LINE_TEST, clip=clip,
+                               p_a=params["p_a"], p_w=params["p_w"])
+        np.testing.assert_allclose(det.score_samples(LINE_TEST), expected, rtol=1e-12)
 
 # ------------------------------------------------------------- shared behaviour
 def test_missing_head_is_a_clear_error():

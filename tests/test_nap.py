@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.nap import NAP, nap_combine, nap_score
+from sklearn_ood.detectors.nap import NAP, nap_combine, nap_score, tuning_grid
 from sklearn_ood.extraction import BlockFeatureExtractor
 from sklearn_ood.metrics import auroc_scorer
 
@@ -234,6 +234,20 @@ def test_nap_is_invariant_to_channel_and_pixel_order(maps, seed):
     np.testing.assert_allclose(NAP().fit(shuffled).score_samples(shuffled),
                                NAP().fit(maps).score_samples(maps), rtol=1e-10, atol=1e-12)
 
+
+def test_tuning_grid_candidates_fit_with_a_head_only():
+    candidates = list(ParameterGrid(tuning_grid(len(NAP_MAPS))))
+    assert len(candidates) == 4
+    neg_e = energy_by_hand(NAP_MAPS)
+    det = NAP(head=(HEAD_COEF, HEAD_BIAS))
+    for params in candidates:
+        w = params["weight"]
+        det.set_params(**params).fit(NAP_MAPS)
+        np.testing.assert_allclose(det.score_samples(NAP_MAPS),
+                                   neg_e**w * NAP_BY_HAND ** (1 - w))
+        # NAP-E only: without a head there is no energy to weigh
+        with pytest.raises(ValueError, match="weight combines NAP"):
+            NAP(**params).fit(NAP_MAPS)
 
 # --------------------------------------------------------------------------- estimator checks
 

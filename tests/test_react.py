@@ -7,14 +7,15 @@ classes and features written independently of the vectorised implementation.
 import math
 
 import numpy as np
+import pytest
 import torch
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors.logits import Energy
-from sklearn_ood.detectors.react import ReAct
+from sklearn_ood.detectors.react import ReAct, tuning_grid
 from sklearn_ood.metrics import auroc, auroc_scorer
 
 from _helpers import (
@@ -84,6 +85,19 @@ def test_pipeline_grid_search_react():
     no_clip = auroc(y, Energy(head).fit(X, y).score_samples(X))
     assert auroc(y, search.score_samples(X)) > no_clip + 0.3
 
+
+def test_tuning_grid_candidates_fit():
+    candidates = list(ParameterGrid(tuning_grid(len(REACT_TRAIN))))
+    assert len(candidates) == 5
+    # sorted entries 0 1 2 4 5 6: the p-th percentile sits at 5 * p / 100 -> 4 .. 4.95
+    clips = {80: 5.0, 85: 5.25, 90: 5.5, 95: 5.75, 99: 5.95}
+    det = ReAct(REACT_HEAD)
+    for params in candidates:
+        det.set_params(**params).fit(REACT_TRAIN)
+        assert det.clip_ == pytest.approx(clips[params["percentile"]])
+        np.testing.assert_allclose(
+            det.score_samples(REACT_TRAIN),
+            energy_loop([[min(v, det.clip_) for v in x] for x in REACT_TRAIN], *REACT_HEAD))
 
 # ------------------------------------------------------------- shared behaviour
 def test_missing_head_is_a_clear_error():

@@ -195,3 +195,21 @@ class ASH(HeadMixin, BaseDetector):
 
     def _score(self, X):
         return ash_energy(X, self.coef_, self.intercept_, self.variant, self.percentile)
+
+
+def tuning_grid(n_samples):
+    """Knob values that pseudo-OOD tuning searches by default for ASH.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of in-distribution training rows the detector is fitted on.
+
+    Returns
+    -------
+    grid : dict of str to list
+        ``percentile`` up to the paper's 90 (ResNet-50) and 95 (DenseNet), for
+        :class:`~sklearn.model_selection.ParameterGrid`; the same for every
+        ``n_samples``.
+    """
+    return {"percentile": [50, 65, 80, 90, 95]}

@@ -110,3 +110,21 @@ class DICE(HeadMixin, BaseDetector):
     def _score(self, X):
         masked = np.where(self.mask_, self.coef_, 0.0)
         return energy(np.asarray(X, dtype=np.float64) @ masked.T + self.intercept_)
+
+
+def tuning_grid(n_samples):
+    """Knob values that pseudo-OOD tuning searches by default for DICE.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of in-distribution training rows the detector is fitted on.
+
+    Returns
+    -------
+    grid : dict of str to list
+        ``percentile`` from sparse to dense masks (the paper uses 90 on CIFAR,
+        70 on ImageNet), for :class:`~sklearn.model_selection.ParameterGrid`;
+        the same for every ``n_samples``.
+    """
+    return {"percentile": [10, 30, 50, 70, 90]}

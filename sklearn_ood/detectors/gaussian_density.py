@@ -238,3 +238,23 @@ class GaussianDensity(BaseDetector):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         return tags
+
+
+def tuning_grid(n_samples):
+    """Knob values that pseudo-OOD tuning searches by default for GaussianDensity.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of in-distribution training rows the detector is fitted on.
+
+    Returns
+    -------
+    grid : dict of str to list
+        ``reg_covar`` from DDU's rule (0) up to 1e-2, for
+        :class:`~sklearn.model_selection.ParameterGrid`; the same for every
+        ``n_samples``.
+    """
+    # The default reg_covar=0 is DDU's jitter rule; larger values regularise singular
+    # class covariances (the L2 model's features lie on a sphere).
+    return {"reg_covar": [0.0, 1e-6, 1e-4, 1e-2]}

@@ -166,3 +166,26 @@ class KNN(BaseDetector):
     def _training_scores(self, X):
         # X is the bank: each row's own match is left out (see the class docstring).
         return self._score(X, leave_one_out=True)
+
+
+def tuning_grid(n_samples):
+    """Knob values that pseudo-OOD tuning searches by default for KNN.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of in-distribution training rows the detector is fitted on.
+
+    Returns
+    -------
+    grid : dict of str to list
+        ``n_neighbors`` of 1 to 200 (the paper uses 50 on CIFAR-10), for
+        :class:`~sklearn.model_selection.ParameterGrid`; only the values below
+        ``n_samples``, as KNN needs ``n_neighbors + 1`` training rows.
+
+    Examples
+    --------
+    >>> tuning_grid(30)
+    {'n_neighbors': [1, 5, 10, 20]}
+    """
+    return {"n_neighbors": [k for k in (1, 5, 10, 20, 50, 100, 200) if k < n_samples]}

@@ -282,3 +282,23 @@ class LINe(HeadMixin, BaseDetector):
             X, self.coef_, self.intercept_, self.shapley_, self.activation_masks_,
             self.weight_thresholds_, self.clip_,
         )
+
+
+def tuning_grid(n_samples):
+    """Knob values that pseudo-OOD tuning searches by default for LINe.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of in-distribution training rows the detector is fitted on.
+
+    Returns
+    -------
+    grid : dict of str to list
+        ``p_w`` and ``p_a`` over the paper's values (10 and 90) and between,
+        and ``clip_percentile`` (a clip read from the training features,
+        which fits any feature scale, instead of the paper's absolute clip),
+        for :class:`~sklearn.model_selection.ParameterGrid`; the same for
+        every ``n_samples``.
+    """
+    return {"p_w": [10, 50, 90], "p_a": [10, 50, 90], "clip_percentile": [90, 99]}

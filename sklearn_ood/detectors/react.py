@@ -122,3 +122,21 @@ class ReAct(HeadMixin, BaseDetector):
 
     def _score(self, X):
         return energy(self._logits(react_clip(np.asarray(X, dtype=np.float64), self.clip_)))
+
+
+def tuning_grid(n_samples):
+    """Knob values that pseudo-OOD tuning searches by default for ReAct.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of in-distribution training rows the detector is fitted on.
+
+    Returns
+    -------
+    grid : dict of str to list
+        ``percentile`` around the paper's 90, for
+        :class:`~sklearn.model_selection.ParameterGrid`; the same for every
+        ``n_samples``.
+    """
+    return {"percentile": [80, 85, 90, 95, 99]}
