@@ -9,76 +9,25 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors.vim import ViM, vim_principal_dim
 
-from _helpers import check_failed_calls_leave_detector_unchanged
+from _helpers import (
+    AutoHead,
+    check_failed_calls_leave_detector_unchanged,
+    head_3_to_4,
+    head_width_failures,
+)
 
 
-def _vim(n_features):
-    rng = np.random.default_rng(n_features)
-    return ViM(head=(rng.normal(size=(4, n_features)), rng.normal(size=4)))
+class AutoHeadViM(AutoHead, ViM):
+    pass
 
 
-# The feature count each check feeds to ``fit`` (scikit-learn 1.9). A ViM head
-# fixes D, so each check is run by the instance whose head matches its data
-# and is expected to fail, with the head-mismatch ValueError, on the others.
-VIM_CHECK_FEATURES = {
-    1: ["check_fit2d_1feature"],
-    2: ["check_classifier_data_not_an_array", "check_estimators_fit_returns_self",
-        "check_estimators_overwrite_params", "check_fit_check_is_fitted",
-        "check_fit_idempotent", "check_n_features_in", "check_outliers_fit_predict",
-        "check_outliers_train", "check_readonly_memmap_input"],
-    3: ["check_dict_unchanged", "check_dont_overwrite_parameters",
-        "check_estimators_nan_inf", "check_estimators_pickle",
-        "check_f_contiguous_array_estimator", "check_fit2d_predict1d",
-        "check_fit_score_takes_y", "check_methods_sample_order_invariance",
-        "check_methods_subset_invariance", "check_pipeline_consistency"],
-    4: ["check_n_features_in_after_fitting", "check_positive_only_tag_during_fit"],
-    5: ["check_estimators_dtypes"],
-    10: ["check_dtype_object", "check_fit2d_1sample"],
-}
-
-
-def _expected_failed(estimator):
-    n_features = np.shape(estimator.head[0])[1]
-    return {
-        check: f"the head accepts {n_features} features but this check uses {d}"
-        for d, checks in VIM_CHECK_FEATURES.items() if d != n_features
-        for check in checks
-    }
-
-
-def _vim_check_params():
-    # Every check runs on the ViM instance whose head fits the check's data; the
-    # (estimator, check) pairs expected to fail only because of the head size
-    # are dropped rather than run as xfail (nothing to learn from them, and
-    # pytest's xfail tracebacks through estimator_checks.py are slow).
-    # test_vim_errors covers the head-mismatch message.
-    marked = parametrize_with_checks([_vim(d) for d in VIM_CHECK_FEATURES],
-                                     expected_failed_checks=_expected_failed)
-    params, seen = [], set()
-    for p in marked.args[1]:
-        estimator, check = getattr(p, "values", p)  # a ParameterSet when marked
-        key = (_check_name(check), repr(sorted(getattr(check, "keywords", {}).items())))
-        if not getattr(p, "marks", ()) and key not in seen:  # head-free checks: once
-            seen.add(key)
-            params.append((estimator, check))
-    covered = {_check_name(check) for _, check in params}
-    assert covered >= {c for checks in VIM_CHECK_FEATURES.values() for c in checks}
-    return params
-
-
-def _check_name(check):
-    check = getattr(check, "func", check)
-    return getattr(check, "__name__", "")
-
-
-VIM_PARAMS = _vim_check_params()
-
-
-@pytest.mark.parametrize("estimator, check", VIM_PARAMS, ids=[
-    f"ViM(D={est.head[0].shape[1]})-{_check_name(check)}"
-    + "".join(f"-{k}={v}" for k, v in getattr(check, "keywords", {}).items())
-    for est, check in VIM_PARAMS])
-def test_vim_sklearn_compatible(estimator, check):
+# AutoHeadViM passes every check, each on a head as wide as the check's data;
+# with a real head of 3 inputs the checks fed another width fail on the head.
+@parametrize_with_checks(
+    [AutoHeadViM(), ViM(head_3_to_4())],
+    expected_failed_checks=head_width_failures, xfail_strict=True,
+)
+def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
