@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -150,9 +151,8 @@ def test_negative_aware_rescale_4d_uses_pooled_distance_and_flattened_norm():
                                -d / negative_aware_norm_by_hand(test[[0, 2, 3]]), rtol=1e-10)
     assert np.isfinite(got[1]) and got[1] < -1e300
     # without negative_aware_rescale a 4-D map is average-pooled
-    det = KNN(n_neighbors=2)
-    np.testing.assert_allclose(det.fit(maps).score_samples(test[[0, 2, 3]]),
-                               det.fit(pooled).score_samples(test_pooled[[0, 2, 3]]))
+    np.testing.assert_allclose(KNN(n_neighbors=2).fit(maps).score_samples(test[[0, 2, 3]]),
+                               _loop_knn(pooled, test_pooled[[0, 2, 3]], 2), atol=1e-12)
     with pytest.raises(ValueError, match="fitted on 4-D"):
         knn.score_samples(test_pooled)
 
@@ -170,7 +170,9 @@ def test_tuning_grid_candidates_fit(n_samples, ks):
     X = np.random.default_rng(n_samples).normal(size=(n_samples, 3))
     det = KNN()
     for params in candidates:
-        assert np.isfinite(det.set_params(**params).fit(X).offset_)
+        det.set_params(**params).fit(X)
+        np.testing.assert_allclose(det.score_samples(X[:3]),
+                                   _loop_knn(X, X[:3], params["n_neighbors"]), atol=1e-12)
     # the next value left out would not fit: KNN needs n_neighbors + 1 rows
     left_out = [k for k in (1, 5, 10, 20, 50, 100, 200) if k not in ks]
     if left_out:
@@ -196,8 +198,18 @@ def test_grid_search_tunes_knn_in_a_pipeline():
     X, y = blobs_with_ood()
     pipe = Pipeline([("shift", FunctionTransformer(lambda Z: Z + 0.5)), ("knn", KNN())])
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
-    search = GridSearchCV(pipe, {"knn__n_neighbors": [1, 5, 40]}, scoring=auroc_scorer,
+    ks = [1, 5, 40]
+    search = GridSearchCV(pipe, {"knn__n_neighbors": ks}, scoring=auroc_scorer,
                           cv=cv, error_score="raise").fit(X, y)
-    assert search.best_params_["knn__n_neighbors"] in (1, 5, 40)
+    # Each fold by hand: the bank is the shifted ID rows of the training part (the
+    # OOD rows, label -1, are left out), the test part scored by the loop reference.
+    expected = [
+        np.mean([roc_auc_score(y[test] >= 0,
+                               _loop_knn(X[train][y[train] >= 0] + 0.5, X[test] + 0.5, k))
+                 for train, test in cv.split(X, y)])
+        for k in ks
+    ]
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"], expected)
+    assert search.best_params_["knn__n_neighbors"] == ks[int(np.argmax(expected))]
     assert search.best_score_ > 0.8
     assert auroc(y, search.score_samples(X)) > 0.8

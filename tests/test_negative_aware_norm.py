@@ -8,10 +8,19 @@ from hypothesis.extra.numpy import arrays
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.negative_aware_norm import NegativeAwareNorm, negative_aware_norm
+from sklearn_ood.detectors.negative_aware_norm import (
+    NegativeAwareNorm,
+    negative_aware_norm,
+    negative_aware_rescaled_score,
+)
 from sklearn_ood.extraction import BlockFeatureExtractor
 
-from _helpers import check_bad_maps_leave_detector_unchanged, images, small_net
+from _helpers import (
+    check_bad_maps_leave_detector_unchanged,
+    images,
+    negative_aware_norm_by_hand,
+    small_net,
+)
 
 # (2, 3, 2, 2) maps with negative entries, channel by channel:
 #   sample 0: [3, 4, 0, -5], [-1, -2, -3, -4], [1, 1, 1, 1]
@@ -33,6 +42,17 @@ def test_negative_aware_norm_by_hand():
     np.testing.assert_allclose(NegativeAwareNorm().fit(a).score_samples(a), expected)
 
 
+def test_negative_aware_rescaled_score_by_hand():
+    a = np.array([[1.0, 3.0], [0.0, -2.0], [0.0, -2.0], [0.0, 0.0], [-1.0, 4.0]])
+    d = np.array([2.0, 3.0, 5.0, 0.0, 5.0])
+    # NAN: 4 / 2 = 2; three rows without active unit (NAN = 0), divided by the
+    # smallest positive float64 instead (5 / tiny overflows: floored at -finfo.max;
+    # a zero distance stays 0); 5 / 1 = 5.
+    tiny, fmax = np.finfo(np.float64).tiny, np.finfo(np.float64).max
+    np.testing.assert_array_equal(negative_aware_rescaled_score(d, a),
+                                  [-1.0, -3.0 / tiny, -fmax, 0.0, -1.0])
+
+
 def test_negative_aware_norm_flattens_maps():
     # sample 0: sum |.| = (3+4+5) + (1+2+3+4) + 4 = 26 over 6 positives (3,4,1,1,1,1);
     # sample 1: 2 + (6+8) + (1+2+2+1) = 22 over 5 positives (2,6,2,2,1).
@@ -51,7 +71,7 @@ def test_negative_aware_norm_flattens_maps():
     pipe = make_pipeline(BlockFeatureExtractor(net, "2", reduce="flatten"),
                          NegativeAwareNorm()).fit(X)
     np.testing.assert_allclose(pipe.score_samples(X),
-                               NegativeAwareNorm().fit(raw).score_samples(raw), rtol=1e-6)
+                               negative_aware_norm_by_hand(raw.astype(np.float64)), rtol=1e-5)
 
 
 def test_negative_aware_norm_reduction_keeps_one_number_per_image():
@@ -68,7 +88,7 @@ def test_negative_aware_norm_reduction_keeps_one_number_per_image():
     pipe = make_pipeline(BlockFeatureExtractor(net, "2", reduce="negative_aware_norm"),
                          NegativeAwareNorm()).fit(X)
     np.testing.assert_allclose(pipe.score_samples(X),
-                               NegativeAwareNorm().fit(raw).score_samples(raw), rtol=1e-6)
+                               negative_aware_norm_by_hand(raw.astype(np.float64)), rtol=1e-5)
 
 
 def test_bad_input_leaves_fitted_detector_unchanged():

@@ -66,9 +66,10 @@ def test_react_accepts_torch_linear_head():
     with torch.no_grad():
         layer.weight.copy_(torch.tensor(REACT_HEAD[0]))
         layer.bias.copy_(torch.tensor(REACT_HEAD[1]))
-    a = ReAct(layer, percentile=50).fit(REACT_TRAIN).score_samples(REACT_TRAIN)
-    b = ReAct(REACT_HEAD, percentile=50).fit(REACT_TRAIN).score_samples(REACT_TRAIN)
-    np.testing.assert_allclose(a, b)
+    det = ReAct(layer, percentile=50).fit(REACT_TRAIN)
+    assert det.clip_ == 3.0
+    expected = energy_loop([[min(v, 3.0) for v in x] for x in REACT_TRAIN], *REACT_HEAD)
+    np.testing.assert_allclose(det.score_samples(REACT_TRAIN), expected)
 
 
 def test_pipeline_grid_search_react():
