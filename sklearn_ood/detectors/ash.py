@@ -159,7 +159,7 @@ class ASH(HeadMixin, BaseDetector):
 
     See Also
     --------
-    ReAct, DICE
+    sklearn_ood.detectors.react.ReAct, sklearn_ood.detectors.dice.DICE
 
     References
     ----------

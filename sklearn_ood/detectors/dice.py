@@ -71,7 +71,7 @@ class DICE(HeadMixin, BaseDetector):
 
     See Also
     --------
-    ReAct, LINe
+    sklearn_ood.detectors.react.ReAct, sklearn_ood.detectors.line.LINe
 
     References
     ----------

@@ -166,7 +166,8 @@ class GaussianDensity(BaseDetector):
 
     See Also
     --------
-    Mahalanobis : one shared covariance, minimum distance over classes.
+    sklearn_ood.detectors.mahalanobis.Mahalanobis : one shared covariance,
+        minimum distance over classes.
 
     References
     ----------

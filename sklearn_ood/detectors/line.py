@@ -211,7 +211,7 @@ class LINe(HeadMixin, BaseDetector):
 
     See Also
     --------
-    DICE, ReAct
+    sklearn_ood.detectors.dice.DICE, sklearn_ood.detectors.react.ReAct
 
     References
     ----------

@@ -107,7 +107,8 @@ class Mahalanobis(BaseDetector):
 
     See Also
     --------
-    GaussianDensity : per-class covariances and a log-sum-exp density.
+    sklearn_ood.detectors.gaussian_density.GaussianDensity : per-class
+        covariances and a log-sum-exp density.
 
     References
     ----------

@@ -79,7 +79,8 @@ class ReAct(HeadMixin, BaseDetector):
 
     See Also
     --------
-    DICE, ASH, LINe
+    sklearn_ood.detectors.dice.DICE, sklearn_ood.detectors.ash.ASH,
+    sklearn_ood.detectors.line.LINe
 
     References
     ----------
