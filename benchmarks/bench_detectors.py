@@ -174,7 +174,8 @@ def _matmul_partition(X, bank, k, chunk_size):
 
 
 def run_knn(args):
-    from sklearn_ood.detectors.density import kth_neighbor_sqdist, l2_normalize
+    from sklearn_ood.detectors._features import l2_normalize
+    from sklearn_ood.detectors.knn import kth_neighbor_sqdist
 
     H, _, _, _ = make_data(args.n, args.d, 10)
     bank = l2_normalize(H)

@@ -6,7 +6,7 @@ layer ``fc``, during training and inference, and train with ordinary
 cross-entropy. They report that this makes the features collapse onto their
 class means (neural collapse) within a few epochs, and that a class-conditional
 Gaussian density fitted on those features (DDU's GDA, here
-:class:`~sklearn_ood.detectors.density.GaussianDensity`) then separates
+:class:`~sklearn_ood.detectors.gaussian_density.GaussianDensity`) then separates
 in-distribution (ID) from out-of-distribution (OOD) images at least as well as
 a conventionally trained network.
 

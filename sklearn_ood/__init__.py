@@ -6,10 +6,22 @@ in-distribution), ``decision_function`` and ``predict`` (+1 ID, -1 OOD).
 """
 
 from .model_detectors import BlockSelection
-from .detectors.activation import ASH, DICE, LINe, ReAct
-from .detectors.density import KNN, GaussianDensity, Mahalanobis, ViM
-from .detectors.logits import Energy, MaxLogit, MaxSoftmax
-from .detectors.norms import NAP, FeatureNorm, NegativeAwareNorm
+from .detectors import (
+    ASH,
+    DICE,
+    KNN,
+    NAP,
+    Energy,
+    FeatureNorm,
+    GaussianDensity,
+    LINe,
+    Mahalanobis,
+    MaxLogit,
+    MaxSoftmax,
+    NegativeAwareNorm,
+    ReAct,
+    ViM,
+)
 from .diagnostics import neural_collapse
 from .display import ScoreDistributionDisplay, plot_precision_recall, plot_roc
 from .extraction import BlockFeatureExtractor

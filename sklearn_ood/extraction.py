@@ -29,7 +29,7 @@ def _flatten(maps):
     return maps.flatten(1)
 
 
-def _nan(maps):
+def _negative_aware_norm(maps):
     # ||a||_1 / ||a||_0 of the whole flattened output; 0 without a positive entry.
     a = maps.flatten(1)
     active = (a > 0).sum(1)
@@ -42,7 +42,7 @@ REDUCTIONS = {
     "max": _max,  # global max pool: (n, C)
     "norm": _norm,  # per-channel spatial L2 norm of ReLU(map), FeatureNorm's statistic
     "flatten": _flatten,  # every entry: (n, C*H*W)
-    "nan": _nan,  # negative-aware norm of the whole output: (n, 1)
+    "negative_aware_norm": _negative_aware_norm,  # NAN of the whole output: (n, 1)
 }
 
 
@@ -312,13 +312,13 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
     blocks : str or list of str
         Names from ``model.named_modules()`` (e.g. ``"layer4"`` or
         ``["layer3", "layer4"]``).
-    reduce : {"avg", "max", "norm", "nan", "flatten"}, callable, list, dict or None, \
-            default="avg"
+    reduce : {"avg", "max", "norm", "negative_aware_norm", "flatten"}, callable, list, \
+            dict or None, default="avg"
         What each block contributes per sample: ``"avg"``/``"max"`` global
         average/max pool over the spatial dimensions (``(C,)``), ``"norm"`` the
         per-channel spatial L2 norm of ``ReLU(map)`` (FeatureNorm's statistic),
-        ``"nan"`` one number, the negative-aware norm ``||a||_1 / ||a||_0`` of
-        the whole output (NAN's score), ``"flatten"`` every entry, a callable
+        ``"negative_aware_norm"`` one number, the negative-aware norm
+        ``||a||_1 / ||a||_0`` of the whole output (NAN's score), ``"flatten"`` every entry, a callable
         mapping a block output tensor to an ``(n, d)`` tensor (computed per
         batch, on ``device``), or a list of these, concatenated. ``None`` returns the block output itself (e.g.
         ``(N, C, H, W)`` maps) and needs a single block. A dict gives each

@@ -70,6 +70,12 @@ def test_avg_max_flatten_norm_match_hand_computation(images):
     got = ext.set_params(reduce="norm").fit(images).transform(images)
     np.testing.assert_allclose(got, norms, rtol=1e-5, atol=1e-6)
 
+    # ||a||_1 / ||a||_0 over the whole flattened output, one number per image
+    flat = a2.reshape(len(images), -1).astype(np.float64)
+    nan_by_hand = [[sum(abs(v) for v in row) / sum(1 for v in row if v > 0)] for row in flat]
+    got = ext.set_params(reduce="negative_aware_norm").fit(images).transform(images)
+    np.testing.assert_allclose(got, nan_by_hand, rtol=1e-5, atol=1e-6)
+
 
 def test_spatial_maps_and_reduction_lists(images):
     net = TinyNet()
@@ -202,6 +208,8 @@ def test_bad_inputs_leave_fitted_state_unchanged(images):
         ext.transform(images[:0])
     with pytest.raises(ValueError, match="reduce"):
         ext.set_params(reduce="median").fit(images)
+    with pytest.raises(ValueError, match="'negative_aware_norm'"):  # not "nan"
+        ext.set_params(reduce="nan").fit(images)
     ext.set_params(reduce="avg")
     assert ext.__dict__.keys() == before.keys()
     assert ext.blocks_ == before["blocks_"]

@@ -18,10 +18,22 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 
 from sklearn_ood.model_detectors.block_selection import BlockSelection
-from sklearn_ood.detectors.activation import ASH, DICE, LINe, ReAct
-from sklearn_ood.detectors.density import KNN, GaussianDensity, Mahalanobis, ViM
-from sklearn_ood.detectors.logits import Energy, MaxLogit, MaxSoftmax
-from sklearn_ood.detectors.norms import NAP, FeatureNorm, NegativeAwareNorm
+from sklearn_ood.detectors import (
+    ASH,
+    DICE,
+    KNN,
+    NAP,
+    Energy,
+    FeatureNorm,
+    GaussianDensity,
+    LINe,
+    Mahalanobis,
+    MaxLogit,
+    MaxSoftmax,
+    NegativeAwareNorm,
+    ReAct,
+    ViM,
+)
 from sklearn_ood.extraction import BlockFeatureExtractor, iter_block_batches
 from sklearn_ood.metrics import auroc_scorer
 from sklearn_ood.models import SmallCNN, make_classifier

@@ -11,7 +11,8 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline
 
 from sklearn_ood import BlockFeatureExtractor, Energy, MaxLogit
-from sklearn_ood.detectors.activation import LINe, ReAct
+from sklearn_ood.detectors.line import LINe
+from sklearn_ood.detectors.react import ReAct
 from sklearn_ood.metrics import auroc_scorer
 from sklearn_ood.models import SmallCNN
 from sklearn_ood import PseudoOODSplit, make_pseudo_ood, tune_on_pseudo_ood

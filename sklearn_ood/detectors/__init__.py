@@ -1,1 +1,35 @@
-"""Detectors: arrays in, scores out (higher means more in-distribution)."""
+"""Detectors: arrays in, scores out (higher means more in-distribution).
+
+One method per module, each naming its paper, holding the pure score
+functions and the estimator; the small logit scores share :mod:`.logits`.
+"""
+
+from .ash import ASH
+from .dice import DICE
+from .feature_norm import FeatureNorm
+from .gaussian_density import GaussianDensity
+from .knn import KNN
+from .line import LINe
+from .logits import Energy, MaxLogit, MaxSoftmax
+from .mahalanobis import Mahalanobis
+from .nap import NAP
+from .negative_aware_norm import NegativeAwareNorm
+from .react import ReAct
+from .vim import ViM
+
+__all__ = [
+    "ASH",
+    "DICE",
+    "Energy",
+    "FeatureNorm",
+    "GaussianDensity",
+    "KNN",
+    "LINe",
+    "Mahalanobis",
+    "MaxLogit",
+    "MaxSoftmax",
+    "NAP",
+    "NegativeAwareNorm",
+    "ReAct",
+    "ViM",
+]

@@ -9,7 +9,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
-from ..detectors.norms import feature_norm
+from ..detectors.feature_norm import feature_norm
 from ..extraction import iter_block_batches, resolve_blocks
 from ..pseudo_ood import jigsaw
 from ._base import ModelDetector
@@ -156,7 +156,7 @@ class BlockSelection(ModelDetector):
 
     See Also
     --------
-    sklearn_ood.detectors.norms.FeatureNorm : FeatureNorm of a block you choose.
+    sklearn_ood.detectors.feature_norm.FeatureNorm : FeatureNorm of a block you choose.
     sklearn_ood.pseudo_ood.jigsaw : the pseudo-OOD images.
     candidate_blocks : the ``blocks="auto"`` rule.
 

@@ -1,4 +1,4 @@
-"""FeatureNorm, NegativeAwareNorm and NAP against hand-checkable computations."""
+"""NAP and NAP-E against hand-checkable computations."""
 
 import math
 import pickle
@@ -10,44 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.norms import (
-    NAP,
-    FeatureNorm,
-    NegativeAwareNorm,
-    feature_norm,
-    nap_combine,
-    nap_score,
-    negative_aware_norm,
-)
+from sklearn_ood.detectors.nap import NAP, nap_combine, nap_score, tuning_grid
 from sklearn_ood.extraction import BlockFeatureExtractor
 from sklearn_ood.metrics import auroc_scorer
 
-# (2, 3, 2, 2) maps with negative entries. By hand, per-channel norms of ReLU(map):
-#   sample 0: ch0 relu -> 3,4,0,0 -> 5;  ch1 all negative -> 0;  ch2 -> 1,1,1,1 -> 2
-#   sample 1: ch0 -> 2;  ch1 -> 6,0,0,0 -> 6;  ch2 -> 0,2,2,1 -> 3
-# FeatureNorm = mean over channels: 7/3 and 11/3.
-MAPS = np.array(
-    [
-        [[[3.0, 4.0], [0.0, -5.0]], [[-1.0, -2.0], [-3.0, -4.0]], [[1.0, 1.0], [1.0, 1.0]]],
-        [[[0.0, 0.0], [0.0, 2.0]], [[6.0, -8.0], [0.0, 0.0]], [[-1.0, 2.0], [2.0, 1.0]]],
-    ]
-)
-FN_BY_HAND = np.array([7 / 3, 11 / 3])
-
-
-def loop_feature_norm(maps):
-    out = []
-    for sample in maps:
-        total = 0.0
-        for channel in sample:
-            total += math.sqrt(sum(max(v, 0.0) ** 2 for v in channel.ravel()))
-        out.append(total / len(sample))
-    return np.array(out)
+from _helpers import check_bad_maps_leave_detector_unchanged, images, small_net
 
 
 def loop_nap(maps, eps=1.0):
@@ -62,111 +34,6 @@ def loop_nap(maps, eps=1.0):
         out.append(sum(terms) / len(terms))
     return np.array(out)
 
-
-def small_net(seed=0):
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(2, 3, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(3, 4, 3, padding=1),  # "2": pre-ReLU output, has negatives
-        torch.nn.ReLU(),  # "3": post-ReLU
-    )
-
-
-def images(n=12, seed=0):
-    return np.random.default_rng(seed).normal(size=(n, 2, 5, 5)).astype(np.float32)
-
-
-# --------------------------------------------------------------------------- FeatureNorm
-
-
-def test_feature_norm_matches_hand_values_and_loops():
-    np.testing.assert_allclose(loop_feature_norm(MAPS), FN_BY_HAND)
-    np.testing.assert_allclose(feature_norm(MAPS), FN_BY_HAND)
-    det = FeatureNorm().fit(MAPS)
-    np.testing.assert_allclose(det.score_samples(MAPS), FN_BY_HAND)
-    assert det.n_features_in_ == 3
-
-
-def test_feature_norm_is_not_frobenius_nor_pooled_norm():
-    relu = np.maximum(MAPS, 0)
-    frobenius = np.sqrt((relu**2).sum(axis=(1, 2, 3)))
-    pooled = np.linalg.norm(relu.mean(axis=(2, 3)), axis=1)
-    no_relu = np.sqrt((MAPS**2).sum(axis=(2, 3))).mean(axis=1)
-    scores = FeatureNorm().fit(MAPS).score_samples(MAPS)
-    for wrong in (frobenius, frobenius / 3, pooled, no_relu):
-        assert not np.allclose(scores, wrong)
-
-
-def test_feature_norm_2d_is_mean_relu():
-    X = np.array([[5.0, -3.0, 1.0], [0.0, 0.0, -1.0]])
-    np.testing.assert_allclose(FeatureNorm().fit(X).score_samples(X), [2.0, 0.0])
-
-
-def test_feature_norm_per_batch_path_equals_maps():
-    net, X = small_net(), images()
-    for block in ("2", "3"):
-        maps = BlockFeatureExtractor(net, block, reduce=None).fit(X).transform(X)
-        assert (maps < 0).any() or block == "3"
-        expected = loop_feature_norm(maps.astype(np.float64))
-        np.testing.assert_allclose(FeatureNorm().fit(maps).score_samples(maps), expected,
-                                   rtol=1e-5)
-        pipe = make_pipeline(
-            BlockFeatureExtractor(net, block, reduce="norm", batch_size=5), FeatureNorm()
-        ).fit(X)
-        np.testing.assert_allclose(pipe.score_samples(X), expected, rtol=1e-5)
-
-
-# --------------------------------------------------------------------------- NAN
-
-
-def test_negative_aware_norm_by_hand():
-    a = np.array([[2.0, 0.0, 4.0, -1.0], [0.0, 0.0, 0.0, 0.0], [-1.0, -2.0, 0.0, 0.0],
-                  [1.0, 1.0, 1.0, 3.0]])
-    # ||a||_1 counts |-1|: 7 / 2 active; zero and all-negative rows -> 0 (guard); 6 / 4.
-    expected = [3.5, 0.0, 0.0, 1.5]
-    np.testing.assert_allclose(negative_aware_norm(a), expected)
-    np.testing.assert_allclose(NegativeAwareNorm().fit(a).score_samples(a), expected)
-
-
-def test_negative_aware_norm_flattens_maps():
-    # sample 0: sum |.| = (3+4+5) + (1+2+3+4) + 4 = 26 over 6 positives (3,4,1,1,1,1);
-    # sample 1: 2 + (6+8) + (1+2+2+1) = 22 over 5 positives (2,6,2,2,1).
-    maps = MAPS
-    expected = []
-    for sample in maps:
-        values = sample.ravel()
-        expected.append(sum(abs(v) for v in values) / sum(1 for v in values if v > 0))
-    np.testing.assert_allclose(expected, [26 / 6, 22 / 5])
-    det = NegativeAwareNorm().fit(maps)
-    np.testing.assert_allclose(det.score_samples(maps), expected)
-    assert det.input_ndim_ == 4
-    # Per-batch path: flatten reduction then NAN.
-    net, X = small_net(), images()
-    raw = BlockFeatureExtractor(net, "2", reduce=None).fit(X).transform(X)
-    pipe = make_pipeline(BlockFeatureExtractor(net, "2", reduce="flatten"),
-                         NegativeAwareNorm()).fit(X)
-    np.testing.assert_allclose(pipe.score_samples(X),
-                               NegativeAwareNorm().fit(raw).score_samples(raw), rtol=1e-6)
-
-
-def test_nan_reduction_keeps_one_number_per_image():
-    # The extractor's "nan" reduction on the hand-checked maps, plus an all-negative map.
-    identity = torch.nn.Sequential(torch.nn.Identity())
-    maps = np.concatenate([MAPS, -np.abs(MAPS[:1])]).astype(np.float32)
-    ext = BlockFeatureExtractor(identity, "0", reduce="nan").fit(maps)
-    np.testing.assert_allclose(ext.transform(maps), [[26 / 6], [22 / 5], [0.0]], rtol=1e-6)
-    assert list(ext.get_feature_names_out()) == ["0__0"]
-    # NAN of that single number is the number itself: same scores as the full maps.
-    net, X = small_net(), images()
-    raw = BlockFeatureExtractor(net, "2", reduce=None).fit(X).transform(X)
-    pipe = make_pipeline(BlockFeatureExtractor(net, "2", reduce="nan"),
-                         NegativeAwareNorm()).fit(X)
-    np.testing.assert_allclose(pipe.score_samples(X),
-                               NegativeAwareNorm().fit(raw).score_samples(raw), rtol=1e-6)
-
-
-# --------------------------------------------------------------------------- NAP
 
 # Channels for NAP by hand (eps = 1):
 #   [[0, 4], [0, 0]]: max 4, mean 1        -> (4 / 2)^2 = 4
@@ -295,35 +162,8 @@ def test_nap_head_errors_and_atomic_fit():
         NAP(eps=0.0).fit(NAP_MAPS)
 
 
-@pytest.mark.parametrize("Detector", [FeatureNorm, NegativeAwareNorm, NAP])
-def test_bad_input_leaves_fitted_detector_unchanged(Detector):
-    det = Detector().fit(NAP_MAPS)
-    offset = det.offset_
-    bad = NAP_MAPS.copy()
-    bad[0, 0, 0, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        det.fit(bad)
-    with pytest.raises(ValueError, match="NaN"):
-        det.score_samples(bad)
-    with pytest.raises(ValueError, match="channels"):
-        det.score_samples(NAP_MAPS[:, :2])
-    with pytest.raises(ValueError, match="2-D"):
-        det.score_samples(NAP_MAPS.reshape(2, -1))
-    with pytest.raises(ValueError, match="4-D"):
-        det.fit(NAP_MAPS[0])
-    assert det.offset_ == offset and det.input_ndim_ == 4
-    np.testing.assert_allclose(pickle.loads(pickle.dumps(det)).score_samples(NAP_MAPS),
-                               det.score_samples(NAP_MAPS))
-    with pytest.raises(NotFittedError):
-        clone(det).score_samples(NAP_MAPS)
-
-
-def test_offset_and_predict_follow_contamination():
-    X = np.arange(1.0, 41.0).reshape(20, 2)  # FeatureNorm = row mean, all distinct
-    det = FeatureNorm(contamination=0.1).fit(X)
-    np.testing.assert_allclose(det.offset_, np.percentile(X.mean(axis=1), 10))
-    assert (det.predict(X) == -1).sum() == 2
-    np.testing.assert_allclose(det.decision_function(X), det.score_samples(X) - det.offset_)
+def test_bad_input_leaves_fitted_detector_unchanged():
+    check_bad_maps_leave_detector_unchanged(NAP(), NAP_MAPS)
 
 
 def test_nap_2d_input_properties():
@@ -361,13 +201,22 @@ def test_pipeline_gridsearch_tunes_nap_weight_on_mixed_id_ood():
     ood_maps = rng.uniform(0.2, 0.6, size=(n, 3, 4, 4))
     X = np.concatenate([id_maps, ood_maps])
     y = np.r_[rng.integers(0, 2, n), -np.ones(n, dtype=int)]
+    weights = [0.0, 0.4, 1.0]
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
     search = GridSearchCV(
-        NAP(head=(HEAD_COEF, HEAD_BIAS)), {"weight": [0.0, 0.4, 1.0]},
-        scoring=auroc_scorer, cv=StratifiedKFold(3, shuffle=True, random_state=0),
+        NAP(head=(HEAD_COEF, HEAD_BIAS)), {"weight": weights}, scoring=auroc_scorer, cv=cv,
     ).fit(X, y)
-    assert search.best_params_["weight"] in (0.0, 0.4, 1.0)
+    # NAP fits no statistic: each fold's AUROC is that of the loop scores of its rows.
+    nap, neg_e = loop_nap(X), energy_by_hand(X)
+    assert (neg_e > 0).all()
+    expected = [
+        np.mean([roc_auc_score(y[test] >= 0, neg_e[test]**w * nap[test] ** (1 - w))
+                 for _, test in cv.split(X, y)])
+        for w in weights
+    ]
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"], expected)
+    assert search.best_params_["weight"] == weights[int(np.argmax(expected))]
     assert search.best_score_ > 0.9
-    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     # The 2-D per-batch representation in a Pipeline, tuned the same way.
     flat = X.reshape(len(X), 3, -1)
     X2 = np.hstack([flat.max(axis=2), flat.mean(axis=2)])
@@ -378,8 +227,6 @@ def test_pipeline_gridsearch_tunes_nap_weight_on_mixed_id_ood():
                                search.cv_results_["mean_test_score"])
 
 
-# --------------------------------------------------------------------------- properties
-
 MAPS_STRATEGY = arrays(
     np.float64, st.tuples(st.integers(1, 4), st.integers(1, 3), st.integers(1, 3),
                           st.integers(1, 3)),
@@ -388,21 +235,29 @@ MAPS_STRATEGY = arrays(
 
 
 @settings(max_examples=40, deadline=None)
-@given(maps=MAPS_STRATEGY, scale=st.floats(0.1, 10), seed=st.integers(0, 2**16))
-def test_scores_are_invariant_to_channel_and_pixel_order(maps, scale, seed):
+@given(maps=MAPS_STRATEGY, seed=st.integers(0, 2**16))
+def test_nap_is_invariant_to_channel_and_pixel_order(maps, seed):
     rng = np.random.default_rng(seed)
     n, c, h, w = maps.shape
     shuffled = maps[:, rng.permutation(c)].reshape(n, c, h * w)[:, :, rng.permutation(h * w)]
     shuffled = shuffled.reshape(n, c, h, w)
-    for fn in (feature_norm, negative_aware_norm, lambda m: NAP().fit(m).score_samples(m)):
-        np.testing.assert_allclose(fn(shuffled), fn(maps), rtol=1e-10, atol=1e-12)
-    # FeatureNorm and NAN are positively homogeneous; FeatureNorm ignores negatives.
-    np.testing.assert_allclose(feature_norm(scale * maps), scale * feature_norm(maps),
-                               rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(negative_aware_norm(scale * maps),
-                               scale * negative_aware_norm(maps), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(feature_norm(np.minimum(maps, 0)), 0.0)
+    np.testing.assert_allclose(NAP().fit(shuffled).score_samples(shuffled),
+                               NAP().fit(maps).score_samples(maps), rtol=1e-10, atol=1e-12)
 
+
+def test_tuning_grid_candidates_fit_with_a_head_only():
+    candidates = list(ParameterGrid(tuning_grid(len(NAP_MAPS))))
+    assert len(candidates) == 4
+    neg_e = energy_by_hand(NAP_MAPS)
+    det = NAP(head=(HEAD_COEF, HEAD_BIAS))
+    for params in candidates:
+        w = params["weight"]
+        det.set_params(**params).fit(NAP_MAPS)
+        np.testing.assert_allclose(det.score_samples(NAP_MAPS),
+                                   neg_e**w * NAP_BY_HAND ** (1 - w))
+        # NAP-E only: without a head there is no energy to weigh
+        with pytest.raises(ValueError, match="weight combines NAP"):
+            NAP(**params).fit(NAP_MAPS)
 
 # --------------------------------------------------------------------------- estimator checks
 
@@ -438,7 +293,7 @@ def _expected_failed(estimator):
 
 
 @parametrize_with_checks(
-    [FeatureNorm(), NegativeAwareNorm(), NAP(), NAP(eps=0.5, contamination=0.1)],
+    [NAP(), NAP(eps=0.5, contamination=0.1)],
     expected_failed_checks=_expected_failed,
 )
 def test_sklearn_compatible(estimator, check):

@@ -1,10 +1,11 @@
-"""Norm-based scores: FeatureNorm, NAN (negative-aware norm), NAP.
+"""Neural Activation Prior (NAP): the within-channel peak-to-mean ratio before pooling.
 
-Each method is a pure scoring function (:func:`feature_norm`,
-:func:`negative_aware_norm`, :func:`nap_score`, :func:`nap_combine`) wrapped
-by a thin estimator (:class:`FeatureNorm`, :class:`NegativeAwareNorm`,
-:class:`NAP`). None of them fits statistics of the data: ``fit`` only checks
-the input (and the head of ``NAP``) and sets the threshold ``offset_``.
+Wan, Zhang, Zhou, Yi & Jin, "Out-of-Distribution Detection using Neural
+Activation Prior", arXiv preprint 2024, https://arxiv.org/abs/2402.18162.
+
+The pure functions :func:`nap_score` (the prior, paper Sec. 3) and
+:func:`nap_combine` (its weighted geometric mean with a base score, NAP-E)
+hold the method; :class:`NAP` fits nothing but the head and the threshold.
 """
 
 from numbers import Real
@@ -18,70 +19,6 @@ from .logits import energy
 
 #: Floor of the base score before the fractional power in :func:`nap_combine`.
 TINY = np.finfo(np.float64).tiny
-
-
-def _as_maps(X, name="maps"):
-    X = np.asarray(X)
-    if X.ndim < 2:
-        raise ValueError(
-            f"{name} must be (n_samples, channels[, height, width]); got shape {X.shape}."
-        )
-    return X.reshape(X.shape[0], X.shape[1], -1)
-
-
-def feature_norm(maps):
-    """FeatureNorm of each sample: mean over channels of ``||ReLU(map_c)||_2``.
-
-    ``maps`` has shape ``(n, C, H, W)`` (any number of spatial dimensions,
-    flattened per channel). 2-D input ``(n, C)`` is read as ``H = W = 1``, so
-    each channel's norm is ``ReLU(x_c)``: this is what makes the output of
-    ``BlockFeatureExtractor(..., reduce="norm")`` (the per-channel norms)
-    give the same score as the maps themselves.
-
-    Parameters
-    ----------
-    maps : array-like of shape (n_samples, C, ...) or (n_samples, C)
-
-    Returns
-    -------
-    scores : ndarray of shape (n_samples,), float64
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> maps = np.array([[[[3.0, -1.0], [0.0, 4.0]], [[-2.0, 0.0], [0.0, 0.0]]]])
-    >>> feature_norm(maps)  # channel norms 5 and 0
-    array([2.5])
-    >>> feature_norm(np.array([[5.0, -3.0]]))  # already per-channel values
-    array([2.5])
-    """
-    flat = np.maximum(_as_maps(maps), 0)  # a new array: safe to divide in place
-    flat = flat.astype(np.promote_types(flat.dtype, np.float32), copy=False)
-    # Scale each channel by its maximum so that the squares cannot overflow
-    # (an all-zero channel, peak 0, stays zero).
-    peak = flat.max(axis=2, keepdims=True)
-    np.divide(flat, peak, out=flat, where=peak > 0)
-    norms = peak[..., 0] * np.sqrt(np.square(flat).sum(axis=2, dtype=np.float64))
-    return norms.mean(axis=1)
-
-
-def negative_aware_norm(a):
-    """NAN of each row: ``||a||_1 / ||a||_0`` (Park et al., ICCV 2023, Eq. 10).
-
-    ``a`` is 2-D ``(n, d)`` or N-D (flattened per sample). ``||a||_0`` counts
-    the strictly positive entries (``a <= 0`` is deactivated); rows with no
-    positive entry score 0.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> negative_aware_norm(np.array([[2.0, 0.0, 4.0, -1.0], [0.0, 0.0, 0.0, 0.0]]))
-    array([3.5, 0. ])
-    """
-    a = np.asarray(a).reshape(len(a), -1)
-    active = np.count_nonzero(a > 0, axis=1)
-    l1 = np.abs(a).sum(axis=1, dtype=np.float64)
-    return np.divide(l1, active, out=np.zeros(len(a)), where=active > 0)
 
 
 def nap_score(channel_max, channel_mean, eps=1.0):
@@ -147,135 +84,6 @@ def nap_combine(base_score, nap, weight):
     base = np.maximum(np.asarray(base_score, dtype=np.float64), TINY)
     nap = np.asarray(nap, dtype=np.float64)
     return base**weight * nap ** (1.0 - weight)
-
-
-class FeatureNorm(BaseDetector):
-    """FeatureNorm of a block's feature maps (Yu et al., CVPR 2023).
-
-    Score: ``mean_c ||ReLU(F_c)||_2`` -- the mean over channels of the
-    per-channel spatial L2 norm of the rectified block output ``F``
-    (``(N, C, H, W)``). Not the Frobenius norm of ``F`` and not the norm of
-    the pooled vector. Higher means more in-distribution, as in the paper.
-    Nothing is fitted but the threshold; to choose the block from data, see
-    :class:`~sklearn_ood.block_selection.BlockSelection`.
-
-    2-D input ``(N, C)`` is read as maps with ``H = W = 1``: the score is
-    ``mean_c ReLU(x_c)``. This makes the per-batch path exact:
-    ``BlockFeatureExtractor(net, block, reduce="norm")`` outputs the
-    per-channel norms ``||ReLU(F_c)||_2``, computed batch by batch, and
-
-        ``make_pipeline(BlockFeatureExtractor(net, "layer3", reduce="norm"), FeatureNorm())``
-
-    gives the same scores as ``FeatureNorm`` on the full ``layer3`` maps
-    without ever holding the maps. This is the recommended way to use it.
-
-    Parameters
-    ----------
-    contamination : float, default=0.05
-        Fraction of training rows below the threshold ``offset_``.
-
-    Attributes
-    ----------
-    offset_ : float
-        Threshold: ``decision_function = score_samples - offset_``.
-    n_features_in_ : int
-        Channels ``C``.
-    input_ndim_ : int
-        2 or 4, the input dimensionality seen in ``fit`` (enforced later).
-
-    See Also
-    --------
-    feature_norm : the scoring function.
-    sklearn_ood.block_selection.BlockSelection : FeatureNorm with the block
-        chosen by the jigsaw NormRatio.
-
-    References
-    ----------
-    Yu, Shin, Lee, Jun & Lee, "Block Selection Method for Using Feature Norm
-    in Out-of-distribution Detection", CVPR 2023.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_ood.detectors.norms import FeatureNorm
-    >>> maps = np.array([[[[3.0, -1.0], [0.0, 4.0]], [[-2.0, 0.0], [0.0, 0.0]]]])
-    >>> FeatureNorm().fit(maps).score_samples(maps)
-    array([2.5])
-    >>> norms = np.array([[5.0, 0.0]])  # what reduce="norm" yields for these maps
-    >>> FeatureNorm().fit(norms).score_samples(norms)
-    array([2.5])
-    """
-
-    _allow_nd = True
-
-    def __init__(self, *, contamination=0.05):
-        self.contamination = contamination
-
-    def _fit(self, X, y):
-        pass
-
-    def _score(self, X):
-        return feature_norm(X)
-
-
-class NegativeAwareNorm(BaseDetector):
-    """Negative-aware norm (NAN, Park et al., ICCV 2023): ``||a||_1 / ||a||_0``.
-
-    ``||a||_1 = sum_i |a_i|`` and ``||a||_0`` is the number of strictly
-    positive entries; a row without positive entry scores 0. Higher means
-    more in-distribution, as in the paper. No statistics are fitted.
-
-    Input: 4-D maps ``(N, C, H, W)`` are flattened per sample -- the
-    recommended input is the last block's post-ReLU map before pooling
-    (METHODS.md §1.2: on pooled features almost no unit is exactly 0 and NAN
-    degrades to an L1 norm). 2-D input is used as given.
-    ``BlockFeatureExtractor(net, "layer4", reduce="nan")`` followed by
-    ``NegativeAwareNorm()`` gives the same scores as the 4-D maps while
-    keeping one number per image (``reduce="flatten"`` does too, holding the
-    whole maps).
-
-    Parameters
-    ----------
-    contamination : float, default=0.05
-        Fraction of training rows below the threshold ``offset_``.
-
-    Attributes
-    ----------
-    offset_ : float
-        Threshold: ``decision_function = score_samples - offset_``.
-    n_features_in_ : int
-        Features (2-D input) or channels (4-D input).
-    input_ndim_ : int
-        2 or 4.
-
-    See Also
-    --------
-    negative_aware_norm : the scoring function.
-
-    References
-    ----------
-    Park, Chai, Yoon, Teoh, "Understanding the Feature Norm for
-    Out-of-Distribution Detection", ICCV 2023.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_ood.detectors.norms import NegativeAwareNorm
-    >>> a = np.array([[2.0, 0.0, 4.0, -1.0], [1.0, 1.0, 1.0, 1.0]])
-    >>> NegativeAwareNorm().fit(a).score_samples(a)
-    array([3.5, 1. ])
-    """
-
-    _allow_nd = True
-
-    def __init__(self, *, contamination=0.05):
-        self.contamination = contamination
-
-    def _fit(self, X, y):
-        pass
-
-    def _score(self, X):
-        return negative_aware_norm(X)
 
 
 class NAP(HeadMixin, BaseDetector):
@@ -355,13 +163,13 @@ class NAP(HeadMixin, BaseDetector):
 
     References
     ----------
-    Wan, Zhang, Zhou, Yi & Jin, "Neural Activation Prior for
-    Out-of-Distribution Detection", arXiv:2402.18162.
+    Wan, Zhang, Zhou, Yi & Jin, "Out-of-Distribution Detection using Neural
+    Activation Prior", arXiv:2402.18162, 2024.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_ood.detectors.norms import NAP
+    >>> from sklearn_ood import NAP
     >>> maps = np.array([[[[0.0, 4.0], [0.0, 0.0]], [[1.0, 1.0], [1.0, 1.0]]]])
     >>> NAP().fit(maps).score_samples(maps)  # ((4/2)**2 + (1/2)**2) / 2
     array([2.125])
@@ -415,3 +223,26 @@ class NAP(HeadMixin, BaseDetector):
             return scores
         neg_energy = energy(self._logits(np.asarray(channel_mean, dtype=np.float64)))
         return nap_combine(neg_energy, scores, self.weight)
+
+
+def tuning_grid(n_samples):
+    """Knob values that pseudo-OOD tuning searches by default for NAP.
+
+    Only meaningful with a head (NAP-E): ``weight`` combines NAP with the
+    energy of the head's logits, and ``fit`` rejects a ``weight`` without a
+    ``head``.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of in-distribution training rows the detector is fitted on.
+
+    Returns
+    -------
+    grid : dict of str to list
+        ``weight`` of the energy, spanning the paper's choices for NAP-E (0.4
+        on CIFAR, 0.6 on ImageNet-1k), for
+        :class:`~sklearn.model_selection.ParameterGrid`; the same for every
+        ``n_samples``.
+    """
+    return {"weight": [0.2, 0.4, 0.6, 0.8]}

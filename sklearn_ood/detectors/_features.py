@@ -1,0 +1,56 @@
+"""Feature helpers shared by several detectors: row normalisation and map pooling."""
+
+import numpy as np
+
+
+def l2_normalize(X):
+    """Divide each row by its L2 norm; all-zero rows stay zero.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+
+    Returns
+    -------
+    X_normalized : ndarray of shape (n_samples, n_features), dtype of ``X``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    array([[0.6, 0.8],
+           [0. , 0. ]])
+    """
+    # Dividing by the largest |x_j| first keeps the squares from overflowing.
+    scale = np.maximum(X.max(axis=1, keepdims=True), -X.min(axis=1, keepdims=True))
+    out = np.divide(X, scale, out=np.zeros_like(X), where=scale > 0)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norms, out=out, where=norms > 0)  # zero rows are already 0
+
+
+def pool_maps(X, dtype=None):
+    """Average-pool 4-D maps ``(N, C, H, W)`` to ``(N, C)``; 2-D input unchanged.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, C, H, W) or (n_samples, n_features)
+    dtype : numpy dtype, default=None
+        Dtype of the result (and of the mean's accumulator). ``None`` keeps
+        NumPy's default (float32 maps give float32 means) and returns 2-D
+        input as it is.
+
+    Returns
+    -------
+    pooled : ndarray of shape (n_samples, C) or (n_samples, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pool_maps(np.arange(8.0).reshape(1, 2, 2, 2))
+    array([[1.5, 5.5]])
+    >>> pool_maps(np.ones((1, 3), dtype=np.float32), np.float64).dtype
+    dtype('float64')
+    """
+    if X.ndim == 4:
+        return X.mean(axis=(2, 3), dtype=dtype)
+    return X if dtype is None else X.astype(dtype, copy=False)

@@ -1,0 +1,304 @@
+"""LINe: energy with class-specific masks of important neurons and weights.
+
+Ahn, Park & Kim, "LINe: Out-of-Distribution Detection by Leveraging
+Important Neurons", CVPR 2023, https://arxiv.org/abs/2303.13995.
+
+It reads the post-GAP penultimate features ``h`` (2-D ``X``), needs the final
+linear layer (``head=``, ``W`` of shape ``(K, D)``, ``b`` of shape ``(K,)``)
+and scores the logits of the masked features and weights with the energy
+``logsumexp(z)`` (``T = 1`` as in every reference implementation); higher means
+more in-distribution.
+
+The pure functions :func:`line_shapley`, :func:`line_masks` and
+:func:`line_scores` hold the method; :class:`LINe` fits the Shapley values,
+the masks and the clip value (ReAct's :func:`~.react.react_threshold` when
+``clip_percentile`` is set).
+"""
+
+import warnings
+from numbers import Real
+
+import numpy as np
+from sklearn.utils._param_validation import Interval
+
+from .._base import BaseDetector
+from ._head import HeadMixin
+from .logits import energy
+from .react import react_threshold
+
+
+def line_shapley(features, labels, coef):
+    """LINe's Shapley approximation ``Phi[c] = W[c] * mean(h | label = c)``.
+
+    ``phi(x) = h(x) * W[y]`` is the exact first-order Taylor contribution of
+    each neuron to the logit of label ``y``; ``Phi`` averages it per class.
+    A class without any sample uses the mean of all features instead.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_samples, n_features)
+        Unclipped training features.
+    labels : ndarray of int of shape (n_samples,)
+        Class indices in ``[0, K)`` (rows of ``coef``).
+    coef : ndarray of shape (K, n_features)
+
+    Returns
+    -------
+    shapley : ndarray of shape (K, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> h = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 0.0]])
+    >>> line_shapley(h, np.array([0, 0, 1]), np.array([[1.0, -1.0], [2.0, 2.0]]))
+    array([[ 2., -3.],
+           [10.,  0.]])
+    """
+    h = np.asarray(features, dtype=np.float64)
+    n_classes = coef.shape[0]
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    sums = np.zeros((n_classes, h.shape[1]))
+    np.add.at(sums, labels, h)
+    means = np.where(
+        counts[:, None] > 0,
+        sums / np.maximum(counts, 1.0)[:, None],
+        h.mean(axis=0)[None, :],
+    )
+    return coef * means
+
+
+def line_masks(shapley, coef, p_a=90.0, p_w=90.0):
+    """LINe activation masks and weight-mask thresholds of each class.
+
+    - activation mask of class ``c``: ``Phi[c] > percentile(Phi[c], p_a)``
+      (signed ``Phi``, percentile over the row);
+    - weight mask of class ``c``: ``S_c > t_c`` with
+      ``S_c = |Phi[c]|[None, :] * W`` (``K x D``, signed ``W``) and
+      ``t_c = percentile(S_c, p_w)`` over all ``K * D`` entries.
+
+    Only the ``K`` thresholds are returned; the ``K x K x D`` masks are never
+    built (see :func:`line_scores`).
+
+    Returns
+    -------
+    activation_masks : ndarray of bool of shape (K, D)
+    weight_thresholds : ndarray of shape (K,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> phi = np.array([[1.0, 3.0], [-2.0, 0.5]])
+    >>> masks, t = line_masks(phi, np.array([[1.0, 2.0], [0.0, -1.0]]), 50, 50)
+    >>> masks
+    array([[False,  True],
+           [False,  True]])
+    >>> t
+    array([0.5, 0.5])
+    """
+    activation_masks = shapley > np.percentile(shapley, p_a, axis=1, keepdims=True)
+    magnitude = np.abs(shapley)
+    weight_thresholds = np.array(
+        [np.percentile(magnitude[c][None, :] * coef, p_w) for c in range(len(coef))]
+    )
+    return activation_masks, weight_thresholds
+
+
+def line_scores(features, coef, intercept, shapley, activation_masks,
+                weight_thresholds, clip=None):
+    """LINe score: energy of the masked logits of the predicted class.
+
+    ``hc = min(h, clip)``; ``yhat = argmax(hc W^T + b)`` (unmasked weights);
+    ``z' = (hc * m_yhat) (W * M_yhat)^T + b`` with
+    ``M_c = |Phi[c]|[None, :] * W > t_c``; score ``logsumexp(z')``. Rows are
+    scored group by group of predicted class, with one ``K x D`` weight mask
+    at a time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W, b = np.array([[1.0, 2.0], [0.0, -1.0]]), np.zeros(2)
+    >>> phi = np.array([[1.0, 3.0], [-2.0, 0.5]])
+    >>> masks, t = line_masks(phi, W, 50, 50)
+    >>> line_scores(np.array([[1.0, 1.0]]), W, b, phi, masks, t).round(4)
+    array([2.1269])
+    """
+    h = np.asarray(features, dtype=np.float64)
+    if clip is not None:
+        h = np.minimum(h, clip)
+    predicted = np.argmax(h @ coef.T + intercept, axis=1)
+    scores = np.empty(h.shape[0])
+    magnitude = np.abs(shapley)
+    for c in np.unique(predicted):
+        rows = predicted == c
+        masked_coef = np.where(magnitude[c][None, :] * coef > weight_thresholds[c], coef, 0.0)
+        logits = (h[rows] * activation_masks[c]) @ masked_coef.T + intercept
+        scores[rows] = energy(logits)
+    return scores
+
+
+def _check_class_indices(y, n_classes):
+    """Return ``y`` as int class indices in ``[0, n_classes)`` or raise."""
+    y = np.asarray(y)
+    valid = np.issubdtype(y.dtype, np.number) or y.dtype == bool
+    as_int = y.astype(np.int64) if valid else None
+    if not valid or not np.array_equal(as_int, y):
+        raise ValueError(
+            "Unknown label type: LINe needs y as integer class indices 0..K-1 matching "
+            f"the rows of the head; got labels of dtype {y.dtype} (e.g. "
+            f"{y[:3].tolist()}). Encode them with the model's class order, or pass "
+            "y=None to use predicted labels."
+        )
+    if as_int.min() < 0 or as_int.max() >= n_classes:
+        raise ValueError(
+            f"LINe: y holds class indices in [{as_int.min()}, {as_int.max()}] but the "
+            f"head has {n_classes} classes (indices 0..{n_classes - 1}). Pass labels "
+            "that index the head's rows, or y=None to use predicted labels."
+        )
+    return as_int
+
+
+class LINe(HeadMixin, BaseDetector):
+    """LINe: energy with class-specific masks of important neurons and weights.
+
+    Fit (on unclipped ID training features ``h`` with labels ``y``):
+    ``Phi[c] = W[c] * mean(h | y = c)`` (Shapley approximation), activation
+    masks ``m_c = Phi[c] > percentile(Phi[c], p_a)`` and weight masks
+    ``M_c = |Phi[c]|[None, :] * W > percentile(., p_w)`` (over all ``K * D``
+    entries, signed ``W``). Score: ``hc = min(h, clip_)``,
+    ``yhat = argmax(hc W^T + b)``, ``logsumexp((hc * m_yhat) (W * M_yhat)^T + b)``;
+    higher means more ID. See :func:`line_scores`.
+
+    Parameters
+    ----------
+    head : torch.nn.Linear or (coef, intercept)
+        The final linear layer (required).
+    clip : float or None, default=1.0
+        Absolute upper clip of the features at score time (``None``: no
+        clipping). Reference values: 1.0 (CIFAR DenseNet), 0.8 (ImageNet
+        ResNet-50); they depend on the feature scale of the model.
+    p_w : float in [0, 100], default=90
+        Percentage of the weights dropped per class (CIFAR 90, ImageNet 10).
+    p_a : float in [0, 100], default=90
+        Percentage of the neurons dropped per class (CIFAR-10 90, CIFAR-100
+        10, ImageNet 10).
+    clip_percentile : float in [0, 100] or None, default=None
+        When set, overrides ``clip`` with this percentile of all entries of
+        the ID training features (as ReAct), convenient for models whose
+        feature scale differs from the reference ones.
+    contamination : float, default=0.05
+        Fraction of training rows below the threshold ``offset_``.
+
+    Attributes
+    ----------
+    shapley_ : ndarray of shape (n_classes, n_features)
+        ``Phi``.
+    activation_masks_ : ndarray of bool of shape (n_classes, n_features)
+    weight_thresholds_ : ndarray of shape (n_classes,)
+        ``t_c``: weight ``W[k, j]`` is kept for class ``c`` iff
+        ``|Phi[c, j]| * W[k, j] > t_c``.
+    clip_ : float or None
+    coef_, intercept_ : ndarray
+    offset_ : float
+    n_features_in_ : int
+
+    Notes
+    -----
+    ``y`` must hold the class indices ``0 .. K-1`` of the head's rows. Without
+    ``y``, the predicted labels ``argmax(h W^T + b)`` of the (unclipped)
+    training features are used instead. A class with no training sample gets
+    ``Phi[c] = W[c] * mean(h)`` (the mean over all training rows), with a
+    warning when labels were given.
+
+    See Also
+    --------
+    sklearn_ood.detectors.dice.DICE, sklearn_ood.detectors.react.ReAct
+
+    References
+    ----------
+    Ahn, Park & Kim, "LINe: Out-of-Distribution Detection by Leveraging
+    Important Neurons", CVPR 2023.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ood import LINe
+    >>> h = np.array([[2.0, 0.0, 1.0], [0.0, 2.0, 1.0]])
+    >>> head = (np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]]), np.zeros(2))
+    >>> det = LINe(head, clip=None, p_w=50, p_a=50).fit(h, [0, 1])
+    >>> det.activation_masks_
+    array([[ True, False, False],
+           [False,  True, False]])
+    >>> det.score_samples(h).round(4)
+    array([2.1269, 2.1269])
+    """
+
+    head_required = True
+    _parameter_constraints = {
+        **BaseDetector._parameter_constraints,
+        "head": "no_validation",
+        "clip": [Interval(Real, None, None, closed="neither"), None],
+        "p_w": [Interval(Real, 0, 100, closed="both")],
+        "p_a": [Interval(Real, 0, 100, closed="both")],
+        "clip_percentile": [Interval(Real, 0, 100, closed="both"), None],
+    }
+
+    def __init__(self, head=None, *, clip=1.0, p_w=90, p_a=90, clip_percentile=None,
+                 contamination=0.05):
+        self.head = head
+        self.clip = clip
+        self.p_w = p_w
+        self.p_a = p_a
+        self.clip_percentile = clip_percentile
+        self.contamination = contamination
+
+    def _fit(self, X, y):
+        self._fit_head(X)
+        X = np.asarray(X, dtype=np.float64)
+        n_classes = self.coef_.shape[0]
+        if y is None:
+            labels = np.argmax(self._logits(X), axis=1)
+        else:
+            labels = _check_class_indices(y, n_classes)
+            missing = np.setdiff1d(np.arange(n_classes), labels)
+            if missing.size:
+                warnings.warn(
+                    f"LINe: no training sample for class(es) {missing.tolist()} of the "
+                    f"{n_classes}-class head; their Shapley values use the mean of all "
+                    "training features.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        self.shapley_ = line_shapley(X, labels, self.coef_)
+        self.activation_masks_, self.weight_thresholds_ = line_masks(
+            self.shapley_, self.coef_, self.p_a, self.p_w
+        )
+        if self.clip_percentile is not None:
+            self.clip_ = react_threshold(X, self.clip_percentile)
+        else:
+            self.clip_ = None if self.clip is None else float(self.clip)
+
+    def _score(self, X):
+        return line_scores(
+            X, self.coef_, self.intercept_, self.shapley_, self.activation_masks_,
+            self.weight_thresholds_, self.clip_,
+        )
+
+
+def tuning_grid(n_samples):
+    """Knob values that pseudo-OOD tuning searches by default for LINe.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of in-distribution training rows the detector is fitted on.
+
+    Returns
+    -------
+    grid : dict of str to list
+        ``p_w`` and ``p_a`` over the paper's values (10 and 90) and between,
+        and ``clip_percentile`` (a clip read from the training features,
+        which fits any feature scale, instead of the paper's absolute clip),
+        for :class:`~sklearn.model_selection.ParameterGrid`; the same for
+        every ``n_samples``.
+    """
+    return {"p_w": [10, 50, 90], "p_a": [10, 50, 90], "clip_percentile": [90, 99]}

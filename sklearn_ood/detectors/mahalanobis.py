@@ -1,0 +1,156 @@
+"""Mahalanobis distance to the closest class mean, with one shared covariance.
+
+Lee, Lee, Lee & Shin, "A Simple Unified Framework for Detecting
+Out-of-Distribution Samples and Adversarial Attacks", NeurIPS 2018,
+https://arxiv.org/abs/1807.03888.
+
+The pure function :func:`min_mahalanobis_sqdist` holds the distance;
+:class:`Mahalanobis` fits the class means and the shared covariance. The
+score is minus the distance (higher means more in-distribution), or the
+distance rescaled by the negative-aware norm (Park et al., 2023).
+"""
+
+import numpy as np
+from scipy.linalg import pinvh
+from scipy.sparse import csr_matrix
+
+from .._base import BaseDetector
+from ._features import pool_maps
+from .negative_aware_norm import negative_aware_rescaled_score
+
+
+def min_mahalanobis_sqdist(X, means, precision):
+    """Smallest squared Mahalanobis distance of each row to the class means.
+
+    ``d_c(x) = (x - mu_c)^T P (x - mu_c)`` expanded as
+    ``x^T P x - 2 x^T P mu_c + mu_c^T P mu_c`` (all rows at once, an
+    ``(n, K)`` matrix; no ``(n, K, D)`` temporary). Everything is first shifted
+    by the mean of the class means, which leaves every ``d_c`` unchanged and
+    limits cancellation. Tiny negative round-off is clipped to 0.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    means : ndarray of shape (n_classes, n_features)
+    precision : ndarray of shape (n_features, n_features)
+        Symmetric (pseudo-)inverse of the shared covariance.
+
+    Returns
+    -------
+    sqdist : ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> min_mahalanobis_sqdist(np.array([[2.0, 0.0]]), np.array([[0.0, 0.0], [2.0, 2.0]]),
+    ...                        np.diag([1.0, 0.25]))
+    array([1.])
+    """
+    center = means.mean(axis=0)
+    Xs, Ms = X - center, means - center
+    XP = Xs @ precision
+    d = np.einsum("ij,ij->i", XP, Xs)[:, None] - 2.0 * (XP @ Ms.T)
+    d += np.einsum("ij,ij->i", Ms @ precision, Ms)[None, :]
+    # inf - inf for features too large to square: the distance is infinite.
+    d[np.isnan(d)] = np.inf
+    return np.maximum(d.min(axis=1), 0.0)
+
+
+def _class_means(H, codes):
+    """Mean of the rows of ``H`` per integer class code (a sparse one-hot product)."""
+    n_classes = int(codes.max()) + 1
+    one_hot = csr_matrix(
+        (np.ones(codes.size), (codes, np.arange(codes.size))), shape=(n_classes, codes.size)
+    )
+    return np.asarray(one_hot @ H) / np.bincount(codes, minlength=n_classes)[:, None]
+
+
+class Mahalanobis(BaseDetector):
+    """Mahalanobis distance to the closest class mean, with a shared covariance.
+
+    Score: ``-min_c (h - mu_c)^T P (h - mu_c)`` where ``mu_c`` are the class
+    means of the training features and ``P`` the pseudo-inverse of ONE
+    covariance shared by all classes (class-centred features, maximum
+    likelihood ``1/N``), all in float64. Higher means more ID. This is the
+    simple variant used as a baseline by later work (no input pre-processing,
+    no multi-layer ensemble).
+
+    Without labels (``fit(X)``) the training set is one class: the score is
+    the Mahalanobis distance to the global mean (useful for label-free
+    backbones, e.g. NAN's self-supervised setting).
+
+    4-D maps ``(N, C, H, W)`` are accepted and average-pooled over ``H, W``
+    for the distance (what global average pooling feeds the classifier).
+
+    Parameters
+    ----------
+    contamination : float, default=0.05
+        Fraction of training rows below the threshold ``offset_``.
+    negative_aware_rescale : bool, default=False
+        Score ``-(d / NAN(a))`` instead (NAN + SSD-style combination of Park et
+        al., 2023): ``d`` is the minimum squared Mahalanobis distance and
+        ``NAN(a) = ||a||_1 / ||a||_0`` of the unpooled input ``a`` (a 4-D map
+        is flattened; 2-D features are used as given). See
+        ``negative_aware_rescaled_score`` for rows with ``NAN = 0``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,) or None
+        Class labels; ``None`` when fitted without labels.
+    means_ : ndarray of shape (n_classes, n_features)
+    covariance_ : ndarray of shape (n_features, n_features)
+        Shared (tied) covariance.
+    precision_ : ndarray of shape (n_features, n_features)
+        Its pseudo-inverse (``scipy.linalg.pinvh``).
+    offset_ : float
+    n_features_in_ : int
+
+    See Also
+    --------
+    sklearn_ood.detectors.gaussian_density.GaussianDensity : per-class
+        covariances and a log-sum-exp density.
+
+    References
+    ----------
+    Lee, Lee, Lee & Shin, "A Simple Unified Framework for Detecting
+    Out-of-Distribution Samples and Adversarial Attacks", NeurIPS 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ood import Mahalanobis
+    >>> X = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
+    >>> det = Mahalanobis().fit(X)
+    >>> det.covariance_
+    array([[1., 0.],
+           [0., 1.]])
+    >>> det.score_samples(np.array([[2.0, 1.0], [4.0, 1.0]]))
+    array([-1., -9.])
+    """
+
+    _parameter_constraints = {
+        **BaseDetector._parameter_constraints,
+        "negative_aware_rescale": ["boolean"],
+    }
+    _allow_nd = True
+
+    def __init__(self, *, contamination=0.05, negative_aware_rescale=False):
+        self.contamination = contamination
+        self.negative_aware_rescale = negative_aware_rescale
+
+    def _fit(self, X, y):
+        H = pool_maps(X, np.float64)
+        if y is None:
+            self.classes_ = None
+            codes = np.zeros(H.shape[0], dtype=np.intp)
+        else:
+            self.classes_, codes = np.unique(y, return_inverse=True)
+        self.means_ = _class_means(H, codes)
+        centred = H - self.means_[codes]
+        self.covariance_ = centred.T @ centred / H.shape[0]
+        self.precision_ = pinvh(self.covariance_, check_finite=False)
+
+    def _score(self, X):
+        H = pool_maps(X, np.float64)
+        d = min_mahalanobis_sqdist(H, self.means_, self.precision_)
+        return negative_aware_rescaled_score(d, X) if self.negative_aware_rescale else -d

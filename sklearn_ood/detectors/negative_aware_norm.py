@@ -1,0 +1,118 @@
+"""Negative-aware norm (NAN): ``||a||_1 / ||a||_0`` of the last hidden layer.
+
+Park, Chai, Yoon & Teoh, "Understanding the Feature Norm for
+Out-of-Distribution Detection", ICCV 2023, https://arxiv.org/abs/2310.05316.
+
+The pure function :func:`negative_aware_norm` holds the score (paper Eq. 10)
+and :func:`negative_aware_rescaled_score` its combination with a distance
+(Sec. 6.2), which :class:`~sklearn_ood.detectors.knn.KNN` and
+:class:`~sklearn_ood.detectors.mahalanobis.Mahalanobis` offer;
+:class:`NegativeAwareNorm` fits nothing but the threshold.
+"""
+
+import numpy as np
+
+from .._base import BaseDetector
+
+_TINY = np.finfo(np.float64).tiny
+_FMAX = np.finfo(np.float64).max
+
+
+def negative_aware_norm(a):
+    """NAN of each row: ``||a||_1 / ||a||_0`` (Park et al., ICCV 2023, Eq. 10).
+
+    ``a`` is 2-D ``(n, d)`` or N-D (flattened per sample). ``||a||_0`` counts
+    the strictly positive entries (``a <= 0`` is deactivated); rows with no
+    positive entry score 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> negative_aware_norm(np.array([[2.0, 0.0, 4.0, -1.0], [0.0, 0.0, 0.0, 0.0]]))
+    array([3.5, 0. ])
+    """
+    a = np.asarray(a).reshape(len(a), -1)
+    active = np.count_nonzero(a > 0, axis=1)
+    l1 = np.abs(a).sum(axis=1, dtype=np.float64)
+    return np.divide(l1, active, out=np.zeros(len(a)), where=active > 0)
+
+
+def negative_aware_rescaled_score(distance, activations):
+    """NAN-recalibrated distance score ``-(d / NAN(a))`` (Park et al., 2023, Sec. 6.2).
+
+    ``NAN(a) = ||a||_1 / ||a||_0`` (``negative_aware_norm``). A row with no
+    active unit (``NAN = 0``) is divided by the smallest positive float64
+    instead, and the result is clipped to ``-finfo(float64).max``: such rows
+    get hugely negative but finite scores (0 if their distance is 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> negative_aware_rescaled_score(np.array([1.0, 1.0]),
+    ...                               np.array([[2.0, 0.0], [1.0, 3.0]]))
+    array([-0.5, -0.5])
+    """
+    norm = negative_aware_norm(activations)
+    with np.errstate(over="ignore"):
+        score = -(np.asarray(distance, dtype=np.float64) / np.maximum(norm, _TINY))
+    return np.maximum(score, -_FMAX)
+
+
+class NegativeAwareNorm(BaseDetector):
+    """Negative-aware norm (NAN, Park et al., ICCV 2023): ``||a||_1 / ||a||_0``.
+
+    ``||a||_1 = sum_i |a_i|`` and ``||a||_0`` is the number of strictly
+    positive entries; a row without positive entry scores 0. Higher means
+    more in-distribution, as in the paper. No statistics are fitted.
+
+    Input: 4-D maps ``(N, C, H, W)`` are flattened per sample -- the
+    recommended input is the last block's post-ReLU map before pooling
+    (METHODS.md §1.2: on pooled features almost no unit is exactly 0 and NAN
+    degrades to an L1 norm). 2-D input is used as given.
+    ``BlockFeatureExtractor(net, "layer4", reduce="negative_aware_norm")`` followed by
+    ``NegativeAwareNorm()`` gives the same scores as the 4-D maps while
+    keeping one number per image (``reduce="flatten"`` does too, holding the
+    whole maps).
+
+    Parameters
+    ----------
+    contamination : float, default=0.05
+        Fraction of training rows below the threshold ``offset_``.
+
+    Attributes
+    ----------
+    offset_ : float
+        Threshold: ``decision_function = score_samples - offset_``.
+    n_features_in_ : int
+        Features (2-D input) or channels (4-D input).
+    input_ndim_ : int
+        2 or 4.
+
+    See Also
+    --------
+    negative_aware_norm : the scoring function.
+
+    References
+    ----------
+    Park, Chai, Yoon, Teoh, "Understanding the Feature Norm for
+    Out-of-Distribution Detection", ICCV 2023.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ood import NegativeAwareNorm
+    >>> a = np.array([[2.0, 0.0, 4.0, -1.0], [1.0, 1.0, 1.0, 1.0]])
+    >>> NegativeAwareNorm().fit(a).score_samples(a)
+    array([3.5, 1. ])
+    """
+
+    _allow_nd = True
+
+    def __init__(self, *, contamination=0.05):
+        self.contamination = contamination
+
+    def _fit(self, X, y):
+        pass
+
+    def _score(self, X):
+        return negative_aware_norm(X)

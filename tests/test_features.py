@@ -1,0 +1,38 @@
+"""Feature helpers shared by several detectors, against hand computations."""
+
+import numpy as np
+import pytest
+
+from sklearn_ood.detectors._features import l2_normalize, pool_maps
+
+
+def test_l2_normalize_by_hand():
+    X = np.array([[3.0, -4.0], [0.0, 0.0], [1.0, 1.0]])
+    r = 1 / np.sqrt(2)
+    np.testing.assert_allclose(l2_normalize(X), [[0.6, -0.8], [0.0, 0.0], [r, r]])
+
+
+def test_l2_normalize_neither_overflows_nor_underflows():
+    # the squares of 1e200 overflow float64, those of 1e-200 underflow to 0
+    X = np.array([[3e200, 4e200], [-3e-200, 4e-200]])
+    np.testing.assert_allclose(l2_normalize(X), [[0.6, 0.8], [-0.6, 0.8]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l2_normalize_keeps_the_dtype_and_the_input(dtype):
+    X = np.array([[1.0, 2.0, 2.0]], dtype=dtype)
+    out = l2_normalize(X)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, [[1 / 3, 2 / 3, 2 / 3]], rtol=1e-6)
+    np.testing.assert_array_equal(X, [[1.0, 2.0, 2.0]])
+
+
+def test_pool_maps_by_hand():
+    maps = np.arange(16.0).reshape(2, 2, 2, 2)  # channels 0-3, 4-7, 8-11, 12-15
+    np.testing.assert_array_equal(pool_maps(maps), [[1.5, 5.5], [9.5, 13.5]])
+    pooled = pool_maps(maps.astype(np.float32), np.float64)
+    assert pooled.dtype == np.float64
+    np.testing.assert_array_equal(pooled, [[1.5, 5.5], [9.5, 13.5]])
+    X = np.ones((3, 2), dtype=np.float32)
+    assert pool_maps(X) is X  # 2-D input as it is
+    assert pool_maps(X, np.float64).dtype == np.float64
