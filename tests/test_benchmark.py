@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sklearn_ood.benchmark import DETECTORS, run_benchmark
-from sklearn_ood.benchmark import runner, specs, training
+from sklearn_ood.benchmark import models, runner, specs
 from sklearn_ood.benchmark.cli import main
 
 TINY = ["--epochs", "1", "--max-train", "300", "--quiet"]
@@ -230,7 +230,7 @@ def test_flip_crop_collate_gives_shifted_windows():
     images = rng.random((6, 2, 5, 7), dtype=np.float32)
     batch = [(torch.from_numpy(x), torch.tensor(i)) for i, x in enumerate(images)]
     torch.manual_seed(0)
-    X, y = training.flip_crop_collate(batch)
+    X, y = models.flip_crop_collate(batch)
     assert X.shape == (6, 2, 5, 7) and y.tolist() == list(range(6))
     for x, out in zip(images, X.numpy()):
         # out must be a 5x7 window of the zero-padded image or of its mirror image

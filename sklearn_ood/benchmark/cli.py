@@ -10,7 +10,7 @@ from .data import EMBEDDED_OOD, ID_SETS
 from .exceptions import BenchmarkError
 from .runner import run_benchmark
 from .specs import DETECTORS
-from .training import ARCHITECTURES, AUGMENTATIONS
+from .models import ARCHITECTURES, AUGMENTATIONS
 
 __all__ = ["build_parser", "main"]
 

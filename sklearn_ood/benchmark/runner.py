@@ -44,10 +44,8 @@ from ..tuning import tune_on_pseudo_ood
 from .data import ID_SETS, check_sets, load_data, split_train
 from .exceptions import BenchmarkError
 from .specs import CHOSEN_NAME, DETECTORS, DetectorSpec, select_detectors
-from .training import (
-    ARCHITECTURES, AUGMENTATIONS, extract_features, head_of, load_weights, save_weights,
-    train_model,
-)
+from .features import extract_features, head_of
+from .models import ARCHITECTURES, AUGMENTATIONS, load_weights, save_weights, train_model
 
 __all__ = [
     "DETECTORS", "ID_SETS", "BenchmarkError", "BenchmarkResult", "DetectorSpec",

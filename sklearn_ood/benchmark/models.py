@@ -1,4 +1,8 @@
-"""The benchmark's models: build, train with skorch, save/load, extract features."""
+"""The benchmark's models: build, train with skorch, save and load.
+
+(Not to be confused with :mod:`sklearn_ood.models`, the architectures and the
+skorch training helper this module uses.)
+"""
 
 import os
 import sys
@@ -7,7 +11,6 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from ..extraction import BlockFeatureExtractor
 from ..models import ResNet, SmallCNN, make_classifier
 from .exceptions import BenchmarkError
 
@@ -101,32 +104,3 @@ def load_weights(path, *, id_set, input_shape, num_classes):
         model.load_state_dict(payload[kind])
         models[kind] = model.eval()
     return models, payload
-
-
-def extract_features(model, X, *, progress, batch_size=256):
-    """One extractor call: last-stage ``max``/``avg``/flattened map and the fc input.
-
-    Returns a dict with ``h`` (fc input), ``pooled`` (global average of the
-    last stage), ``maxavg`` (``[max | avg]``, NAP's input) and ``maps``
-    (``(N, C, H*W, 1)``: the pre-pooling map, for NAN, FeatureNorm and the
-    NAN-rescaled distances).
-    """
-    stage = model.block_names[-1]
-    extractor = BlockFeatureExtractor(
-        model, [stage, "penultimate"],
-        reduce={stage: ["max", "avg", "flatten"], "penultimate": "flatten"},
-        batch_size=batch_size, progress=progress)
-    F = extractor.fit(X[:1]).transform(X)
-    C, D = model.feature_dim, model.fc.in_features
-    n_map = extractor.block_shapes_[stage][0] - 2 * C
-    return {
-        "h": np.ascontiguousarray(F[:, -D:]),
-        "pooled": np.ascontiguousarray(F[:, C:2 * C]),
-        "maxavg": np.ascontiguousarray(F[:, :2 * C]),
-        "maps": np.ascontiguousarray(F[:, 2 * C:2 * C + n_map]).reshape(len(F), C, -1, 1),
-    }
-
-
-def head_of(model):
-    fc = model.fc
-    return (fc.weight.detach().cpu().numpy().copy(), fc.bias.detach().cpu().numpy().copy())
