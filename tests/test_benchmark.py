@@ -1,16 +1,19 @@
 """The benchmark command: end-to-end runs on tiny settings, errors, determinism, weights."""
 
+import ast
 import csv
 import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from sklearn_ood import benchmark
 from sklearn_ood.benchmark import DETECTORS, run_benchmark
-from sklearn_ood.benchmark import models, runner, specs
+from sklearn_ood.benchmark import models, result, runner
 from sklearn_ood.benchmark.cli import main
 
 TINY = ["--epochs", "1", "--max-train", "300", "--quiet"]
@@ -52,7 +55,7 @@ def test_full_run_writes_one_row_per_detector_and_set(full_run):
     assert {spec.name for spec in DETECTORS} <= names  # every detector of the library
     tunable = [spec.name for spec in DETECTORS if spec.grid is not None]
     assert {f"{n}, tuned (pseudo-OOD)" for n in tunable} <= names
-    assert sum(n.startswith(specs.CHOSEN_NAME) for n in names) == 1
+    assert sum(n.startswith(result.CHOSEN_NAME) for n in names) == 1
     for row in rows:
         values = [float(row[m]) for m in METRICS]
         assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values), row
@@ -272,3 +275,15 @@ def test_data_dir_sets_are_resized_to_the_id_geometry(tmp_path):
     assert len(result.scores["Energy"]["textures"]) == 30
     assert result.config["model"] == "resnet18"
     assert os.path.isdir(data_dir)
+
+
+# --------------------------------------------------------------------- layers
+def _package_imports(module):
+    """The benchmark modules that ``module`` imports (its relative imports)."""
+    source = (Path(benchmark.__file__).parent / f"{module}.py").read_text()
+    return {node.module for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.ImportFrom) and node.level == 1}
+
+
+def test_report_reads_a_result_and_imports_no_stage_of_the_run():
+    assert _package_imports("report") == {"result"}

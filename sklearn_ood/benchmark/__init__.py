@@ -11,7 +11,8 @@ or from Python with :func:`run_benchmark` and :func:`write_report`.
 from .report import write_report
 from .data import ID_SETS
 from .exceptions import BenchmarkError
-from .runner import BenchmarkResult, run_benchmark
+from .result import BenchmarkResult
+from .runner import run_benchmark
 from .specs import DETECTORS
 
 __all__ = [

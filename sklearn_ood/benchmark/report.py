@@ -1,4 +1,4 @@
-"""Tables (Markdown, CSV) and plots (PNG) of a :class:`~.runner.BenchmarkResult`.
+"""Tables (Markdown, CSV) and plots (PNG) of a :class:`~.result.BenchmarkResult`.
 
 matplotlib is imported lazily, inside the plotting functions, with the Agg
 backend, so the tables need nothing beyond NumPy.
@@ -10,8 +10,7 @@ import re
 
 import numpy as np
 
-from .runner import METRIC_COLUMNS, finite_for_ranking
-from .specs import CHOSEN_NAME
+from .result import CHOSEN_NAME, METRIC_COLUMNS, TUNED_SUFFIX, finite_for_ranking
 
 __all__ = [
     "CSV_COLUMNS", "markdown_report", "plot_histograms", "plot_roc_curves", "plot_summary",
@@ -169,14 +168,13 @@ def _styles(names):
     """A colour per base detector; its tuned row shares the colour, dashed."""
     import matplotlib
 
-    base = [n for n in names if ", tuned" not in n]
+    base = [n for n in names if not n.endswith(TUNED_SUFFIX)]
     cmap = matplotlib.colormaps["tab20"]
     colours = {n: cmap(i % 20) for i, n in enumerate(base)}
     styles = {}
     for n in names:
-        root = n.split(", tuned")[0]
-        styles[n] = dict(color=colours.get(root, "black"),
-                         linestyle="--" if ", tuned" in n else "-")
+        styles[n] = dict(color=colours.get(n.removesuffix(TUNED_SUFFIX), "black"),
+                         linestyle="--" if n.endswith(TUNED_SUFFIX) else "-")
     return styles
 
 

@@ -32,18 +32,17 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.model_selection import ParameterGrid
 
-from .. import metrics
 from ..model_detectors import BlockSelection
 from ..pseudo_ood import make_pseudo_ood
 from ..tuning import tune_on_pseudo_ood
 from .data import ID_SETS, check_sets, load_data, split_train
 from .exceptions import BenchmarkError
-from .specs import CHOSEN_NAME, DETECTORS, DetectorSpec, select_detectors
+from .result import CHOSEN_NAME, TUNED_SUFFIX, BenchmarkResult, metric_rows, ood_metrics
+from .specs import DETECTORS, DetectorSpec, select_detectors
 from .features import extract_features, head_of
 from .models import ARCHITECTURES, AUGMENTATIONS, load_weights, save_weights, train_model
 
@@ -54,95 +53,7 @@ __all__ = [
 
 BLOCK_SELECTION_MAX_FIT = 2000
 MIN_TRAIN = 100
-METRIC_COLUMNS = ("auroc", "fpr95", "aupr_in", "aupr_out")
 
-
-
-@dataclass
-class BenchmarkResult:
-    """What :func:`run_benchmark` returns.
-
-    Attributes
-    ----------
-    rows : list of dict
-        One per detector x OOD set plus one ``ood_set="average"`` per
-        detector: ``detector, ood_set, auroc, fpr95, aupr_in, aupr_out,
-        fit_s, score_s``.
-    scores : dict
-        Detector name -> {"ID test" or OOD set name -> scores}, as returned
-        by ``score_samples`` (may hold infinities; metrics rank them).
-    ood_sets : list of str
-    config : dict
-        The settings actually used.
-    info : dict
-        ``accuracy`` (and ``accuracy_l2``) on the ID test set, ``timings``
-        (seconds per stage), ``n_images`` per set, ``tuned`` (row ->
-        parameters), ``pseudo`` (row -> pseudo-OOD FPR95/AUROC), ``notes``.
-    """
-
-    rows: list
-    scores: dict
-    ood_sets: list
-    config: dict
-    info: dict = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------- scores
-def finite_for_ranking(scores):
-    """Replace +-inf/NaN by values just beyond the finite range (ranking kept).
-
-    NaN counts as the most OOD score. Returns ``(scores, n_replaced)``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_ood.benchmark.runner import finite_for_ranking
-    >>> s, n = finite_for_ranking(np.array([1.0, np.inf, -np.inf, 2.0]))
-    >>> bool(s[1] > 2.0 and s[2] < 1.0 and np.isfinite(s).all()), n
-    (True, 2)
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    bad = ~np.isfinite(s)
-    if not bad.any():
-        return s, 0
-    finite = s[~bad]
-    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
-    s = s.copy()
-    s[np.isposinf(s)] = np.nextafter(hi, np.inf)
-    s[np.isneginf(s) | np.isnan(s)] = np.nextafter(lo, -np.inf)
-    return s, int(bad.sum())
-
-
-def ood_metrics(id_scores, ood_scores):
-    """AUROC, FPR@95 % ID TPR, AUPR-In, AUPR-Out of ID vs one OOD set.
-
-    Examples
-    --------
-    >>> from sklearn_ood.benchmark.runner import ood_metrics
-    >>> m = ood_metrics([3.0, 2.0, 1.0], [1.5, 0.0])
-    >>> round(m["auroc"], 4), m["fpr95"]
-    (0.8333, 0.5)
-    """
-    score, _ = finite_for_ranking(np.concatenate([id_scores, ood_scores]))
-    y = np.concatenate([np.zeros(len(id_scores), int), -np.ones(len(ood_scores), int)])
-    return {
-        "auroc": metrics.auroc(y, score),
-        "fpr95": metrics.fpr_at_tpr(y, score, tpr=0.95, positive="id"),
-        "aupr_in": metrics.aupr(y, score, positive="id"),
-        "aupr_out": metrics.aupr(y, score, positive="ood"),
-    }
-
-
-def _rows_for(name, scores, ood_sets, fit_s, score_s):
-    rows = []
-    for ood in ood_sets:
-        rows.append({"detector": name, "ood_set": ood,
-                     **ood_metrics(scores["ID test"], scores[ood]),
-                     "fit_s": fit_s, "score_s": score_s})
-    avg = {m: float(np.mean([r[m] for r in rows])) for m in METRIC_COLUMNS}
-    rows.append({"detector": name, "ood_set": "average", **avg,
-                 "fit_s": fit_s, "score_s": score_s})
-    return rows
 
 
 # ------------------------------------------------------------------------ run
@@ -355,7 +266,7 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, model=None, 
                 f"BlockSelection: fitted on {n_bs} training images; selected "
                 f"{det.block_!r} among {det.blocks_}.")
         all_scores[spec.name] = scores
-        rows += _rows_for(spec.name, scores, ood_sets, fit_s, score_s)
+        rows += metric_rows(spec.name, scores, fit_s, score_s)
     timings["detectors"] = time.perf_counter() - t_det
 
     # 5. pseudo-OOD tuning
@@ -426,11 +337,11 @@ def _tune_rows(specs, models, feats, y_fit, y_val, rows, all_scores, ood_sets, i
             scores = {name: det.score_samples(source[name][spec.features])
                       for name in eval_sets}
             score_s = time.perf_counter() - t1
-        name = f"{spec.name}, tuned (pseudo-OOD)"
+        name = spec.name + TUNED_SUFFIX
         info["tuned"][name] = params
         info["pseudo"][name] = {"fpr95": float(fpr[best]), "auroc": float(auc[best])}
         all_scores[name] = scores
-        by_name[name] = _rows_for(name, scores, ood_sets, fit_s, score_s)
+        by_name[name] = metric_rows(name, scores, fit_s, score_s)
         order.insert(order.index(spec.name) + 1, name)
         log(f"  {name}: {_format_params(params)} (pseudo FPR95 {fpr[best]:.3f})")
 

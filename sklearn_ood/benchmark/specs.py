@@ -75,8 +75,6 @@ DETECTORS = [
                  grid={"weight": [0.2, 0.4, 0.6, 0.8]}),
 ]
 
-CHOSEN_NAME = "tuned, method chosen by pseudo-OOD"
-
 
 def select_detectors(names=None):
     """Return the specs named in ``names`` (keys or display names, any case).

@@ -1,0 +1,153 @@
+"""What a benchmark run returns: :class:`BenchmarkResult`, its rows and their metrics.
+
+The evaluation and tuning stages build rows with :func:`metric_rows`;
+:mod:`~sklearn_ood.benchmark.report` reads a :class:`BenchmarkResult` and
+needs nothing else of the run.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import metrics
+
+__all__ = [
+    "CHOSEN_NAME", "METRIC_COLUMNS", "TUNED_SUFFIX", "BenchmarkResult", "finite_for_ranking",
+    "metric_rows", "ood_metrics",
+]
+
+METRIC_COLUMNS = ("auroc", "fpr95", "aupr_in", "aupr_out")
+#: Appended to a detector's name for its row tuned on pseudo-OOD.
+TUNED_SUFFIX = ", tuned (pseudo-OOD)"
+#: Start of the name of the row repeating the best detector on pseudo-OOD.
+CHOSEN_NAME = "tuned, method chosen by pseudo-OOD"
+
+
+@dataclass
+class BenchmarkResult:
+    """What :func:`~sklearn_ood.benchmark.run_benchmark` returns.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per detector x OOD set plus one ``ood_set="average"`` per
+        detector: ``detector, ood_set, auroc, fpr95, aupr_in, aupr_out,
+        fit_s, score_s``.
+    scores : dict
+        Detector name -> {"ID test" or OOD set name -> scores}, as returned
+        by ``score_samples`` (may hold infinities; metrics rank them).
+    ood_sets : list of str
+        The OOD sets, in table order.
+    config : dict
+        The settings actually used.
+    info : dict
+        ``accuracy`` (and ``accuracy_l2``) on the ID test set, ``timings``
+        (seconds per stage), ``n_images`` per set, ``tuned`` (row ->
+        parameters), ``pseudo`` (row -> pseudo-OOD FPR95/AUROC), ``chosen``
+        (the row with the best pseudo-OOD score), ``notes``.
+    """
+
+    rows: list
+    scores: dict
+    ood_sets: list
+    config: dict
+    info: dict = field(default_factory=dict)
+
+
+def finite_for_ranking(scores):
+    """Replace +-inf/NaN by values just beyond the finite range (ranking kept).
+
+    NaN counts as the most OOD score.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples,)
+
+    Returns
+    -------
+    scores : ndarray of shape (n_samples,)
+        Finite float64 scores.
+    n_replaced : int
+        How many were not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ood.benchmark.result import finite_for_ranking
+    >>> s, n = finite_for_ranking(np.array([1.0, np.inf, -np.inf, 2.0]))
+    >>> bool(s[1] > 2.0 and s[2] < 1.0 and np.isfinite(s).all()), n
+    (True, 2)
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    bad = ~np.isfinite(s)
+    if not bad.any():
+        return s, 0
+    finite = s[~bad]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+    s = s.copy()
+    s[np.isposinf(s)] = np.nextafter(hi, np.inf)
+    s[np.isneginf(s) | np.isnan(s)] = np.nextafter(lo, -np.inf)
+    return s, int(bad.sum())
+
+
+def ood_metrics(id_scores, ood_scores):
+    """AUROC, FPR@95 % ID TPR, AUPR-In, AUPR-Out of ID vs one OOD set.
+
+    Parameters
+    ----------
+    id_scores, ood_scores : array-like of shape (n_id,) and (n_ood,)
+        Scores (higher = more in-distribution); non-finite ones are ranked
+        by :func:`finite_for_ranking`.
+
+    Returns
+    -------
+    metrics : dict
+        ``auroc``, ``fpr95``, ``aupr_in``, ``aupr_out`` as fractions.
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.result import ood_metrics
+    >>> m = ood_metrics([3.0, 2.0, 1.0], [1.5, 0.0])
+    >>> round(m["auroc"], 4), m["fpr95"]
+    (0.8333, 0.5)
+    """
+    score, _ = finite_for_ranking(np.concatenate([id_scores, ood_scores]))
+    y = np.concatenate([np.zeros(len(id_scores), int), -np.ones(len(ood_scores), int)])
+    return {
+        "auroc": metrics.auroc(y, score),
+        "fpr95": metrics.fpr_at_tpr(y, score, tpr=0.95, positive="id"),
+        "aupr_in": metrics.aupr(y, score, positive="id"),
+        "aupr_out": metrics.aupr(y, score, positive="ood"),
+    }
+
+
+def metric_rows(name, scores, fit_s, score_s):
+    """The table rows of one detector: one per OOD set, then their average.
+
+    Parameters
+    ----------
+    name : str
+        The detector's row name.
+    scores : dict
+        ``"ID test"`` and each OOD set -> scores.
+    fit_s, score_s : float
+        Seconds to fit and to score.
+
+    Returns
+    -------
+    rows : list of dict
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.result import metric_rows
+    >>> rows = metric_rows("X", {"ID test": [3.0, 2.0], "a": [1.0], "b": [2.5]}, 0.0, 0.0)
+    >>> [(r["ood_set"], r["auroc"]) for r in rows]
+    [('a', 1.0), ('b', 0.5), ('average', 0.75)]
+    """
+    rows = [{"detector": name, "ood_set": ood, **ood_metrics(scores["ID test"], scores[ood]),
+             "fit_s": fit_s, "score_s": score_s}
+            for ood in scores if ood != "ID test"]
+    average = {m: float(np.mean([r[m] for r in rows])) for m in METRIC_COLUMNS}
+    rows.append({"detector": name, "ood_set": "average", **average,
+                 "fit_s": fit_s, "score_s": score_s})
+    return rows
