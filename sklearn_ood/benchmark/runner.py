@@ -36,7 +36,6 @@ import warnings
 import numpy as np
 from sklearn.model_selection import ParameterGrid
 
-from ..model_detectors import BlockSelection
 from ..pseudo_ood import make_pseudo_ood
 from ..tuning import tune_on_pseudo_ood
 from .data import ID_SETS, check_sets, load_data, split_train
@@ -51,7 +50,6 @@ __all__ = [
     "run_benchmark",
 ]
 
-BLOCK_SELECTION_MAX_FIT = 2000
 MIN_TRAIN = 100
 
 
@@ -219,9 +217,9 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, model=None, 
         feats[kind] = {}
         for set_name, X in image_sets.items():
             log(f"extracting features: {kind} model, {set_name} ({len(X)} images)")
-            feats[kind][set_name] = extract_features(net, X, progress=progress)
+            feats[kind][set_name] = {**extract_features(net, X, progress=progress),
+                                     "images": X}
     timings["extract"] = time.perf_counter() - t0
-    images = image_sets
 
     info = {"timings": timings, "n_images": n_images, "notes": notes, "tuned": {},
             "pseudo": {}}
@@ -241,16 +239,11 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, model=None, 
         net = models[spec.model]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            if spec.key == "blockselection":
-                n_bs = min(BLOCK_SELECTION_MAX_FIT, len(X_fit))
-                idx = np.random.RandomState(seed).permutation(len(X_fit))[:n_bs]
-                det = BlockSelection(net, random_state=seed)
-                fit_args = (X_fit[np.sort(idx)],)
-                source = images
-            else:
-                det = spec.make(head_of(net))
-                source = {k: v[spec.features] for k, v in feats[spec.model].items()}
-                fit_args = (source["fit"], y_fit) if spec.labels else (source["fit"],)
+            det = _build(spec, net, seed)
+            source = {k: v[spec.features] for k, v in feats[spec.model].items()}
+            rows_fit = _fit_rows(len(y_fit), spec.max_fit, seed)
+            fit_args = ((source["fit"][rows_fit], y_fit[rows_fit]) if spec.labels
+                        else (source["fit"][rows_fit],))
             t0 = time.perf_counter()
             det.fit(*fit_args)
             fit_s = time.perf_counter() - t0
@@ -261,10 +254,8 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, model=None, 
                 info["pseudo"][spec.name] = _pseudo_metrics(
                     det.score_samples(source["validation"]),
                     det.score_samples(source["pseudo-OOD"]))
-        if spec.key == "blockselection":
-            notes.append(
-                f"BlockSelection: fitted on {n_bs} training images; selected "
-                f"{det.block_!r} among {det.blocks_}.")
+        if spec.note is not None:
+            notes.append(spec.note(det, len(fit_args[0])))
         all_scores[spec.name] = scores
         rows += metric_rows(spec.name, scores, fit_s, score_s)
     timings["detectors"] = time.perf_counter() - t_det
@@ -284,6 +275,21 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, model=None, 
                   data_dir=data_dir)
     return BenchmarkResult(rows=rows, scores=all_scores, ood_sets=ood_sets, config=config,
                            info=info)
+
+
+def _build(spec, net, seed):
+    """The spec's detector for ``net``; a ``random_state`` parameter gets the run's seed."""
+    detector = spec.make(net)
+    if "random_state" in detector.get_params(deep=False):
+        detector.set_params(random_state=seed)
+    return detector
+
+
+def _fit_rows(n, max_fit, seed):
+    """All ``n`` fit rows, or a seeded sample of ``max_fit`` of them in order."""
+    if max_fit is None or n <= max_fit:
+        return slice(None)
+    return np.sort(np.random.RandomState(seed).permutation(n)[:max_fit])
 
 
 def _pseudo_metrics(val_scores, pseudo_scores):
@@ -308,7 +314,6 @@ def _tune_rows(specs, models, feats, y_fit, y_val, rows, all_scores, ood_sets, i
         if spec.grid is None:
             continue
         grid = spec.grid(n_fit) if callable(spec.grid) else spec.grid
-        head = head_of(models[spec.model])
         source = feats[spec.model]
         X = np.concatenate([source["fit"][spec.features], source["validation"][spec.features]])
         y = np.concatenate([y_fit, y_val])
@@ -318,7 +323,7 @@ def _tune_rows(specs, models, feats, y_fit, y_val, rows, all_scores, ood_sets, i
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             search = tune_on_pseudo_ood(
-                None, spec.make(head), grid, X, y, X_pseudo=source["pseudo-OOD"][spec.features],
+                None, _build(spec, models[spec.model], seed), grid, X, y, X_pseudo=source["pseudo-OOD"][spec.features],
                 scoring=["fpr95", "auroc"], refit=False, cv=[(np.arange(n_fit), test)],
                 random_state=seed)
         res = search.cv_results_
@@ -326,7 +331,7 @@ def _tune_rows(specs, models, feats, y_fit, y_val, rows, all_scores, ood_sets, i
         auc = np.nan_to_num(res["mean_test_auroc"], nan=-np.inf)
         best = int(np.lexsort((-auc, fpr))[0])
         params = res["params"][best]
-        det = spec.make(head).set_params(**params)
+        det = _build(spec, models[spec.model], seed).set_params(**params)
         fit_args = ((source["fit"][spec.features], y_fit) if spec.labels
                     else (source["fit"][spec.features],))
         with warnings.catch_warnings():
