@@ -2,10 +2,11 @@
 
 from dataclasses import dataclass
 
-from ..detectors.activation import ASH, DICE, LINe, ReAct
-from ..detectors.density import KNN, GaussianDensity, Mahalanobis, ViM
-from ..detectors.logits import Energy, MaxLogit, MaxSoftmax
-from ..detectors.norms import NAP, FeatureNorm, NegativeAwareNorm
+from ..detectors import (
+    ASH, DICE, KNN, NAP, Energy, FeatureNorm, GaussianDensity, LINe, Mahalanobis, MaxLogit,
+    MaxSoftmax, NegativeAwareNorm, ReAct, ViM,
+)
+from ..detectors import ash, dice, gaussian_density, knn, line, nap, react
 from ..model_detectors import BlockSelection
 from .exceptions import BenchmarkError
 from .features import head_of
@@ -70,46 +71,43 @@ def _block_note(detector, n_fit):
             f"{detector.block_!r} among {detector.blocks_}.")
 
 
-def _knn_grid(n_bank):
-    return {"n_neighbors": [k for k in (1, 5, 10, 20, 50, 100, 200) if k < n_bank]}
-
-
-# The default reg_covar=0 is DDU's jitter rule; larger values regularise singular
-# class covariances (the L2 model's features lie on a sphere).
-_GDA_GRID = {"reg_covar": [0.0, 1e-6, 1e-4, 1e-2]}
-
-
 #: Every detector of the library, with its documented default parameters.
 DETECTORS = [
     DetectorSpec("msp", "MSP", _on_head(MaxSoftmax)),
     DetectorSpec("maxlogit", "MaxLogit", _on_head(MaxLogit)),
     DetectorSpec("energy", "Energy", _on_head(Energy)),
-    DetectorSpec("react", "ReAct", _on_head(ReAct), grid={"percentile": [80, 85, 90, 95, 99]}),
-    DetectorSpec("dice", "DICE", _on_head(DICE), grid={"percentile": [10, 30, 50, 70, 90]}),
-    DetectorSpec("ash", "ASH", _on_head(ASH), grid={"percentile": [50, 65, 80, 90, 95]}),
-    DetectorSpec("line", "LINe", _on_head(LINe), labels=True, grid={
-        "p_w": [10, 50, 90], "p_a": [10, 50, 90], "clip_percentile": [90, 99]}),
+    DetectorSpec("react", "ReAct", _on_head(ReAct), grid=react.tuning_grid),
+    DetectorSpec("dice", "DICE", _on_head(DICE), grid=dice.tuning_grid),
+    DetectorSpec("ash", "ASH", _on_head(ASH), grid=ash.tuning_grid),
+    DetectorSpec("line", "LINe", _on_head(LINe), labels=True, grid=line.tuning_grid),
     DetectorSpec("vim", "ViM", _on_head(ViM)),
     DetectorSpec("mahalanobis", "Mahalanobis", _alone(Mahalanobis), labels=True),
-    DetectorSpec("mahalanobis+nan", "Mahalanobis+NAN", _alone(Mahalanobis, nan_rescale=True),
-                 "maps", labels=True),
-    DetectorSpec("knn", "KNN", _alone(KNN, n_neighbors=50), grid=_knn_grid),
-    DetectorSpec("knn+nan", "KNN+NAN", _alone(KNN, n_neighbors=50, nan_rescale=True), "maps"),
+    DetectorSpec("mahalanobis+nan", "Mahalanobis+NAN",
+                 _alone(Mahalanobis, negative_aware_rescale=True), features="maps",
+                 labels=True),
+    DetectorSpec("knn", "KNN", _alone(KNN, n_neighbors=50), grid=knn.tuning_grid),
+    DetectorSpec("knn+nan", "KNN+NAN",
+                 _alone(KNN, n_neighbors=50, negative_aware_rescale=True), features="maps"),
     DetectorSpec("gda", "GaussianDensity", _alone(GaussianDensity), labels=True,
-                 grid=_GDA_GRID),
-    # Haas et al.: whether the GDA sees the normalised feature is unverified: both.
+                 grid=gaussian_density.tuning_grid),
+    # Haas et al.: whether GaussianDensity sees the normalised feature is unverified:
+    # both rows. Larger reg_covar values regularise singular class covariances (the L2
+    # model's features lie on a sphere).
     DetectorSpec("gda-l2", "GaussianDensity (L2 model)", _alone(GaussianDensity),
-                 "h", "l2", labels=True, grid=_GDA_GRID),
+                 model="l2", labels=True, grid=gaussian_density.tuning_grid),
     DetectorSpec("gda-l2-prenorm", "GaussianDensity (L2 model, pre-norm h)",
-                 _alone(GaussianDensity), "pooled", "l2", labels=True, grid=_GDA_GRID),
-    DetectorSpec("featurenorm", "FeatureNorm (last block)", _alone(FeatureNorm), "maps"),
-    DetectorSpec("blockselection", "BlockSelection", BlockSelection, "images", max_fit=2000,
-                 note=_block_note),
-    DetectorSpec("nan", "NAN", _alone(NegativeAwareNorm), "maps"),
-    DetectorSpec("nan-l2", "NAN (L2 model)", _alone(NegativeAwareNorm), "maps", "l2"),
-    DetectorSpec("nap", "NAP", _alone(NAP), "maxavg"),
-    DetectorSpec("nap-e", "NAP-E (w=0.4)", _on_head(NAP, weight=0.4), "maxavg",
-                 grid={"weight": [0.2, 0.4, 0.6, 0.8]}),
+                 _alone(GaussianDensity), features="pooled", model="l2", labels=True,
+                 grid=gaussian_density.tuning_grid),
+    DetectorSpec("featurenorm", "FeatureNorm (last block)", _alone(FeatureNorm),
+                 features="maps"),
+    DetectorSpec("blockselection", "BlockSelection", BlockSelection, features="images",
+                 max_fit=2000, note=_block_note),
+    DetectorSpec("nan", "NAN", _alone(NegativeAwareNorm), features="maps"),
+    DetectorSpec("nan-l2", "NAN (L2 model)", _alone(NegativeAwareNorm), features="maps",
+                 model="l2"),
+    DetectorSpec("nap", "NAP", _alone(NAP), features="maxavg"),
+    DetectorSpec("nap-e", "NAP-E (w=0.4)", _on_head(NAP, weight=0.4), features="maxavg",
+                 grid=nap.tuning_grid),
 ]
 
 
