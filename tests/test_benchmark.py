@@ -13,7 +13,7 @@ import pytest
 
 from sklearn_ood import benchmark
 from sklearn_ood.benchmark import DETECTORS, run_benchmark
-from sklearn_ood.benchmark import models, result, runner
+from sklearn_ood.benchmark import models, result
 from sklearn_ood.benchmark.cli import main
 
 TINY = ["--epochs", "1", "--max-train", "300", "--quiet"]
@@ -199,7 +199,7 @@ def test_weights_round_trip(tmp_path, monkeypatch):
     def no_training(*args, **kw):
         raise AssertionError("--weights must not train")
 
-    monkeypatch.setattr(runner, "train_model", no_training)
+    monkeypatch.setattr(models, "train_model", no_training)
     second = run_benchmark(weights=path, **kwargs)
     assert first.scores.keys() == second.scores.keys()
     for name, sets in first.scores.items():
@@ -220,7 +220,7 @@ def test_weights_for_another_setting_are_refused(tmp_path):
     path = str(tmp_path / "models.pt")
     run_benchmark(epochs=1, max_train=300, detectors=["energy"], tune=False,
                   save_weights_to=path)
-    with pytest.raises(runner.BenchmarkError, match="was saved for"):
+    with pytest.raises(benchmark.BenchmarkError, match="was saved for"):
         run_benchmark(id_set="mnist", ood_sets=["fashion_mnist"],
                       data_dir=str(_fake_data_dir(tmp_path)), weights=path,
                       detectors=["energy"], tune=False, max_train=100)

@@ -9,7 +9,7 @@ or from Python with :func:`run_benchmark` and :func:`write_report`.
 """
 
 from .report import write_report
-from .data import ID_SETS
+from .settings import ID_SETS
 from .exceptions import BenchmarkError
 from .result import BenchmarkResult
 from .runner import run_benchmark

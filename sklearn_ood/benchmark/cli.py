@@ -6,11 +6,12 @@ import sys
 import torch
 
 from ..datasets import BENCHMARKS
-from .data import EMBEDDED_OOD, ID_SETS
+from .data import EMBEDDED_OOD
 from .exceptions import BenchmarkError
-from .runner import run_benchmark
-from .specs import DETECTORS
 from .models import ARCHITECTURES, AUGMENTATIONS
+from .runner import run_benchmark
+from .settings import ID_SETS
+from .specs import DETECTORS
 
 __all__ = ["build_parser", "main"]
 

@@ -1,67 +1,101 @@
-"""The benchmark's data: ID and OOD sets by name, and the fit/validation split."""
+"""The benchmark's data: ID and OOD sets by name, the fit/validation split, pseudo-OOD."""
 
-import os
+from dataclasses import dataclass
 
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..datasets import BENCHMARKS, load_benchmark, load_digits_ood
-from .exceptions import BenchmarkError
+from ..pseudo_ood import make_pseudo_ood
+
+__all__ = ["EMBEDDED_OOD", "Data", "load_data", "split_train"]
 
 EMBEDDED_OOD = ("digits_8_9", "photo_patches")
 VAL_FRACTION, VAL_MIN, VAL_MAX = 0.1, 50, 1000
 
-#: Per ID set: default OOD sets and training settings (chosen to fit the time
-#: budgets on 2 CPU cores: digits < 2 min, MNIST < 20 min).
-ID_SETS = {
-    "digits": dict(ood=EMBEDDED_OOD, model="smallcnn", width=16, epochs=30,
-                   batch_size=64, max_train=0, augment="none"),
-    "mnist": dict(ood=("fashion_mnist", "usps", "textures"), model="resnet18", width=16,
-                  epochs=5, batch_size=128, max_train=12000, augment="none"),
-    "cifar10": dict(ood=("dtd",), model="resnet18", width=16, epochs=30, batch_size=128,
-                    max_train=0, augment="flip-crop"),
-}
+
+@dataclass(frozen=True)
+class Data:
+    """The images and labels of one run.
+
+    Attributes
+    ----------
+    X_fit, y_fit : ndarray
+        ID training images that train the models and fit the detectors.
+    X_val, y_val : ndarray
+        The held-out validation split (pseudo-OOD tuning only).
+    X_test, y_test : ndarray
+        The ID test set.
+    ood : dict
+        OOD set name -> images.
+    n_classes : int
+        Number of ID classes.
+    pseudo : ndarray or None
+        Jigsaw puzzles of the validation images (``None`` without tuning).
+    """
+
+    X_fit: np.ndarray
+    y_fit: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    ood: dict
+    n_classes: int
+    pseudo: object = None
+
+    @property
+    def image_sets(self):
+        """Every image set the models see, by name (``"validation"`` and
+        ``"pseudo-OOD"`` only with tuning)."""
+        sets = {"fit": self.X_fit, "ID test": self.X_test, **self.ood}
+        if self.pseudo is not None:
+            sets.update({"validation": self.X_val, "pseudo-OOD": self.pseudo})
+        return sets
+
+    @property
+    def labels(self):
+        """Class labels by image set: ``"fit"``, ``"validation"``, ``"ID test"``."""
+        return {"fit": self.y_fit, "validation": self.y_val, "ID test": self.y_test}
+
+    @property
+    def n_images(self):
+        """Number of images per set, as the report lists them."""
+        return {"fit": len(self.X_fit), "validation": len(self.X_val),
+                "ID test": len(self.X_test), **{k: len(X) for k, X in self.ood.items()}}
 
 
-def _check_data_dir(data_dir, needed_by):
-    if data_dir is None:
-        raise BenchmarkError(
-            f"--data-dir is required for {', '.join(needed_by)}: point it at the folder "
-            "holding the shared .npz files (e.g. /work/shared/data)."
-        )
-    if not os.path.isdir(data_dir):
-        raise BenchmarkError(
-            f"--data-dir {data_dir!r} is not a directory (needed for "
-            f"{', '.join(needed_by)}). Point it at the folder holding the .npz files."
-        )
+def load_data(settings, log):
+    """Load the ID and OOD sets, split off the validation set, make its puzzles.
+
+    Parameters
+    ----------
+    settings : Settings
+    log : callable
+        Called with one progress message at a time.
+
+    Returns
+    -------
+    Data
+    """
+    log(f"loading {settings.id_set} (ID) and {', '.join(settings.ood_sets)} (OOD)")
+    X_train, y_train, X_test, y_test, ood, n_classes = _load_sets(
+        settings.id_set, settings.ood_sets, settings.data_dir, settings.seed)
+    X_fit, y_fit, X_val, y_val = split_train(
+        X_train, y_train, max_train=settings.max_train, seed=settings.seed)
+    pseudo = jigsaw_puzzles(X_val, y_val, settings.seed) if settings.tune else None
+    data = Data(X_fit, y_fit, X_val, y_val, X_test, y_test, ood, n_classes, pseudo)
+    log("images: " + ", ".join(f"{k} {v}" for k, v in data.n_images.items()))
+    return data
 
 
-def check_sets(id_set, ood_sets, data_dir):
-    """Validate the set names (and ``data_dir`` when a set needs it); return OOD names."""
-    if id_set not in ID_SETS:
-        raise BenchmarkError(
-            f"Unknown ID set {id_set!r}; known ID sets: {', '.join(ID_SETS)}."
-        )
-    ood_sets = list(ood_sets) if ood_sets else list(ID_SETS[id_set]["ood"])
-    known = (list(EMBEDDED_OOD) if id_set == "digits" else []) + sorted(BENCHMARKS)
-    unknown = [n for n in ood_sets if n not in known]
-    if unknown:
-        raise BenchmarkError(
-            f"Unknown OOD set(s) {unknown} for --id {id_set}; known OOD sets: "
-            f"{', '.join(known)}."
-        )
-    if id_set in ood_sets:
-        raise BenchmarkError(f"The ID set {id_set!r} cannot also be an OOD set.")
-    if len(set(ood_sets)) != len(ood_sets):
-        raise BenchmarkError(f"OOD sets listed twice: {ood_sets}.")
-    needed_by = ([f"--id {id_set}"] if id_set != "digits" else []) + [
-        n for n in ood_sets if n not in EMBEDDED_OOD
-    ]
-    if needed_by:
-        _check_data_dir(data_dir, needed_by)
-    return ood_sets
+def jigsaw_puzzles(X, y, seed):
+    """The pseudo-OOD images: one 3x3 jigsaw puzzle per image, as float32."""
+    X_aug, _ = make_pseudo_ood(X, y, method="jigsaw", random_state=seed)
+    return X_aug[len(X):].astype(np.float32)
 
 
-def load_data(id_set, ood_sets, data_dir, seed):
+def _load_sets(id_set, ood_sets, data_dir, seed):
     """Return ``(X_train, y_train, X_test, y_test, {ood: X}, n_classes)``."""
     if id_set == "digits":
         data = load_digits_ood(random_state=seed)

@@ -4,6 +4,39 @@ import numpy as np
 
 from ..extraction import BlockFeatureExtractor
 
+__all__ = ["extract_all", "extract_features", "head_of"]
+
+
+def extract_all(nets, image_sets, *, progress, log):
+    """Run every image set once through every model.
+
+    Parameters
+    ----------
+    nets : dict
+        Model kind -> ``torch.nn.Module``.
+    image_sets : dict
+        Set name -> images.
+    progress : bool
+        Show progress bars on stderr.
+    log : callable
+        Called with one progress message at a time.
+
+    Returns
+    -------
+    features : dict
+        Model kind -> set name -> the features of :func:`extract_features`,
+        plus ``"images"``: the images themselves, for the detectors that run
+        the model.
+    """
+    features = {}
+    for kind, net in nets.items():
+        features[kind] = {}
+        for set_name, X in image_sets.items():
+            log(f"extracting features: {kind} model, {set_name} ({len(X)} images)")
+            features[kind][set_name] = {**extract_features(net, X, progress=progress),
+                                        "images": X}
+    return features
+
 
 def extract_features(model, X, *, progress, batch_size=256):
     """One extractor call: last-stage ``max``/``avg``/flattened map and the fc input.

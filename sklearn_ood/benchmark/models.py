@@ -6,6 +6,7 @@ skorch training helper this module uses.)
 
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -14,11 +15,101 @@ from torch.utils.data import default_collate
 from ..models import ResNet, SmallCNN, make_classifier
 from .exceptions import BenchmarkError
 
+__all__ = [
+    "ARCHITECTURES", "AUGMENTATIONS", "Models", "build_model", "flip_crop_collate",
+    "get_models", "load_weights", "save_weights", "train_model",
+]
+
 #: Architecture name -> module class (ResNet has the ResNet-18 layout by default).
 MODULES = {"smallcnn": SmallCNN, "resnet18": ResNet}
 ARCHITECTURES = tuple(MODULES)
 AUGMENTATIONS = ("none", "flip-crop")
 WEIGHTS_FORMAT = "sklearn-ood-benchmark-weights/1"
+
+
+@dataclass(frozen=True)
+class Models:
+    """The models of one run.
+
+    Attributes
+    ----------
+    nets : dict
+        ``"plain"`` (and ``"l2"``: L2-normalised penultimate feature) ->
+        ``torch.nn.Module`` in eval mode.
+    arch : str
+        Their architecture (a weights file may set it).
+    width : int
+        Channels of their first block (a weights file may set it).
+    notes : tuple of str
+        Remarks for the report (a weights file trained on another split).
+    """
+
+    nets: dict
+    arch: str
+    width: int
+    notes: tuple = ()
+
+
+def get_models(settings, data, log):
+    """Train the models the detectors need, or load them; save them when asked.
+
+    Parameters
+    ----------
+    settings : Settings
+        ``weights`` set: load instead of training; ``save_weights_to`` set:
+        save the models there.
+    data : Data
+        The fit set trains the models.
+    log : callable
+        Called with one progress message at a time.
+
+    Returns
+    -------
+    Models
+    """
+    if settings.weights is None:
+        models = _train(settings, data, log)
+    else:
+        models = _load(settings, data, log)
+    if settings.save_weights_to is not None:
+        save_weights(settings.save_weights_to, models.nets, dict(
+            arch=models.arch, width=models.width, id_set=settings.id_set,
+            input_shape=list(data.X_fit.shape[1:]), num_classes=data.n_classes,
+            epochs=settings.epochs, batch_size=settings.batch_size, augment=settings.augment,
+            seed=settings.seed, max_train=settings.max_train, n_fit=len(data.X_fit)))
+        log(f"saved the model weights to {settings.save_weights_to}")
+    return models
+
+
+def _train(settings, data, log):
+    s = settings
+    nets = {}
+    for kind in s.model_kinds:
+        log(f"training the {kind} {s.model} (width {s.width}, {s.epochs} epochs, "
+            f"{len(data.X_fit)} images, augmentation {s.augment})")
+        nets[kind] = train_model(
+            s.model, data.X_fit, data.y_fit, num_classes=data.n_classes, width=s.width,
+            epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed,
+            l2_normalize=kind == "l2", progress=s.progress, augment=s.augment)
+    return Models(nets, s.model, s.width)
+
+
+def _load(settings, data, log):
+    s = settings
+    loaded, payload = load_weights(s.weights, id_set=s.id_set, input_shape=data.X_fit.shape[1:],
+                                   num_classes=data.n_classes)
+    notes = []
+    if (payload.get("seed"), payload.get("max_train")) != (s.seed, s.max_train):
+        notes.append(
+            f"{s.weights} was trained with seed {payload.get('seed')} and max-train "
+            f"{payload.get('max_train')}; this run uses seed {s.seed} and max-train "
+            f"{s.max_train}, so its validation split may hold training images of the "
+            "model (pseudo-OOD tuning is then optimistic).")
+    if "l2" in s.model_kinds and "l2" not in loaded:
+        notes.append(f"{s.weights} holds no L2 model: its rows are skipped.")
+    nets = {kind: loaded[kind] for kind in s.model_kinds if kind in loaded}
+    log(f"loaded {', '.join(nets)} model(s) from {s.weights}")
+    return Models(nets, payload["arch"], payload["width"], tuple(notes))
 
 
 def build_model(arch, *, num_classes, in_channels, width, l2_normalize=False):

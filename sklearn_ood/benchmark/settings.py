@@ -1,0 +1,236 @@
+"""The benchmark's options, resolved (ID-set presets) and validated into one :class:`Settings`."""
+
+import os
+from dataclasses import dataclass, replace
+
+from ..datasets import BENCHMARKS
+from .data import EMBEDDED_OOD
+from .exceptions import BenchmarkError
+from .models import ARCHITECTURES, AUGMENTATIONS
+from .specs import select_detectors
+
+__all__ = ["ID_SETS", "MIN_TRAIN", "Settings", "resolve_settings"]
+
+MIN_TRAIN = 100
+
+#: Per ID set: default OOD sets and training settings (chosen to fit the time
+#: budgets on 2 CPU cores: digits < 2 min, MNIST < 20 min).
+ID_SETS = {
+    "digits": dict(ood=EMBEDDED_OOD, model="smallcnn", width=16, epochs=30,
+                   batch_size=64, max_train=0, augment="none"),
+    "mnist": dict(ood=("fashion_mnist", "usps", "textures"), model="resnet18", width=16,
+                  epochs=5, batch_size=128, max_train=12000, augment="none"),
+    "cifar10": dict(ood=("dtd",), model="resnet18", width=16, epochs=30, batch_size=128,
+                    max_train=0, augment="flip-crop"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The options of one run, every default filled in and checked.
+
+    Attributes
+    ----------
+    id_set : str
+        The in-distribution set.
+    ood_sets : tuple of str
+        The OOD sets, in table order.
+    data_dir : str or None
+        Folder of the shared ``.npz`` files.
+    model : str
+        The architecture (a key of ``models.ARCHITECTURES``).
+    width : int
+        Channels of the first block.
+    epochs : int
+        Training epochs.
+    batch_size : int
+        Training batch size.
+    lr : float or None
+        Initial SGD learning rate (``None``: ``make_classifier``'s default).
+    augment : str
+        Training augmentation (one of ``models.AUGMENTATIONS``).
+    weights : str or None
+        File to load the models from instead of training them.
+    save_weights_to : str or None
+        File to save the models to.
+    seed : int
+        Seeds the split, training, jigsaw puzzles and randomised detectors.
+    detectors : tuple of DetectorSpec
+        The detectors to run, in table order.
+    max_train : int
+        Cap on the fit set (0: no cap).
+    tune : bool
+        Whether to add the pseudo-OOD tuned rows.
+    progress : bool
+        Whether to log stages and show progress bars on stderr.
+    """
+
+    id_set: str
+    ood_sets: tuple
+    data_dir: object
+    model: str
+    width: int
+    epochs: int
+    batch_size: int
+    lr: object
+    augment: str
+    weights: object
+    save_weights_to: object
+    seed: int
+    detectors: tuple
+    max_train: int
+    tune: bool
+    progress: bool
+
+    @property
+    def eval_sets(self):
+        """The image sets every detector is scored on: ``"ID test"``, then the OOD sets."""
+        return ("ID test", *self.ood_sets)
+
+    @property
+    def model_kinds(self):
+        """The models to train: ``"plain"``, and ``"l2"`` when a detector reads it."""
+        return ("plain", "l2") if any(s.model == "l2" for s in self.detectors) else ("plain",)
+
+    def with_models(self, models):
+        """The settings as the run used them, once its models exist.
+
+        A weights file sets the architecture and width, and the detectors of a
+        model it lacks are skipped.
+
+        Parameters
+        ----------
+        models : Models
+
+        Returns
+        -------
+        Settings
+        """
+        return replace(self, model=models.arch, width=models.width, detectors=tuple(
+            spec for spec in self.detectors if spec.model in models.nets))
+
+    def config(self):
+        """The settings as :attr:`BenchmarkResult.config` reports them (detectors by key)."""
+        return dict(id_set=self.id_set, ood_sets=list(self.ood_sets), model=self.model,
+                    width=self.width, epochs=self.epochs, batch_size=self.batch_size,
+                    lr=self.lr, augment=self.augment, seed=self.seed,
+                    max_train=self.max_train, weights=self.weights, tune=self.tune,
+                    detectors=[s.key for s in self.detectors], data_dir=self.data_dir)
+
+
+def resolve_settings(id_set="digits", ood_sets=None, *, data_dir=None, model=None, width=None,
+                     epochs=None, batch_size=None, lr=None, augment=None, weights=None,
+                     save_weights_to=None, seed=0, detectors=None, max_train=None, tune=True,
+                     progress=False):
+    """Fill in the ID set's defaults and check every option.
+
+    Parameters are those of :func:`~sklearn_ood.benchmark.run_benchmark`; ``None``
+    takes the ID set's preset (:data:`ID_SETS`; width 16 for a non-default
+    architecture).
+
+    Returns
+    -------
+    Settings
+
+    Raises
+    ------
+    BenchmarkError
+        For an unknown set, detector, architecture or augmentation, a missing
+        ``data_dir`` or ``weights`` file, or an out-of-range option.
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.settings import resolve_settings
+    >>> s = resolve_settings(model="resnet18", detectors=["energy"])
+    >>> s.ood_sets, s.model, s.width, s.epochs, s.model_kinds
+    (('digits_8_9', 'photo_patches'), 'resnet18', 16, 30, ('plain',))
+    """
+    ood_sets = check_sets(id_set, ood_sets, data_dir)
+    preset = ID_SETS[id_set]
+    specs = select_detectors(detectors)
+    model = _default(model, preset["model"])
+    if model not in ARCHITECTURES:
+        raise BenchmarkError(f"Unknown model {model!r}; choose from {', '.join(ARCHITECTURES)}.")
+    settings = Settings(
+        id_set=id_set, ood_sets=tuple(ood_sets), data_dir=data_dir, model=model,
+        width=_default(width, preset["width"] if model == preset["model"] else 16),
+        epochs=_default(epochs, preset["epochs"]),
+        batch_size=_default(batch_size, preset["batch_size"]), lr=lr,
+        augment=_default(augment, preset["augment"]), weights=weights,
+        save_weights_to=save_weights_to, seed=seed, detectors=tuple(specs),
+        max_train=_default(max_train, preset["max_train"]), tune=bool(tune),
+        progress=bool(progress))
+    _check_training(settings)
+    return settings
+
+
+def _default(value, default):
+    return default if value is None else value
+
+
+def _check_training(settings):
+    """The training options: augmentation, integer ranges, weights file."""
+    if settings.augment not in AUGMENTATIONS:
+        raise BenchmarkError(f"Unknown augmentation {settings.augment!r}; choose from "
+                             f"{', '.join(AUGMENTATIONS)}.")
+    for option, value, low in (("--width", settings.width, 1), ("--epochs", settings.epochs, 1),
+                               ("--batch-size", settings.batch_size, 1),
+                               ("--max-train", settings.max_train, 0)):
+        if int(value) != value or value < low:
+            raise BenchmarkError(f"{option} must be an integer >= {low}; got {value!r}.")
+    if 0 < settings.max_train < MIN_TRAIN:
+        raise BenchmarkError(f"--max-train must be 0 (no cap) or at least {MIN_TRAIN}; got "
+                             f"{settings.max_train}.")
+    if settings.weights is not None and not os.path.isfile(settings.weights):
+        raise BenchmarkError(f"--weights {settings.weights!r} does not exist or is not a file.")
+
+
+def check_sets(id_set, ood_sets, data_dir):
+    """Validate the set names (and ``data_dir`` when a set needs it).
+
+    Parameters
+    ----------
+    id_set : str
+    ood_sets : list of str or None
+        ``None``: the ID set's defaults.
+    data_dir : str or None
+
+    Returns
+    -------
+    ood_sets : list of str
+    """
+    if id_set not in ID_SETS:
+        raise BenchmarkError(
+            f"Unknown ID set {id_set!r}; known ID sets: {', '.join(ID_SETS)}."
+        )
+    ood_sets = list(ood_sets) if ood_sets else list(ID_SETS[id_set]["ood"])
+    known = (list(EMBEDDED_OOD) if id_set == "digits" else []) + sorted(BENCHMARKS)
+    unknown = [n for n in ood_sets if n not in known]
+    if unknown:
+        raise BenchmarkError(
+            f"Unknown OOD set(s) {unknown} for --id {id_set}; known OOD sets: "
+            f"{', '.join(known)}."
+        )
+    if id_set in ood_sets:
+        raise BenchmarkError(f"The ID set {id_set!r} cannot also be an OOD set.")
+    if len(set(ood_sets)) != len(ood_sets):
+        raise BenchmarkError(f"OOD sets listed twice: {ood_sets}.")
+    needed_by = ([f"--id {id_set}"] if id_set != "digits" else []) + [
+        n for n in ood_sets if n not in EMBEDDED_OOD
+    ]
+    if needed_by:
+        _check_data_dir(data_dir, needed_by)
+    return ood_sets
+
+
+def _check_data_dir(data_dir, needed_by):
+    if data_dir is None:
+        raise BenchmarkError(
+            f"--data-dir is required for {', '.join(needed_by)}: point it at the folder "
+            "holding the shared .npz files (e.g. /work/shared/data)."
+        )
+    if not os.path.isdir(data_dir):
+        raise BenchmarkError(
+            f"--data-dir {data_dir!r} is not a directory (needed for "
+            f"{', '.join(needed_by)}). Point it at the folder holding the .npz files."
+        )
