@@ -13,7 +13,7 @@ import pytest
 
 from sklearn_ood import benchmark
 from sklearn_ood.benchmark import DETECTORS, run_benchmark
-from sklearn_ood.benchmark import models, result
+from sklearn_ood.benchmark import models, result, specs
 from sklearn_ood.benchmark.cli import main
 
 TINY = ["--epochs", "1", "--max-train", "300", "--quiet"]
@@ -54,7 +54,7 @@ def test_full_run_writes_one_row_per_detector_and_set(full_run):
     names = set(by_detector)
     assert {spec.name for spec in DETECTORS} <= names  # every detector of the library
     tunable = [spec.name for spec in DETECTORS if spec.grid is not None]
-    assert {f"{n}, tuned (pseudo-OOD)" for n in tunable} <= names
+    assert {n + result.TUNED_SUFFIX for n in tunable} <= names
     assert sum(n.startswith(result.CHOSEN_NAME) for n in names) == 1
     for row in rows:
         values = [float(row[m]) for m in METRICS]
@@ -101,7 +101,8 @@ def test_plots_are_png(tmp_path):
 
 
 def test_metrics_match_a_hand_computation():
-    result = run_benchmark(epochs=1, max_train=300, detectors=["energy", "nan"], tune=False)
+    result = run_benchmark(epochs=1, max_train=300, tune=False,
+                           detectors=["energy", "negative_aware_norm"])
     for row in result.rows:
         if row["ood_set"] == "average":
             continue
@@ -153,6 +154,21 @@ def test_unknown_id_set(capsys):
     assert "invalid choice" in err and "mnist" in err and "cifar10" in err
 
 
+def test_detectors_are_named_after_their_classes():
+    keys = [spec.key for spec in DETECTORS]
+    names = [spec.name for spec in DETECTORS]
+    assert len(set(keys)) == len(keys) and len(set(names)) == len(names)
+    for spec in DETECTORS:
+        assert spec.key == spec.key.lower() and " " not in spec.key
+    assert {"MaxSoftmax", "NegativeAwareNorm", "NegativeAwareNorm (L2 model)",
+            "Mahalanobis+NegativeAwareNorm", "KNN+NegativeAwareNorm"} <= set(names)
+    assert not any(old in name for name in names for old in ("MSP", "NAN"))
+    assert not any("gda" in key for key in keys)
+    # --detectors takes a key or a name, in any case; the table keeps its own order
+    chosen = specs.select_detectors(["NEGATIVEAWARENORM (l2 MODEL)", "max_softmax", "KNN"])
+    assert [spec.key for spec in chosen] == ["max_softmax", "knn", "negative_aware_norm-l2"]
+
+
 def test_unknown_detector(tmp_path, capsys):
     assert main(["benchmark", "--detectors", "energy", "foo", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -180,7 +196,7 @@ def test_bad_weights_file(tmp_path, capsys):
 
 # ------------------------------------------------------------ determinism, weights
 def test_same_seed_same_table(tmp_path):
-    args = [*TINY, "--no-plots", "--detectors", "energy", "react", "knn", "nan-l2",
+    args = [*TINY, "--no-plots", "--detectors", "energy", "react", "knn", "negative_aware_norm-l2",
             "--seed", "3", "--augment", "flip-crop"]
     assert main(["benchmark", "--out", str(tmp_path / "a"), *args]) == 0
     assert main(["benchmark", "--out", str(tmp_path / "b"), *args]) == 0
@@ -192,8 +208,8 @@ def test_same_seed_same_table(tmp_path):
 
 def test_weights_round_trip(tmp_path, monkeypatch):
     path = str(tmp_path / "models.pt")
-    kwargs = dict(epochs=1, max_train=300, detectors=["energy", "gda-l2", "nap"], tune=False,
-                  seed=1)
+    kwargs = dict(epochs=1, max_train=300, tune=False, seed=1,
+                  detectors=["energy", "gaussian_density-l2", "nap"])
     first = run_benchmark(save_weights_to=path, **kwargs)
 
     def no_training(*args, **kw):
@@ -210,7 +226,7 @@ def test_weights_round_trip(tmp_path, monkeypatch):
     out = tmp_path / "cli"
     assert main(["benchmark", "--weights", path, "--out", str(out), "--no-plots", "--quiet",
                  "--max-train", "300", "--seed", "1", "--no-tune",
-                 "--detectors", "energy", "gda-l2", "nap"]) == 0
+                 "--detectors", "energy", "gaussian_density-l2", "nap"]) == 0
     rows = read_csv(out / "results.csv")
     assert [float(r["auroc"]) for r in rows] == pytest.approx(
         [r["auroc"] for r in first.rows], abs=1e-6)
@@ -268,7 +284,7 @@ def test_data_dir_sets_are_resized_to_the_id_geometry(tmp_path):
     data_dir = str(_fake_data_dir(tmp_path))
     result = run_benchmark(
         "mnist", ["fashion_mnist", "textures"], data_dir=data_dir, model="resnet18", width=4,
-        epochs=1, max_train=0, detectors=["energy", "nan"], tune=False)
+        epochs=1, max_train=0, detectors=["energy", "negative_aware_norm"], tune=False)
     assert result.ood_sets == ["fashion_mnist", "textures"]
     assert result.info["n_images"] == {"fit": 190, "validation": 50, "ID test": 60,
                                        "fashion_mnist": 40, "textures": 30}

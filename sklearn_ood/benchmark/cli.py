@@ -27,7 +27,8 @@ def _presets():
 
 
 def _detector_list():
-    return "\n".join(f"  {s.key:16s} {s.name}" for s in DETECTORS)
+    width = max(len(s.key) for s in DETECTORS)
+    return "\n".join(f"  {s.key:{width}s}  {s.name}" for s in DETECTORS)
 
 
 def build_parser():

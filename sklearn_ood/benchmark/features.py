@@ -43,8 +43,8 @@ def extract_features(model, X, *, progress, batch_size=256):
 
     Returns a dict with ``h`` (fc input), ``pooled`` (global average of the
     last stage), ``maxavg`` (``[max | avg]``, NAP's input) and ``maps``
-    (``(N, C, H*W, 1)``: the pre-pooling map, for NAN, FeatureNorm and the
-    NAN-rescaled distances).
+    (``(N, C, H*W, 1)``: the pre-pooling map, for NegativeAwareNorm,
+    FeatureNorm and the distances with ``negative_aware_rescale``).
     """
     stage = model.block_names[-1]
     extractor = BlockFeatureExtractor(

@@ -1,4 +1,9 @@
-"""The detectors the benchmark runs: how each is built, fed and tuned."""
+"""The detectors the benchmark runs, described as data: how each is built, fed and tuned.
+
+One name per thing: a row is named after the detector's class (a variant in
+parentheses, a combination after ``+``) and its key is the class's module name
+(the snake case of the class), with the same variant suffix.
+"""
 
 from dataclasses import dataclass
 
@@ -19,9 +24,11 @@ class DetectorSpec:
     Attributes
     ----------
     key : str
-        Short name for ``--detectors``.
+        Short name for ``--detectors``: the module of the class (e.g.
+        ``"max_softmax"``), with a variant suffix (e.g. ``"-l2"``).
     name : str
-        Row name in the tables.
+        Row name in the tables: the class name (e.g. ``"MaxSoftmax"``), with
+        the variant in parentheses or the combination after ``+``.
     make : callable
         ``make(net)`` returns the unfitted detector for the trained model
         ``net`` (a ``torch.nn.Module``). A detector with a ``random_state``
@@ -73,8 +80,8 @@ def _block_note(detector, n_fit):
 
 #: Every detector of the library, with its documented default parameters.
 DETECTORS = [
-    DetectorSpec("msp", "MSP", _on_head(MaxSoftmax)),
-    DetectorSpec("maxlogit", "MaxLogit", _on_head(MaxLogit)),
+    DetectorSpec("max_softmax", "MaxSoftmax", _on_head(MaxSoftmax)),
+    DetectorSpec("max_logit", "MaxLogit", _on_head(MaxLogit)),
     DetectorSpec("energy", "Energy", _on_head(Energy)),
     DetectorSpec("react", "ReAct", _on_head(ReAct), grid=react.tuning_grid),
     DetectorSpec("dice", "DICE", _on_head(DICE), grid=dice.tuning_grid),
@@ -82,29 +89,30 @@ DETECTORS = [
     DetectorSpec("line", "LINe", _on_head(LINe), labels=True, grid=line.tuning_grid),
     DetectorSpec("vim", "ViM", _on_head(ViM)),
     DetectorSpec("mahalanobis", "Mahalanobis", _alone(Mahalanobis), labels=True),
-    DetectorSpec("mahalanobis+nan", "Mahalanobis+NAN",
+    DetectorSpec("mahalanobis+negative_aware_norm", "Mahalanobis+NegativeAwareNorm",
                  _alone(Mahalanobis, negative_aware_rescale=True), features="maps",
                  labels=True),
     DetectorSpec("knn", "KNN", _alone(KNN, n_neighbors=50), grid=knn.tuning_grid),
-    DetectorSpec("knn+nan", "KNN+NAN",
+    DetectorSpec("knn+negative_aware_norm", "KNN+NegativeAwareNorm",
                  _alone(KNN, n_neighbors=50, negative_aware_rescale=True), features="maps"),
-    DetectorSpec("gda", "GaussianDensity", _alone(GaussianDensity), labels=True,
+    DetectorSpec("gaussian_density", "GaussianDensity", _alone(GaussianDensity), labels=True,
                  grid=gaussian_density.tuning_grid),
     # Haas et al.: whether GaussianDensity sees the normalised feature is unverified:
     # both rows. Larger reg_covar values regularise singular class covariances (the L2
     # model's features lie on a sphere).
-    DetectorSpec("gda-l2", "GaussianDensity (L2 model)", _alone(GaussianDensity),
+    DetectorSpec("gaussian_density-l2", "GaussianDensity (L2 model)", _alone(GaussianDensity),
                  model="l2", labels=True, grid=gaussian_density.tuning_grid),
-    DetectorSpec("gda-l2-prenorm", "GaussianDensity (L2 model, pre-norm h)",
+    DetectorSpec("gaussian_density-l2-prenorm", "GaussianDensity (L2 model, pre-norm h)",
                  _alone(GaussianDensity), features="pooled", model="l2", labels=True,
                  grid=gaussian_density.tuning_grid),
-    DetectorSpec("featurenorm", "FeatureNorm (last block)", _alone(FeatureNorm),
+    DetectorSpec("feature_norm", "FeatureNorm (last block)", _alone(FeatureNorm),
                  features="maps"),
-    DetectorSpec("blockselection", "BlockSelection", BlockSelection, features="images",
+    DetectorSpec("block_selection", "BlockSelection", BlockSelection, features="images",
                  max_fit=2000, note=_block_note),
-    DetectorSpec("nan", "NAN", _alone(NegativeAwareNorm), features="maps"),
-    DetectorSpec("nan-l2", "NAN (L2 model)", _alone(NegativeAwareNorm), features="maps",
-                 model="l2"),
+    DetectorSpec("negative_aware_norm", "NegativeAwareNorm", _alone(NegativeAwareNorm),
+                 features="maps"),
+    DetectorSpec("negative_aware_norm-l2", "NegativeAwareNorm (L2 model)",
+                 _alone(NegativeAwareNorm), features="maps", model="l2"),
     DetectorSpec("nap", "NAP", _alone(NAP), features="maxavg"),
     DetectorSpec("nap-e", "NAP-E (w=0.4)", _on_head(NAP, weight=0.4), features="maxavg",
                  grid=nap.tuning_grid),
