@@ -2,6 +2,7 @@
 
 import ast
 import csv
+import dataclasses
 import math
 import os
 import subprocess
@@ -11,10 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sklearn_ood import benchmark
-from sklearn_ood.benchmark import DETECTORS, run_benchmark
+from sklearn_ood import KNN, Mahalanobis, benchmark, metrics
+from sklearn_ood._base import BaseDetector
+from sklearn_ood.benchmark import DETECTORS, BenchmarkError, run_benchmark
 from sklearn_ood.benchmark import models, result, specs
 from sklearn_ood.benchmark.cli import main
+from sklearn_ood.benchmark.evaluate import Inputs, evaluate, fit_rows
+from sklearn_ood.benchmark.settings import resolve_settings
+from sklearn_ood.benchmark.specs import DetectorSpec
+from sklearn_ood.benchmark.tune import add_tuned_rows, lowest_fpr95, search
 
 TINY = ["--epochs", "1", "--max-train", "300", "--quiet"]
 METRICS = ("auroc", "fpr95", "aupr_in", "aupr_out")
@@ -236,7 +242,7 @@ def test_weights_for_another_setting_are_refused(tmp_path):
     path = str(tmp_path / "models.pt")
     run_benchmark(epochs=1, max_train=300, detectors=["energy"], tune=False,
                   save_weights_to=path)
-    with pytest.raises(benchmark.BenchmarkError, match="was saved for"):
+    with pytest.raises(BenchmarkError, match="was saved for"):
         run_benchmark(id_set="mnist", ood_sets=["fashion_mnist"],
                       data_dir=str(_fake_data_dir(tmp_path)), weights=path,
                       detectors=["energy"], tune=False, max_train=100)
@@ -303,3 +309,145 @@ def _package_imports(module):
 
 def test_report_reads_a_result_and_imports_no_stage_of_the_run():
     assert _package_imports("report") == {"result"}
+
+
+# ------------------------------------------------------------------- settings
+def test_settings_fill_in_the_presets_and_are_frozen():
+    settings = resolve_settings(model="resnet18", epochs=2,
+                                detectors=["gaussian_density-l2", "energy"])
+    assert settings.ood_sets == ("digits_8_9", "photo_patches")
+    # a non-default architecture gets width 16; the rest comes from the digits preset
+    assert (settings.width, settings.epochs, settings.batch_size, settings.max_train,
+            settings.augment) == (16, 2, 64, 0, "none")
+    assert settings.model_kinds == ("plain", "l2")
+    assert settings.eval_sets == ("ID test", "digits_8_9", "photo_patches")
+    assert settings.config()["detectors"] == ["energy", "gaussian_density-l2"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.seed = 1
+
+
+@pytest.mark.parametrize("option, message", [
+    (dict(width=0), "--width must be an integer >= 1; got 0"),
+    (dict(epochs=1.5), "--epochs must be an integer >= 1"),
+    (dict(max_train=50), "--max-train must be 0 .no cap. or at least 100; got 50"),
+    (dict(model="vgg"), "Unknown model 'vgg'; choose from smallcnn, resnet18"),
+    (dict(augment="rotate"), "Unknown augmentation 'rotate'"),
+    (dict(weights="/nonexistent/w.pt"), "does not exist or is not a file"),
+])
+def test_settings_refuse_bad_options(option, message):
+    with pytest.raises(BenchmarkError, match=message):
+        resolve_settings(**option)
+
+
+# ------------------------------------------------------------ evaluate, tune
+class _Recorder(BaseDetector):
+    """Keeps what ``fit`` received; scores the first feature."""
+
+    _parameter_constraints = {**BaseDetector._parameter_constraints,
+                              "random_state": ["random_state"]}
+
+    def __init__(self, *, random_state=None, contamination=0.05):
+        self.random_state = random_state
+        self.contamination = contamination
+
+    def _fit(self, X, y):
+        self.X_, self.y_ = X, y
+
+    def _score(self, X):
+        return X[:, 0]
+
+
+def _inputs(seed=3):
+    """Features of one fake model: two ID classes, their puzzles near the origin, far OOD."""
+    rng = np.random.default_rng(0)
+
+    def blobs(n):
+        return rng.normal(size=(n, 4)) + np.where(np.arange(n) % 2, 2.0, -2.0)[:, None]
+
+    sets = {"fit": blobs(80), "validation": blobs(30),
+            "pseudo-OOD": rng.normal(scale=1.5, size=(30, 4)), "ID test": blobs(30),
+            "far": rng.normal(size=(20, 4)) + [6.0, -6.0, 6.0, -6.0]}
+    labels = {"fit": np.arange(80) % 2, "validation": np.arange(30) % 2,
+              "ID test": np.arange(30) % 2}
+    features = {"plain": {name: {"h": X} for name, X in sets.items()}}
+    return Inputs({"plain": None}, features, labels, ("ID test", "far"), seed)
+
+
+def test_evaluate_fits_the_capped_fit_rows_and_scores_every_set():
+    inputs = _inputs()
+    spec = DetectorSpec("recorder", "Recorder", lambda net: _Recorder(), labels=True,
+                        max_fit=25, note=lambda detector, n_fit: f"fitted on {n_fit}")
+    evaluation = evaluate(spec, inputs)
+    rows = fit_rows(80, 25, inputs.seed)
+    assert len(rows) == 25 and np.all(np.diff(rows) > 0)  # a sample, in order
+    h = inputs.features["plain"]
+    np.testing.assert_array_equal(evaluation.detector.X_, h["fit"]["h"][rows])
+    np.testing.assert_array_equal(evaluation.detector.y_, inputs.labels["fit"][rows])
+    assert evaluation.detector.random_state == inputs.seed  # seeded by the run
+    assert evaluation.note == "fitted on 25"
+    assert list(evaluation.scores) == ["ID test", "far"]
+    np.testing.assert_array_equal(evaluation.scores["far"], h["far"]["h"][:, 0])
+    assert [r["ood_set"] for r in evaluation.rows()] == ["far", "average"]
+    # no labels unless the spec asks; no cap without max_fit
+    plain = evaluate(dataclasses.replace(spec, labels=False, max_fit=None), inputs)
+    assert plain.detector.y_ is None and len(plain.detector.X_) == 80
+
+
+def test_lowest_fpr95_breaks_ties_by_auroc_and_puts_failures_last():
+    cv_results = {"mean_test_fpr95": np.array([np.nan, -0.3, -0.1, -0.1, -0.1]),
+                  "mean_test_auroc": np.array([np.nan, 0.99, 0.90, 0.95, 0.95])}
+    assert lowest_fpr95(cv_results) == 3  # FPR 0.1 thrice: best AUROC, then the first
+    failed = {"mean_test_fpr95": np.array([np.nan, -1.0]),
+              "mean_test_auroc": np.array([np.nan, 0.5])}
+    assert lowest_fpr95(failed) == 1
+
+
+def _pseudo_fpr_auroc(detector, inputs):
+    """Pseudo-OOD FPR95 and AUROC of a fitted detector, computed by hand."""
+    h = inputs.features["plain"]
+    scores = np.r_[detector.score_samples(h["validation"]["h"]),
+                   detector.score_samples(h["pseudo-OOD"]["h"])]
+    y = np.r_[np.zeros(30), -np.ones(30)]
+    return metrics.fpr_at_tpr(y, scores), metrics.auroc(y, scores)
+
+
+def test_search_agrees_with_a_hand_loop_over_the_grid():
+    inputs = _inputs()
+    spec = DetectorSpec("knn", "KNN", lambda net: KNN(), grid=lambda n: None)
+    grid = {"n_neighbors": [1, 3, 10, 40]}
+    found = search(spec, grid, inputs)
+    fit = inputs.features["plain"]["fit"]["h"]
+    by_hand = [_pseudo_fpr_auroc(KNN(n_neighbors=k).fit(fit), inputs)
+               for k in grid["n_neighbors"]]
+    np.testing.assert_allclose(-found.cv_results_["mean_test_fpr95"], [f for f, _ in by_hand])
+    np.testing.assert_allclose(found.cv_results_["mean_test_auroc"], [a for _, a in by_hand])
+    best = min(range(4), key=lambda i: (by_hand[i][0], -by_hand[i][1]))
+    assert found.best_index_ == best
+    assert found.best_params_ == {"n_neighbors": grid["n_neighbors"][best]}
+
+
+def test_tuned_rows_follow_their_default_row_and_the_choice_comes_last():
+    inputs = _inputs()
+    knn = DetectorSpec("knn", "KNN", lambda net: KNN(n_neighbors=40),
+                       grid=lambda n: {"n_neighbors": [1, 3, 10, 40]})
+    mahalanobis = DetectorSpec("mahalanobis", "Mahalanobis", lambda net: Mahalanobis(),
+                               labels=True)
+    defaults = [evaluate(spec, inputs) for spec in (knn, mahalanobis)]
+    rows, info = add_tuned_rows(defaults, inputs, log=lambda message: None)
+    tuned_name = "KNN" + result.TUNED_SUFFIX
+    assert [r.name for r in rows[:3]] == ["KNN", tuned_name, "Mahalanobis"]
+    assert list(info["pseudo"]) == ["KNN", "Mahalanobis", tuned_name]
+    (k,) = info["tuned"][tuned_name].values()
+    # the tuned row is a default row of KNN(n_neighbors=k)
+    fit = inputs.features["plain"]["fit"]["h"]
+    tuned_knn = KNN(n_neighbors=k).fit(fit)
+    np.testing.assert_array_equal(
+        rows[1].scores["far"], tuned_knn.score_samples(inputs.features["plain"]["far"]["h"]))
+    fpr, auroc = _pseudo_fpr_auroc(tuned_knn, inputs)
+    assert info["pseudo"][tuned_name] == pytest.approx({"fpr95": fpr, "auroc": auroc})
+    # the last row repeats the best of the three on pseudo-OOD
+    pseudo = info["pseudo"]
+    winner = min(rows[:3], key=lambda r: (pseudo[r.name]["fpr95"], -pseudo[r.name]["auroc"]))
+    assert info["chosen"] == winner.name and len(rows) == 4
+    assert rows[3].name.startswith(f"{result.CHOSEN_NAME}: {winner.name}")
+    assert rows[3].scores is winner.scores
