@@ -8,11 +8,11 @@ Run it from the command line::
 or from Python with :func:`run_benchmark` and :func:`write_report`.
 """
 
-from .report import write_report
-from .settings import ID_SETS
 from .exceptions import BenchmarkError
+from .report import write_report
 from .result import BenchmarkResult
 from .runner import run_benchmark
+from .settings import ID_SETS
 from .specs import DETECTORS
 
 __all__ = [

@@ -83,13 +83,13 @@ def load_data(settings, log):
         settings.id_set, settings.ood_sets, settings.data_dir, settings.seed)
     X_fit, y_fit, X_val, y_val = split_train(
         X_train, y_train, max_train=settings.max_train, seed=settings.seed)
-    pseudo = jigsaw_puzzles(X_val, y_val, settings.seed) if settings.tune else None
+    pseudo = _jigsaw_puzzles(X_val, y_val, settings.seed) if settings.tune else None
     data = Data(X_fit, y_fit, X_val, y_val, X_test, y_test, ood, n_classes, pseudo)
     log("images: " + ", ".join(f"{k} {v}" for k, v in data.n_images.items()))
     return data
 
 
-def jigsaw_puzzles(X, y, seed):
+def _jigsaw_puzzles(X, y, seed):
     """The pseudo-OOD images: one 3x3 jigsaw puzzle per image, as float32."""
     X_aug, _ = make_pseudo_ood(X, y, method="jigsaw", random_state=seed)
     return X_aug[len(X):].astype(np.float32)

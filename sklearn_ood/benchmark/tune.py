@@ -47,18 +47,19 @@ def add_tuned_rows(evaluations, inputs, log):
         and ``chosen`` (the row with the best pseudo-OOD score).
     """
     pseudo = {e.name: pseudo_ood_metrics(e, inputs) for e in evaluations}
-    rows = []
+    ordered = []
     for default in evaluations:
-        rows.append(default)
+        ordered.append(default)
         if default.spec.grid is not None:
-            tuned, pseudo[default.name + TUNED_SUFFIX] = tune_detector(default.spec, inputs, log)
-            rows.append(tuned)
-    info = {"pseudo": pseudo, "tuned": {e.name: e.params for e in rows if e.params}}
-    if rows:
-        winner = min(rows, key=lambda e: (pseudo[e.name]["fpr95"], -pseudo[e.name]["auroc"]))
+            tuned, tuned_pseudo = tune_detector(default.spec, inputs, log)
+            ordered.append(tuned)
+            pseudo[tuned.name] = tuned_pseudo
+    info = {"pseudo": pseudo, "tuned": {e.name: e.params for e in ordered if e.params}}
+    if ordered:  # the first of the lowest FPR95, ties broken by the highest AUROC
+        winner = min(ordered, key=lambda e: (pseudo[e.name]["fpr95"], -pseudo[e.name]["auroc"]))
         info["chosen"] = winner.name
-        rows.append(replace(winner, name=_chosen_name(winner)))
-    return rows, info
+        ordered.append(replace(winner, name=_chosen_name(winner)))
+    return ordered, info
 
 
 def pseudo_ood_metrics(evaluation, inputs):
