@@ -4,7 +4,7 @@ import numpy as np
 
 from ..extraction import BlockFeatureExtractor
 
-__all__ = ["extract_all", "extract_features", "head_of"]
+__all__ = ["extract_all", "extract_features"]
 
 
 def extract_all(nets, image_sets, *, progress, log):
@@ -61,8 +61,3 @@ def extract_features(model, X, *, progress, batch_size=256):
         "maps": np.ascontiguousarray(F[:, 2 * C:2 * C + n_map]).reshape(len(F), C, -1, 1),
     }
 
-
-def head_of(model):
-    """The model's final layer as a ``(coef, intercept)`` pair of NumPy copies."""
-    fc = model.fc
-    return (fc.weight.detach().cpu().numpy().copy(), fc.bias.detach().cpu().numpy().copy())

@@ -14,7 +14,6 @@ from ..detectors import (
 from ..detectors import ash, dice, gaussian_density, knn, line, nap, react
 from ..model_detectors import BlockSelection
 from .exceptions import BenchmarkError
-from .features import head_of
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class DetectorSpec:
 
 def _on_head(cls, **params):
     """``make`` of a detector built on the model's final layer."""
-    return lambda net: cls(head_of(net), **params)
+    return lambda net: cls(net.fc, **params)
 
 
 def _alone(cls, **params):
