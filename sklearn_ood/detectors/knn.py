@@ -28,7 +28,7 @@ def kth_neighbor_sqdist(X, bank, k, *, exclude_self=False):
     algorithm="brute")``: chunked matrix products and a k-smallest selection
     per row, in parallel, without an ``(n_samples, n_bank)`` matrix. Ties
     count with multiplicity, as in faiss. Rows of ``X`` are cast to the bank's
-    dtype. (Measured in ``benchmarks/bench_detectors.py --knn``: 1.5x faster
+    dtype. (Measured in ``perf/bench_detectors.py --knn``: 1.5x faster
     than matrix products with ``np.partition``, and faster than faiss-cpu's
     exact index on 2 cores.)
 

@@ -24,10 +24,10 @@ importable, faiss-cpu's exact ``IndexFlatL2``.
 
 Usage::
 
-    python benchmarks/bench_detectors.py [--n 50000] [--d 512] [--k 10 100] [--only KNN]
-    python benchmarks/bench_detectors.py --forward
-    python benchmarks/bench_detectors.py --memory [--n 5000] [--k 100]
-    python benchmarks/bench_detectors.py --knn [--n 50000] [--knn-queries 10000]
+    python perf/bench_detectors.py [--n 50000] [--d 512] [--k 10 100] [--only KNN]
+    python perf/bench_detectors.py --forward
+    python perf/bench_detectors.py --memory [--n 5000] [--k 100]
+    python perf/bench_detectors.py --knn [--n 50000] [--knn-queries 10000]
 
 faiss is not a dependency; to include it in ``--knn``, install it outside the
 project environment (``pip install --no-deps --target /tmp/faiss_pkg

@@ -15,7 +15,7 @@ Reports the median wall time per mode and the ratio
 
 Usage::
 
-    python benchmarks/bench_extraction.py [--n 2048] [--batch-size 128]
+    python perf/bench_extraction.py [--n 2048] [--batch-size 128]
         [--repeats 5] [--threads 2] [--width 64] [--profile]
 
 ``--profile`` additionally runs cProfile over one ``stages`` transform and

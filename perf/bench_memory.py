@@ -28,7 +28,7 @@ Methods:
 
 Usage::
 
-    python benchmarks/bench_memory.py [--n 1000 8000] [--width 16]
+    python perf/bench_memory.py [--n 1000 8000] [--width 16]
         [--threads 1] [--methods featurenorm nap blockselection maps_held]
 
 Peak memory does not depend on the thread count beyond a few MiB of
