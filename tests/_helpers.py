@@ -212,3 +212,15 @@ def head_width_failures(estimator):
               "'head expects 3 features'"
         for name, width in CHECK_WIDTHS.items()
     }
+
+
+# ------------------------------------------------------------- failed calls
+def state(est):
+    return pickle.dumps(est.__dict__)
+
+
+def assert_unchanged_after_error(est, call, exc, match):
+    before = state(est)
+    with pytest.raises(exc, match=match):
+        call()
+    assert state(est) == before, "a failed call changed the fitted estimator"

@@ -54,3 +54,21 @@ def pool_maps(X, dtype=None):
     if X.ndim == 4:
         return X.mean(axis=(2, 3), dtype=dtype)
     return X if dtype is None else X.astype(dtype, copy=False)
+
+
+def check_finite_covariance(covariance, detector):
+    """Raise a clear error when a covariance overflowed float64 (features too large).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_finite_covariance(np.array([[np.inf]]), "ViM")
+    Traceback (most recent call last):
+    ...
+    ValueError: ViM: the covariance overflows float64 (features of magnitude up to ...
+    """
+    if not np.all(np.isfinite(covariance)):
+        raise ValueError(
+            f"{detector}: the covariance overflows float64 (features of magnitude up to "
+            "~1e154 or more); rescale the features, e.g. divide them by a constant."
+        )

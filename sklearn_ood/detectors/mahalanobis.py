@@ -15,7 +15,7 @@ from scipy.linalg import pinvh
 from scipy.sparse import csr_matrix
 
 from .._base import BaseDetector
-from ._features import pool_maps
+from ._features import check_finite_covariance, pool_maps
 from .negative_aware_norm import negative_aware_rescaled_score
 
 
@@ -147,7 +147,9 @@ class Mahalanobis(BaseDetector):
             self.classes_, codes = np.unique(y, return_inverse=True)
         self.means_ = _class_means(H, codes)
         centred = H - self.means_[codes]
-        self.covariance_ = centred.T @ centred / H.shape[0]
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.covariance_ = centred.T @ centred / H.shape[0]
+        check_finite_covariance(self.covariance_, "Mahalanobis")
         self.precision_ = pinvh(self.covariance_, check_finite=False)
 
     def _score(self, X):

@@ -15,6 +15,7 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from ._features import check_finite_covariance
 from ._head import HeadMixin
 
 
@@ -126,7 +127,10 @@ class ViM(HeadMixin, BaseDetector):
         self.n_components_ = k
         self.origin_ = -np.linalg.pinv(self.coef_) @ self.intercept_
         centred = X - self.origin_
-        eig_vals, eig_vecs = np.linalg.eigh(centred.T @ centred / n_samples)
+        with np.errstate(over="ignore", invalid="ignore"):
+            covariance = centred.T @ centred / n_samples
+        check_finite_covariance(covariance, "ViM")
+        eig_vals, eig_vecs = np.linalg.eigh(covariance)
         order = np.argsort(eig_vals)[::-1]
         self.null_space_ = np.ascontiguousarray(eig_vecs[:, order[k:]])
         v = virtual_logit(X, self.origin_, self.null_space_)
