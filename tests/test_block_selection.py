@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
@@ -35,32 +34,15 @@ def tiny_cnn(seed=0):
     )
 
 
-@pytest.fixture(scope="module")
-def digits():
-    data = load_digits()
-    X = (data.images / 16.0).astype(np.float32)[:, None]  # (1797, 1, 8, 8)
-    return X[:1200], data.target[:1200], X[1200:], data.target[1200:]
+@pytest.fixture
+def digits(digits_images):
+    return digits_images
 
 
-@pytest.fixture(scope="module")
-def trained(digits, one_torch_thread):
-    X_train, y_train, X_test, y_test = digits
-    net = tiny_cnn()
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
-    X_t, y_t = torch.from_numpy(X_train), torch.from_numpy(y_train)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(6):
-        order = torch.randperm(len(X_t), generator=generator)
-        for start in range(0, len(X_t), 64):
-            idx = order[start : start + 64]
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(net(X_t[idx]), y_t[idx]).backward()
-            optimizer.step()
-    net.eval()
-    with torch.no_grad():
-        accuracy = (net(torch.from_numpy(X_test)).argmax(1).numpy() == y_test).mean()
-    assert accuracy > 0.8
-    return net
+@pytest.fixture
+def trained(digits_net):
+    """The session's trained SmallCNN: its blocks are ``BLOCKS``."""
+    return digits_net
 
 
 def block_maps(net, X, names):

@@ -5,8 +5,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
-from sklearn.datasets import load_digits
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline
 
@@ -14,7 +12,6 @@ from sklearn_ood import BlockFeatureExtractor, Energy, MaxLogit
 from sklearn_ood.detectors.line import LINe
 from sklearn_ood.detectors.react import ReAct
 from sklearn_ood.metrics import auroc_scorer
-from sklearn_ood.models import SmallCNN
 from sklearn_ood import PseudoOODSplit, make_pseudo_ood, tune_on_pseudo_ood
 
 
@@ -123,37 +120,19 @@ def test_split_bad_input(make, error, match):
 
 # ------------------------------------------------ a small CNN trained on digits
 
-@pytest.fixture(scope="module")
-def digits_net(one_torch_thread):
-    """SmallCNN trained a few seeded epochs on 1200 digits; 300 held-out digits."""
-    digits = load_digits()
-    X = (digits.images / 16.0).astype(np.float32)[:, None]
-    y = digits.target
-    torch.manual_seed(0)
-    net = SmallCNN(10, width=8)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
-    X_train, y_train = torch.from_numpy(X[:1200]), torch.from_numpy(y[:1200])
-    generator = torch.Generator().manual_seed(0)
-    net.train()
-    for _ in range(4):
-        for batch in torch.randperm(1200, generator=generator).split(64):
-            optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(net(X_train[batch]), y_train[batch])
-            loss.backward()
-            optimizer.step()
-    net.eval()
-    with torch.no_grad():
-        accuracy = (net(torch.from_numpy(X[1200:])).argmax(1).numpy() == y[1200:]).mean()
-    assert accuracy > 0.8
-    return net, X[1200:1500], y[1200:1500]
+@pytest.fixture
+def tuning_data(digits_net, digits_images):
+    """The session's trained SmallCNN and 300 held-out digits."""
+    _, _, X_test, y_test = digits_images
+    return digits_net, X_test[:300], y_test[:300]
 
 
 def _head_arrays(net):
     return (net.fc.weight.detach().double().numpy(), net.fc.bias.detach().double().numpy())
 
 
-def test_best_params_minimise_pseudo_ood_fpr95(digits_net):
-    net, X, y = digits_net
+def test_best_params_minimise_pseudo_ood_fpr95(tuning_data):
+    net, X, y = tuning_data
     grid = {"percentile": [10, 50, 80, 90, 95, 99, 100]}
     extractor = BlockFeatureExtractor(net, "penultimate", batch_size=256)
     result = tune_on_pseudo_ood(extractor, ReAct(head=net.fc), grid, X, y, random_state=7)
@@ -190,8 +169,8 @@ def test_best_params_minimise_pseudo_ood_fpr95(digits_net):
     assert set(model.predict(X[:20])) <= {-1, 1}
 
 
-def test_27_candidates_need_one_forward_pass_per_batch(digits_net):
-    net, X, y = digits_net
+def test_27_candidates_need_one_forward_pass_per_batch(tuning_data):
+    net, X, y = tuning_data
     X, y = X[:90], y[:90]
     calls = []
     handle = net.register_forward_pre_hook(lambda module, args: calls.append(len(args[0])))
@@ -214,8 +193,8 @@ def test_27_candidates_need_one_forward_pass_per_batch(digits_net):
         handle.remove()
 
 
-def test_choose_among_detectors(digits_net):
-    net, X, y = digits_net
+def test_choose_among_detectors(tuning_data):
+    net, X, y = tuning_data
     X, y = X[:150], y[:150]
     extractor = BlockFeatureExtractor(net, "penultimate")
     detectors = [Energy(head=net.fc), MaxLogit(head=net.fc), ReAct(head=net.fc)]
@@ -251,8 +230,8 @@ def test_choose_among_detectors(digits_net):
     assert getattr(step, name) == result.best_params_[f"detector__{name}"]
 
 
-def test_without_labels_detectors_are_fitted_without_labels(digits_net):
-    net, X, _ = digits_net
+def test_without_labels_detectors_are_fitted_without_labels(tuning_data):
+    net, X, _ = tuning_data
     X = X[:90]
     with warnings.catch_warnings():
         # With placeholder labels 0, LINe would warn about 9 empty classes.
