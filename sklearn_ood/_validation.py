@@ -23,7 +23,7 @@ def validate_features(estimator, X, *, reset, allow_nd=False):
                 f"feature maps but received 2-D input of shape {np.shape(X)}."
             )
         X = validate_data(estimator, X, reset=reset, dtype=FLOAT_DTYPES)
-        if reset:
+        if reset and allow_nd:
             estimator.input_ndim_ = 2
         return X
     X = check_array(

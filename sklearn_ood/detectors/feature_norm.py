@@ -92,6 +92,9 @@ class FeatureNorm(BaseDetector):
         Channels ``C``.
     input_ndim_ : int
         2 or 4, the input dimensionality seen in ``fit`` (enforced later).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     See Also
     --------

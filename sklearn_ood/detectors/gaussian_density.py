@@ -162,7 +162,12 @@ class GaussianDensity(BaseDetector):
     cholesky_factors_ : ndarray of shape (n_classes, n_features, n_features)
         Lower Cholesky factors of ``covariances_ + jitter_ * I``.
     offset_ : float
+        Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     See Also
     --------

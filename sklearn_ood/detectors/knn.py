@@ -116,7 +116,14 @@ class KNN(BaseDetector):
     bank_ : ndarray of shape (n_train, n_features)
         Normalised ID training features.
     offset_ : float
+        Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
+        Number of features (channels for 4-D maps) seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
+    input_ndim_ : int
+        2 for features, 4 for maps: the kind of input seen in ``fit``.
 
     References
     ----------

@@ -199,7 +199,12 @@ class LINe(HeadMixin, BaseDetector):
     clip_ : float or None
     coef_, intercept_ : ndarray
     offset_ : float
+        Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     Notes
     -----

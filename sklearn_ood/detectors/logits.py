@@ -51,6 +51,10 @@ class MaxSoftmax(_LogitDetector):
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     References
     ----------
@@ -88,7 +92,12 @@ class MaxLogit(_LogitDetector):
     ----------
     coef_, intercept_ : ndarray or None
     offset_ : float
+        Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     References
     ----------
@@ -128,7 +137,12 @@ class Energy(_LogitDetector):
     ----------
     coef_, intercept_ : ndarray or None
     offset_ : float
+        Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     References
     ----------

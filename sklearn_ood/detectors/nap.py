@@ -155,6 +155,9 @@ class NAP(HeadMixin, BaseDetector):
         ``2C`` for 2-D input, ``C`` for 4-D maps.
     input_ndim_ : int
         2 or 4.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     See Also
     --------

@@ -87,6 +87,9 @@ class NegativeAwareNorm(BaseDetector):
         Features (2-D input) or channels (4-D input).
     input_ndim_ : int
         2 or 4.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     See Also
     --------
