@@ -145,7 +145,7 @@ EXPECTED_FAILED_CHECKS = {
 
 
 class TabularInput:
-    """Mixin: a detector taking 2-D ``(n_samples, n_features)`` input as ``(n, 1, 1, n_features)`` images.
+    """Mixin: a detector taking 2-D ``(n_samples, n_features)`` input as 1-channel images.
 
     scikit-learn's generic checks feed 2-D data, which an image-only detector
     rejects: ``class TabularODIN(TabularInput, ODIN)`` runs them on the
