@@ -118,6 +118,10 @@ def test_ecdf_subset_and_explicit_head():
     with pytest.raises(ValueError, match="2-D penultimate"):
         AdaSCALE(nn.Sequential(nn.Linear(W, 2), nn.Flatten(), nn.Linear(C * H * 2, K)),
                  head="0").fit(images(4).astype(np.float32))
+    shared = nn.Linear(D, D).double()
+    with pytest.raises(ValueError, match="ran 2 times"):
+        AdaSCALE(nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, D).double(), shared, shared),
+                 head="2").fit(X)
     with pytest.raises(ValueError, match="no nn.Linear"):
         AdaSCALE(nn.Sequential(nn.Flatten())).fit(X)
 

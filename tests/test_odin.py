@@ -85,6 +85,15 @@ def test_float32_model_integer_and_tensor_input():
     assert from_int.dtype == np.float64
 
 
+def test_input_tensor_in_a_graph_is_left_alone():
+    net = linear_net()
+    X = torch.from_numpy(images(6)).requires_grad_(True)
+    scores = ODIN(net, magnitude=0.01).fit(X).score_samples(X)
+    assert X.grad is None
+    expected = odin_by_hand(net, X.detach().numpy(), 1000, 0.01, None)
+    np.testing.assert_allclose(scores, expected, rtol=1e-12)
+
+
 def test_batch_norm_in_train_mode_is_evaluated_with_running_stats():
     torch.manual_seed(0)
     bn = nn.BatchNorm1d(C * H * W).double()

@@ -98,11 +98,12 @@ def iter_input_batches(model, X, *, batch_size, device):
     """Yield ``(start, batch)``: consecutive slices of ``X`` on ``device`` in the model's dtype.
 
     ``X`` is a validated input tensor (first dimension = samples). A batch is
-    a new tensor or a view of ``X``; callers never write into it.
+    a new tensor or a view of ``X``, detached from any graph ``X`` belongs
+    to; callers never write into it.
     """
     dtype = check_model_device(model, device)
     for start in range(0, len(X), batch_size):
-        yield start, X[start : start + batch_size].to(device=device, dtype=dtype)
+        yield start, X[start : start + batch_size].detach().to(device=device, dtype=dtype)
 
 
 def input_gradient(objective, x):

@@ -315,6 +315,12 @@ class AdaSCALE(ModelDetector):
             for _, x in batches:
                 captured.clear()
                 grad, _ = input_gradient(_predicted_logit(self.model), x)
+                if len(captured) != 1:
+                    raise ValueError(
+                        f"head {self.head_!r} ran {len(captured)} times in one forward pass "
+                        f"of {type(self.model).__name__}; choose the classifier layer, "
+                        "which runs once."
+                    )
                 h = captured[0].detach()
                 x_perturbed = x + self.magnitude * _smallest_gradient_mask(
                     grad, self.perturb_fraction) * torch.sign(grad)
