@@ -17,8 +17,11 @@ class ModelDetector(BaseDetector):
     convention), with images ``(n_samples, channels, height, width)`` as
     input, as an array or a tensor, instead of features. A subclass stores
     ``model``, ``batch_size`` and ``device`` as parameters and runs the model
-    with :func:`~sklearn_ood.extraction.iter_block_batches`, which leaves the
-    model as it was (hooks removed, train/eval flags restored).
+    either with :func:`~sklearn_ood.extraction.iter_block_batches` (forward
+    passes only) or inside :func:`~sklearn_ood.model_detectors._model_state.model_run`
+    (forward and input-gradient passes, batches from ``iter_input_batches``),
+    both of which leave the model as it was: hooks removed, train/eval flags,
+    ``requires_grad`` and ``.grad`` restored, also when a pass raises.
 
     Attributes
     ----------
