@@ -5,7 +5,7 @@ in-distribution data, then ``score_samples`` (higher means more
 in-distribution), ``decision_function`` and ``predict`` (+1 ID, -1 OOD).
 """
 
-from .model_detectors import BlockSelection
+from .model_detectors import ODIN, AdaSCALE, BlockSelection, InputPreprocessedMahalanobis, MCDropout
 from .detectors import (
     ASH,
     DICE,
@@ -32,20 +32,24 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ASH",
+    "AdaSCALE",
     "BlockFeatureExtractor",
     "BlockSelection",
     "DICE",
     "Energy",
     "FeatureNorm",
     "GaussianDensity",
+    "InputPreprocessedMahalanobis",
     "Jigsaw",
     "KNN",
     "LINe",
+    "MCDropout",
     "Mahalanobis",
     "MaxLogit",
     "MaxSoftmax",
     "NAP",
     "NegativeAwareNorm",
+    "ODIN",
     "PseudoOODSplit",
     "ReAct",
     "ScoreDistributionDisplay",
