@@ -12,7 +12,8 @@ from ..detectors import (
     MaxSoftmax, NegativeAwareNorm, ReAct, ViM,
 )
 from ..detectors import ash, dice, gaussian_density, knn, line, nap, react
-from ..model_detectors import BlockSelection
+from ..model_detectors import ODIN, AdaSCALE, BlockSelection, InputPreprocessedMahalanobis
+from ..model_detectors import adascale, input_preprocessed_mahalanobis, odin
 from .exceptions import BenchmarkError
 
 
@@ -108,6 +109,16 @@ DETECTORS = [
                  features="maps"),
     DetectorSpec("block_selection", "BlockSelection", BlockSelection, features="images",
                  max_fit=2000, note=_block_note),
+    # Detectors that run the model on images (gradients w.r.t. the input); MCDropout
+    # is not run: the benchmark's models have no dropout layer.
+    DetectorSpec("odin", "ODIN", ODIN, features="images", max_fit=2000,
+                 grid=odin.tuning_grid),
+    DetectorSpec("input_preprocessed_mahalanobis", "InputPreprocessedMahalanobis",
+                 lambda net: InputPreprocessedMahalanobis(net, ["penultimate"]),
+                 features="images", labels=True, max_fit=2000,
+                 grid=input_preprocessed_mahalanobis.tuning_grid),
+    DetectorSpec("adascale", "AdaSCALE", AdaSCALE, features="images", max_fit=2000,
+                 grid=adascale.tuning_grid),
     DetectorSpec("negative_aware_norm", "NegativeAwareNorm", _alone(NegativeAwareNorm),
                  features="maps"),
     DetectorSpec("negative_aware_norm-l2", "NegativeAwareNorm (L2 model)",
