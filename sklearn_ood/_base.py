@@ -10,6 +10,31 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._validation import split_id_rows, validate_features
 
+#: At most this many training rows, drawn with a fixed seed, give the threshold
+#: ``offset_``: a percentile needs no more, and fitting stays linear in N.
+OFFSET_SAMPLE_SIZE = 10_000
+OFFSET_SAMPLE_SEED = 0
+
+
+def offset_sample(n_samples):
+    """Sorted indices of the training rows that set ``offset_``.
+
+    All rows up to :data:`OFFSET_SAMPLE_SIZE`; beyond that a uniform sample
+    of that size without replacement, seeded with :data:`OFFSET_SAMPLE_SEED`
+    (so ``fit`` is deterministic).
+
+    Examples
+    --------
+    >>> offset_sample(3)
+    array([0, 1, 2])
+    >>> len(offset_sample(10**6)), len(set(offset_sample(10**6)))
+    (10000, 10000)
+    """
+    if n_samples <= OFFSET_SAMPLE_SIZE:
+        return np.arange(n_samples)
+    rng = np.random.RandomState(OFFSET_SAMPLE_SEED)
+    return np.sort(rng.choice(n_samples, OFFSET_SAMPLE_SIZE, replace=False))
+
 
 @contextlib.contextmanager
 def restore_on_error(estimator):
@@ -31,8 +56,10 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     - ``_fit(X, y)``: learn from the in-distribution rows (``y`` holds their
       class labels, or is ``None``);
     - ``_score(X)``: score rows, higher means more in-distribution;
-    - ``_training_scores(X)``: the scores of the training rows that set the
-      threshold ``offset_``. By default ``_score(X)``; a detector for which a
+    - ``_training_scores(X, rows)``: the scores of the training rows
+      ``X[rows]`` that set the threshold ``offset_`` (``rows`` from
+      :func:`offset_sample`: all rows up to 10,000, else a seeded sample of
+      10,000). By default ``_score(X[rows])``; a detector for which a
       training row scored against itself is optimistic overrides it (KNN
       scores its bank leave-one-out, as scikit-learn's ``LocalOutlierFactor``
       computes ``negative_outlier_factor_``);
@@ -45,7 +72,9 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     - ``fit(X, y=None)`` validates the parameters and the input, keeps the
       rows whose label is not negative (a negative label marks an OOD row),
       calls ``_fit`` and sets ``offset_`` to the ``100 * contamination``
-      percentile of the training scores, which must be finite. If any step
+      percentile of the training scores of at most 10,000 rows (a seeded
+      sample beyond that, so fitting stays linear in N), which must be
+      finite. If any step
       fails, the estimator is left as it was.
     - ``score_samples(X)``: higher means more in-distribution.
     - ``decision_function(X) = score_samples(X) - offset_``.
@@ -55,7 +84,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     ----------
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``; the
-        ``100 * contamination`` percentile of the training scores.
+        ``100 * contamination`` percentile of the training scores (of at most
+        :data:`OFFSET_SAMPLE_SIZE` rows).
     n_features_in_ : int
         Number of features (channels for maps and images) seen in ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -90,7 +120,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             X = self._validate_input(X, reset=True)
             X_id, y_id = split_id_rows(X, y)
             self._fit(X_id, y_id)
-            scores = np.asarray(self._training_scores(X_id), dtype=np.float64)
+            rows = offset_sample(X_id.shape[0])
+            scores = np.asarray(self._training_scores(X_id, rows), dtype=np.float64)
             if not np.all(np.isfinite(scores)):
                 raise ValueError(
                     f"{type(self).__name__} produced non-finite scores on its "
@@ -146,8 +177,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def _validate_input(self, X, *, reset):
         return validate_features(self, X, reset=reset, allow_nd=self._allow_nd)
 
-    def _training_scores(self, X):
-        return self._score(X)
+    def _training_scores(self, X, rows):
+        return self._score(X[rows])
 
     def _fit(self, X, y):  # pragma: no cover - overridden
         raise NotImplementedError

@@ -32,7 +32,7 @@ from sklearn_ood.detectors import (
     ReAct,
     ViM,
 )
-from sklearn_ood._base import BaseDetector
+from sklearn_ood._base import OFFSET_SAMPLE_SIZE, BaseDetector
 from sklearn_ood.model_detectors import ModelDetector
 
 
@@ -58,8 +58,8 @@ class MinusSquaredNorm(BaseDetector):
 class LeaveOutTraining(MinusSquaredNorm):
     """Training scores from a separate rule, as KNN's leave-one-out."""
 
-    def _training_scores(self, X):
-        return np.arange(len(X), dtype=float)
+    def _training_scores(self, X, rows):
+        return rows.astype(float)
 
 
 X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 3.0], [-1.0, 1.0]])
@@ -87,6 +87,17 @@ def test_negative_labels_mark_ood_rows_that_fit_ignores():
 def test_training_scores_step_sets_the_offset():
     det = LeaveOutTraining(contamination=0.25).fit(X)
     assert det.offset_ == np.percentile(np.arange(5.0), 25)
+
+
+def test_offset_from_a_seeded_sample_of_large_training_sets():
+    rng = np.random.default_rng(0)
+    X_big = rng.normal(size=(OFFSET_SAMPLE_SIZE + 500, 2))
+    det = MinusSquaredNorm(contamination=0.1).fit(X_big)
+    rows = np.sort(np.random.RandomState(0).choice(len(X_big), OFFSET_SAMPLE_SIZE,
+                                                   replace=False))
+    scores = -((X_big[rows] - X_big.mean(axis=0)) ** 2).sum(axis=1)
+    assert det.offset_ == np.percentile(scores, 10)
+    assert MinusSquaredNorm(contamination=0.1).fit(X_big).offset_ == det.offset_
 
 
 def test_knn_threshold_uses_leave_one_out_scores():

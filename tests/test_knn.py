@@ -86,7 +86,7 @@ def test_knn_offset_excludes_each_training_rows_own_match():
     assert det.offset_ < np.percentile(with_self, 20)
     # an exact duplicate of a training row is still a neighbour at distance 0
     dup = np.vstack([bank, bank[:1]])
-    np.testing.assert_allclose(kth_neighbor_sqdist(dup, dup, 1, exclude_self=True)[[0, -1]],
+    np.testing.assert_allclose(kth_neighbor_sqdist(dup, dup, 1, exclude=np.arange(len(dup)))[[0, -1]],
                                [0.0, 0.0], atol=1e-12)
 
 
@@ -97,11 +97,15 @@ def test_kth_neighbor_sqdist_matches_loops_and_errors():
     np.testing.assert_allclose(full, [sorted(((x - bank) ** 2).sum(1))[2] for x in X])
     # Leave-one-out: each bank row against the other eight.
     loo = [sorted(np.delete(((b - bank) ** 2).sum(1), i))[7] for i, b in enumerate(bank)]
-    np.testing.assert_allclose(kth_neighbor_sqdist(bank, bank, 8, exclude_self=True), loo)
+    np.testing.assert_allclose(kth_neighbor_sqdist(bank, bank, 8, exclude=np.arange(9)), loo)
+    # ... and for a subset of the bank rows, in any order.
+    rows = np.array([7, 2, 5])
+    np.testing.assert_allclose(kth_neighbor_sqdist(bank[rows], bank, 8, exclude=rows),
+                               np.array(loo)[rows])
     with pytest.raises(ValueError, match="k=10 neighbours requested but the bank holds 9"):
         kth_neighbor_sqdist(X, bank, 10)
     with pytest.raises(ValueError, match="choose 1 <= k <= 8"):
-        kth_neighbor_sqdist(bank, bank, 9, exclude_self=True)
+        kth_neighbor_sqdist(bank, bank, 9, exclude=np.arange(9))
 
 
 def test_knn_too_many_neighbours_is_a_clear_error():

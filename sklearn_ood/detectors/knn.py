@@ -21,7 +21,7 @@ from ._features import l2_normalize, pool_maps
 from .negative_aware_norm import negative_aware_rescaled_score
 
 
-def kth_neighbor_sqdist(X, bank, k, *, exclude_self=False):
+def kth_neighbor_sqdist(X, bank, k, *, exclude=None):
     """Squared Euclidean distance of each row of ``X`` to its k-th nearest bank row.
 
     Exact brute-force search with scikit-learn's ``NearestNeighbors(
@@ -38,11 +38,11 @@ def kth_neighbor_sqdist(X, bank, k, *, exclude_self=False):
     bank : ndarray of shape (n_bank, n_features)
     k : int
         1-based neighbour rank, ``1 <= k <= n_bank`` (``n_bank - 1`` with
-        ``exclude_self``).
-    exclude_self : bool, default=False
-        ``X`` is the bank itself (same rows, same order): row ``i`` is not
-        matched with bank row ``i`` (leave-one-out). Duplicates of row ``i``
-        still count.
+        ``exclude``).
+    exclude : ndarray of int of shape (n_samples,), default=None
+        Leave-one-out: row ``i`` of ``X`` is bank row ``exclude[i]`` and is
+        not matched with it. Duplicates of that row still count (as
+        scikit-learn's ``kneighbors(None)`` does).
 
     Returns
     -------
@@ -54,24 +54,29 @@ def kth_neighbor_sqdist(X, bank, k, *, exclude_self=False):
     >>> bank = np.array([[0.0], [1.0], [3.0]])
     >>> kth_neighbor_sqdist(np.array([[0.0], [2.5]]), bank, 2)
     array([1.  , 2.25])
-    >>> kth_neighbor_sqdist(bank, bank, 1, exclude_self=True)
+    >>> kth_neighbor_sqdist(bank, bank, 1, exclude=np.arange(3))
     array([1., 1., 4.])
+    >>> kth_neighbor_sqdist(bank[[2]], bank, 1, exclude=np.array([2]))
+    array([4.])
     """
     n_bank = bank.shape[0]
-    available = n_bank - 1 if exclude_self else n_bank
+    available = n_bank if exclude is None else n_bank - 1
     if not 1 <= k <= available:
         raise ValueError(
             f"k={k} neighbours requested but the bank holds {n_bank} rows"
-            + (" (the row itself excluded)" if exclude_self else "")
+            + ("" if exclude is None else " (the row itself excluded)")
             + f"; choose 1 <= k <= {available}."
         )
-    if exclude_self and X.shape[0] != n_bank:
-        raise ValueError("exclude_self=True needs X to be the bank itself.")
     index = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(bank)
-    # kneighbors(None) queries the bank itself and drops each row's own match.
-    query = None if exclude_self else np.asarray(X, dtype=bank.dtype)
-    distances, _ = index.kneighbors(query)
-    return np.square(distances[:, -1], dtype=np.float64)
+    query = np.asarray(X, dtype=bank.dtype)
+    if exclude is None:
+        distances, _ = index.kneighbors(query)
+        return np.square(distances[:, -1], dtype=np.float64)
+    distances, neighbors = index.kneighbors(query, n_neighbors=k + 1)
+    # Drop each row's own match; if a duplicate ranked before it, drop the first.
+    keep = neighbors != np.asarray(exclude)[:, None]
+    keep[keep.all(axis=1), 0] = False
+    return np.square(distances[keep].reshape(len(query), k)[:, -1], dtype=np.float64)
 
 
 class KNN(BaseDetector):
@@ -163,16 +168,16 @@ class KNN(BaseDetector):
             )
         self.bank_ = l2_normalize(pool_maps(X))
 
-    def _score(self, X, *, leave_one_out=False):
-        H = self.bank_ if leave_one_out else l2_normalize(pool_maps(X))
-        d = kth_neighbor_sqdist(H, self.bank_, self.n_neighbors, exclude_self=leave_one_out)
+    def _score(self, X, *, bank_rows=None):
+        H = l2_normalize(pool_maps(X)) if bank_rows is None else self.bank_[bank_rows]
+        d = kth_neighbor_sqdist(H, self.bank_, self.n_neighbors, exclude=bank_rows)
         if self.negative_aware_rescale:
             return negative_aware_rescaled_score(np.sqrt(d), X)
         return -d
 
-    def _training_scores(self, X):
-        # X is the bank: each row's own match is left out (see the class docstring).
-        return self._score(X, leave_one_out=True)
+    def _training_scores(self, X, rows):
+        # X is the bank: each sampled row's own match is left out (class docstring).
+        return self._score(X[rows], bank_rows=rows)
 
 
 def tuning_grid(n_samples):

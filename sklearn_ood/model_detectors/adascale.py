@@ -272,9 +272,9 @@ class AdaSCALE(ModelDetector):
         self.fit_shifts_ = np.sort(q[subset])
         self._fit_features = (h, q)  # the training scores reuse them (no second pass)
 
-    def _training_scores(self, X):
+    def _training_scores(self, X, rows):
         h, q = self.__dict__.pop("_fit_features")
-        return self._scores_from(h, q)
+        return self._scores_from(h[rows], q[rows])
 
     def _score(self, X):
         h, h_perturbed = self._features(X)
