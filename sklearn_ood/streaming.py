@@ -109,6 +109,11 @@ def n_samples(X):
     return None
 
 
+def is_one_shot(X):
+    """Whether ``X`` can be read only once (a generator or another iterator)."""
+    return isinstance(X, Iterator) and _input_kind(X) == "batches"
+
+
 def add_note(exc, note):
     """Attach ``note`` to ``exc`` (shown under its traceback) on Python >= 3.11."""
     if hasattr(exc, "add_note"):
@@ -132,11 +137,6 @@ def _input_kind(X):
     if isinstance(X, Iterable) and not isinstance(X, (str, bytes, Mapping)):
         return "batches"
     return "array"  # a scalar or None: the array checks reject it
-
-
-def is_one_shot(X):
-    """Whether ``X`` can be read only once (a generator or another iterator)."""
-    return isinstance(X, Iterator) and _input_kind(X) == "batches"
 
 
 def _as_sliceable(X):
@@ -238,7 +238,6 @@ def _check_batch(batch, index, start):
     else:
         images = batch
     images = _as_image_tensor(images, index)
-    where = f"batch {index} (samples {start} to {start + len(images) - 1})"
     if images.ndim < 2:
         raise ValueError(
             f"X must have a sample dimension and at least one feature dimension, e.g. "
@@ -247,6 +246,7 @@ def _check_batch(batch, index, start):
         )
     if len(images) == 0:
         raise ValueError(f"Batch {index} of X is empty: shape {tuple(images.shape)}.")
+    where = f"batch {index} (samples {start} to {start + len(images) - 1})"
     if images.is_floating_point() and not torch.isfinite(images).all():
         raise ValueError(f"Input X contains NaN or infinity in {where}.")
     if labels is not None:

@@ -5,6 +5,7 @@ model once, with a hook of our own, reduced by hand.
 """
 
 import pickle
+import sys
 import weakref
 
 import numpy as np
@@ -104,6 +105,9 @@ class CountingArray:
     def __getitem__(self, key):
         self.reads.append((key.start, key.stop))
         return self._array[key].copy()
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("the whole array was read")
 
 
 def batches_of(images, labels=None, size=3):
@@ -410,9 +414,8 @@ def test_faults_leave_model_and_extractor_as_they_were(fault, method, images):
     with pytest.raises(error) as info:
         getattr(ext, method)(make(images))
     assert type(info.value) is error
-    for note in notes:
-        assert any(note in n for n in getattr(info.value, "__notes__", [])), (
-            note, getattr(info.value, "__notes__", None))
+    for note in notes if sys.version_info >= (3, 11) else []:  # add_note is 3.11+
+        assert any(note in n for n in info.value.__notes__), (note, info.value.__notes__)
     net.act1[1].at = 10 ** 9
     assert pickle.dumps({k: v for k, v in ext.__dict__.items() if k != "model"}) == before
     assert ext.model is net
