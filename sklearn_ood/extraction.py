@@ -1,6 +1,7 @@
 """Block features of a PyTorch model, captured in one forward pass per batch."""
 
 import contextlib
+import itertools
 import warnings
 
 import numpy as np
@@ -10,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import restore_on_error
 from ._validation import FLOAT_DTYPES
+from .streaming import _input_kind, add_note, is_one_shot, iter_input_batches, n_samples
 
 
 def _avg(maps):
@@ -190,31 +192,66 @@ def check_model_device(model, device):
 
 
 def iter_block_batches(model, blocks, X, *, reduce="avg", batch_size=128, device="cpu",
-                       progress=False):
+                       progress=False, return_labels=False):
     """Yield ``(start, {block: reduced output})`` for consecutive batches of ``X``.
 
     Every block is captured by a forward hook during ONE forward pass per batch;
     the forward pass stops as soon as the last requested block has run. Each block
     output is reduced inside its hook (so full maps are freed at once) and moved
-    to the CPU. The model runs in eval mode under ``torch.inference_mode``; hooks
-    are removed and train/eval flags restored even when the forward pass raises.
+    to the CPU. The model runs in eval mode, the forward pass under
+    ``torch.inference_mode`` (reading the data does not); hooks are removed and
+    train/eval flags restored when the generator ends, is closed, or anything
+    raises, including ``KeyboardInterrupt``.
 
     Parameters
     ----------
     model : torch.nn.Module
     blocks : list of str
         Names from ``model.named_modules()`` (see :func:`resolve_blocks`).
-    X : torch.Tensor
-        Validated input, first dimension = samples.
+    X : array-like, torch.Tensor, Dataset, DataLoader or iterable of batches
+        Model input, read one batch at a time: see
+        :func:`~sklearn_ood.streaming.iter_input_batches`.
     reduce : str, callable, list or None, default="avg"
         See :class:`BlockFeatureExtractor`.
     batch_size : int, default=128
+        Samples per batch for arrays and datasets; a ``DataLoader`` or an
+        iterable of batches is used as it is batched.
     device : str or torch.device, default="cpu"
     progress : bool, default=False
-        Show a tqdm progress bar.
+        Show a tqdm progress bar counting images.
+    return_labels : bool, default=False
+        Yield ``(start, outputs, labels)`` with the batch's labels (``None``
+        when the input has none).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    >>> loader = DataLoader(TensorDataset(torch.ones(5, 1, 2, 2), torch.arange(5)),
+    ...                     batch_size=3)
+    >>> for start, out, y in iter_block_batches(net, ["1"], loader, return_labels=True):
+    ...     print(start, tuple(out["1"].shape), y)
+    0 (3, 2) [0 1 2]
+    3 (2, 2) [3 4]
     """
     reducers = resolve_reduce(reduce, blocks)
     dtype = check_model_device(model, device)
+    batches = _run_blocks(
+        model, blocks, iter_input_batches(X, batch_size=batch_size), reducers=reducers,
+        dtype=dtype, device=device, progress=progress, total=n_samples(X),
+    )
+    with contextlib.closing(batches):
+        for start, outputs, labels in batches:
+            yield (start, outputs, labels) if return_labels else (start, outputs)
+
+
+def _run_blocks(model, blocks, batches, *, reducers, dtype, device, progress, total):
+    """The hook engine: ``(start, outputs, labels)`` for each ``(images, labels)``.
+
+    ``batches`` is a stream from :func:`~sklearn_ood.streaming.iter_input_batches`;
+    it is closed when this generator ends, whatever the reason.
+    """
     modules = dict(model.named_modules())
     captured = {}
 
@@ -230,39 +267,63 @@ def iter_block_batches(model, blocks, X, *, reduce="avg", batch_size=128, device
         return hook
 
     handles = []
-    starts = range(0, len(X), batch_size)
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="extract", unit="batch")
+        bar = tqdm(total=total, desc="extract", unit="img")
+    non_blocking = torch.device(device).type != "cpu"  # pinned batches overlap the copy
+    start = 0
     try:
         for name in blocks:
             handles.append(modules[name].register_forward_hook(make_hook(name)))
-        with eval_mode(model), torch.inference_mode():
-            for start in starts:
+        with eval_mode(model):
+            # No enumerate(): it keeps the last item, i.e. a second batch of images.
+            for index in itertools.count():
+                images, labels = next(batches, (None, None))
+                if images is None:
+                    break
+                n = len(images)
                 captured.clear()
-                batch = X[start : start + batch_size].to(device=device, dtype=dtype)
                 try:
-                    model(batch)
-                except _StopForward:
-                    pass
-                except _BlockRanTwice as exc:
-                    raise ValueError(
-                        f"Block {exc.args[0]!r} runs more than once in one forward pass "
-                        "(a shared module), so its output is ambiguous; choose a block "
-                        "that runs once."
-                    ) from None
-                missing = [name for name in blocks if name not in captured]
-                if missing:
-                    raise ValueError(
-                        f"Block(s) {missing} did not run during the forward pass of "
-                        f"{type(model).__name__}; choose modules that forward() calls."
-                    )
-                yield start, dict(captured)
+                    _forward(model, images.to(device=device, dtype=dtype,
+                                              non_blocking=non_blocking), blocks, captured)
+                except BaseException as exc:
+                    add_note(exc, f"sklearn_ood: raised while extracting batch {index} "
+                                  f"(samples {start} to {start + n - 1}).")
+                    raise
+                del images  # hold no batch while the next one is read
+                yield start, dict(captured), labels
+                start += n
+                if bar is not None:
+                    bar.update(n)
     finally:
         captured.clear()
         for handle in handles:
             handle.remove()
+        batches.close()
+        if bar is not None:
+            bar.close()
+
+
+def _forward(model, batch, blocks, captured):
+    with torch.inference_mode():
+        try:
+            model(batch)
+        except _StopForward:
+            pass
+        except _BlockRanTwice as exc:
+            raise ValueError(
+                f"Block {exc.args[0]!r} runs more than once in one forward pass "
+                "(a shared module), so its output is ambiguous; choose a block "
+                "that runs once."
+            ) from None
+    missing = [name for name in blocks if name not in captured]
+    if missing:
+        raise ValueError(
+            f"Block(s) {missing} did not run during the forward pass of "
+            f"{type(model).__name__}; choose modules that forward() calls."
+        )
 
 
 def as_input_tensor(X):
@@ -303,6 +364,18 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
     blocks capture their outputs, which are reduced per batch (so memory grows
     with the reduced size, not with the feature maps) and concatenated.
 
+    The input ``X`` of ``fit``, ``transform`` and :meth:`transform_with_labels`
+    is read one batch at a time and never held whole in memory. It may be an
+    array or tensor of shape ``(n_samples, ...)``; an array-like that slices
+    lazily (``np.memmap``, an h5py dataset, a zarr array); a map-style
+    ``torch.utils.data.Dataset`` whose items are an image or a tuple ``(image,
+    label, ...)``; a ``DataLoader`` (its batches are used as it yields them,
+    with its transforms, workers and pinned memory); or any iterable of
+    batches, each images or a tuple ``(images, labels, ...)`` (see
+    :func:`~sklearn_ood.streaming.iter_input_batches`). Values and shapes are
+    checked batch by batch; an error names the batch and its samples. Labels
+    the input yields are returned by :meth:`transform_with_labels`.
+
     Parameters
     ----------
     model : torch.nn.Module
@@ -325,11 +398,14 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         block its own specification. A 2-D block output is left as it is by
         ``"avg"``, ``"max"`` and ``"flatten"``.
     batch_size : int, default=128
-        Samples per forward pass.
+        Samples per forward pass for arrays, tensors and datasets. Ignored for
+        a ``DataLoader`` or an iterable of batches, which are used as they
+        are batched (set the ``DataLoader``'s own ``batch_size``).
     device : str or torch.device, default="cpu"
         Where batches are sent; must be where the model's parameters are.
     progress : bool, default=False
-        Show a progress bar over batches.
+        Show a tqdm progress bar counting images (with images/s), out of the
+        total when the input's length is known.
 
     Attributes
     ----------
@@ -345,6 +421,7 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
     See Also
     --------
     iter_block_batches : the generator behind ``transform``, for custom loops.
+    sklearn_ood.streaming.iter_input_batches : how each kind of input is batched.
 
     Examples
     --------
@@ -357,6 +434,14 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
     (5, 4)
     >>> ext.get_feature_names_out()[:2]
     array(['1__0', '1__1'], dtype=object)
+
+    From a ``Dataset`` of ``(image, label)`` items, labels included:
+
+    >>> from torch.utils.data import TensorDataset
+    >>> data = TensorDataset(torch.from_numpy(X), torch.tensor([0, 1, 0, 1, 1]))
+    >>> features, labels = ext.transform_with_labels(data)
+    >>> features.shape, labels
+    ((5, 4), array([0, 1, 0, 1, 1]))
     """
 
     def __init__(self, model, blocks, *, reduce="avg", batch_size=128, device="cpu",
@@ -371,10 +456,16 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Check the model, blocks and input, and record the output shapes.
 
+        Only the first sample is read (the first batch for a ``DataLoader`` or
+        an iterable of batches) and run through the model; the other samples
+        are checked when ``transform`` reads them. A one-shot iterator (a
+        generator) thus loses its first batch to ``fit``: use ``fit_transform``
+        for it, or pass ``transform`` a fresh one.
+
         Parameters
         ----------
-        X : array-like or torch.Tensor of shape (n_samples, ...)
-            Model input; one sample is run to learn the output shapes.
+        X : array-like, torch.Tensor, Dataset, DataLoader or iterable of batches
+            Model input (see the class description).
         y : ignored
 
         Returns
@@ -396,10 +487,15 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer; got {self.batch_size!r}.")
         X = self._validate_input(X, reset=True)
-        with contextlib.closing(iter_block_batches(
-            self.model, blocks, X[:1], reduce={b: None for b in blocks}, device=self.device
-        )) as batches:
-            _, raw = next(batches)
+        with contextlib.closing(iter_input_batches(X, batch_size=1)) as batches:
+            images, _ = next(batches)
+        probe = images[:1]
+        dtype = check_model_device(self.model, self.device)
+        with contextlib.closing(_run_blocks(
+            self.model, blocks, iter_input_batches(probe), dtype=dtype, device=self.device,
+            reducers=resolve_reduce(None, blocks), progress=False, total=1,
+        )) as run:
+            _, raw, _ = next(run)
         shapes, names = {}, []
         for block in blocks:
             fns, reduce_names = reducers[block]
@@ -412,8 +508,8 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         raw_output = len(blocks) == 1 and reducers[blocks[0]][0] == [None]
         self.blocks_ = blocks
         self.block_shapes_ = shapes
-        self.n_features_in_ = X.shape[1]
-        self.input_shape_ = tuple(X.shape[1:])
+        self.n_features_in_ = probe.shape[1]
+        self.input_shape_ = tuple(probe.shape[1:])
         self._feature_names = None if raw_output else np.asarray(names, dtype=object)
 
     def transform(self, X):
@@ -421,7 +517,8 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or torch.Tensor of shape (n_samples, ...)
+        X : array-like, torch.Tensor, Dataset, DataLoader or iterable of batches
+            Model input (see the class description), read one batch at a time.
 
         Returns
         -------
@@ -430,21 +527,138 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
             the order given), or the raw block output when ``reduce=None``.
         """
         check_is_fitted(self)
+        return self._extract(X, with_labels=False)[0]
+
+    def transform_with_labels(self, X):
+        """Block features and the labels the input yields, in one pass.
+
+        For inputs that carry labels (a ``Dataset`` of ``(image, label)``
+        items, a ``DataLoader`` or an iterable of ``(images, labels)``
+        batches), the labels are collected batch by batch along with the
+        features, so no second pass over the data is needed to read them. The
+        extractor is not changed. Labels are returned as the data gives them:
+        under sklearn-ood's convention a negative label marks an OOD row.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, Dataset, DataLoader or iterable of batches
+            Model input (see the class description).
+
+        Returns
+        -------
+        features : ndarray
+            As returned by :meth:`transform`.
+        labels : ndarray of shape (n_samples, ...) or None
+            The labels of the samples in the order of ``features``; ``None``
+            when the input has none (arrays, tensors, bare images).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from sklearn_ood import BlockFeatureExtractor, Mahalanobis
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+        >>> images = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+        >>> loader = DataLoader(TensorDataset(images, torch.arange(40) % 2), batch_size=16)
+        >>> ext = BlockFeatureExtractor(net, "1").fit(loader)
+        >>> features, labels = ext.transform_with_labels(loader)
+        >>> features.shape, labels[:4]
+        ((40, 4), array([0, 1, 0, 1]))
+        >>> detector = Mahalanobis().fit(features, labels)
+        >>> detector.score_samples(features).shape
+        (40,)
+        """
+        check_is_fitted(self)
+        return self._extract(X, with_labels=True)
+
+    def fit_transform(self, X, y=None):
+        """Fit to ``X`` and return its features, reading a one-shot iterator once.
+
+        Equivalent to ``fit(X).transform(X)``. A generator or another one-shot
+        iterator is read once: its first batch serves both to fit and as the
+        first rows of the output. If anything fails, the extractor is left
+        as it was before the call.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, Dataset, DataLoader or iterable of batches
+            Model input (see the class description).
+        y : ignored
+
+        Returns
+        -------
+        features : ndarray
+            As returned by :meth:`transform`.
+        """
+        with restore_on_error(self):
+            if is_one_shot(X):
+                head = list(itertools.islice(X, 1))  # [] when empty: _fit says so
+                self._fit(iter(head))
+                return self.transform(_popping_chain(head, X))
+            self._fit(X)
+            return self.transform(X)
+
+    def _extract(self, X, *, with_labels):
         X = self._validate_input(X, reset=False)
-        out = None
-        batches = iter_block_batches(
-            self.model, self.blocks_, X, reduce=self.reduce,
-            batch_size=self.batch_size, device=self.device, progress=self.progress,
+        n = n_samples(X)
+        batches = self._checked_shapes(iter_input_batches(X, batch_size=self.batch_size))
+        run = _run_blocks(
+            self.model, self.blocks_, batches,
+            reducers=resolve_reduce(self.reduce, self.blocks_),
+            dtype=check_model_device(self.model, self.device), device=self.device,
+            progress=self.progress, total=n,
         )
-        with contextlib.closing(batches):
-            for start, batch in batches:
-                parts = [batch[name] for name in self.blocks_]
-                part = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-                if out is None:  # allocate once: no list of batches to concatenate
-                    out = np.empty((len(X),) + tuple(part.shape[1:]),
-                                   dtype=_numpy_dtype(part))
-                out[start : start + len(part)] = part.numpy()
-        return out
+        out, parts, label_parts, has_labels, stop = None, [], [], None, 0
+        with contextlib.closing(run):
+            for start, batch, labels in run:
+                blocks = [batch[name] for name in self.blocks_]
+                part = (blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)).numpy()
+                stop = start + len(part)
+                if n is None:
+                    parts.append(part)
+                else:
+                    if out is None:  # allocate once: no list of batches to concatenate
+                        out = np.empty((n,) + part.shape[1:], dtype=part.dtype)
+                    if stop > n:
+                        raise ValueError(
+                            f"X yielded more samples than its length ({n}) announces."
+                        )
+                    out[start:stop] = part
+                if with_labels:
+                    if has_labels is None:
+                        has_labels = labels is not None
+                    elif has_labels != (labels is not None):
+                        raise ValueError(
+                            f"Some batches of X have labels and others not (see the batch "
+                            f"from sample {start}); yield labels with every batch or none."
+                        )
+                    if has_labels:
+                        label_parts.append(labels)
+        if n is None:
+            features = np.concatenate(parts)
+        else:
+            features = out if stop == n else out[:stop]
+        return features, (np.concatenate(label_parts) if has_labels else None)
+
+    def _checked_shapes(self, batches):
+        index = start = 0
+        for images, labels in batches:
+            if tuple(images.shape[1:]) != self.input_shape_:
+                where = f"batch {index} (samples {start} to {start + len(images) - 1})"
+                if images.ndim == 2:
+                    raise ValueError(
+                        f"X has {images.shape[1]} features in {where}, but "
+                        f"{type(self).__name__} is expecting {self.n_features_in_} "
+                        "features as input."
+                    )
+                raise ValueError(
+                    f"X has samples of shape {tuple(images.shape[1:])} in {where}, but "
+                    f"{type(self).__name__} was fitted on samples of shape "
+                    f"{self.input_shape_}."
+                )
+            index, start = index + 1, start + len(images)
+            yield images, labels
+            del images, labels  # hold no batch while the next one is read
 
     def get_feature_names_out(self, input_features=None):
         """Names ``"<block>__<i>"`` (``"<block>__<reduction>__<i>"`` for a list).
@@ -463,23 +677,17 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         return self._feature_names.copy()
 
     def _validate_input(self, X, *, reset):
-        if not isinstance(X, torch.Tensor) and (
-            hasattr(X, "columns") or np.asarray(X).ndim <= 2
-        ):
-            # Tabular input: scikit-learn's own checks and feature-name tracking.
+        """Tabular input through scikit-learn's checks; everything else as it is.
+
+        2-D arrays, lists and DataFrames go through ``validate_data`` (standard
+        messages, feature-name tracking); images, tensors and streams are
+        checked batch by batch as they are read.
+        """
+        if not isinstance(X, torch.Tensor) and _input_kind(X) == "array" and (
+            len(X.shape) if hasattr(X, "shape") else np.asarray(X).ndim
+        ) <= 2:
             X = validate_data(self, X, reset=reset, dtype=FLOAT_DTYPES)
-        tensor = as_input_tensor(X)
-        if not reset and tuple(tensor.shape[1:]) != self.input_shape_:
-            if tensor.ndim == 2:
-                raise ValueError(
-                    f"X has {tensor.shape[1]} features, but {type(self).__name__} is "
-                    f"expecting {self.n_features_in_} features as input."
-                )
-            raise ValueError(
-                f"X has samples of shape {tuple(tensor.shape[1:])}, but "
-                f"{type(self).__name__} was fitted on samples of shape {self.input_shape_}."
-            )
-        return tensor
+        return X
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -490,5 +698,8 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _numpy_dtype(tensor):
-    return torch.empty(0, dtype=tensor.dtype).numpy().dtype
+def _popping_chain(head, rest):
+    """``head``'s items, then ``rest``'s; an item of ``head`` is not held once read."""
+    while head:
+        yield head.pop(0)
+    yield from rest
