@@ -14,6 +14,8 @@ from ._validation import split_id_rows, validate_features
 #: ``offset_``: a percentile needs no more, and fitting stays linear in N.
 OFFSET_SAMPLE_SIZE = 10_000
 OFFSET_SAMPLE_SEED = 0
+#: Rows scored at a time by ``score_samples``.
+SCORE_CHUNK_ROWS = 8192
 
 
 def offset_sample(n_samples):
@@ -145,7 +147,13 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        return np.asarray(self._score(X), dtype=np.float64)
+        # By chunks of rows (scores are row-wise), so that float64 copies made
+        # inside _score never exceed one chunk, whatever the number of rows.
+        scores = np.empty(X.shape[0], dtype=np.float64)
+        for start in range(0, X.shape[0], SCORE_CHUNK_ROWS):
+            rows = slice(start, start + SCORE_CHUNK_ROWS)
+            scores[rows] = self._score(X[rows])
+        return scores
 
     def decision_function(self, X):
         """Shifted score: negative for predicted OOD, non-negative for ID.

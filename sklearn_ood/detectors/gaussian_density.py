@@ -20,7 +20,7 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
-from ._features import l2_normalize
+from ._features import class_moments, l2_normalize
 
 _TINY = np.finfo(np.float64).tiny
 _FMAX = np.finfo(np.float64).max
@@ -214,7 +214,6 @@ class GaussianDensity(BaseDetector):
                 "GaussianDensity requires y to be passed, but the target y is None: "
                 "it fits one Gaussian per class, so pass the class labels (fit(X, y))."
             )
-        H = self._features(X)
         self.classes_, codes = np.unique(y, return_inverse=True)
         counts = np.bincount(codes, minlength=self.classes_.size)
         if counts.min() < 2:
@@ -223,14 +222,10 @@ class GaussianDensity(BaseDetector):
                 f"GaussianDensity needs at least 2 samples per class to estimate a "
                 f"covariance; class {c!r} has 1 sample."
             )
-        K, D = self.classes_.size, H.shape[1]
-        self.means_ = np.empty((K, D))
-        self.covariances_ = np.empty((K, D, D))
-        for c in range(K):
-            Hc = H[codes == c]
-            self.means_[c] = Hc.mean(axis=0)
-            centred = Hc - self.means_[c]
-            self.covariances_[c] = centred.T @ centred / (Hc.shape[0] - 1)
+        # By chunks: the extra memory is the K x D x D statistics plus one chunk.
+        counts, self.means_, scatters = class_moments(
+            X, codes, self.classes_.size, transform=l2_normalize if self.normalize else None)
+        self.covariances_ = scatters / (counts - 1)[:, None, None]
         jitters = (self.reg_covar,) + tuple(j for j in JITTER_LADDER if j > self.reg_covar)
         self.jitter_, self.cholesky_factors_ = cholesky_with_jitter(self.covariances_, jitters)
 

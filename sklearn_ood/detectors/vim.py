@@ -15,7 +15,7 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
-from ._features import check_finite_covariance
+from ._features import check_finite_covariance, row_chunks
 from ._head import HeadMixin
 
 
@@ -118,7 +118,6 @@ class ViM(HeadMixin, BaseDetector):
 
     def _fit(self, X, y):
         self._fit_head(X)
-        X = X.astype(np.float64)
         n_samples, n_features = X.shape
         if self.n_components is None:
             k = vim_principal_dim(n_features)
@@ -131,23 +130,33 @@ class ViM(HeadMixin, BaseDetector):
             k = self.n_components
         self.n_components_ = k
         self.origin_ = -np.linalg.pinv(self.coef_) @ self.intercept_
-        centred = X - self.origin_
+        # Two passes by chunks of float64 rows: never a float64 copy of X.
+        chunks = row_chunks(n_samples)
+        covariance = np.zeros((n_features, n_features))
         with np.errstate(over="ignore", invalid="ignore"):
-            covariance = centred.T @ centred / n_samples
+            for rows in chunks:
+                centred = X[rows].astype(np.float64) - self.origin_
+                covariance += centred.T @ centred
+            covariance /= n_samples
         check_finite_covariance(covariance, "ViM")
         eig_vals, eig_vecs = np.linalg.eigh(covariance)
         order = np.argsort(eig_vals)[::-1]
         self.null_space_ = np.ascontiguousarray(eig_vecs[:, order[k:]])
-        v = virtual_logit(X, self.origin_, self.null_space_)
+        v, norms, max_logits = (np.empty(n_samples) for _ in range(3))
+        for rows in chunks:
+            H = X[rows].astype(np.float64)
+            v[rows] = virtual_logit(H, self.origin_, self.null_space_)
+            norms[rows] = np.linalg.norm(H - self.origin_, axis=1)
+            max_logits[rows] = self._logits(H).max(axis=1)
         mean_v = v.mean()
-        if not mean_v > 1e-12 * np.linalg.norm(centred, axis=1).mean():
+        if not mean_v > 1e-12 * norms.mean():
             raise ValueError(
                 f"ViM's training features have no residual outside the top {k} "
                 f"principal directions (n_samples={n_samples}, n_features="
                 f"{n_features}): use more training samples than n_components or "
                 "a smaller n_components."
             )
-        self.alpha_ = float(self._logits(X).max(axis=1).mean() / mean_v)
+        self.alpha_ = float(max_logits.mean() / mean_v)
 
     def _score(self, X):
         X = X.astype(np.float64)
