@@ -20,6 +20,11 @@ def _presets():
     lines = ["defaults per ID set:"]
     for name, p in ID_SETS.items():
         cap = p["max_train"] or "all"
+        if p.get("pretrained"):
+            groups = "; ".join(f"{g}: {' '.join(sets)}" for g, sets in p["groups"].items())
+            lines.append(f"  {name} OOD {groups}; loads {' and '.join(p['pretrained'].values())}"
+                         f" from --models-dir (no training), max-train {cap}")
+            continue
         lines.append(f"  {name:8s} OOD {' '.join(p['ood'])}; {p['model']} width {p['width']}, "
                      f"{p['epochs']} epochs, batch {p['batch_size']}, max-train {cap}, "
                      f"augment {p['augment']}")
@@ -52,14 +57,20 @@ def build_parser():
         epilog=_presets() + "\n\ndetectors (key, name):\n" + _detector_list())
     b.add_argument("--id", dest="id_set", default="digits", choices=list(ID_SETS),
                    help="in-distribution set (default: digits, embedded, no files needed; "
-                        "mnist: mnist_train/mnist_test; cifar10: cifar10_train4k/test1k)")
+                        "mnist: mnist_train/mnist_test; cifar10: cifar10_train4k/test1k; "
+                        "cifar10-resnet18: cifar10_train20k_jpeg/test_jpeg with the trained "
+                        "models of --models-dir, OOD split into near and far as in OpenOOD)")
     b.add_argument("--ood", nargs="+", metavar="NAME",
                    help=f"OOD sets, loaded at the ID set's size and channels (known: "
                         f"{known_ood}; digits_8_9 and photo_patches only with --id digits). "
                         "Default: see below")
     b.add_argument("--data-dir", metavar="DIR",
                    help="folder with the shared .npz files; required for every set but the "
-                        "embedded ones (e.g. /work/shared/data)")
+                        "embedded ones")
+    b.add_argument("--models-dir", metavar="DIR",
+                   help="folder with the trained models of an ID set that loads them "
+                        "(--id cifar10-resnet18: its plain and L2 state dicts, see below); "
+                        "nothing is trained")
     b.add_argument("--model", choices=ARCHITECTURES,
                    help="architecture (default: per ID set, see below)")
     b.add_argument("--width", type=int, metavar="N",
@@ -103,7 +114,8 @@ def _benchmark(args):
     from .report import header_lines, summary_table, write_report
 
     result = run_benchmark(
-        args.id_set, args.ood, data_dir=args.data_dir, model=args.model, width=args.width,
+        args.id_set, args.ood, data_dir=args.data_dir, models_dir=args.models_dir,
+        model=args.model, width=args.width,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=args.augment,
         weights=args.weights,
         save_weights_to=args.save_weights, seed=args.seed, detectors=args.detectors,

@@ -80,7 +80,7 @@ def load_data(settings, log):
     """
     log(f"loading {settings.id_set} (ID) and {', '.join(settings.ood_sets)} (OOD)")
     X_train, y_train, X_test, y_test, ood, n_classes = _load_sets(
-        settings.id_set, settings.ood_sets, settings.data_dir, settings.seed)
+        settings.id_data, settings.ood_sets, settings.data_dir, settings.seed)
     X_fit, y_fit, X_val, y_val = split_train(
         X_train, y_train, max_train=settings.max_train, seed=settings.seed)
     pseudo = _jigsaw_puzzles(X_val, y_val, settings.seed) if settings.tune else None

@@ -17,7 +17,7 @@ from .exceptions import BenchmarkError
 
 __all__ = [
     "ARCHITECTURES", "AUGMENTATIONS", "Models", "build_model", "flip_crop_collate",
-    "get_models", "load_weights", "save_weights", "train_model",
+    "get_models", "load_state_dict_model", "load_weights", "save_weights", "train_model",
 ]
 
 #: Architecture name -> module class (ResNet has the ResNet-18 layout by default).
@@ -56,8 +56,8 @@ def get_models(settings, data, log):
     Parameters
     ----------
     settings : Settings
-        ``weights`` set: load instead of training; ``save_weights_to`` set:
-        save the models there.
+        ``model_files`` or ``weights`` set: load instead of training;
+        ``save_weights_to`` set: save the models there.
     data : Data
         The fit set trains the models.
     log : callable
@@ -67,7 +67,9 @@ def get_models(settings, data, log):
     -------
     Models
     """
-    if settings.weights is None:
+    if settings.model_files:
+        models = _load_pretrained(settings, data, log)
+    elif settings.weights is None:
         models = _train(settings, data, log)
     else:
         models = _load(settings, data, log)
@@ -92,6 +94,58 @@ def _train(settings, data, log):
             epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed,
             l2_normalize=kind == "l2", progress=s.progress, augment=s.augment)
     return Models(nets, s.model, s.width)
+
+
+def _load_pretrained(settings, data, log):
+    """The preset's trained models, one plain state dict per file."""
+    s = settings
+    nets = {kind: load_state_dict_model(
+        path, s.model, num_classes=data.n_classes, in_channels=data.X_fit.shape[1],
+        width=s.width, l2_normalize=kind == "l2") for kind, path in s.model_files.items()}
+    log(f"loaded {', '.join(nets)} model(s) from {s.models_dir}")
+    note = (f"Models loaded from {s.models_dir}, not trained here. They were trained on all "
+            "the ID training images, so the validation split used for pseudo-OOD tuning "
+            "holds training images of the models (pseudo-OOD tuning is optimistic).")
+    return Models(nets, s.model, s.width, (note,))
+
+
+def load_state_dict_model(path, arch, *, num_classes, in_channels, width, l2_normalize=False):
+    """Build a model with :func:`build_model` and load a plain state dict into it.
+
+    Parameters
+    ----------
+    path : str
+        A file holding ``model.state_dict()`` (read with ``weights_only=True``).
+    arch : {"smallcnn", "resnet18"}
+    num_classes, in_channels, width : int
+    l2_normalize : bool, default=False
+
+    Returns
+    -------
+    model : torch.nn.Module
+        In eval mode.
+
+    Raises
+    ------
+    BenchmarkError
+        If the file is missing, unreadable, or not a state dict of that model
+        (the message names the file).
+    """
+    if not os.path.isfile(path):
+        raise BenchmarkError(f"model file {path!r} does not exist or is not a file.")
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
+        raise BenchmarkError(f"model file {path!r} cannot be read by torch.load: {exc}") from exc
+    model = build_model(arch, num_classes=num_classes, in_channels=in_channels, width=width,
+                        l2_normalize=l2_normalize)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise BenchmarkError(
+            f"model file {path!r} is not a state dict of {arch} (width {width}, "
+            f"{in_channels} input channels, {num_classes} classes): {exc}") from exc
+    return model.eval()
 
 
 def _load(settings, data, log):

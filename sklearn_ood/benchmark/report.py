@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from .result import CHOSEN_NAME, METRIC_COLUMNS, TUNED_SUFFIX, finite_for_ranking
+from .result import CHOSEN_NAME, GROUP_SUFFIX, METRIC_COLUMNS, TUNED_SUFFIX, finite_for_ranking
 
 __all__ = [
     "CSV_COLUMNS", "markdown_report", "plot_histograms", "plot_roc_curves", "plot_summary",
@@ -60,13 +60,17 @@ def _by_detector(rows):
 def summary_table(result):
     """Markdown: per OOD set ``AUROC / FPR95`` (%), then the averages and the times.
 
-    The best average AUROC and FPR95 are in bold.
+    When the ID set groups its OOD sets (OpenOOD's near- and far-OOD), each
+    group's average ``AUROC / FPR95`` (e.g. a "near avg" column) comes before
+    the overall averages. The best average AUROC and FPR95 are in bold.
     """
     table = _by_detector(result.rows)
+    groups = list(result.config.get("ood_groups") or {})
     avgs = {name: sets["average"] for name, sets in table.items()}
     best_auc = max(r["auroc"] for r in avgs.values())
     best_fpr = min(r["fpr95"] for r in avgs.values())
     head = (["detector"] + [f"{o} AUROC↑/FPR95↓" for o in result.ood_sets]
+            + [f"{g} avg AUROC↑/FPR95↓" for g in groups]
             + ["avg AUROC↑", "avg FPR95↓", "avg AUPR-In↑", "avg AUPR-Out↑",
                "fit s", "score s"])
     lines = ["| " + " | ".join(head) + " |",
@@ -79,7 +83,7 @@ def summary_table(result):
         if np.isclose(avg["fpr95"], best_fpr):
             fpr = f"**{fpr}**"
         cells = ([name] + [f"{_pct(sets[o]['auroc'])} / {_pct(sets[o]['fpr95'])}"
-                           for o in result.ood_sets]
+                           for o in [*result.ood_sets, *(g + GROUP_SUFFIX for g in groups)]]
                  + [auc, fpr, _pct(avg["aupr_in"]), _pct(avg["aupr_out"]),
                     f"{avg['fit_s']:.2f}", f"{avg['score_s']:.2f}"])
         lines.append("| " + " | ".join(cells) + " |")
@@ -117,12 +121,19 @@ def header_lines(result):
     lines = [
         f"- ID set: **{c['id_set']}**; OOD sets: {', '.join(result.ood_sets)}",
         f"- model: {c['model']} (width {c['width']}), "
-        + (f"loaded from {c['weights']}" if c["weights"] else
+        + (f"loaded from {c.get('models_dir')} (no training)" if c.get("models_dir") else
+           f"loaded from {c['weights']}" if c["weights"] else
            f"{c['epochs']} epochs, batch size {c['batch_size']}, augmentation "
            f"{c['augment']}, seed {c['seed']}"),
         "- images: " + ", ".join(f"{k} {v}" for k, v in info["n_images"].items()),
         f"- ID test accuracy: plain model {100 * info['accuracy']:.2f} %"
         + (f", L2 model {100 * info['accuracy_l2']:.2f} %" if "accuracy_l2" in info else ""),
+        *(["- OOD groups: " + "; ".join(f"{g} {', '.join(sets)}"
+                                          for g, sets in c["ood_groups"].items())]
+          if c.get("ood_groups") else []),
+        *(["- neural collapse NC1 (fit-set fc inputs, lower = more collapsed): "
+           + ", ".join(f"{kind} model {v:.3f}" for kind, v in info["nc1"].items())]
+          if info.get("nc1") else []),
         "- time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in info["timings"].items()),
     ]
     return lines

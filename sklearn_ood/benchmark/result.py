@@ -12,8 +12,8 @@ import numpy as np
 from .. import metrics
 
 __all__ = [
-    "CHOSEN_NAME", "METRIC_COLUMNS", "TUNED_SUFFIX", "BenchmarkResult", "finite_for_ranking",
-    "metric_rows", "ood_metrics",
+    "CHOSEN_NAME", "GROUP_SUFFIX", "METRIC_COLUMNS", "TUNED_SUFFIX", "BenchmarkResult",
+    "finite_for_ranking", "group_rows", "metric_rows", "ood_metrics",
 ]
 
 METRIC_COLUMNS = ("auroc", "fpr95", "aupr_in", "aupr_out")
@@ -21,6 +21,8 @@ METRIC_COLUMNS = ("auroc", "fpr95", "aupr_in", "aupr_out")
 TUNED_SUFFIX = ", tuned (pseudo-OOD)"
 #: Start of the name of the row repeating the best detector on pseudo-OOD.
 CHOSEN_NAME = "tuned, method chosen by pseudo-OOD"
+#: Appended to an OOD group's name (e.g. ``"near"``) for the ``ood_set`` of its average row.
+GROUP_SUFFIX = " average"
 
 
 @dataclass
@@ -30,9 +32,10 @@ class BenchmarkResult:
     Attributes
     ----------
     rows : list of dict
-        One per detector x OOD set plus one ``ood_set="average"`` per
-        detector: ``detector, ood_set, auroc, fpr95, aupr_in, aupr_out,
-        fit_s, score_s``.
+        One per detector x OOD set, then one per OOD group (``ood_set``
+        ``"near average"``, ...) when the ID set defines groups, then one
+        ``ood_set="average"`` (over all OOD sets) per detector: ``detector,
+        ood_set, auroc, fpr95, aupr_in, aupr_out, fit_s, score_s``.
     scores : dict
         Detector name -> {"ID test" or OOD set name -> scores}, as returned
         by ``score_samples`` (may hold infinities; metrics rank them).
@@ -44,7 +47,8 @@ class BenchmarkResult:
         ``accuracy`` (and ``accuracy_l2``) on the ID test set, ``timings``
         (seconds per stage), ``n_images`` per set, ``tuned`` (row ->
         parameters), ``pseudo`` (row -> pseudo-OOD FPR95/AUROC), ``chosen``
-        (the row with the best pseudo-OOD score), ``notes``.
+        (the row with the best pseudo-OOD score), ``nc1`` (model kind -> NC1
+        of its fit-set fc inputs), ``notes``.
     """
 
     rows: list
@@ -151,3 +155,43 @@ def metric_rows(name, scores, fit_s, score_s):
     rows.append({"detector": name, "ood_set": "average", **average,
                  "fit_s": fit_s, "score_s": score_s})
     return rows
+
+
+def group_rows(rows, groups):
+    """Add, per detector, the average row of each OOD group before its overall average.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows of :func:`metric_rows`, detector after detector.
+    groups : dict
+        Group name -> its OOD sets (e.g. ``{"near": ["tin"], "far": ["dtd", "mnist"]}``).
+        A group's metrics are the means over its sets, as OpenOOD averages its
+        near- and far-OOD sets; empty: ``rows`` unchanged.
+
+    Returns
+    -------
+    rows : list of dict
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.result import group_rows, metric_rows
+    >>> scores = {"ID test": [3.0, 2.0], "a": [1.0], "b": [2.5], "c": [1.0]}
+    >>> rows = group_rows(metric_rows("X", scores, 0.0, 0.0), {"near": ["b"], "far": ["a", "c"]})
+    >>> [(r["ood_set"], r["auroc"]) for r in rows]  # doctest: +NORMALIZE_WHITESPACE
+    [('a', 1.0), ('b', 0.5), ('c', 1.0), ('near average', 0.5), ('far average', 1.0),
+     ('average', 0.8333333333333334)]
+    """
+    if not groups:
+        return list(rows)
+    out = []
+    for row in rows:
+        if row["ood_set"] == "average":
+            sets = {r["ood_set"]: r for r in out if r["detector"] == row["detector"]}
+            for group, members in groups.items():
+                out.append({"detector": row["detector"], "ood_set": group + GROUP_SUFFIX,
+                            **{m: float(np.mean([sets[o][m] for o in members]))
+                               for m in METRIC_COLUMNS},
+                            "fit_s": row["fit_s"], "score_s": row["score_s"]})
+        out.append(row)
+    return out

@@ -38,27 +38,32 @@ from .data import load_data
 from .evaluate import Inputs, accuracies, evaluate_all
 from .features import extract_all
 from .models import get_models
-from .result import BenchmarkResult
+from ..diagnostics import neural_collapse
+from .result import BenchmarkResult, group_rows
 from .settings import resolve_settings
 from .tune import add_tuned_rows
 
 __all__ = ["run_benchmark"]
 
 
-def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, model=None, width=None,
-                  epochs=None, batch_size=None, lr=None, augment=None, weights=None,
+def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=None, model=None,
+                  width=None, epochs=None, batch_size=None, lr=None, augment=None, weights=None,
                   save_weights_to=None, seed=0, detectors=None, max_train=None, tune=True,
                   progress=False):
     """Train (or load) the models and run every detector; see the module docstring.
 
     Parameters
     ----------
-    id_set : {"digits", "mnist", "cifar10"}, default="digits"
-        ``"digits"`` is the embedded set (no files needed).
+    id_set : {"digits", "mnist", "cifar10", "cifar10-resnet18"}, default="digits"
+        ``"digits"`` is the embedded set (no files needed);
+        ``"cifar10-resnet18"`` loads trained models from ``models_dir``.
     ood_sets : list of str, default=None
         OOD set names; ``None``: the ID set's defaults (:data:`ID_SETS`).
     data_dir : str, default=None
         Folder of the shared ``.npz`` files (needed for non-embedded sets).
+    models_dir : str, default=None
+        Folder of the trained models of an ID set that loads them
+        (``"cifar10-resnet18"``: its plain and L2 state dicts); no training.
     model : {"smallcnn", "resnet18"}, default=None
     width, epochs, batch_size : int, default=None
         ``None``: the ID set's defaults.
@@ -107,8 +112,8 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, model=None, 
     ['ID test', 'digits_8_9', 'photo_patches']
     """
     settings = resolve_settings(
-        id_set, ood_sets, data_dir=data_dir, model=model, width=width, epochs=epochs,
-        batch_size=batch_size, lr=lr, augment=augment, weights=weights,
+        id_set, ood_sets, data_dir=data_dir, models_dir=models_dir, model=model, width=width,
+        epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, weights=weights,
         save_weights_to=save_weights_to, seed=seed, detectors=detectors, max_train=max_train,
         tune=tune, progress=progress)
     log, clock = _Logger(settings.progress), _Stopwatch()
@@ -121,6 +126,8 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, model=None, 
         features = extract_all(models.nets, data.image_sets, progress=settings.progress, log=log)
     inputs = Inputs(models.nets, features, data.labels, settings.eval_sets, settings.seed)
     info = {"timings": clock.timings, "n_images": data.n_images, **accuracies(inputs, log),
+            "nc1": {kind: float(neural_collapse(features[kind]["fit"]["h"], data.y_fit)["nc1"])
+                    for kind in models.nets},
             "tuned": {}, "pseudo": {}}
     with clock("detectors"):
         evaluations = evaluate_all(settings.detectors, inputs, log)
@@ -130,7 +137,7 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, model=None, 
             evaluations, tuning = add_tuned_rows(evaluations, inputs, log)
         info.update(tuning)
     return BenchmarkResult(
-        rows=[row for e in evaluations for row in e.rows()],
+        rows=group_rows([row for e in evaluations for row in e.rows()], settings.ood_groups),
         scores={e.name: e.scores for e in evaluations},
         ood_sets=list(settings.ood_sets), config=settings.config(), info=info)
 

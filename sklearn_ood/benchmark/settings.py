@@ -14,7 +14,12 @@ __all__ = ["ID_SETS", "MIN_TRAIN", "Settings", "resolve_settings"]
 MIN_TRAIN = 100
 
 #: Per ID set: default OOD sets and training settings (chosen to fit the time
-#: budgets on 2 CPU cores: digits < 2 min, MNIST < 20 min).
+#: budgets on 2 CPU cores: digits < 2 min, MNIST < 20 min). Optional keys:
+#: ``data`` (the :data:`~sklearn_ood.datasets.BENCHMARKS` set holding the images,
+#: default: the ID set's name), ``groups`` (OOD group name -> its sets, each group
+#: averaged apart in the report, as OpenOOD's near-/far-OOD) and ``pretrained``
+#: (model kind -> file name in ``--models-dir``: the models are loaded, never
+#: trained; the training options then only describe how they were trained).
 ID_SETS = {
     "digits": dict(ood=EMBEDDED_OOD, model="smallcnn", width=16, epochs=30,
                    batch_size=64, max_train=0, augment="none"),
@@ -22,6 +27,15 @@ ID_SETS = {
                   epochs=5, batch_size=128, max_train=12000, augment="none"),
     "cifar10": dict(ood=("dtd",), model="resnet18", width=16, epochs=30, batch_size=128,
                     max_train=0, augment="flip-crop"),
+    # The papers' setting: the two shared ResNet-18-layout models trained on all
+    # 50,000 CIFAR-10 training images (JPEG copy), detectors fitted on the
+    # 20,000-image class-balanced subset, OpenOOD's near-/far-OOD split.
+    "cifar10-resnet18": dict(
+        data="cifar10_jpeg", ood=("tin", "dtd", "mnist"),
+        groups={"near": ("tin",), "far": ("dtd", "mnist")}, model="resnet18", width=16,
+        epochs=20, batch_size=128, max_train=0, augment="flip-crop",
+        pretrained={"plain": "cifar10_resnet18_w16_plain.pt",
+                    "l2": "cifar10_resnet18_w16_l2.pt"}),
 }
 
 
@@ -37,6 +51,16 @@ class Settings:
         The OOD sets, in table order.
     data_dir : str or None
         Folder of the shared ``.npz`` files.
+    id_data : str
+        The set holding the ID images (a :data:`~sklearn_ood.datasets.BENCHMARKS`
+        key, or ``"digits"``).
+    ood_groups : dict
+        OOD group name (e.g. ``"near"``) -> its OOD sets of this run; empty
+        when the ID set defines no groups.
+    models_dir : str or None
+        Folder of the trained models of a ``pretrained`` preset.
+    model_files : dict
+        Model kind -> path of its state dict in ``models_dir`` (empty: train).
     model : str
         The architecture (a key of ``models.ARCHITECTURES``).
     width : int
@@ -68,6 +92,10 @@ class Settings:
     id_set: str
     ood_sets: tuple
     data_dir: object
+    id_data: str
+    ood_groups: dict
+    models_dir: object
+    model_files: dict
     model: str
     width: int
     epochs: int
@@ -111,17 +139,19 @@ class Settings:
 
     def config(self):
         """The settings as :attr:`BenchmarkResult.config` reports them (detectors by key)."""
-        return dict(id_set=self.id_set, ood_sets=list(self.ood_sets), model=self.model,
+        return dict(id_set=self.id_set, ood_sets=list(self.ood_sets),
+                    ood_groups={k: list(v) for k, v in self.ood_groups.items()},
+                    models_dir=self.models_dir, model=self.model,
                     width=self.width, epochs=self.epochs, batch_size=self.batch_size,
                     lr=self.lr, augment=self.augment, seed=self.seed,
                     max_train=self.max_train, weights=self.weights, tune=self.tune,
                     detectors=[s.key for s in self.detectors], data_dir=self.data_dir)
 
 
-def resolve_settings(id_set="digits", ood_sets=None, *, data_dir=None, model=None, width=None,
-                     epochs=None, batch_size=None, lr=None, augment=None, weights=None,
-                     save_weights_to=None, seed=0, detectors=None, max_train=None, tune=True,
-                     progress=False):
+def resolve_settings(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=None,
+                     model=None, width=None, epochs=None, batch_size=None, lr=None, augment=None,
+                     weights=None, save_weights_to=None, seed=0, detectors=None, max_train=None,
+                     tune=True, progress=False):
     """Fill in the ID set's defaults and check every option.
 
     Parameters are those of :func:`~sklearn_ood.benchmark.run_benchmark`; ``None``
@@ -136,7 +166,8 @@ def resolve_settings(id_set="digits", ood_sets=None, *, data_dir=None, model=Non
     ------
     BenchmarkError
         For an unknown set, detector, architecture or augmentation, a missing
-        ``data_dir`` or ``weights`` file, or an out-of-range option.
+        ``data_dir``, ``models_dir``, model or ``weights`` file, or an
+        out-of-range option.
 
     Examples
     --------
@@ -148,11 +179,18 @@ def resolve_settings(id_set="digits", ood_sets=None, *, data_dir=None, model=Non
     ood_sets = check_sets(id_set, ood_sets, data_dir)
     preset = ID_SETS[id_set]
     specs = select_detectors(detectors)
+    if preset.get("pretrained"):
+        _check_pretrained_options(id_set, model=model, width=width, weights=weights)
     model = _default(model, preset["model"])
     if model not in ARCHITECTURES:
         raise BenchmarkError(f"Unknown model {model!r}; choose from {', '.join(ARCHITECTURES)}.")
+    groups = {name: tuple(s for s in sets if s in ood_sets)
+              for name, sets in preset.get("groups", {}).items()}
     settings = Settings(
-        id_set=id_set, ood_sets=tuple(ood_sets), data_dir=data_dir, model=model,
+        id_set=id_set, ood_sets=tuple(ood_sets), data_dir=data_dir,
+        id_data=preset.get("data", id_set),
+        ood_groups={name: sets for name, sets in groups.items() if sets},
+        models_dir=models_dir, model_files={}, model=model,
         width=_default(width, preset["width"] if model == preset["model"] else 16),
         epochs=_default(epochs, preset["epochs"]),
         batch_size=_default(batch_size, preset["batch_size"]), lr=lr,
@@ -161,11 +199,50 @@ def resolve_settings(id_set="digits", ood_sets=None, *, data_dir=None, model=Non
         max_train=_default(max_train, preset["max_train"]), tune=bool(tune),
         progress=bool(progress))
     _check_training(settings)
-    return settings
+    return replace(settings, model_files=_model_files(settings, preset.get("pretrained")))
 
 
 def _default(value, default):
     return default if value is None else value
+
+
+def _check_pretrained_options(id_set, *, model, width, weights):
+    """A preset with trained models fixes the architecture and takes no weights file."""
+    preset = ID_SETS[id_set]
+    if weights is not None:
+        raise BenchmarkError(f"--id {id_set} loads its models from --models-dir; drop --weights.")
+    for option, value, fixed in (("--model", model, preset["model"]),
+                                 ("--width", width, preset["width"])):
+        if value is not None and value != fixed:
+            raise BenchmarkError(f"--id {id_set} loads trained {preset['model']} models of "
+                                 f"width {preset['width']}; {option} {value} cannot apply.")
+
+
+def _model_files(settings, pretrained):
+    """Model kind -> its file in ``models_dir``, each checked to exist (``{}``: train)."""
+    if not pretrained:
+        if settings.models_dir is not None:
+            with_models = [k for k, p in ID_SETS.items() if p.get("pretrained")]
+            raise BenchmarkError(
+                f"--models-dir applies only to the ID sets with trained models "
+                f"({', '.join(with_models)}); --id {settings.id_set} trains its models.")
+        return {}
+    files = ", ".join(pretrained[kind] for kind in settings.model_kinds)
+    if settings.models_dir is None:
+        raise BenchmarkError(
+            f"--models-dir is required for --id {settings.id_set}: point it at the folder "
+            f"holding {files}.")
+    if not os.path.isdir(settings.models_dir):
+        raise BenchmarkError(f"--models-dir {settings.models_dir!r} is not a directory; point "
+                             f"it at the folder holding {files}.")
+    paths = {kind: os.path.join(settings.models_dir, pretrained[kind])
+             for kind in settings.model_kinds}
+    missing = [path for path in paths.values() if not os.path.isfile(path)]
+    if missing:
+        raise BenchmarkError(
+            f"--id {settings.id_set} needs the trained model file(s) {', '.join(missing)}, "
+            f"which do not exist; point --models-dir at the folder holding {files}.")
+    return paths
 
 
 def _check_training(settings):
@@ -211,7 +288,7 @@ def check_sets(id_set, ood_sets, data_dir):
             f"Unknown OOD set(s) {unknown} for --id {id_set}; known OOD sets: "
             f"{', '.join(known)}."
         )
-    if id_set in ood_sets:
+    if id_set in ood_sets or ID_SETS[id_set].get("data") in ood_sets:
         raise BenchmarkError(f"The ID set {id_set!r} cannot also be an OOD set.")
     if len(set(ood_sets)) != len(ood_sets):
         raise BenchmarkError(f"OOD sets listed twice: {ood_sets}.")
@@ -227,7 +304,7 @@ def _check_data_dir(data_dir, needed_by):
     if data_dir is None:
         raise BenchmarkError(
             f"--data-dir is required for {', '.join(needed_by)}: point it at the folder "
-            "holding the shared .npz files (e.g. /work/shared/data)."
+            "holding the shared .npz files."
         )
     if not os.path.isdir(data_dir):
         raise BenchmarkError(

@@ -40,6 +40,26 @@ BENCHMARKS = {
         "n_classes": 10,
         "description": "CIFAR-10: first 4000 training and first 1000 test images.",
     },
+    "cifar10_jpeg": {
+        "files": {"train": "cifar10_train20k_jpeg.npz", "test": "cifar10_test_jpeg.npz"},
+        "image_size": (32, 32),
+        "channels": 3,
+        "n_classes": 10,
+        "description": (
+            "CIFAR-10, JPEG copy: 20,000 class-balanced training images and the 10,000 "
+            "test images (the copy the shared trained models were trained on)."
+        ),
+    },
+    "tin": {
+        "files": {"test": "tin_val_32.npz"},
+        "image_size": (32, 32),
+        "channels": 3,
+        "n_classes": 200,
+        "description": (
+            "Tiny ImageNet validation images at 32x32, the classes overlapping CIFAR-10 "
+            "removed; near-OOD for CIFAR-10."
+        ),
+    },
     "dtd": {
         "files": {"test": "dtd10_32.npz"},
         "image_size": (32, 32),
@@ -74,7 +94,7 @@ def list_benchmarks():
     --------
     >>> from sklearn_ood.datasets import list_benchmarks
     >>> list_benchmarks()
-    ['cifar10', 'dtd', 'fashion_mnist', 'mnist', 'textures', 'usps']
+    ['cifar10', 'cifar10_jpeg', 'dtd', 'fashion_mnist', 'mnist', 'textures', 'tin', 'usps']
     """
     return sorted(BENCHMARKS)
 
