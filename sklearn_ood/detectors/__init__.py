@@ -8,9 +8,10 @@ from .ash import ASH
 from .dice import DICE
 from .feature_norm import FeatureNorm
 from .gaussian_density import GaussianDensity
+from .kl_matching import KLMatching
 from .knn import KNN
 from .line import LINe
-from .logits import Energy, MaxLogit, MaxSoftmax
+from .logits import GEN, Energy, Entropy, MaxLogit, MaxSoftmax
 from .mahalanobis import Mahalanobis
 from .nap import NAP
 from .negative_aware_norm import NegativeAwareNorm
@@ -21,8 +22,11 @@ __all__ = [
     "ASH",
     "DICE",
     "Energy",
+    "Entropy",
     "FeatureNorm",
+    "GEN",
     "GaussianDensity",
+    "KLMatching",
     "KNN",
     "LINe",
     "Mahalanobis",
