@@ -22,6 +22,8 @@ from .detectors import (
     MaxLogit,
     MaxSoftmax,
     NegativeAwareNorm,
+    SCALE,
+    VRA,
     ReAct,
     ViM,
 )
@@ -54,7 +56,9 @@ __all__ = [
     "NegativeAwareNorm",
     "PseudoOODSplit",
     "ReAct",
+    "SCALE",
     "ScoreDistributionDisplay",
+    "VRA",
     "ViM",
     "jigsaw",
     "make_pseudo_ood",

@@ -16,7 +16,9 @@ from .mahalanobis import Mahalanobis
 from .nap import NAP
 from .negative_aware_norm import NegativeAwareNorm
 from .react import ReAct
+from .scale import SCALE
 from .vim import ViM
+from .vra import VRA
 
 __all__ = [
     "ASH",
@@ -35,5 +37,7 @@ __all__ = [
     "NAP",
     "NegativeAwareNorm",
     "ReAct",
+    "SCALE",
+    "VRA",
     "ViM",
 ]
