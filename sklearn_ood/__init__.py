@@ -24,6 +24,7 @@ from .detectors import (
     NegativeAwareNorm,
     SCALE,
     VRA,
+    RankFeat,
     ReAct,
     ViM,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "NAP",
     "NegativeAwareNorm",
     "PseudoOODSplit",
+    "RankFeat",
     "ReAct",
     "SCALE",
     "ScoreDistributionDisplay",

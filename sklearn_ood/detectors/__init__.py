@@ -15,6 +15,7 @@ from .logits import GEN, Energy, Entropy, MaxLogit, MaxSoftmax
 from .mahalanobis import Mahalanobis
 from .nap import NAP
 from .negative_aware_norm import NegativeAwareNorm
+from .rankfeat import RankFeat
 from .react import ReAct
 from .scale import SCALE
 from .vim import ViM
@@ -36,6 +37,7 @@ __all__ = [
     "MaxSoftmax",
     "NAP",
     "NegativeAwareNorm",
+    "RankFeat",
     "ReAct",
     "SCALE",
     "VRA",
