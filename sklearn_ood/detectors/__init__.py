@@ -8,6 +8,7 @@ from .ash import ASH
 from .dice import DICE
 from .feature_norm import FeatureNorm
 from .gaussian_density import GaussianDensity
+from .gram import Gram
 from .kl_matching import KLMatching
 from .knn import KNN
 from .line import LINe
@@ -29,6 +30,7 @@ __all__ = [
     "FeatureNorm",
     "GEN",
     "GaussianDensity",
+    "Gram",
     "KLMatching",
     "KNN",
     "LINe",
