@@ -14,6 +14,7 @@ from .knn import KNN
 from .line import LINe
 from .logits import GEN, Energy, Entropy, MaxLogit, MaxSoftmax
 from .mahalanobis import Mahalanobis
+from .multi_block_mahalanobis import MultiBlockMahalanobis
 from .nap import NAP
 from .negative_aware_norm import NegativeAwareNorm
 from .rankfeat import RankFeat
@@ -37,6 +38,7 @@ __all__ = [
     "Mahalanobis",
     "MaxLogit",
     "MaxSoftmax",
+    "MultiBlockMahalanobis",
     "NAP",
     "NegativeAwareNorm",
     "RankFeat",
