@@ -138,7 +138,9 @@ class MaxSoftmax(_LogitDetector):
         ``T`` minimising the NLL of the labelled ID rows of ``fit(X, y)``
         (class labels ``0 .. K-1`` indexing the logits), found exactly by
         :func:`fit_temperature`. The references fit on ID *validation* data:
-        pass held-out rows.
+        pass held-out rows. If the network classifies every fit row correctly
+        the NLL keeps falling as ``T -> 0`` (no finite optimum): ``T`` ends near
+        the search's floor, the softmax saturates at 1 and many scores tie.
     contamination : float, default=0.05
         Fraction of training rows below the threshold ``offset_``.
 
