@@ -15,8 +15,8 @@ data: the combiner is fitted on pseudo-OOD rows that the user passes in
 block scores standardised by their ID mean and standard deviation.
 ``combiner="mean"`` needs no OOD rows: the mean of the standardised scores.
 The ID side of the combiner is the fit rows themselves (the Gaussians are
-fitted on them too, so their block scores are slightly optimistic); pass
-held-out ID rows if that matters -- the paper used a separate validation set.
+fitted on them too, so their block scores are slightly optimistic); there is
+no held-out split, where the paper used a separate validation set.
 
 Input: the blocks' columns side by side (see :mod:`._blocks`): the output of
 ``BlockFeatureExtractor(model, [b1, b2, ...], reduce="avg")``, split by
