@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import split_id_rows, validate_features
+from ._validation import check_labels, split_id_rows, validate_features
 
 #: At most this many training rows, drawn with a fixed seed, give the threshold
 #: ``offset_``: a percentile needs no more, and fitting stays linear in N.
@@ -100,6 +100,9 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     }
     #: Accept 4-D feature maps ``(N, C, H, W)`` besides 2-D features.
     _allow_nd = False
+    #: ``_fit`` also receives the OOD rows (negative labels) as ``X_ood``, e.g.
+    #: pseudo-OOD rows for a detector that fits a combiner on them.
+    _fit_uses_ood_rows = False
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -121,7 +124,12 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         with restore_on_error(self):
             X = self._validate_input(X, reset=True)
             X_id, y_id = split_id_rows(X, y)
-            self._fit(X_id, y_id)
+            if self._fit_uses_ood_rows:
+                is_ood = np.zeros(X.shape[0], bool) if y is None else \
+                    ~check_labels(y, X.shape[0])[1]
+                self._fit(X_id, y_id, X_ood=X[is_ood])
+            else:
+                self._fit(X_id, y_id)
             rows = offset_sample(X_id.shape[0])
             scores = np.asarray(self._training_scores(X_id, rows), dtype=np.float64)
             if not np.all(np.isfinite(scores)):

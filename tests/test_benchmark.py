@@ -393,6 +393,38 @@ def test_evaluate_fits_the_capped_fit_rows_and_scores_every_set():
     assert plain.detector.y_ is None and len(plain.detector.X_) == 80
 
 
+def test_evaluate_fits_on_the_validation_rows_when_the_spec_says_so():
+    inputs = _inputs()
+    spec = DetectorSpec("recorder", "Recorder", lambda net: _Recorder(), labels=True,
+                        fit_set="validation")
+    evaluation = evaluate(spec, inputs)
+    np.testing.assert_array_equal(evaluation.detector.X_,
+                                  inputs.features["plain"]["validation"]["h"])
+    np.testing.assert_array_equal(evaluation.detector.y_, inputs.labels["validation"])
+
+
+def test_stages_feature_is_every_stage_averaged_and_other_keys_unchanged():
+    import torch
+
+    from sklearn_ood import BlockFeatureExtractor
+    from sklearn_ood.benchmark.features import extract_features, stage_channels
+    from sklearn_ood.models import SmallCNN
+
+    torch.manual_seed(0)
+    net = SmallCNN(3, in_channels=1, width=4)
+    X = np.random.default_rng(0).normal(size=(6, 1, 8, 8)).astype(np.float32)
+    f = extract_features(net, X, progress=False)
+    assert stage_channels(net) == [4, 8, 16]
+    avg = BlockFeatureExtractor(net, list(net.block_names), reduce="avg").fit(X).transform(X)
+    np.testing.assert_allclose(f["stages"], avg, rtol=1e-6)
+    last = BlockFeatureExtractor(net, [net.block_names[-1], "penultimate"],
+                                 reduce={net.block_names[-1]: ["max", "avg", "flatten"],
+                                         "penultimate": "flatten"}).fit(X).transform(X)
+    np.testing.assert_array_equal(f["h"], last[:, -net.fc.in_features:])
+    np.testing.assert_array_equal(f["maxavg"], last[:, :32])
+    np.testing.assert_array_equal(f["maps"].reshape(6, -1), last[:, 32:32 + 16 * 4])
+
+
 def test_lowest_fpr95_breaks_ties_by_auroc_and_puts_failures_last():
     cv_results = {"mean_test_fpr95": np.array([np.nan, -0.3, -0.1, -0.1, -0.1]),
                   "mean_test_auroc": np.array([np.nan, 0.99, 0.90, 0.95, 0.95])}

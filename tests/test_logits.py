@@ -1,5 +1,6 @@
 """Logit baselines and the estimator contract they share with every detector."""
 
+import math
 import pickle
 
 import numpy as np
@@ -9,7 +10,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood import Energy, MaxLogit, MaxSoftmax
+from sklearn_ood import GEN, Energy, Entropy, MaxLogit, MaxSoftmax
 from sklearn_ood.metrics import auroc_scorer
 
 LOGITS = np.array([[2.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 3.0, -1.0]])
@@ -114,3 +115,117 @@ def test_bad_heads(head, error):
 def test_unfitted():
     with pytest.raises(NotFittedError):
         Energy().score_samples(LOGITS)
+
+
+# ------------------------------------------------- entropy, GEN, temperature
+def _softmax_loop(z, T=1.0):
+    e = [math.exp(v / T) for v in z]
+    return [v / sum(e) for v in e]
+
+
+def test_entropy_by_hand():
+    expected = [sum(p * math.log(p) for p in _softmax_loop(z)) for z in LOGITS]
+    np.testing.assert_allclose(Entropy().fit(LOGITS).score_samples(LOGITS), expected)
+    # uniform posterior: -log 3
+    assert Entropy().fit(LOGITS).score_samples(LOGITS[1:2])[0] == pytest.approx(-math.log(3))
+
+
+def test_entropy_is_exact_for_confident_rows():
+    z = np.array([[60.0, 0.0, 0.0]])  # p_1 = e^-60: no clipping to 1e-7
+    expected = 2 * math.exp(-60) * (-60) - 2 * math.exp(-60)  # to first order
+    assert Entropy().fit(z).score_samples(z)[0] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("gamma, n_top", [(0.1, 100), (0.5, 2), (2.0, 1)])
+def test_gen_by_hand(gamma, n_top):
+    expected = []
+    for z in LOGITS:
+        p = sorted(_softmax_loop(z), reverse=True)[:n_top]
+        expected.append(-sum(q ** gamma * (1 - q) ** gamma for q in p))
+    det = GEN(gamma=gamma, n_top=n_top).fit(LOGITS)
+    np.testing.assert_allclose(det.score_samples(LOGITS), expected)
+
+
+def test_gen_tuning_grid_candidates_fit():
+    from sklearn.model_selection import ParameterGrid
+
+    from sklearn_ood.detectors.logits import tuning_grid
+
+    candidates = list(ParameterGrid(tuning_grid(len(LOGITS))))
+    assert len(candidates) == 42
+    for params in candidates:
+        scores = GEN(**params).fit(LOGITS).score_samples(LOGITS)
+        assert np.all(np.isfinite(scores)) and np.all(scores <= 0)
+
+
+def test_max_softmax_temperature_by_hand():
+    det = MaxSoftmax(temperature=2.0).fit(LOGITS)
+    assert det.temperature_ == 2.0
+    np.testing.assert_allclose(det.score_samples(LOGITS),
+                               [max(_softmax_loop(z, 2.0)) for z in LOGITS])
+
+
+def _nll_loop(Z, y, T):
+    return sum(-math.log(_softmax_loop(z, T)[c]) for z, c in zip(Z, y)) / len(y)
+
+
+def test_fitted_temperature_minimises_nll():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 200)
+    Z = rng.normal(size=(200, 4)) * 2
+    Z[np.arange(200), y] += 6.0  # very confident and mostly right: T_opt far from 1
+    det = MaxSoftmax(temperature="fit").fit(Z, y)
+    T = det.temperature_
+    # the optimum by a dense grid on log T, then the NLL at T is below its neighbours'
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20), 2001))
+    nlls = [_nll_loop(Z, y, t) for t in grid]
+    T_grid = grid[int(np.argmin(nlls))]
+    assert abs(np.log(T) - np.log(T_grid)) < 0.01
+    assert _nll_loop(Z, y, T) <= min(nlls) + 1e-12
+    for t in (T * 0.999, T * 1.001):
+        assert _nll_loop(Z, y, T) <= _nll_loop(Z, y, t)
+    np.testing.assert_allclose(det.score_samples(Z[:3]),
+                               [max(_softmax_loop(z, T)) for z in Z[:3]])
+
+
+def test_two_class_temperature_closed_form():
+    # margin +1 on three rows, -1 on one: sigmoid(1/T) = 3/4, T = 1/log 3
+    Z = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 0.0]])
+    y = np.array([0, 0, 0, 0, -1])  # the OOD row is ignored
+    det = MaxSoftmax(temperature="fit").fit(Z, y)
+    assert det.temperature_ == pytest.approx(1 / math.log(3), rel=1e-8)
+
+
+def test_fitted_temperature_needs_integer_labels():
+    with pytest.raises(ValueError, match=r"pass the class labels, fit\(X, y\)"):
+        MaxSoftmax(temperature="fit").fit(LOGITS)
+    with pytest.raises(ValueError, match="pass the class labels"):
+        MaxSoftmax(temperature="fit").fit(LOGITS, [np.nan] * 3)
+    with pytest.raises(ValueError, match=r"indexing the 3 logits \(0 \.\. 2\)"):
+        MaxSoftmax(temperature="fit").fit(LOGITS, [0, 1, 3])
+    with pytest.raises(ValueError, match="temperature"):
+        MaxSoftmax(temperature="auto").fit(LOGITS)
+
+
+def _labelled_fit_failures(estimator):
+    """MaxSoftmax(temperature="fit") fits T on labelled logits; the checks below
+    fit it without y or with labels that do not index the logits."""
+    if estimator.get_params().get("temperature") != "fit":
+        return {}
+    reason = ("temperature='fit' needs labels 0 .. K-1 indexing the logits; the check "
+              "fits without y (or with other labels) and fit raises, saying what to pass")
+    return dict.fromkeys([
+        "check_classifier_data_not_an_array", "check_dtype_object",
+        "check_estimators_fit_returns_self", "check_estimators_overwrite_params",
+        "check_fit2d_1feature", "check_fit_score_takes_y", "check_outliers_fit_predict",
+        "check_outliers_train", "check_readonly_memmap_input",
+    ], reason)
+
+
+@parametrize_with_checks(
+    [Entropy(), GEN(), GEN(gamma=0.5, n_top=2), MaxSoftmax(temperature=0.5),
+     MaxSoftmax(temperature="fit")],
+    expected_failed_checks=_labelled_fit_failures, xfail_strict=True,
+)
+def test_sklearn_compatible_new_scores(estimator, check):
+    check(estimator)

@@ -46,11 +46,12 @@ class Data:
 
     @property
     def image_sets(self):
-        """Every image set the models see, by name (``"validation"`` and
-        ``"pseudo-OOD"`` only with tuning)."""
-        sets = {"fit": self.X_fit, "ID test": self.X_test, **self.ood}
+        """Every image set the models see, by name (``"pseudo-OOD"`` only with
+        tuning)."""
+        sets = {"fit": self.X_fit, "validation": self.X_val, "ID test": self.X_test,
+                **self.ood}
         if self.pseudo is not None:
-            sets.update({"validation": self.X_val, "pseudo-OOD": self.pseudo})
+            sets["pseudo-OOD"] = self.pseudo
         return sets
 
     @property

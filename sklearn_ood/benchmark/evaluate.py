@@ -135,7 +135,7 @@ def fit_rows(n, max_fit, seed):
 
 
 def evaluate(spec, inputs, *, params=None):
-    """Build the spec's detector, fit it on the fit set, score the evaluation sets.
+    """Build the spec's detector, fit it on ``spec.fit_set``, score the evaluation sets.
 
     Parameters
     ----------
@@ -150,9 +150,9 @@ def evaluate(spec, inputs, *, params=None):
         Named ``spec.name``.
     """
     detector = build_detector(spec, inputs, params)
-    rows = fit_rows(len(inputs.labels["fit"]), spec.max_fit, inputs.seed)
-    X = inputs.of(spec, "fit")[rows]
-    y = inputs.labels["fit"][rows] if spec.labels else None
+    rows = fit_rows(len(inputs.labels[spec.fit_set]), spec.max_fit, inputs.seed)
+    X = inputs.of(spec, spec.fit_set)[rows]
+    y = inputs.labels[spec.fit_set][rows] if spec.labels else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         start = time.perf_counter()

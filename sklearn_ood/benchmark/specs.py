@@ -8,12 +8,16 @@ parentheses, a combination after ``+``) and its key is the class's module name
 from dataclasses import dataclass
 
 from ..detectors import (
-    ASH, DICE, KNN, NAP, Energy, FeatureNorm, GaussianDensity, LINe, Mahalanobis, MaxLogit,
-    MaxSoftmax, NegativeAwareNorm, ReAct, ViM,
+    ASH, DICE, GEN, KNN, NAP, SCALE, VRA, Energy, Entropy, FeatureNorm, GaussianDensity, Gram,
+    KLMatching, LINe, Mahalanobis, MaxLogit, MaxSoftmax, MultiBlockMahalanobis,
+    NegativeAwareNorm, RankFeat, ReAct, ViM,
 )
-from ..detectors import ash, dice, gaussian_density, knn, line, nap, react
+from ..detectors import (
+    ash, dice, gaussian_density, gram, knn, line, logits, nap, react, scale, vra,
+)
 from ..model_detectors import ODIN, AdaSCALE, BlockSelection, InputPreprocessedMahalanobis
 from ..model_detectors import adascale, input_preprocessed_mahalanobis, odin
+from .features import stage_channels
 from .exceptions import BenchmarkError
 
 
@@ -33,11 +37,12 @@ class DetectorSpec:
         ``make(net)`` returns the unfitted detector for the trained model
         ``net`` (a ``torch.nn.Module``). A detector with a ``random_state``
         parameter gets the run's seed.
-    features : {"h", "pooled", "maxavg", "maps", "images"}, default="h"
+    features : {"h", "pooled", "maxavg", "maps", "stages", "images"}, default="h"
         The input: ``"h"`` (fc input), ``"pooled"`` (global average of the
         last stage, before any L2 normalisation), ``"maxavg"`` (``[max | avg]``
         per channel of the last stage), ``"maps"`` (the last stage's map,
-        ``(N, C, H*W, 1)``) or ``"images"`` (for detectors that run the model).
+        ``(N, C, H*W, 1)``), ``"stages"`` (the global average of every stage,
+        side by side) or ``"images"`` (for detectors that run the model).
     model : {"plain", "l2"}, default="plain"
         The model whose features (or which, for ``make``) the detector reads.
     labels : bool, default=False
@@ -50,6 +55,10 @@ class DetectorSpec:
     note : callable or None, default=None
         ``note(detector, n_fit)`` returns a line for the report's notes about
         the fitted detector and the number of rows it was fitted on.
+    fit_set : {"fit", "validation"}, default="fit"
+        The ID set ``fit`` learns from: the model's training rows, or the
+        held-out validation rows (temperature scaling and KL-Matching, as their
+        references: a network fits its own training rows too well).
     """
 
     key: str
@@ -61,6 +70,7 @@ class DetectorSpec:
     grid: object = None
     max_fit: object = None
     note: object = None
+    fit_set: str = "fit"
 
 
 def _on_head(cls, **params):
@@ -73,6 +83,16 @@ def _alone(cls, **params):
     return lambda net: cls(**params)
 
 
+def _stages(cls, **params):
+    """``make`` of a multi-block detector reading the ``"stages"`` feature."""
+    return lambda net: cls(block_sizes=stage_channels(net), **params)
+
+
+def _temperature_note(detector, n_fit):
+    return (f"MaxSoftmax (T fitted): T = {detector.temperature_:.4g}, minimising the NLL of "
+            f"the {n_fit} labelled validation rows.")
+
+
 def _block_note(detector, n_fit):
     return (f"BlockSelection: fitted on {n_fit} training images; selected "
             f"{detector.block_!r} among {detector.blocks_}.")
@@ -81,17 +101,32 @@ def _block_note(detector, n_fit):
 #: Every detector of the library, with its documented default parameters.
 DETECTORS = [
     DetectorSpec("max_softmax", "MaxSoftmax", _on_head(MaxSoftmax)),
+    DetectorSpec("max_softmax-t", "MaxSoftmax (T fitted)",
+                 _on_head(MaxSoftmax, temperature="fit"), labels=True, note=_temperature_note,
+                 fit_set="validation"),
     DetectorSpec("max_logit", "MaxLogit", _on_head(MaxLogit)),
     DetectorSpec("energy", "Energy", _on_head(Energy)),
+    DetectorSpec("entropy", "Entropy", _on_head(Entropy)),
+    DetectorSpec("gen", "GEN", _on_head(GEN), grid=logits.tuning_grid),
+    DetectorSpec("kl_matching", "KLMatching", _on_head(KLMatching), fit_set="validation"),
     DetectorSpec("react", "ReAct", _on_head(ReAct), grid=react.tuning_grid),
     DetectorSpec("dice", "DICE", _on_head(DICE), grid=dice.tuning_grid),
     DetectorSpec("ash", "ASH", _on_head(ASH), grid=ash.tuning_grid),
+    DetectorSpec("scale", "SCALE", _on_head(SCALE), grid=scale.tuning_grid),
+    DetectorSpec("vra", "VRA", _on_head(VRA), grid=vra.tuning_grid),
+    DetectorSpec("rankfeat", "RankFeat", _on_head(RankFeat), features="maps"),
     DetectorSpec("line", "LINe", _on_head(LINe), labels=True, grid=line.tuning_grid),
     DetectorSpec("vim", "ViM", _on_head(ViM)),
     DetectorSpec("mahalanobis", "Mahalanobis", _alone(Mahalanobis), labels=True),
     DetectorSpec("mahalanobis+negative_aware_norm", "Mahalanobis+NegativeAwareNorm",
                  _alone(Mahalanobis, negative_aware_rescale=True), features="maps",
                  labels=True),
+    # Without OOD rows in the fit set the logistic combiner cannot be fitted: the mean.
+    DetectorSpec("multi_block_mahalanobis", "MultiBlockMahalanobis (mean)",
+                 _stages(MultiBlockMahalanobis, combiner="mean"), features="stages",
+                 labels=True),
+    DetectorSpec("gram", "Gram (last block)", _alone(Gram), features="maps", labels=True,
+                 grid=gram.tuning_grid),
     DetectorSpec("knn", "KNN", _alone(KNN, n_neighbors=50), grid=knn.tuning_grid),
     DetectorSpec("knn+negative_aware_norm", "KNN+NegativeAwareNorm",
                  _alone(KNN, n_neighbors=50, negative_aware_rescale=True), features="maps"),

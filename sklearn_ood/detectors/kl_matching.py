@@ -1,0 +1,123 @@
+"""KL-Matching: the KL divergence of the posterior to its class template.
+
+Hendrycks, Basart, Mazeika, Zou, Kwon, Mostajabi, Steinhardt & Song,
+"Scaling Out-of-Distribution Detection for Real-World Settings", ICML 2022,
+https://arxiv.org/abs/1911.11132.
+
+Fit: one template ``d_k`` per class, the mean softmax over the fit rows whose
+*prediction* is ``k`` (no labels needed). Score:
+``-min_k KL(p(x) || d_k)``; higher means more in-distribution.
+"""
+
+import numpy as np
+from scipy.special import log_softmax, softmax
+
+from .._base import BaseDetector
+from ._head import HeadMixin
+
+
+def kl_templates(logits):
+    """Class templates: mean softmax of the rows predicted as each class.
+
+    Returns ``(templates, predicted)``: the ``(K', K)`` templates of the
+    ``K'`` classes predicted at least once, and those class indices.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z = np.log(np.array([[0.8, 0.2], [0.6, 0.4], [0.3, 0.7]]))
+    >>> t, k = kl_templates(z)
+    >>> t.round(3), k
+    (array([[0.7, 0.3],
+           [0.3, 0.7]]), array([0, 1]))
+    """
+    p = softmax(np.asarray(logits, dtype=np.float64), axis=1)
+    pred = p.argmax(axis=1)
+    predicted = np.unique(pred)
+    templates = np.stack([p[pred == k].mean(axis=0) for k in predicted])
+    return templates, predicted
+
+
+def kl_matching_score(logits, templates):
+    """``-min_k KL(softmax(z) || templates[k])``, per row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.array([[0.5, 0.5]])
+    >>> kl_matching_score(np.zeros((1, 2)), t)
+    array([-0.])
+    >>> # KL((0.75, 0.25) || (0.5, 0.5)) = 0.75 log 1.5 + 0.25 log 0.5
+    >>> kl_matching_score(np.array([[np.log(3.0), 0.0]]), t).round(4)
+    array([-0.1308])
+    """
+    log_p = log_softmax(np.asarray(logits, dtype=np.float64), axis=1)
+    p = np.exp(log_p)
+    neg_entropy = np.sum(p * log_p, axis=1)
+    kl = neg_entropy[:, None] - p @ np.log(templates).T
+    return -kl.min(axis=1)
+
+
+class KLMatching(HeadMixin, BaseDetector):
+    """KL-Matching: ``-min_k KL(softmax(z) || d_k)`` over the class templates ``d_k``.
+
+    ``d_k`` is the mean softmax of the fit rows *predicted* as class ``k``
+    (labels, if given, are not used). The references fit on held-out ID
+    *validation* rows (OpenOOD, pytorch-ood); pass those to ``fit``. Classes
+    never predicted on the fit rows get no template and drop out of the
+    minimum (as pytorch-ood; OpenOOD inserts a one-hot template instead).
+
+    Parameters
+    ----------
+    head : torch.nn.Linear or (coef, intercept), default=None
+        The final linear layer. With ``None``, ``X`` is read as logits.
+    contamination : float, default=0.05
+        Fraction of training rows below the threshold ``offset_``.
+
+    Attributes
+    ----------
+    templates_ : ndarray of shape (n_predicted, n_classes)
+        The class templates (mean softmax per predicted class).
+    template_classes_ : ndarray of shape (n_predicted,)
+        Index of the class of each template (the classes predicted in ``fit``).
+    coef_, intercept_ : ndarray or None
+        The head as arrays (``None`` when ``X`` holds logits).
+    offset_ : float
+        Threshold: ``decision_function = score_samples - offset_``.
+    n_features_in_ : int
+        Number of features (logits, or head inputs) seen in ``fit``.
+
+    See Also
+    --------
+    sklearn_ood.detectors.logits.Entropy : the KL to the uniform template.
+
+    References
+    ----------
+    Hendrycks et al., "Scaling Out-of-Distribution Detection for Real-World
+    Settings", ICML 2022.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ood import KLMatching
+    >>> z = np.log(np.array([[0.8, 0.2], [0.6, 0.4], [0.3, 0.7]]))
+    >>> det = KLMatching().fit(z)
+    >>> det.templates_.round(3)
+    array([[0.7, 0.3],
+           [0.3, 0.7]])
+    >>> det.score_samples(np.log(np.array([[0.7, 0.3]]))).round(4)
+    array([-0.])
+    """
+
+    _parameter_constraints = {**BaseDetector._parameter_constraints, "head": "no_validation"}
+
+    def __init__(self, head=None, *, contamination=0.05):
+        self.head = head
+        self.contamination = contamination
+
+    def _fit(self, X, y):
+        self._fit_head(X)
+        self.templates_, self.template_classes_ = kl_templates(self._logits(X))
+
+    def _score(self, X):
+        return kl_matching_score(self._logits(X), self.templates_)
