@@ -11,41 +11,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import restore_on_error
 from ._validation import FLOAT_DTYPES
+from .block_outputs import (  # noqa: F401 (REDUCTIONS, TOKEN_REDUCTIONS, Token re-exported)
+    REDUCTIONS, TOKEN_REDUCTIONS, Token, make_reducers,
+)
 from .streaming import _input_kind, add_note, is_one_shot, iter_input_batches, n_samples
-
-
-def _avg(maps):
-    return maps.flatten(2).mean(2) if maps.ndim > 2 else maps
-
-
-def _max(maps):
-    return maps.flatten(2).amax(2) if maps.ndim > 2 else maps
-
-
-def _norm(maps):
-    maps = torch.relu(maps)
-    return maps.flatten(2).norm(dim=2) if maps.ndim > 2 else maps
-
-
-def _flatten(maps):
-    return maps.flatten(1)
-
-
-def _negative_aware_norm(maps):
-    # ||a||_1 / ||a||_0 of the whole flattened output; 0 without a positive entry.
-    a = maps.flatten(1)
-    active = (a > 0).sum(1)
-    return torch.where(active > 0, a.abs().sum(1) / active.clamp_min(1), 0.0)[:, None]
-
-
-#: Named per-batch reductions of a block output ``(n, C, *spatial)`` to ``(n, d)``.
-REDUCTIONS = {
-    "avg": _avg,  # global average pool: (n, C)
-    "max": _max,  # global max pool: (n, C)
-    "norm": _norm,  # per-channel spatial L2 norm of ReLU(map), FeatureNorm's statistic
-    "flatten": _flatten,  # every entry: (n, C*H*W)
-    "negative_aware_norm": _negative_aware_norm,  # NAN of the whole output: (n, 1)
-}
 
 
 class _BlockRanTwice(RuntimeError):
@@ -76,69 +45,6 @@ def resolve_blocks(model, blocks):
     if len(set(names)) != len(names):
         raise ValueError(f"blocks contains duplicates: {list(names)}.")
     return list(names)
-
-
-def resolve_reduce(reduce, blocks):
-    """Return ``{block: (callables, names)}`` for a ``reduce`` specification.
-
-    ``reduce`` is one specification for every block, or a dict with one per block.
-    """
-    if isinstance(reduce, dict):
-        missing = [b for b in blocks if b not in reduce]
-        extra = [b for b in reduce if b not in blocks]
-        if missing or extra:
-            raise ValueError(
-                f"A reduce dict needs exactly one entry per block {list(blocks)}; "
-                f"missing {missing}, unexpected {extra}."
-            )
-        return {block: _resolve_one(reduce[block]) for block in blocks}
-    spec = _resolve_one(reduce)
-    return {block: spec for block in blocks}
-
-
-def _resolve_one(reduce):
-    specs = list(reduce) if isinstance(reduce, (list, tuple)) else [reduce]
-    if not specs:
-        raise ValueError("reduce must not be an empty list.")
-    fns, names = [], []
-    for spec in specs:
-        if spec is None and len(specs) == 1:
-            fns.append(None)
-            names.append(None)
-        elif isinstance(spec, str) and spec in REDUCTIONS:
-            fns.append(REDUCTIONS[spec])
-            names.append(spec)
-        elif callable(spec) and not isinstance(spec, str):
-            fns.append(spec)
-            names.append(getattr(spec, "__name__", type(spec).__name__))
-        else:
-            raise ValueError(
-                f"reduce must be one of {sorted(REDUCTIONS)}, None, a callable mapping "
-                f"a block output to an (n_samples, n_features) tensor, a list of "
-                f"those, or a dict of those by block name; got {spec!r}."
-            )
-    return fns, names
-
-
-def _apply_reduce(fns, output, name):
-    if not isinstance(output, torch.Tensor):
-        raise TypeError(
-            f"Block {name!r} returned {type(output).__name__}, not a tensor; "
-            "choose a block whose output is a single tensor."
-        )
-    if fns == [None]:
-        return output
-    parts = []
-    for fn in fns:
-        part = fn(output)
-        if not isinstance(part, torch.Tensor) or part.ndim != 2 or len(part) != len(output):
-            raise ValueError(
-                f"reduce callable {fn!r} must map block {name!r} output of shape "
-                f"{tuple(output.shape)} to a 2-D tensor with {len(output)} rows; got "
-                f"{getattr(part, 'shape', type(part).__name__)}."
-            )
-        parts.append(part)
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 @contextlib.contextmanager
@@ -191,8 +97,8 @@ def check_model_device(model, device):
     return dtype
 
 
-def iter_block_batches(model, blocks, X, *, reduce="avg", batch_size=128, device="cpu",
-                       progress=False, return_labels=False):
+def iter_block_batches(model, blocks, X, *, reduce="avg", layout=None, select=None,
+                       batch_size=128, device="cpu", progress=False, return_labels=False):
     """Yield ``(start, {block: reduced output})`` for consecutive batches of ``X``.
 
     Every block is captured by a forward hook during ONE forward pass per batch;
@@ -211,7 +117,11 @@ def iter_block_batches(model, blocks, X, *, reduce="avg", batch_size=128, device
     X : array-like, torch.Tensor, Dataset, DataLoader or iterable of batches
         Model input, read one batch at a time: see
         :func:`~sklearn_ood.streaming.iter_input_batches`.
-    reduce : str, callable, list or None, default="avg"
+    reduce : str, callable, list, dict or None, default="avg"
+        See :class:`BlockFeatureExtractor`.
+    layout : {"channels_first", "tokens"}, dict or None, default=None
+        See :class:`BlockFeatureExtractor`.
+    select : str, int, callable, dict or None, default=None
         See :class:`BlockFeatureExtractor`.
     batch_size : int, default=128
         Samples per batch for arrays and datasets; a ``DataLoader`` or an
@@ -235,7 +145,7 @@ def iter_block_batches(model, blocks, X, *, reduce="avg", batch_size=128, device
     0 (3, 2) [0 1 2]
     3 (2, 2) [3 4]
     """
-    reducers = resolve_reduce(reduce, blocks)
+    reducers = make_reducers(model, blocks, reduce, layout=layout, select=select)
     dtype = check_model_device(model, device)
     batches = _run_blocks(
         model, blocks, iter_input_batches(X, batch_size=batch_size), reducers=reducers,
@@ -254,12 +164,13 @@ def _run_blocks(model, blocks, batches, *, reducers, dtype, device, progress, to
     """
     modules = dict(model.named_modules())
     captured = {}
+    batch = {"n": 0}  # samples in the batch being run, for the hooks' checks
 
     def make_hook(name):
         def hook(module, inputs, output):
             if name in captured:
                 raise _BlockRanTwice(name)
-            reduced = _apply_reduce(reducers[name][0], output, name)
+            reduced = reducers[name](output, batch["n"])
             captured[name] = reduced.detach().to("cpu")
             if len(captured) == len(blocks):
                 raise _StopForward
@@ -283,7 +194,7 @@ def _run_blocks(model, blocks, batches, *, reducers, dtype, device, progress, to
                 images, labels = next(batches, (None, None))
                 if images is None:
                     break
-                n = len(images)
+                n = batch["n"] = len(images)
                 captured.clear()
                 try:
                     _forward(model, images.to(device=device, dtype=dtype,
@@ -385,18 +296,47 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
     blocks : str or list of str
         Names from ``model.named_modules()`` (e.g. ``"layer4"`` or
         ``["layer3", "layer4"]``).
-    reduce : {"avg", "max", "norm", "negative_aware_norm", "flatten"}, callable, list, \
-            dict or None, default="avg"
-        What each block contributes per sample: ``"avg"``/``"max"`` global
-        average/max pool over the spatial dimensions (``(C,)``), ``"norm"`` the
-        per-channel spatial L2 norm of ``ReLU(map)`` (FeatureNorm's statistic),
-        ``"negative_aware_norm"`` one number, the negative-aware norm
-        ``||a||_1 / ||a||_0`` of the whole output (NAN's score), ``"flatten"`` every entry, a callable
-        mapping a block output tensor to an ``(n, d)`` tensor (computed per
-        batch, on ``device``), or a list of these, concatenated. ``None`` returns the block output itself (e.g.
-        ``(N, C, H, W)`` maps) and needs a single block. A dict gives each
-        block its own specification. A 2-D block output is left as it is by
-        ``"avg"``, ``"max"`` and ``"flatten"``.
+    reduce : {"avg", "max", "norm", "negative_aware_norm", "flatten", "cls"}, \
+            callable, list, dict or None, default="avg"
+        What each block contributes per sample, computed per batch on
+        ``device``. For a channels-first block ``(n, C, *spatial)``:
+        ``"avg"``/``"max"`` global average/max pool over the spatial
+        dimensions (``(C,)``), ``"norm"`` the per-channel spatial L2 norm of
+        ``ReLU(map)`` (FeatureNorm's statistic), ``"negative_aware_norm"`` one
+        number, the negative-aware norm ``||a||_1 / ||a||_0`` of the whole
+        output (NAN's score), ``"flatten"`` every entry. For a token sequence
+        ``(n, T, D)`` (``layout="tokens"``): ``"avg"``/``"max"`` the mean/max
+        over the tokens (``(D,)``), ``"cls"`` the class token (index 0;
+        :class:`~sklearn_ood.block_outputs.Token` picks another index),
+        ``"flatten"`` every entry, token by token (``(T*D,)``); the map
+        statistics ``"norm"`` and ``"negative_aware_norm"`` see the block as
+        channels-first ``(n, D, T)``, the token axis as their spatial axis (so
+        ``"norm"`` is the per-feature L2 norm over tokens, and ``["max",
+        "avg"]`` gives NAP its within-feature max and mean over tokens).
+        Also: a callable mapping the block output tensor to an ``(n, d)``
+        tensor, or a list of these, concatenated. ``None`` returns the block
+        output itself (e.g. ``(N, C, H, W)`` maps) and needs a single block. A
+        dict gives each block its own specification. A 2-D block output is
+        left as it is by ``"avg"``, ``"max"`` and ``"flatten"``.
+    layout : {"channels_first", "tokens"}, dict or None, default=None
+        Which axis of a block output holds the features: ``"channels_first"``
+        ``(n, C, *spatial)`` or ``"tokens"`` ``(n, T, D)``; one value for
+        every block or a dict by block name (blocks left out get ``None``).
+        With ``None``, 2-D outputs need no layout, 4-D and larger ones are
+        channels-first, and a 3-D output takes the layout its module fixes
+        (1-D convolutions and batch norms: channels-first; torch's
+        ``batch_first`` transformer layers and stacks: tokens; see
+        :func:`~sklearn_ood.block_outputs.known_layout`). Any other 3-D output
+        is ambiguous, and ``fit`` raises unless its layout is given (or it is
+        reduced only by callables or ``None``, which see the raw output).
+    select : str, int, callable, dict or None, default=None
+        Which tensor to take from a block that returns a tuple, a dict, a
+        namedtuple or another object (e.g. ``nn.MultiheadAttention``'s
+        ``(output, weights)``, or an object with ``last_hidden_state``): a key
+        or attribute name, an index, or a callable receiving the output and
+        returning a tensor; one for every block or a dict by block name. With
+        ``None`` a block must return a tensor; a structured output raises an
+        error listing what it holds. The block ``""`` is the model itself.
     batch_size : int, default=128
         Samples per forward pass for arrays, tensors and datasets. Ignored for
         a ``DataLoader`` or an iterable of batches, which are used as they
@@ -413,6 +353,9 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         The resolved block names.
     block_shapes_ : dict
         Block name -> shape of one sample's reduced output.
+    block_layouts_ : dict
+        Block name -> layout of its (selected) output: ``"channels_first"``,
+        ``"tokens"``, or ``None`` for a 2-D output or an undetermined 3-D one.
     n_features_in_ : int
         Second dimension of the input (channels for images).
     input_shape_ : tuple
@@ -442,13 +385,41 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
     >>> features, labels = ext.transform_with_labels(data)
     >>> features.shape, labels
     ((5, 4), array([0, 1, 0, 1, 1]))
+
+    A transformer's blocks output token sequences ``(n, T, D)``: say so with
+    ``layout="tokens"`` (a ``batch_first`` ``nn.TransformerEncoder`` block is
+    recognised without it), then pool the tokens or keep the class token:
+
+    >>> layer = torch.nn.TransformerEncoderLayer(8, 2, batch_first=True)
+    >>> encoder = torch.nn.Sequential(torch.nn.Linear(3, 8),
+    ...                               torch.nn.TransformerEncoder(layer, 1), torch.nn.GELU())
+    >>> tokens = torch.rand(5, 10, 3)  # 5 samples, 10 tokens, 3 features
+    >>> ext = BlockFeatureExtractor(encoder, "2", reduce=["cls", "avg"], layout="tokens")
+    >>> ext.fit(tokens).transform(tokens).shape
+    (5, 16)
+
+    A block that returns a tuple, a dict or an object needs ``select``; without
+    it the error lists what the output holds:
+
+    >>> attn = torch.nn.MultiheadAttention(3, 1, batch_first=True)
+    >>> class SelfAttention(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.attn = attn
+    ...     def forward(self, x):
+    ...         return self.attn(x, x, x)[0]
+    >>> ext = BlockFeatureExtractor(SelfAttention(), "attn", select=0, layout="tokens")
+    >>> ext.fit(tokens).transform(tokens).shape
+    (5, 3)
     """
 
-    def __init__(self, model, blocks, *, reduce="avg", batch_size=128, device="cpu",
-                 progress=False):
+    def __init__(self, model, blocks, *, reduce="avg", layout=None, select=None,
+                 batch_size=128, device="cpu", progress=False):
         self.model = model
         self.blocks = blocks
         self.reduce = reduce
+        self.layout = layout
+        self.select = select
         self.batch_size = batch_size
         self.device = device
         self.progress = progress
@@ -478,8 +449,9 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
 
     def _fit(self, X):
         blocks = resolve_blocks(self.model, self.blocks)
-        reducers = resolve_reduce(self.reduce, blocks)
-        if len(blocks) > 1 and any(fns == [None] for fns, _ in reducers.values()):
+        reducers = make_reducers(self.model, blocks, self.reduce, layout=self.layout,
+                                 select=self.select)
+        if len(blocks) > 1 and any(reducer.raw for reducer in reducers.values()):
             raise ValueError(
                 "reduce=None returns one block's raw output; pass a single block or "
                 "choose a reduction to concatenate several blocks."
@@ -493,21 +465,27 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         dtype = check_model_device(self.model, self.device)
         with contextlib.closing(_run_blocks(
             self.model, blocks, iter_input_batches(probe), dtype=dtype, device=self.device,
-            reducers=resolve_reduce(None, blocks), progress=False, total=1,
+            reducers=make_reducers(self.model, blocks, None, layout=self.layout,
+                                   select=self.select),
+            progress=False, total=1,
         )) as run:
             _, raw, _ = next(run)
-        shapes, names = {}, []
+        shapes, layouts, names = {}, {}, []
         for block in blocks:
-            fns, reduce_names = reducers[block]
-            parts = [_apply_reduce([fn], raw[block], block) for fn in fns]
-            reduced = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-            shapes[block] = tuple(reduced.shape[1:])
-            for reduction, part in zip(reduce_names, parts):
-                prefix = block if len(fns) == 1 else f"{block}__{reduction}"
+            reducer = reducers[block]
+            layouts[block] = reducer.resolve_layout(raw[block])
+            if reducer.raw:
+                shapes[block] = tuple(raw[block].shape[1:])
+                continue
+            parts = reducer.reduce_parts(raw[block])
+            shapes[block] = (sum(part.shape[1] for part in parts),)
+            for (reduction, _), part in zip(reducer.reductions, parts):
+                prefix = block if len(parts) == 1 else f"{block}__{reduction}"
                 names += [f"{prefix}__{i}" for i in range(part.shape[-1])]
-        raw_output = len(blocks) == 1 and reducers[blocks[0]][0] == [None]
+        raw_output = len(blocks) == 1 and reducers[blocks[0]].raw
         self.blocks_ = blocks
         self.block_shapes_ = shapes
+        self.block_layouts_ = layouts
         self.n_features_in_ = probe.shape[1]
         self.input_shape_ = tuple(probe.shape[1:])
         self._feature_names = None if raw_output else np.asarray(names, dtype=object)
@@ -604,7 +582,8 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         batches = self._checked_shapes(iter_input_batches(X, batch_size=self.batch_size))
         run = _run_blocks(
             self.model, self.blocks_, batches,
-            reducers=resolve_reduce(self.reduce, self.blocks_),
+            reducers=make_reducers(self.model, self.blocks_, self.reduce, layout=self.layout,
+                                   select=self.select),
             dtype=check_model_device(self.model, self.device), device=self.device,
             progress=self.progress, total=n,
         )

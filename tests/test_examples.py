@@ -114,3 +114,21 @@ def test_quickstart_runs_and_prints_finite_metrics(capsys):
                       text)
     assert match, text
     assert float(match.group(1)) in (0.5, 1.0, 2.0) and 0.0 <= float(match.group(2)) <= 1.0
+
+
+def test_vision_transformer_runs_and_prints_finite_metrics(capsys):
+    module = _load("vision_transformer")
+    threads = torch.get_num_threads()
+    assert module.main(["--epochs", "2", "--patch", "4"]) == 0
+    assert torch.get_num_threads() == threads  # --threads is undone on return
+    text = capsys.readouterr().out
+    assert not re.search(r"\b(nan|inf)\b", text, flags=re.IGNORECASE), text
+    assert "4x4 patches, 5 tokens" in text
+    accuracy = float(re.search(rf"test accuracy ({NUMBER})", text).group(1))
+    assert 0.0 <= accuracy <= 1.0
+    assert "digits_8_9 AUROC" in text and "photo_patches AUROC" in text
+    for label in ("Energy (cls, head)", "KNN (cls)", "Mahalanobis (cls)", "KNN (token mean)",
+                  "Mahalanobis (token mean)", "NegativeAwareNorm (MLP tokens)"):
+        values = _row(text, label)
+        assert len(values) == 4 and all(0.0 <= v <= 100.0 for v in values), (label, values)
+    assert re.search(rf"wall time {NUMBER} s", text)

@@ -265,3 +265,32 @@ def test_reduce_per_block_dict(images):
 @parametrize_with_checks([BlockFeatureExtractor(torch.nn.Sequential(torch.nn.Tanh()), "0")])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_channels_first_outputs_are_unchanged_by_layouts(images):
+    """4-D maps and 1-D conv maps: bit for bit the pooling formulas of before layouts."""
+    net = TinyNet()
+    with torch.no_grad():
+        maps = torch.relu(net.conv2(torch.relu(net.conv1(torch.from_numpy(images)))))
+    formulas = {
+        "avg": maps.flatten(2).mean(2), "max": maps.flatten(2).amax(2),
+        "norm": torch.relu(maps).flatten(2).norm(dim=2), "flatten": maps.flatten(1),
+    }
+    for reduce, expected in formulas.items():
+        for layout in (None, "channels_first"):
+            ext = BlockFeatureExtractor(net, "act2", reduce=reduce, layout=layout,
+                                        batch_size=len(images)).fit(images)
+            assert ext.block_layouts_ == {"act2": "channels_first"}
+            np.testing.assert_array_equal(ext.transform(images), expected.numpy())
+
+    conv1d = torch.nn.Sequential(torch.nn.Conv1d(2, 3, 3), torch.nn.ReLU())
+    X = np.random.default_rng(0).normal(size=(6, 2, 9)).astype(np.float32)
+    ext = BlockFeatureExtractor(conv1d, "0", reduce="avg").fit(X)  # layout from Conv1d
+    assert ext.block_layouts_ == {"0": "channels_first"}
+    with torch.no_grad():
+        expected = conv1d[0](torch.from_numpy(X)).mean(2).numpy()
+    np.testing.assert_array_equal(ext.transform(X), expected)
+    with pytest.raises(ValueError, match="outputs 3-D tensors"):  # a ReLU may hold tokens
+        BlockFeatureExtractor(conv1d, "1").fit(X)
+    assert BlockFeatureExtractor(conv1d, "1", layout="channels_first").fit_transform(X).shape \
+        == (6, 3)
