@@ -20,6 +20,7 @@ from .detectors import (
     MaxSoftmax,
     NegativeAwareNorm,
     ReAct,
+    RelativeMahalanobis,
     ViM,
 )
 from .diagnostics import neural_collapse
@@ -48,6 +49,7 @@ __all__ = [
     "NegativeAwareNorm",
     "PseudoOODSplit",
     "ReAct",
+    "RelativeMahalanobis",
     "ScoreDistributionDisplay",
     "ViM",
     "jigsaw",

@@ -15,6 +15,7 @@ from .mahalanobis import Mahalanobis
 from .nap import NAP
 from .negative_aware_norm import NegativeAwareNorm
 from .react import ReAct
+from .relative_mahalanobis import RelativeMahalanobis
 from .vim import ViM
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "NAP",
     "NegativeAwareNorm",
     "ReAct",
+    "RelativeMahalanobis",
     "ViM",
 ]
