@@ -9,6 +9,7 @@ from .model_detectors import BlockSelection
 from .detectors import (
     ASH,
     DICE,
+    FDBD,
     KNN,
     NAP,
     Energy,
@@ -37,6 +38,7 @@ __all__ = [
     "BlockSelection",
     "DICE",
     "Energy",
+    "FDBD",
     "FeatureNorm",
     "GaussianDensity",
     "Jigsaw",

@@ -6,6 +6,7 @@ functions and the estimator; the small logit scores share :mod:`.logits`.
 
 from .ash import ASH
 from .dice import DICE
+from .fdbd import FDBD
 from .feature_norm import FeatureNorm
 from .gaussian_density import GaussianDensity
 from .knn import KNN
@@ -22,6 +23,7 @@ __all__ = [
     "ASH",
     "DICE",
     "Energy",
+    "FDBD",
     "FeatureNorm",
     "GaussianDensity",
     "KNN",
