@@ -14,6 +14,7 @@ from .line import LINe
 from .logits import Energy, MaxLogit, MaxSoftmax
 from .mahalanobis import Mahalanobis
 from .nap import NAP
+from .nci import NCI
 from .negative_aware_norm import NegativeAwareNorm
 from .react import ReAct
 from .relative_mahalanobis import RelativeMahalanobis
@@ -32,6 +33,7 @@ __all__ = [
     "MaxLogit",
     "MaxSoftmax",
     "NAP",
+    "NCI",
     "NegativeAwareNorm",
     "ReAct",
     "RelativeMahalanobis",
