@@ -9,6 +9,7 @@ from .dice import DICE
 from .fdbd import FDBD
 from .feature_norm import FeatureNorm
 from .gaussian_density import GaussianDensity
+from .gradnorm import GradNorm
 from .knn import KNN
 from .line import LINe
 from .logits import Energy, MaxLogit, MaxSoftmax
@@ -27,6 +28,7 @@ __all__ = [
     "FDBD",
     "FeatureNorm",
     "GaussianDensity",
+    "GradNorm",
     "KNN",
     "LINe",
     "Mahalanobis",
