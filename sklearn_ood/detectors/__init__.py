@@ -19,6 +19,7 @@ from .nci import NCI
 from .negative_aware_norm import NegativeAwareNorm
 from .react import ReAct
 from .relative_mahalanobis import RelativeMahalanobis
+from .she import SHE
 from .vim import ViM
 
 __all__ = [
@@ -39,5 +40,6 @@ __all__ = [
     "NegativeAwareNorm",
     "ReAct",
     "RelativeMahalanobis",
+    "SHE",
     "ViM",
 ]

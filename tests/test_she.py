@@ -1,0 +1,115 @@
+"""SHE: inner product with the mean correctly classified training feature of the prediction."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_ood.detectors.she import SHE
+
+from _helpers import (
+    CONTRACT_HEAD,
+    check_failed_calls_leave_detector_unchanged,
+)
+
+SHE_NO_Y = "SHE needs class labels (its patterns are class means) and this check fits without y"
+
+
+class LabelHeadSHE(SHE):
+    """Test-only: the head is the nearest-class-mean classifier of the check's own data.
+
+    The checks' labels are unrelated to any fixed head, so a fixed head leaves classes
+    without a correctly classified row (SHE raises, as pytorch-ood). Here
+    ``coef_ = mu_c``, ``intercept_ = -||mu_c||^2 / 2`` (argmax = nearest mean) and
+    ``y`` is re-encoded as 0..K-1; every other line of SHE runs unchanged.
+    """
+
+    def _fit(self, X, y):
+        if y is None or self.head is not None:
+            return super()._fit(X, y)
+        classes, codes = np.unique(y, return_inverse=True)
+        means = np.array([X[codes == c].mean(axis=0) for c in range(classes.size)])
+        self.head = (means, -0.5 * (means**2).sum(axis=1))
+        try:
+            return super()._fit(X, codes)
+        finally:
+            self.head = None
+
+
+@parametrize_with_checks(
+    [LabelHeadSHE()],
+    expected_failed_checks=lambda estimator: dict.fromkeys(
+        ["check_outliers_fit_predict", "check_outliers_train"], SHE_NO_Y)
+    | {"check_fit_score_takes_y": "fit_predict(X, y) (OutlierMixin) drops y and calls "
+                                  "fit(X), which SHE rejects without labels"},
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def _loop_she(X_train, y, W, b, X):
+    D, K = len(W[0]), len(W)
+
+    def predict(x):
+        z = [sum(W[k][j] * x[j] for j in range(D)) + b[k] for k in range(K)]
+        return max(range(K), key=lambda k: z[k])
+
+    patterns = {}
+    for c in range(K):
+        rows = [x for x, label in zip(X_train, y) if label == c and predict(x) == c]
+        patterns[c] = [sum(r[j] for r in rows) / len(rows) for j in range(D)]
+    return np.array([sum(x[j] * patterns[predict(x)][j] for j in range(D)) for x in X])
+
+
+def _fixture():
+    W, b = CONTRACT_HEAD
+    rng = np.random.default_rng(6)
+    X = np.abs(rng.normal(size=(40, 4))) * 2
+    y = np.argmax(X @ W.T + b, axis=1)
+    flip = rng.choice(40, 8, replace=False)  # 8 rows get another label: misclassified
+    y[flip] = (y[flip] + 1) % 3
+    return X, y, rng.normal(size=(6, 4))
+
+
+def test_she_matches_the_loop_and_drops_misclassified_rows():
+    W, b = CONTRACT_HEAD
+    X, y, X_test = _fixture()
+    det = SHE(CONTRACT_HEAD).fit(X, y)
+    np.testing.assert_allclose(det.score_samples(X_test), _loop_she(X, y, W, b, X_test),
+                               rtol=1e-12)
+    # the misclassified rows matter: all rows of each label would give other patterns
+    all_rows = np.array([X[y == c].mean(axis=0) for c in range(3)])
+    assert not np.allclose(det.patterns_, all_rows)
+    # OOD rows (label -1) dropped
+    det_ood = SHE(CONTRACT_HEAD).fit(np.vstack([X, 50 * np.ones((1, 4))]), np.r_[y, -1])
+    np.testing.assert_allclose(det_ood.patterns_, det.patterns_)
+
+
+def test_she_hand_values():
+    X = np.array([[2.0, 0.0], [4.0, 0.0], [0.0, 2.0], [0.0, 1.0]])
+    det = SHE((np.eye(2), np.zeros(2))).fit(X, [0, 0, 1, 0])
+    np.testing.assert_allclose(det.patterns_, [[3.0, 0.0], [0.0, 2.0]])
+    # (1, .5) predicts 0: 1 * 3; (1, 3) predicts 1: 3 * 2
+    np.testing.assert_allclose(det.score_samples([[1.0, 0.5], [1.0, 3.0]]), [3.0, 6.0])
+
+
+def test_she_errors_say_what_to_pass():
+    X, y, _ = _fixture()
+    with pytest.raises(ValueError, match=r"needs the final linear layer.*head="):
+        SHE().fit(X, y)
+    with pytest.raises(ValueError, match=r"SHE requires y.*fit\(X, y\)"):
+        SHE(CONTRACT_HEAD).fit(X)
+    with pytest.raises(ValueError, match=r"class indices 0..2"):
+        SHE(CONTRACT_HEAD).fit(X, np.where(y == 0, "a", "b"))
+    with pytest.raises(ValueError, match=r"class indices 0..2"):
+        SHE(CONTRACT_HEAD).fit(X, y + 1)
+    rows = y != 2
+    with pytest.raises(ValueError, match=r"class\(es\) \[2\] .* no correctly classified"):
+        SHE(CONTRACT_HEAD).fit(X[rows], y[rows])
+    det = SHE(CONTRACT_HEAD).fit(X, y)
+    state = pickle.dumps(det)
+    with pytest.raises(ValueError, match="no correctly classified"):
+        det.fit(X[rows], y[rows])
+    assert pickle.dumps(det) == state
+    check_failed_calls_leave_detector_unchanged(det, X, y)
