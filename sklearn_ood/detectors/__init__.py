@@ -17,6 +17,7 @@ from .mahalanobis import Mahalanobis
 from .nap import NAP
 from .nci import NCI
 from .negative_aware_norm import NegativeAwareNorm
+from .nnguide import NNGuide
 from .react import ReAct
 from .relative_mahalanobis import RelativeMahalanobis
 from .she import SHE
@@ -37,6 +38,7 @@ __all__ = [
     "MaxSoftmax",
     "NAP",
     "NCI",
+    "NNGuide",
     "NegativeAwareNorm",
     "ReAct",
     "RelativeMahalanobis",
