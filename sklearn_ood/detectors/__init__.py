@@ -16,6 +16,7 @@ from .logits import Energy, MaxLogit, MaxSoftmax
 from .mahalanobis import Mahalanobis
 from .nap import NAP
 from .nci import NCI
+from .neco import NECO
 from .negative_aware_norm import NegativeAwareNorm
 from .nnguide import NNGuide
 from .react import ReAct
@@ -38,6 +39,7 @@ __all__ = [
     "MaxSoftmax",
     "NAP",
     "NCI",
+    "NECO",
     "NNGuide",
     "NegativeAwareNorm",
     "ReAct",
