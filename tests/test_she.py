@@ -10,31 +10,15 @@ from sklearn_ood.detectors.she import SHE
 
 from _helpers import (
     CONTRACT_HEAD,
+    NearestMeanHead,
     check_failed_calls_leave_detector_unchanged,
 )
 
 SHE_NO_Y = "SHE needs class labels (its patterns are class means) and this check fits without y"
 
 
-class LabelHeadSHE(SHE):
-    """Test-only: the head is the nearest-class-mean classifier of the check's own data.
-
-    The checks' labels are unrelated to any fixed head, so a fixed head leaves classes
-    without a correctly classified row (SHE raises, as pytorch-ood). Here
-    ``coef_ = mu_c``, ``intercept_ = -||mu_c||^2 / 2`` (argmax = nearest mean) and
-    ``y`` is re-encoded as 0..K-1; every other line of SHE runs unchanged.
-    """
-
-    def _fit(self, X, y):
-        if y is None or self.head is not None:
-            return super()._fit(X, y)
-        classes, codes = np.unique(y, return_inverse=True)
-        means = np.array([X[codes == c].mean(axis=0) for c in range(classes.size)])
-        self.head = (means, -0.5 * (means**2).sum(axis=1))
-        try:
-            return super()._fit(X, codes)
-        finally:
-            self.head = None
+class LabelHeadSHE(NearestMeanHead, SHE):
+    pass
 
 
 @parametrize_with_checks(

@@ -68,8 +68,9 @@ def check_class_indices(y, n_classes, method):
             or as_int.max() >= n_classes:
         raise ValueError(
             f"{method} needs y as integer class indices 0..{n_classes - 1} matching the "
-            f"rows of the head; got {y[:3].tolist()} (dtype {y.dtype}). Encode the labels "
-            "in the model's class order."
+            f"head's classes (the logits' columns); got labels {np.unique(y)[:5].tolist()}"
+            f"{' ...' if np.unique(y).size > 5 else ''} (dtype {y.dtype}). Encode the "
+            "labels in the model's class order."
         )
     return as_int
 
