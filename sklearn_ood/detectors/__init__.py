@@ -19,6 +19,7 @@ from .nci import NCI
 from .neco import NECO
 from .negative_aware_norm import NegativeAwareNorm
 from .nnguide import NNGuide
+from .openmax import OpenMax
 from .react import ReAct
 from .relative_mahalanobis import RelativeMahalanobis
 from .she import SHE
@@ -42,6 +43,7 @@ __all__ = [
     "NECO",
     "NNGuide",
     "NegativeAwareNorm",
+    "OpenMax",
     "ReAct",
     "RelativeMahalanobis",
     "SHE",
