@@ -9,6 +9,7 @@ from .dice import DICE
 from .fdbd import FDBD
 from .feature_norm import FeatureNorm
 from .gaussian_density import GaussianDensity
+from .gaussian_mixture import GaussianMixture
 from .gradnorm import GradNorm
 from .knn import KNN
 from .line import LINe
@@ -32,6 +33,7 @@ __all__ = [
     "FDBD",
     "FeatureNorm",
     "GaussianDensity",
+    "GaussianMixture",
     "GradNorm",
     "KNN",
     "LINe",
