@@ -89,11 +89,24 @@ def test_she_errors_say_what_to_pass():
     with pytest.raises(ValueError, match=r"class indices 0..2"):
         SHE(CONTRACT_HEAD).fit(X, y + 1)
     rows = y != 2
-    with pytest.raises(ValueError, match=r"class\(es\) \[2\] .* no correctly classified"):
+    with pytest.raises(ValueError, match=r"class\(es\) \[2\] .* no training row"):
         SHE(CONTRACT_HEAD).fit(X[rows], y[rows])
     det = SHE(CONTRACT_HEAD).fit(X, y)
     state = pickle.dumps(det)
-    with pytest.raises(ValueError, match="no correctly classified"):
+    with pytest.raises(ValueError, match="no training row"):
         det.fit(X[rows], y[rows])
     assert pickle.dumps(det) == state
     check_failed_calls_leave_detector_unchanged(det, X, y)
+
+
+def test_a_class_never_predicted_correctly_falls_back_to_all_its_rows():
+    W, b = CONTRACT_HEAD
+    X, y, X_test = _fixture()
+    pred = np.argmax(X @ W.T + b, axis=1)
+    y2 = np.where((y == 2) & (pred == 2), 0, y)  # class 2 keeps only misclassified rows
+    assert (y2 == 2).any() and not ((y2 == 2) & (pred == 2)).any()
+    with pytest.warns(UserWarning, match=r"class\(es\) \[2\] .* mean of all their"):
+        det = SHE(CONTRACT_HEAD).fit(X, y2)
+    np.testing.assert_allclose(det.patterns_[2], X[y2 == 2].mean(axis=0))
+    rows0 = (y2 == 0) & (pred == 0)
+    np.testing.assert_allclose(det.patterns_[0], X[rows0].mean(axis=0))

@@ -8,6 +8,8 @@ The pure functions :func:`she_patterns` and :func:`she_score` hold the
 method; :class:`SHE` stores one pattern per class of the head.
 """
 
+import warnings
+
 import numpy as np
 
 from .._base import BaseDetector
@@ -86,8 +88,10 @@ class SHE(HeadMixin, BaseDetector):
     energy). Higher means more ID.
 
     Needs the head and class labels: ``fit(X, y)`` with ``y`` the class
-    indices of the head's rows, every class with at least one correctly
-    classified training row (as pytorch-ood, which raises too).
+    indices of the head's rows, every class with at least one training row.
+    A class without a correctly classified training row (pytorch-ood raises;
+    the official code would average an empty set) gets the mean of all its
+    training rows, with a ``UserWarning`` naming it.
 
     Parameters
     ----------
@@ -150,13 +154,23 @@ class SHE(HeadMixin, BaseDetector):
         self.patterns_ = she_patterns(X, labels, np.argmax(self._logits(X), axis=1),
                                       n_classes)
         missing = np.flatnonzero(np.isnan(self.patterns_[:, 0]))
-        if missing.size:
+        absent = np.setdiff1d(missing, labels)
+        if absent.size:
             raise ValueError(
-                f"SHE: class(es) {missing.tolist()} of the {n_classes}-class head have no "
-                "correctly classified training row, so no stored pattern. Fit on more "
-                "in-distribution rows of those classes (or check that y follows the "
-                "head's class order)."
+                f"SHE: class(es) {absent.tolist()} of the {n_classes}-class head have no "
+                "training row, so no stored pattern. Fit on in-distribution rows of every "
+                "class (or check that y follows the head's class order)."
             )
+        if missing.size:
+            warnings.warn(
+                f"SHE: class(es) {missing.tolist()} of the {n_classes}-class head have no "
+                "correctly classified training row; their patterns are the mean of all "
+                "their training rows instead.",
+                UserWarning,
+                stacklevel=3,
+            )
+            for c in missing:
+                self.patterns_[c] = X[labels == c].mean(axis=0)
 
     def _score(self, X):
         X = X.astype(np.float64)
