@@ -1,4 +1,4 @@
-"""Neural-collapse inspired score (NCI): alignment with the predicted class weight plus an L1 norm.
+"""Neural-collapse inspired (NCI): alignment with the predicted class weight plus an L1 norm.
 
 Liu & Qin, "Detecting Out-of-Distribution Through the Lens of Neural
 Collapse", CVPR 2025, https://arxiv.org/abs/2311.01479.
@@ -36,7 +36,7 @@ def nci_score(X, coef, intercept, mean, alpha):
 
 
 class NCI(HeadMixin, BaseDetector):
-    """Neural-collapse inspired score (NCI): alignment with the predicted class weight plus an L1 norm.
+    """Neural-collapse inspired (NCI): alignment with the predicted class weight plus an L1 norm.
 
     Score (NCI ``nci_postprocessor.py``, identical in OpenOOD):
     ``w_yhat^T (h - mu) / ||h - mu||_2 + alpha ||h||_1`` with ``mu`` the mean
