@@ -44,7 +44,10 @@ def fdbd_score(X, coef, intercept, normalizer):
     """
     logits = X @ coef.T + intercept
     pred = np.argmax(logits, axis=1)
-    diff_norms = np.linalg.norm(coef[:, None, :] - coef[None, :, :], axis=2)
+    # ||w_i - w_j||^2 from the Gram matrix: no (K, K, D) temporary
+    sq = np.einsum("ij,ij->i", coef, coef)
+    diff_norms = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * coef @ coef.T, 0.0))
+    np.fill_diagonal(diff_norms, 0.0)
     gaps = np.abs(logits[np.arange(len(X)), pred][:, None] - logits)
     norms = diff_norms[pred]
     dist = np.divide(gaps, norms, out=np.zeros_like(gaps), where=norms > 0)

@@ -36,9 +36,11 @@ def openmax_distances(Z, mavs, euclid_weight):
     >>> openmax_distances(np.array([[3.0, 4.0]]), np.array([[3.0, 0.0]]), 0.0)
     array([[0.4]])
     """
-    euclid = np.linalg.norm(Z[:, None, :] - mavs[None, :, :], axis=2)
-    norms = np.linalg.norm(Z, axis=1)[:, None] * np.linalg.norm(mavs, axis=1)[None, :]
+    # ||z - m||^2 = ||z||^2 + ||m||^2 - 2 z.m: no (n, K, K) temporary
     dots = Z @ mavs.T
+    z_sq, m_sq = np.einsum("ij,ij->i", Z, Z), np.einsum("ij,ij->i", mavs, mavs)
+    euclid = np.sqrt(np.maximum(z_sq[:, None] + m_sq[None, :] - 2.0 * dots, 0.0))
+    norms = np.sqrt(z_sq)[:, None] * np.sqrt(m_sq)[None, :]
     cos = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
     return euclid_weight * euclid + (1.0 - euclid_weight) * (1.0 - cos)
 
