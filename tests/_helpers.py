@@ -180,6 +180,28 @@ class AutoHead:
         self.coef_, self.intercept_ = rng.randn(4, X.shape[1]), rng.randn(4)
 
 
+class NearestMeanHead:
+    """Test-only, for detectors that need labels indexing the head's classes.
+
+    The checks' labels are unrelated to any fixed head (a fixed head leaves classes
+    without rows or without a correct prediction). Without ``head``, fit builds the
+    nearest-class-mean classifier of the check's own data, ``coef_ = mu_c`` and
+    ``intercept_ = -||mu_c||^2 / 2``, and re-encodes ``y`` as 0..K-1; every other line
+    of the detector runs unchanged.
+    """
+
+    def _fit(self, X, y):
+        if y is None or self.head is not None:
+            return super()._fit(X, y)
+        classes, codes = np.unique(y, return_inverse=True)
+        means = np.array([X[codes == c].mean(axis=0) for c in range(classes.size)])
+        self.head = (means, -0.5 * (means**2).sum(axis=1))
+        try:
+            return super()._fit(X, codes)
+        finally:
+            self.head = None
+
+
 def head_3_to_4():
     torch.manual_seed(0)
     return torch.nn.Linear(3, 4)

@@ -1,6 +1,7 @@
 """Mahalanobis (shared covariance), plain and rescaled by the negative-aware norm."""
 
 import numpy as np
+from sklearn.covariance import EmpiricalCovariance
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -15,7 +16,8 @@ from _helpers import (
 )
 
 
-@parametrize_with_checks([Mahalanobis(), Mahalanobis(negative_aware_rescale=True)])
+@parametrize_with_checks([Mahalanobis(), Mahalanobis(negative_aware_rescale=True),
+                          Mahalanobis(normalize=True)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -162,3 +164,38 @@ def test_grid_search_gets_the_id_class_labels():
     np.testing.assert_allclose(search.cv_results_["mean_test_score"], expected)
     assert not np.isclose(expected[0], mean_auroc(False, labelled=False))
     assert search.best_score_ > 0.8
+
+
+# ---------------------------------------------------------------------------
+# Mahalanobis++ (normalize=True)
+# ---------------------------------------------------------------------------
+def test_mahalanobis_plus_plus_follows_the_readme_recipe():
+    # The MPP README recipe, written with scikit-learn: normalise, class means,
+    # EmpiricalCovariance(assume_centered=True) of the class-centred rows, min distance.
+    rng = np.random.default_rng(21)
+    X = np.vstack([rng.normal([3, 0, 1], 1.0, (15, 3)), rng.normal([0, 4, 1], 2.0, (12, 3))])
+    y = np.repeat([0, 1], [15, 12])
+    X_test = rng.normal(1, 3, (6, 3))
+    norm = lambda Z: Z / np.linalg.norm(Z, axis=1, keepdims=True)  # noqa: E731
+    Xn = norm(X)
+    means = np.array([Xn[y == c].mean(axis=0) for c in (0, 1)])
+    cov = EmpiricalCovariance(assume_centered=True).fit(Xn - means[y])
+    expected = -np.min(np.column_stack([cov.mahalanobis(norm(X_test) - m) for m in means]),
+                       axis=1)
+    det = Mahalanobis(normalize=True).fit(X, y)
+    np.testing.assert_allclose(det.score_samples(X_test), expected, rtol=1e-9)
+    np.testing.assert_allclose(det.means_, means)
+    # scale of each row is irrelevant; without normalize it is not
+    np.testing.assert_allclose(det.score_samples(5 * X_test), expected, rtol=1e-9)
+    assert not np.allclose(Mahalanobis().fit(X, y).score_samples(X_test), expected)
+
+
+def test_mahalanobis_plus_plus_hand_values():
+    # Normalised rows: (1, 0), (0, 1) twice each as one class -> mean (.5, .5),
+    # centred rows (+-.5, -+.5): covariance [[.25, -.25], [-.25, .25]], singular;
+    # pinv = [[1, -1], [-1, 1]]. (3, 4) -> (.6, .8), minus the mean (.1, .3):
+    # (.1 - .3)^2 = 0.04.
+    X = np.array([[2.0, 0.0], [0.0, 3.0], [5.0, 0.0], [0.0, 0.5]])
+    det = Mahalanobis(normalize=True).fit(X)
+    np.testing.assert_allclose(det.covariance_, [[0.25, -0.25], [-0.25, 0.25]])
+    np.testing.assert_allclose(det.score_samples([[3.0, 4.0]]), [-0.04])

@@ -8,12 +8,14 @@ parentheses, a combination after ``+``) and its key is the class's module name
 from dataclasses import dataclass
 
 from ..detectors import (
-    ASH, DICE, GEN, KNN, NAP, SCALE, VRA, Energy, Entropy, FeatureNorm, GaussianDensity, Gram,
-    KLMatching, LINe, Mahalanobis, MaxLogit, MaxSoftmax, MultiBlockMahalanobis,
-    NegativeAwareNorm, RankFeat, ReAct, ViM,
+    ASH, DICE, FDBD, GEN, KNN, NAP, NCI, NECO, SCALE, SHE, VRA, Energy, Entropy, FeatureNorm,
+    GaussianDensity, GaussianMixture, GradNorm, Gram, KLMatching, LINe, Mahalanobis, MaxLogit,
+    MaxSoftmax, MultiBlockMahalanobis, NegativeAwareNorm, NNGuide, OpenMax, RankFeat, ReAct,
+    RelativeMahalanobis, ViM,
 )
 from ..detectors import (
-    ash, dice, gaussian_density, gram, knn, line, logits, nap, react, scale, vra,
+    ash, dice, fdbd, gaussian_density, gaussian_mixture, gram, knn, line, logits, nap, nci,
+    neco, nnguide, openmax, react, scale, vra,
 )
 from ..model_detectors import ODIN, AdaSCALE, BlockSelection, InputPreprocessedMahalanobis
 from ..model_detectors import adascale, input_preprocessed_mahalanobis, odin
@@ -140,6 +142,19 @@ DETECTORS = [
     DetectorSpec("gaussian_density-l2-prenorm", "GaussianDensity (L2 model, pre-norm h)",
                  _alone(GaussianDensity), features="pooled", model="l2", labels=True,
                  grid=gaussian_density.tuning_grid),
+    DetectorSpec("mahalanobis-normalize", "Mahalanobis (normalize, Mahalanobis++)",
+                 _alone(Mahalanobis, normalize=True), labels=True),
+    DetectorSpec("relative_mahalanobis", "RelativeMahalanobis", _alone(RelativeMahalanobis),
+                 labels=True),
+    DetectorSpec("gaussian_mixture", "GaussianMixture", _alone(GaussianMixture), labels=True,
+                 grid=gaussian_mixture.tuning_grid),
+    DetectorSpec("she", "SHE", _on_head(SHE), labels=True),
+    DetectorSpec("nnguide", "NNGuide", _on_head(NNGuide), grid=nnguide.tuning_grid),
+    DetectorSpec("fdbd", "FDBD", _on_head(FDBD), grid=fdbd.tuning_grid),
+    DetectorSpec("nci", "NCI", _on_head(NCI), grid=nci.tuning_grid),
+    DetectorSpec("neco", "NECO", _alone(NECO), grid=neco.tuning_grid),
+    DetectorSpec("gradnorm", "GradNorm", _on_head(GradNorm)),
+    DetectorSpec("openmax", "OpenMax", _on_head(OpenMax), labels=True, grid=openmax.tuning_grid),
     DetectorSpec("feature_norm", "FeatureNorm (last block)", _alone(FeatureNorm),
                  features="maps"),
     DetectorSpec("block_selection", "BlockSelection", BlockSelection, features="images",

@@ -15,7 +15,7 @@ from scipy.linalg import pinvh
 from scipy.sparse import csr_matrix
 
 from .._base import BaseDetector
-from ._features import check_finite_covariance, pool_maps
+from ._features import check_finite_covariance, l2_normalize, pool_maps
 from .negative_aware_norm import negative_aware_rescaled_score
 
 
@@ -92,6 +92,14 @@ class Mahalanobis(BaseDetector):
         ``NAN(a) = ||a||_1 / ||a||_0`` of the unpooled input ``a`` (a 4-D map
         is flattened; 2-D features are used as given). See
         ``negative_aware_rescaled_score`` for rows with ``NAN = 0``.
+    normalize : bool, default=False
+        L2-normalise every (pooled) feature, ``h / ||h||`` (zero rows stay
+        zero), before the class means, the covariance and the distance:
+        Mahalanobis++ (Mueller & Hein, ICML 2025,
+        code: https://github.com/mueller-mp/maha-norm), as in its README recipe
+        (``EmpiricalCovariance(assume_centered=True)`` on the class-centred
+        normalised features, float64). The NAN rescaling, if any, still reads
+        the unnormalised input.
 
     Attributes
     ----------
@@ -116,11 +124,15 @@ class Mahalanobis(BaseDetector):
     --------
     sklearn_ood.detectors.gaussian_density.GaussianDensity : per-class
         covariances and a log-sum-exp density.
+    sklearn_ood.detectors.relative_mahalanobis.RelativeMahalanobis : the
+        distance relative to a class-agnostic background Gaussian.
 
     References
     ----------
     Lee, Lee, Lee & Shin, "A Simple Unified Framework for Detecting
     Out-of-Distribution Samples and Adversarial Attacks", NeurIPS 2018.
+    Mueller & Hein, "Mahalanobis++: Improving OOD Detection via Feature
+    Normalization", ICML 2025 (``normalize=True``).
 
     Examples
     --------
@@ -138,15 +150,21 @@ class Mahalanobis(BaseDetector):
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "negative_aware_rescale": ["boolean"],
+        "normalize": ["boolean"],
     }
     _allow_nd = True
 
-    def __init__(self, *, contamination=0.05, negative_aware_rescale=False):
+    def __init__(self, *, contamination=0.05, negative_aware_rescale=False, normalize=False):
         self.contamination = contamination
         self.negative_aware_rescale = negative_aware_rescale
+        self.normalize = normalize
+
+    def _features(self, X):
+        H = pool_maps(X, np.float64)
+        return l2_normalize(H) if self.normalize else H
 
     def _fit(self, X, y):
-        H = pool_maps(X, np.float64)
+        H = self._features(X)
         if y is None:
             self.classes_ = None
             codes = np.zeros(H.shape[0], dtype=np.intp)
@@ -160,6 +178,6 @@ class Mahalanobis(BaseDetector):
         self.precision_ = pinvh(self.covariance_, check_finite=False)
 
     def _score(self, X):
-        H = pool_maps(X, np.float64)
+        H = self._features(X)
         d = min_mahalanobis_sqdist(H, self.means_, self.precision_)
         return negative_aware_rescaled_score(d, X) if self.negative_aware_rescale else -d

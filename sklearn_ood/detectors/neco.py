@@ -1,0 +1,164 @@
+"""Neural-collapse based OOD (NECO): the share of a feature's norm in the principal subspace.
+
+Ben Ammar, Belkhir, Popescu, Manzanera & Franchi, "NECO: NEural Collapse
+Based Out-of-distribution detection", ICLR 2024,
+https://arxiv.org/abs/2310.06823.
+
+The pure function :func:`neco_score` holds the method; :class:`NECO` fits
+scikit-learn's ``StandardScaler`` and ``PCA`` on the training features, as
+the official recipe does.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import Interval
+
+from .._base import BaseDetector
+from ._head import HeadMixin
+
+
+def neco_score(Z, projected):
+    """``||P_d z|| / ||z||`` per row; a zero row ``z`` scores 0.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+        Standardised features.
+    projected : ndarray of shape (n_samples, d)
+        Their coordinates on the first ``d`` principal components.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> neco_score(np.array([[3.0, 4.0], [0.0, 0.0]]), np.array([[3.0], [0.0]]))
+    array([0.6, 0. ])
+    """
+    num = np.linalg.norm(projected, axis=1)
+    den = np.linalg.norm(Z, axis=1)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+class NECO(HeadMixin, BaseDetector):
+    """Neural-collapse based OOD (NECO): the share of a feature's norm in the principal subspace.
+
+    Fit on the ID training features (no labels): scikit-learn's
+    ``StandardScaler`` (per-feature mean and std, ``ddof=0``; constant features
+    left unscaled) and a full ``PCA`` of the standardised features. Score (the
+    official ``neco()``): ``z = (h - mean) / std``, ``||P_d z|| / ||z||`` with
+    ``P_d z = PCA.transform(z)[:, :d]`` (which also subtracts the PCA mean,
+    about 0 after standardisation). Higher means more ID: OOD features
+    collapse towards the origin of the simplex-ETF subspace.
+
+    With ``head`` the score is multiplied by the max logit, as the official
+    function does for every architecture but ``'resnet'`` (ViT, DeiT, Swin);
+    for DeiT/Swin it also divides by the raw instead of the standardised
+    feature norm, a quirk we do not reproduce. Without ``head``: the ResNet
+    recipe.
+
+    Parameters
+    ----------
+    head : torch.nn.Linear or (coef, intercept), default=None
+        The final linear layer; given, the score is multiplied by the max logit
+        (a negative max logit flips the ratio's meaning).
+    n_components : int >= 1 or float in (0, 1), default=0.9
+        ``d``, the number of principal components kept. The paper tunes ``d``
+        per model and gives no default; a float picks, as in scikit-learn's
+        ``PCA``, the fewest components explaining that fraction of the
+        training variance (our default: 0.9). An int must be at most
+        ``min(n_samples, n_features)``.
+    contamination : float, default=0.05
+        Fraction of training rows below the threshold ``offset_``.
+
+    Attributes
+    ----------
+    coef_, intercept_ : ndarray or None
+        The head (``None`` without one).
+    scaler_ : sklearn.preprocessing.StandardScaler
+        Fitted on the training features.
+    pca_ : sklearn.decomposition.PCA
+        Full PCA of the standardised training features.
+    n_components_ : int
+        ``d`` used.
+    offset_ : float
+        Threshold: ``decision_function = score_samples - offset_``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    References
+    ----------
+    Ben Ammar, Belkhir, Popescu, Manzanera & Franchi, "NECO: NEural Collapse
+    Based Out-of-distribution detection", ICLR 2024.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ood import NECO
+    >>> X = np.array([[-2.0, -2.0], [2.0, 2.0], [-1.0, 1.0], [1.0, -1.0]])
+    >>> det = NECO(n_components=1).fit(X)  # first principal direction (1, 1)
+    >>> det.score_samples(np.array([[2.0, 2.0], [1.0, -1.0]])).round(4)
+    array([1., 0.])
+    """
+
+    _parameter_constraints = {
+        **BaseDetector._parameter_constraints,
+        "head": "no_validation",
+        "n_components": [Interval(Integral, 1, None, closed="left"),
+                         Interval(Real, 0, 1, closed="neither")],
+    }
+
+    def __init__(self, head=None, *, n_components=0.9, contamination=0.05):
+        self.head = head
+        self.n_components = n_components
+        self.contamination = contamination
+
+    def _fit(self, X, y):
+        self._fit_head(X)
+        X = X.astype(np.float64)
+        available = min(X.shape)
+        if isinstance(self.n_components, Integral) and self.n_components > available:
+            raise ValueError(
+                f"NECO with n_components={self.n_components} needs at least that many "
+                f"principal components, but min(n_samples, n_features) = {available}. "
+                "Lower n_components (or pass a float: a fraction of explained variance)."
+            )
+        self.scaler_ = StandardScaler().fit(X)
+        self.pca_ = PCA(svd_solver="full").fit(self.scaler_.transform(X))
+        if isinstance(self.n_components, Integral):
+            self.n_components_ = int(self.n_components)
+        else:
+            ratio = np.cumsum(self.pca_.explained_variance_ratio_)
+            self.n_components_ = int(np.searchsorted(ratio, self.n_components,
+                                                     side="right") + 1)
+            self.n_components_ = min(self.n_components_, ratio.size)
+
+    def _score(self, X):
+        X = X.astype(np.float64)
+        Z = self.scaler_.transform(X)
+        scores = neco_score(Z, self.pca_.transform(Z)[:, :self.n_components_])
+        if self.coef_ is not None:
+            scores = scores * self._logits(X).max(axis=1)
+        return scores
+
+
+def tuning_grid(n_samples):
+    """Knob values that pseudo-OOD tuning searches by default for NECO.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of in-distribution training rows (unused: fractions fit any size).
+
+    Returns
+    -------
+    grid : dict of str to list
+        ``n_components`` as fractions of explained training variance, which fit
+        any feature width (the paper tunes ``d`` per model).
+    """
+    return {"n_components": [0.5, 0.7, 0.8, 0.9, 0.95, 0.99]}

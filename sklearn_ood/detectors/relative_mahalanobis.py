@@ -1,0 +1,155 @@
+"""Relative Mahalanobis distance (RMD): class distance minus a background distance.
+
+Ren, Fort, Liu, Roy, Padhy & Lakshminarayanan, "A Simple Fix to Mahalanobis
+Distance for Improving Near-OOD Detection", ICML 2021 UDL workshop,
+https://arxiv.org/abs/2106.09022.
+
+The pure function :func:`relative_mahalanobis_score` combines two calls of
+:func:`~sklearn_ood.detectors.mahalanobis.min_mahalanobis_sqdist`;
+:class:`RelativeMahalanobis` fits the class Gaussians (shared covariance) and
+the background Gaussian of all training features.
+"""
+
+import numpy as np
+from scipy.linalg import pinvh
+
+from .._base import BaseDetector
+from ._features import l2_normalize, pool_maps
+from .mahalanobis import _class_means, min_mahalanobis_sqdist
+
+
+def relative_mahalanobis_score(X, means, precision, background_mean, background_precision):
+    """RMD score ``-min_k (MD_k(x) - MD_0(x))``, higher means more ID.
+
+    ``MD_k`` is the squared Mahalanobis distance to class mean ``mu_k`` with
+    the shared precision, ``MD_0`` the one to the background mean with the
+    background precision. ``MD_0`` does not depend on ``k``, so the score is
+    ``MD_0(x) - min_k MD_k(x)``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    means : ndarray of shape (n_classes, n_features)
+    precision : ndarray of shape (n_features, n_features)
+    background_mean : ndarray of shape (n_features,)
+    background_precision : ndarray of shape (n_features, n_features)
+
+    Returns
+    -------
+    scores : ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> eye = np.eye(2)
+    >>> relative_mahalanobis_score(np.array([[2.0, 0.0]]), np.array([[1.0, 0.0]]), eye,
+    ...                            np.zeros(2), 0.25 * eye)  # 4/4 - 1
+    array([0.])
+    """
+    d_class = min_mahalanobis_sqdist(X, means, precision)
+    d_background = min_mahalanobis_sqdist(X, background_mean[None, :], background_precision)
+    return d_background - d_class
+
+
+class RelativeMahalanobis(BaseDetector):
+    """Relative Mahalanobis distance (RMD): class distance minus a background distance.
+
+    Fitted on the ID training features with their class labels, in float64:
+    class means ``mu_k`` and ONE covariance shared by all classes
+    (class-centred features, maximum likelihood ``1/N``), as
+    :class:`~sklearn_ood.detectors.mahalanobis.Mahalanobis`; and a background
+    Gaussian of all training features (labels ignored): mean ``mu_0``,
+    covariance ``(1/N) sum (h - mu_0)(h - mu_0)^T``. Both are inverted with
+    ``scipy.linalg.pinvh``. Score: ``-min_k (MD_k(h) - MD_0(h))`` (OpenOOD's
+    ``rmds`` postprocessor; higher means more ID). pytorch-ood's ``RMD``
+    leaves its covariances undivided by ``N`` (plus ``1e-6 I``): its scores are
+    ``1/N`` of ours, the same ranking.
+
+    Needs class labels: ``fit(X, y)``. 4-D maps ``(N, C, H, W)`` are
+    average-pooled over ``H, W``.
+
+    Parameters
+    ----------
+    normalize : bool, default=False
+        L2-normalise every (pooled) feature first (the ``rmdsn`` variant of the
+        Mahalanobis++ code, Mueller & Hein, ICML 2025).
+    contamination : float, default=0.05
+        Fraction of training rows below the threshold ``offset_``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    means_ : ndarray of shape (n_classes, n_features)
+        Class means ``mu_k``.
+    precision_ : ndarray of shape (n_features, n_features)
+        Pseudo-inverse of the shared class-centred covariance.
+    background_mean_ : ndarray of shape (n_features,)
+        Mean ``mu_0`` of all training features.
+    background_precision_ : ndarray of shape (n_features, n_features)
+        Pseudo-inverse of the covariance of all training features.
+    offset_ : float
+        Threshold: ``decision_function = score_samples - offset_``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    See Also
+    --------
+    sklearn_ood.detectors.mahalanobis.Mahalanobis : the plain distance.
+
+    References
+    ----------
+    Ren, Fort, Liu, Roy, Padhy & Lakshminarayanan, "A Simple Fix to
+    Mahalanobis Distance for Improving Near-OOD Detection", 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ood import RelativeMahalanobis
+    >>> X = np.array([[-1.0], [1.0], [3.0], [5.0]])
+    >>> det = RelativeMahalanobis().fit(X, [0, 0, 1, 1])
+    >>> # shared variance 1, background mean 2 and variance 5
+    >>> det.score_samples(np.array([[0.0], [2.0]]))
+    array([ 0.8, -4. ])
+    """
+
+    _parameter_constraints = {
+        **BaseDetector._parameter_constraints,
+        "normalize": ["boolean"],
+    }
+    _allow_nd = True
+
+    def __init__(self, *, normalize=False, contamination=0.05):
+        self.normalize = normalize
+        self.contamination = contamination
+
+    def _features(self, X):
+        H = pool_maps(X, np.float64)
+        return l2_normalize(H) if self.normalize else H
+
+    def _fit(self, X, y):
+        if y is None:
+            raise ValueError(
+                "RelativeMahalanobis requires y to be passed, but the target y is None: "
+                "it fits one Gaussian per class, so pass the class labels (fit(X, y))."
+            )
+        H = self._features(X)
+        n = H.shape[0]
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        self.means_ = _class_means(H, codes)
+        centred = H - self.means_[codes]
+        self.precision_ = pinvh(centred.T @ centred / n, check_finite=False)
+        self.background_mean_ = H.mean(axis=0)
+        centred = H - self.background_mean_
+        self.background_precision_ = pinvh(centred.T @ centred / n, check_finite=False)
+
+    def _score(self, X):
+        return relative_mahalanobis_score(
+            self._features(X), self.means_, self.precision_, self.background_mean_,
+            self.background_precision_,
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags

@@ -1,0 +1,103 @@
+"""NECO: share of the standardised feature's norm in the first d principal directions."""
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.model_selection import ParameterGrid
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_ood.detectors.neco import NECO, tuning_grid
+
+from _helpers import (
+    CONTRACT_HEAD,
+    AutoHead,
+    check_failed_calls_leave_detector_unchanged,
+    head_3_to_4,
+    head_width_failures,
+)
+
+
+class AutoHeadNECO(AutoHead, NECO):
+    pass
+
+
+@parametrize_with_checks(
+    [NECO(), NECO(n_components=1), AutoHeadNECO(), NECO(head_3_to_4())],
+    expected_failed_checks=head_width_failures, xfail_strict=True,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def _reference_neco(X_train, X, d, head=None):
+    """Standardise by hand, principal directions by an SVD, ratio of norms by sums."""
+    n, D = X_train.shape
+    mean = X_train.sum(axis=0) / n
+    std = np.sqrt(((X_train - mean) ** 2).sum(axis=0) / n)
+    std[std == 0] = 1.0
+    Z_train = (X_train - mean) / std
+    _, s, Vt = np.linalg.svd(Z_train - Z_train.mean(axis=0), full_matrices=False)
+    if isinstance(d, float):
+        share = np.cumsum(s**2) / np.sum(s**2)
+        d = next(i + 1 for i, v in enumerate(share) if v > d)
+    out = []
+    for i, x in enumerate(X):
+        z = (x - mean) / std
+        proj = [sum(Vt[j, k] * (z[k] - Z_train.mean(axis=0)[k]) for k in range(D))
+                for j in range(d)]
+        score = math.sqrt(sum(p * p for p in proj)) / math.sqrt(sum(v * v for v in z))
+        if head is not None:
+            W, b = head
+            score *= max(sum(W[c][k] * x[k] for k in range(D)) + b[c] for c in range(len(W)))
+        out.append(score)
+    return np.array(out)
+
+
+def test_neco_matches_the_reference():
+    rng = np.random.default_rng(9)
+    X_train = rng.normal(size=(30, 4)) @ rng.normal(size=(4, 4)) + 3
+    X = rng.normal(size=(6, 4)) * 2
+    for d in (1, 2, 4, 0.5, 0.9):
+        det = NECO(n_components=d).fit(X_train)
+        np.testing.assert_allclose(det.score_samples(X), _reference_neco(X_train, X, d),
+                                   rtol=1e-9)
+    det = NECO(CONTRACT_HEAD, n_components=2).fit(X_train)
+    np.testing.assert_allclose(det.score_samples(X),
+                               _reference_neco(X_train, X, 2, CONTRACT_HEAD), rtol=1e-9)
+    # all components: every row scores 1 (up to the PCA mean, 0 here)
+    np.testing.assert_allclose(NECO(n_components=4).fit(X_train).score_samples(X), 1.0)
+
+
+def test_neco_hand_values():
+    # standardised rows (+-1, +-1) with correlation 0.6: first direction (1, 1)/sqrt2
+    X = np.array([[-2.0, -2.0], [2.0, 2.0], [-1.0, 1.0], [1.0, -1.0]])
+    det = NECO(n_components=1).fit(X)
+    assert det.n_components_ == 1
+    np.testing.assert_allclose(det.score_samples([[2.0, 2.0], [1.0, -1.0], [3.0, 1.0]]),
+                               [1.0, 0.0, 4 / math.sqrt(2) / math.sqrt(10)], atol=1e-12)
+    # explained variances 1.6 and 0.4: 0.8 of the variance needs 1 component, 0.85 two
+    assert NECO(n_components=0.79).fit(X).n_components_ == 1
+    assert NECO(n_components=0.85).fit(X).n_components_ == 2
+
+
+def test_neco_errors():
+    X = np.random.default_rng(10).normal(size=(8, 3))
+    with pytest.raises(ValueError, match=r"n_components=4 .*min\(n_samples, n_features\) = 3"):
+        NECO(n_components=4).fit(X)
+    with pytest.raises(ValueError, match="n_components"):
+        NECO(n_components=1.5).fit(X)
+    det = NECO().fit(X)
+    check_failed_calls_leave_detector_unchanged(det, X, np.zeros(8))
+
+
+def test_tuning_grid_candidates_fit():
+    rng = np.random.default_rng(11)
+    X_train, X = rng.normal(size=(25, 5)), rng.normal(size=(4, 5))
+    candidates = list(ParameterGrid(tuning_grid(len(X_train))))
+    assert len(candidates) == 6
+    for params in candidates:
+        det = NECO(**params).fit(X_train)
+        np.testing.assert_allclose(det.score_samples(X),
+                                   _reference_neco(X_train, X, params["n_components"]),
+                                   rtol=1e-9)
