@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sklearn_ood.detectors._features import l2_normalize, pool_maps
+from sklearn_ood.detectors._features import class_moments, l2_normalize, pool_maps
 
 
 def test_l2_normalize_by_hand():
@@ -36,3 +36,21 @@ def test_pool_maps_by_hand():
     X = np.ones((3, 2), dtype=np.float32)
     assert pool_maps(X) is X  # 2-D input as it is
     assert pool_maps(X, np.float64).dtype == np.float64
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 64, 4096])
+def test_class_moments_by_chunks_equal_a_two_pass_computation(chunk_rows):
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(100, 4)) * 1e3 + 1e4).astype(np.float32)  # cancellation-prone
+    codes = rng.integers(0, 3, size=100)
+    counts, means, scatters = class_moments(X, codes, 3, chunk_rows=chunk_rows)
+    _, tied_means, tied = class_moments(X, codes, 3, tied=True, chunk_rows=chunk_rows)
+    H = X.astype(np.float64)
+    for c in range(3):
+        rows = H[codes == c]
+        centred = rows - rows.mean(axis=0)
+        assert counts[c] == len(rows)
+        np.testing.assert_allclose(means[c], rows.mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(scatters[c], centred.T @ centred, rtol=1e-9)
+    np.testing.assert_allclose(tied_means, means)
+    np.testing.assert_allclose(tied, scatters.sum(axis=0), rtol=1e-9)

@@ -20,7 +20,7 @@ def row_chunks(n_samples, chunk_rows=CHUNK_ROWS):
             for start in range(0, n_samples, chunk_rows)]
 
 
-def class_moments(X, codes, n_classes, *, transform=None, chunk_rows=CHUNK_ROWS):
+def class_moments(X, codes, n_classes, *, transform=None, tied=False, chunk_rows=CHUNK_ROWS):
     """Count, mean and centred scatter matrix of the rows of ``X`` per class, by chunks.
 
     Statistics are float64; ``X`` is read ``chunk_rows`` rows at a time (each
@@ -36,7 +36,12 @@ def class_moments(X, codes, n_classes, *, transform=None, chunk_rows=CHUNK_ROWS)
         Class index of each row, in ``range(n_classes)``.
     n_classes : int
     transform : callable, default=None
-        Applied to each float64 chunk (e.g. :func:`l2_normalize`).
+        Applied to each float64 chunk (e.g. :func:`l2_normalize`); it may
+        change the number of columns (e.g. :func:`pool_maps` on 4-D maps).
+    tied : bool, default=False
+        Return the within-class scatter summed over the classes, one
+        ``(n_features, n_features)`` matrix (a shared covariance needs no
+        more, whatever the number of classes).
     chunk_rows : int, default=CHUNK_ROWS
 
     Returns
@@ -44,7 +49,8 @@ def class_moments(X, codes, n_classes, *, transform=None, chunk_rows=CHUNK_ROWS)
     counts : ndarray of shape (n_classes,)
     means : ndarray of shape (n_classes, n_features)
     scatters : ndarray of shape (n_classes, n_features, n_features)
-        ``sum_i (x_i - mean)(x_i - mean)^T`` over each class's rows.
+        ``sum_i (x_i - mean)(x_i - mean)^T`` over each class's rows; with
+        ``tied=True`` their sum, of shape ``(n_features, n_features)``.
 
     Examples
     --------
@@ -53,15 +59,20 @@ def class_moments(X, codes, n_classes, *, transform=None, chunk_rows=CHUNK_ROWS)
     >>> counts, means, scatters = class_moments(X, np.array([0, 0, 1, 0]), 2, chunk_rows=2)
     >>> counts, means.ravel(), scatters.ravel()
     (array([3, 1]), array([ 2., 10.]), array([8., 0.]))
+    >>> class_moments(X, np.array([0, 0, 1, 0]), 2, tied=True)[2]
+    array([[8.]])
     """
-    n_features = X.shape[1]
     counts = np.zeros(n_classes, dtype=np.int64)
-    means = np.zeros((n_classes, n_features))
-    scatters = np.zeros((n_classes, n_features, n_features))
+    means = scatters = None
     for rows in row_chunks(X.shape[0], chunk_rows):
         H = X[rows].astype(np.float64)
         if transform is not None:
             H = transform(H)
+        if means is None:
+            n_features = H.shape[1]
+            means = np.zeros((n_classes, n_features))
+            scatters = np.zeros((n_features, n_features) if tied
+                                else (n_classes, n_features, n_features))
         chunk_codes = codes[rows]
         for c in np.unique(chunk_codes):
             B = H[chunk_codes == c]
@@ -69,13 +80,18 @@ def class_moments(X, codes, n_classes, *, transform=None, chunk_rows=CHUNK_ROWS)
             mean_b = B.mean(axis=0)
             centred = B - mean_b
             scatter_b = centred.T @ centred
-            if n_a == 0:
-                means[c], scatters[c] = mean_b, scatter_b
-            else:
+            if n_a > 0:
                 n = n_a + n_b
                 delta = mean_b - means[c]
-                means[c] += delta * (n_b / n)
-                scatters[c] += scatter_b + np.outer(delta, delta) * (n_a * n_b / n)
+                scatter_b += np.outer(delta, delta) * (n_a * n_b / n)
+                mean_b = means[c] + delta * (n_b / n)
+            means[c] = mean_b
+            if tied:
+                scatters += scatter_b
+            elif n_a == 0:
+                scatters[c] = scatter_b
+            else:
+                scatters[c] += scatter_b
             counts[c] += n_b
     return counts, means, scatters
 

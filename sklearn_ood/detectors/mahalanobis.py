@@ -15,7 +15,7 @@ from scipy.linalg import pinvh
 from scipy.sparse import csr_matrix
 
 from .._base import BaseDetector
-from ._features import check_finite_covariance, l2_normalize, pool_maps
+from ._features import check_finite_covariance, class_moments, l2_normalize, pool_maps
 from .negative_aware_norm import negative_aware_rescaled_score
 
 
@@ -164,16 +164,16 @@ class Mahalanobis(BaseDetector):
         return l2_normalize(H) if self.normalize else H
 
     def _fit(self, X, y):
-        H = self._features(X)
         if y is None:
             self.classes_ = None
-            codes = np.zeros(H.shape[0], dtype=np.intp)
+            codes = np.zeros(X.shape[0], dtype=np.intp)
         else:
             self.classes_, codes = np.unique(y, return_inverse=True)
-        self.means_ = _class_means(H, codes)
-        centred = H - self.means_[codes]
+        # By chunks: the extra memory is one D x D scatter plus one chunk.
         with np.errstate(over="ignore", invalid="ignore"):
-            self.covariance_ = centred.T @ centred / H.shape[0]
+            _, self.means_, scatter = class_moments(
+                X, codes, int(codes.max()) + 1, transform=self._features, tied=True)
+            self.covariance_ = scatter / X.shape[0]
         check_finite_covariance(self.covariance_, "Mahalanobis")
         self.precision_ = pinvh(self.covariance_, check_finite=False)
 
