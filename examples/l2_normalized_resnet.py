@@ -1,4 +1,8 @@
-"""L2-normalised features, neural collapse and DDU density scores (Haas et al., 2023).
+"""
+L2-normalised features, neural collapse and DDU density scores
+==============================================================
+
+A reproduction, at small scale, of Haas et al. (2023).
 
 Haas, Yolland & Rabus propose one architectural change to a ResNet: divide the
 pooled penultimate feature ``h`` by its Euclidean norm before the final linear
@@ -355,4 +359,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if status:  # a gallery build runs this block too: exit only on failure
+        sys.exit(status)
