@@ -3,10 +3,12 @@
 import contextlib
 import itertools
 import warnings
+from numbers import Integral
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import restore_on_error
@@ -413,6 +415,17 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
     (5, 3)
     """
 
+    _parameter_constraints = {
+        "model": [torch.nn.Module],
+        "blocks": [str, list, tuple],
+        "reduce": "no_validation",  # checked by make_reducers, with a message per case
+        "layout": "no_validation",
+        "select": "no_validation",
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "progress": ["boolean"],
+    }
+
     def __init__(self, model, blocks, *, reduce="avg", layout=None, select=None,
                  batch_size=128, device="cpu", progress=False):
         self.model = model
@@ -447,6 +460,8 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
             self._fit(X)
         return self
 
+    # Decorated here rather than on fit: fit_transform reaches _fit without fit.
+    @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X):
         blocks = resolve_blocks(self.model, self.blocks)
         reducers = make_reducers(self.model, blocks, self.reduce, layout=self.layout,
@@ -456,8 +471,6 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
                 "reduce=None returns one block's raw output; pass a single block or "
                 "choose a reduction to concatenate several blocks."
             )
-        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {self.batch_size!r}.")
         X = self._validate_input(X, reset=True)
         with contextlib.closing(iter_input_batches(X, batch_size=1)) as batches:
             images, _ = next(batches)
