@@ -284,7 +284,7 @@ def score_dask(estimator, X, *, method="score_samples", client=None, torch_threa
     scores = da.map_blocks(
         _score_block, remote, X, method, dtype, threads_spec,
         drop_axis=list(range(1, X.ndim)), chunks=(X.chunks[0],),
-        meta=np.empty((0,), dtype=dtype), token="score-" + method.replace("_", "-"),
+        meta=np.empty((0,), dtype=dtype),
     )
     if compute:
         return client.compute(scores).result()
