@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 
+from ..display import ScoreDistributionDisplay, plot_roc
 from .result import CHOSEN_NAME, GROUP_SUFFIX, METRIC_COLUMNS, TUNED_SUFFIX, finite_for_ranking
 
 __all__ = [
@@ -196,8 +197,6 @@ def plot_roc_curves(result, out_dir):
     TPR >= 0.7) where good detectors differ. Legend sorted by AUROC; a tuned
     row has the colour of its default row, dashed.
     """
-    from sklearn.metrics import roc_curve
-
     plt = _pyplot()
     names = _plotted(result)
     styles = _styles(names)
@@ -208,12 +207,14 @@ def plot_roc_curves(result, out_dir):
         for name in sorted(names, key=lambda n: -aucs[n, ood]):
             s = result.scores[name]
             score, _ = finite_for_ranking(np.concatenate([s["ID test"], s[ood]]))
-            is_id = np.r_[np.ones(len(s["ID test"])), np.zeros(len(s[ood]))]
-            fpr, tpr, _ = roc_curve(is_id, score)
+            y = np.r_[np.zeros(len(s["ID test"])), -np.ones(len(s[ood]))]
+            label = f"{name} ({100 * aucs[name, ood]:.1f})"
             for ax in axes:
-                ax.plot(fpr, tpr, lw=1.4, label=f"{name} ({100 * aucs[name, ood]:.1f})",
-                        **styles[name])
+                plot_roc(y, score, ax=ax, name=name,
+                         curve_kwargs=dict(label=label, lw=1.4, **styles[name]))
         for ax, lim in zip(axes, ((0, 1, 0, 1.01), (0, 0.3, 0.7, 1.005))):
+            ax.get_legend().remove()  # scikit-learn's; one legend is drawn below
+            ax.set_aspect("auto")
             ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
             ax.axhline(0.95, color="grey", lw=0.8, ls=":")
             ax.set(xlabel="false-positive rate (OOD accepted as ID)",
@@ -261,12 +262,15 @@ def plot_histograms(result, out_dir, bins=50):
         edges = np.linspace(lo, hi, bins + 1)
         n_out = sum(int(np.sum((v < lo) | (v > hi) | ~np.isfinite(v))) for v in sets.values())
         fig, ax = plt.subplots(figsize=(7, 4.2))
-        for i, (set_name, values) in enumerate(sets.items()):
-            shown = values[np.isfinite(values) & (values >= lo) & (values <= hi)]
-            ax.hist(shown, bins=edges, density=True, histtype="stepfilled" if i == 0 else "step",
-                    alpha=0.35 if i == 0 else 1.0, lw=1.6,
-                    color="tab:blue" if i == 0 else plt.cm.tab10(i),
-                    label=f"{set_name} (ID)" if i == 0 else f"{set_name} (OOD)")
+        # ID test rows labelled 0, OOD set i labelled -(i + 1); sets with no finite
+        # score are left out (a histogram needs values).
+        groups = [(k, v[np.isfinite(v)]) for k, v in sets.items()]
+        groups = [(k, v) for i, (k, v) in enumerate(groups) if i == 0 or v.size]
+        y = np.concatenate([np.full(v.size, -i, dtype=float) for i, (_, v) in enumerate(groups)])
+        ScoreDistributionDisplay.from_predictions(
+            y, np.concatenate([v for _, v in groups]), id_name=f"{groups[0][0]} (ID)",
+            ood_names={-i: f"{k} (OOD)" for i, (k, _) in enumerate(groups) if i},
+            bins=edges, ax=ax)
         ax.set(xlabel=xlabel, ylabel="density",
                title=f"{name} — avg AUROC {100 * avg[name]:.1f} %"
                + (f" ({n_out} scores outside the range)" if n_out else ""))
