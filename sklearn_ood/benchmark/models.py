@@ -114,7 +114,9 @@ def _load_own(settings, data, log):
     log(f"loaded {s.model} {source}; feature block {layout.feature!r}, head {layout.head!r}")
     notes = [f"Model {s.model} loaded {source}, not trained here; h is the output of "
              f"{layout.feature!r}, the head {layout.head!r}"
-             + (f", the maps those of {layout.stages[-1]!r}." if layout.stages else ".")]
+             + (f", the maps those of {layout.stages[-1]!r}." if layout.stages else ".")
+             + " If it was trained on images of the ID set, its test and validation splits "
+             "hold training images of the model, and the metrics are optimistic."]
     l2 = [spec.name for spec in s.detectors if spec.model != "plain"]
     if l2:
         notes.append(f"Skipped (they need a second model, with an L2-normalised feature): "
