@@ -157,7 +157,8 @@ def test_unknown_ood_set(tmp_path, capsys):
 def test_unknown_id_set(capsys):
     assert main(["benchmark", "--id", "svhn"]) != 0
     err = capsys.readouterr().err
-    assert "invalid choice" in err and "mnist" in err and "cifar10" in err
+    assert "Unknown ID set 'svhn'" in err and "mnist" in err and "cifar10" in err
+    assert "or give a path to an .npz file" in err
 
 
 def test_detectors_are_named_after_their_classes():

@@ -3,7 +3,10 @@
 Run it from the command line::
 
     sklearn-ood benchmark                      # embedded digits, < 2 minutes
-    sklearn-ood benchmark --id mnist --data-dir /work/shared/data
+    sklearn-ood benchmark --id mnist --data-dir DATA_DIR
+    sklearn-ood benchmark --id my_data.npz --ood my_ood_images/ \
+        --model my_package.nets:build --weights my_model.pt \
+        --blocks layer4 avgpool --head fc          # your data, your model
 
 or from Python with :func:`run_benchmark` and :func:`write_report`.
 """

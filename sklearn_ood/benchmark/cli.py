@@ -6,11 +6,11 @@ import sys
 import torch
 
 from ..datasets import BENCHMARKS
-from .data import EMBEDDED_OOD
+from .data import EMBEDDED_OOD, OWN_SPLIT
 from .exceptions import BenchmarkError
 from .models import ARCHITECTURES, AUGMENTATIONS
 from .runner import run_benchmark
-from .settings import ID_SETS
+from .settings import ID_SETS, OWN_PRESET
 from .specs import DETECTORS
 
 __all__ = ["build_parser", "main"]
@@ -28,7 +28,23 @@ def _presets():
         lines.append(f"  {name:8s} OOD {' '.join(p['ood'])}; {p['model']} width {p['width']}, "
                      f"{p['epochs']} epochs, batch {p['batch_size']}, max-train {cap}, "
                      f"augment {p['augment']}")
+    p = OWN_PRESET
+    lines.append(f"  a path OOD from --ood (required); {p['model']} width {p['width']}, "
+                 f"{p['epochs']} epochs, batch {p['batch_size']}, augment {p['augment']}")
     return "\n".join(lines)
+
+
+_OWN_HELP = f"""\
+your data, your model:
+  --id PATH    an .npz file (arrays x: images (N, H, W) or (N, H, W, C), y: class
+               labels 0..K-1) or an image folder (one subfolder per class, read at
+               32x32 RGB). It is split into {OWN_SPLIT}.
+  --ood PATH   .npz files or image folders (images directly inside, or in
+               subfolders), read at the ID images' size and channels.
+  --model package.module:factory --weights FILE --blocks NAME [NAME ...] --head NAME
+               loads your model instead of training one; the detectors that need a
+               second (L2) model, and the map-based ones with a single --blocks
+               name, are skipped with a note in the report."""
 
 
 def _detector_list():
@@ -54,16 +70,19 @@ def build_parser():
             "results.csv and PNG plots (ROC curves, score histograms, summary). "
             "Detectors with knobs also get a row tuned on pseudo-OOD (jigsaw puzzles of "
             "held-out ID training images; no OOD data)."),
-        epilog=_presets() + "\n\ndetectors (key, name):\n" + _detector_list())
-    b.add_argument("--id", dest="id_set", default="digits", choices=list(ID_SETS),
-                   help="in-distribution set (default: digits, embedded, no files needed; "
+        epilog=_presets() + "\n\n" + _OWN_HELP + "\n\ndetectors (key, name):\n" + _detector_list())
+    b.add_argument("--id", dest="id_set", default="digits", metavar="NAME|PATH",
+                   help=f"in-distribution set: {', '.join(ID_SETS)} (default: digits, "
+                        "embedded, no files needed; "
                         "mnist: mnist_train/mnist_test; cifar10: cifar10_train4k/test1k; "
                         "cifar10-resnet18: cifar10_train20k_jpeg/test_jpeg with the trained "
-                        "models of --models-dir, OOD split into near and far as in OpenOOD)")
-    b.add_argument("--ood", nargs="+", metavar="NAME",
+                        "models of --models-dir, OOD split into near and far as in OpenOOD), "
+                        "or a path to your .npz file or image folder, split into "
+                        f"{OWN_SPLIT.replace('%', '%%')} (see below)")
+    b.add_argument("--ood", nargs="+", metavar="NAME|PATH",
                    help=f"OOD sets, loaded at the ID set's size and channels (known: "
-                        f"{known_ood}; digits_8_9 and photo_patches only with --id digits). "
-                        "Default: see below")
+                        f"{known_ood}; digits_8_9 and photo_patches only with --id digits), "
+                        "or paths to .npz files or image folders. Default: see below")
     b.add_argument("--data-dir", metavar="DIR",
                    help="folder with the shared .npz files; required for every set but the "
                         "embedded ones")
@@ -71,8 +90,11 @@ def build_parser():
                    help="folder with the trained models of an ID set that loads them "
                         "(--id cifar10-resnet18: its plain and L2 state dicts, see below); "
                         "nothing is trained")
-    b.add_argument("--model", choices=ARCHITECTURES,
-                   help="architecture (default: per ID set, see below)")
+    b.add_argument("--model", metavar="ARCH|MODULE:FACTORY",
+                   help=f"architecture to train: {', '.join(ARCHITECTURES)} (default: per ID "
+                        "set, see below); or your model, package.module:factory (a callable "
+                        "returning an nn.Module, imported from the Python path), with "
+                        "--blocks and --head: nothing is trained")
     b.add_argument("--width", type=int, metavar="N",
                    help="channels of the first block (default: per ID set; 16 for a "
                         "non-default architecture)")
@@ -86,7 +108,17 @@ def build_parser():
                         "crop, or none (default: flip-crop for cifar10, none otherwise)")
     b.add_argument("--weights", metavar="PATH",
                    help="load both models from a file written by --save-weights "
-                        "(torch.load(weights_only=True)) instead of training")
+                        "(torch.load(weights_only=True)) instead of training; with "
+                        "--model package.module:factory: your model's state dict (default: "
+                        "the factory's own parameters)")
+    b.add_argument("--blocks", nargs="+", metavar="NAME",
+                   help="with your model: module names (as in model.named_modules()) to "
+                        "read. The LAST is the feature block, whose flattened output feeds "
+                        "--head; those before it must output maps (N, C, H, W): the last of "
+                        "them gives the maps of the map-based detectors, all of them the "
+                        "per-block averages of MultiBlockMahalanobis")
+    b.add_argument("--head", metavar="NAME",
+                   help="with your model: the module name of its final nn.Linear")
     b.add_argument("--save-weights", metavar="PATH", help="save the trained models to PATH")
     b.add_argument("--seed", type=int, default=0,
                    help="seed of the data split, training, jigsaw puzzles (default: 0); "
@@ -119,7 +151,8 @@ def _benchmark(args):
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=args.augment,
         weights=args.weights,
         save_weights_to=args.save_weights, seed=args.seed, detectors=args.detectors,
-        max_train=args.max_train, tune=not args.no_tune, progress=not args.quiet)
+        max_train=args.max_train, tune=not args.no_tune, progress=not args.quiet,
+        blocks=args.blocks, head=args.head)
     paths = write_report(result, args.out, plots=not args.no_plots)
     print("\n".join(header_lines(result)))
     print()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import check_head
+from .features import head_of
 from .result import metric_rows
 
 __all__ = ["Evaluation", "Inputs", "accuracies", "build_detector", "evaluate", "evaluate_all",
@@ -186,7 +187,7 @@ def accuracies(inputs, log):
     """
     result = {}
     for kind, net in inputs.nets.items():
-        coef, intercept = check_head(net.fc, dtype=np.float32)
+        coef, intercept = check_head(head_of(net), dtype=np.float32)
         logits = inputs.features[kind]["ID test"]["h"] @ coef.T + intercept
         accuracy = float(np.mean(np.argmax(logits, axis=1) == inputs.labels["ID test"]))
         result["accuracy" if kind == "plain" else "accuracy_l2"] = accuracy

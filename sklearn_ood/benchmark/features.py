@@ -1,11 +1,65 @@
 """The benchmark's features: one extractor pass per image set and model."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from ..extraction import BlockFeatureExtractor
 
-__all__ = ["extract_all", "extract_features", "stage_channels"]
+__all__ = ["FEATURES", "Layout", "extract_all", "extract_features", "head_of", "layout_of",
+           "stage_channels"]
+
+#: The feature names of :func:`extract_features` (plus ``"images"``).
+FEATURES = ("h", "pooled", "maxavg", "maps", "stages", "images")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The blocks of a model the benchmark reads.
+
+    Attributes
+    ----------
+    stages : tuple of str
+        Blocks with a ``(N, C, H, W)`` output, first to last; the last one
+        gives the maps (and their ``max``/``avg``), each one a column group of
+        the ``"stages"`` feature. Empty: no map-based input.
+    feature : str
+        The block whose flattened output is the head's input ``h``.
+    head : str
+        The final ``nn.Linear``.
+    channels : tuple of int
+        Channels of each stage.
+    """
+
+    stages: tuple
+    feature: str
+    head: str
+    channels: tuple
+
+    @property
+    def inputs(self):
+        """The feature names this layout gives (:data:`FEATURES`)."""
+        return FEATURES if self.stages else ("h", "images")
+
+
+def layout_of(model):
+    """The model's :class:`Layout`: its ``benchmark_layout`` attribute (a model of
+    the user's), else that of the library's :class:`~sklearn_ood.models.ResNet`
+    and :class:`~sklearn_ood.models.SmallCNN` (``block_names``, ``penultimate``,
+    ``fc``)."""
+    layout = getattr(model, "benchmark_layout", None)
+    if layout is not None:
+        return layout
+    modules = dict(model.named_modules())
+    channels = tuple([m.num_features for m in modules[name].modules()
+                      if isinstance(m, torch.nn.BatchNorm2d)][-1] for name in model.block_names)
+    return Layout(tuple(model.block_names), "penultimate", "fc", channels)
+
+
+def head_of(model):
+    """The model's final ``nn.Linear`` (its layout's ``head``)."""
+    return dict(model.named_modules())[layout_of(model).head]
 
 
 def extract_all(nets, image_sets, *, progress, log):
@@ -41,7 +95,7 @@ def extract_all(nets, image_sets, *, progress, log):
 
 def extract_features(model, X, *, progress, batch_size=256):
     """One extractor call: last-stage ``max``/``avg``/flattened map, the fc input, and
-    the global average of every stage.
+    the global average of every stage (the blocks of :func:`layout_of`).
 
     Returns a dict with ``h`` (fc input), ``pooled`` (global average of the
     last stage), ``maxavg`` (``[max | avg]``, NAP's input), ``maps``
@@ -49,16 +103,22 @@ def extract_features(model, X, *, progress, batch_size=256):
     FeatureNorm, RankFeat, Gram and the distances with
     ``negative_aware_rescale``) and ``stages`` (the global average of every
     stage, first to last, side by side: MultiBlockMahalanobis's input, split
-    by :func:`stage_channels`).
+    by :func:`stage_channels`). A layout without stages gives ``h`` only.
     """
-    stage, earlier = model.block_names[-1], list(model.block_names[:-1])
+    layout = layout_of(model)
+    D = head_of(model).in_features
+    if not layout.stages:
+        extractor = BlockFeatureExtractor(model, [layout.feature], reduce="flatten",
+                                          batch_size=batch_size, progress=progress)
+        return {"h": np.ascontiguousarray(extractor.fit(X[:1]).transform(X))}
+    stage, earlier = layout.stages[-1], list(layout.stages[:-1])
     extractor = BlockFeatureExtractor(
-        model, [stage, "penultimate", *earlier],
-        reduce={stage: ["max", "avg", "flatten"], "penultimate": "flatten",
+        model, [stage, layout.feature, *earlier],
+        reduce={stage: ["max", "avg", "flatten"], layout.feature: "flatten",
                 **dict.fromkeys(earlier, "avg")},
         batch_size=batch_size, progress=progress)
     F = extractor.fit(X[:1]).transform(X)
-    C, D = model.feature_dim, model.fc.in_features
+    C = layout.channels[-1]
     n_last = extractor.block_shapes_[stage][0]
     n_map = n_last - 2 * C
     n_earlier = F.shape[1] - n_last - D
@@ -73,11 +133,10 @@ def extract_features(model, X, *, progress, batch_size=256):
 
 
 def stage_channels(model):
-    """Channels of each stage of ``model`` (its ``block_names``), first to last.
+    """Channels of each stage of ``model`` (:func:`layout_of`), first to last.
 
-    The ``num_features`` of the last ``BatchNorm2d`` inside each stage: the
-    column count of that stage in the ``"stages"`` feature.
+    For the library's models, the ``num_features`` of the last ``BatchNorm2d``
+    inside each stage: the column count of that stage in the ``"stages"``
+    feature.
     """
-    modules = dict(model.named_modules())
-    return [[m.num_features for m in modules[name].modules()
-             if isinstance(m, torch.nn.BatchNorm2d)][-1] for name in model.block_names]
+    return list(layout_of(model).channels)

@@ -14,6 +14,8 @@ from torch.utils.data import default_collate
 
 from ..models import ResNet, SmallCNN, make_classifier
 from .exceptions import BenchmarkError
+from .features import FEATURES, layout_of
+from .own_model import load_own_model
 
 __all__ = [
     "ARCHITECTURES", "AUGMENTATIONS", "Models", "build_model", "flip_crop_collate",
@@ -42,12 +44,16 @@ class Models:
         Channels of their first block (a weights file may set it).
     notes : tuple of str
         Remarks for the report (a weights file trained on another split).
+    inputs : tuple of str
+        The feature names the models give (a model of the user's without map
+        blocks gives ``h`` and ``images`` only).
     """
 
     nets: dict
     arch: str
-    width: int
+    width: object
     notes: tuple = ()
+    inputs: tuple = FEATURES
 
 
 def get_models(settings, data, log):
@@ -67,7 +73,9 @@ def get_models(settings, data, log):
     -------
     Models
     """
-    if settings.model_files:
+    if settings.own_model:
+        models = _load_own(settings, data, log)
+    elif settings.model_files:
         models = _load_pretrained(settings, data, log)
     elif settings.weights is None:
         models = _train(settings, data, log)
@@ -94,6 +102,31 @@ def _train(settings, data, log):
             epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed,
             l2_normalize=kind == "l2", progress=s.progress, augment=s.augment)
     return Models(nets, s.model, s.width)
+
+
+def _load_own(settings, data, log):
+    """The user's model (:mod:`~sklearn_ood.benchmark.own_model`); notes for skipped rows."""
+    s = settings
+    net = load_own_model(s.model, weights=s.weights, blocks=s.blocks, head=s.head,
+                         probe=data.X_fit[:8], n_classes=data.n_classes)
+    layout = layout_of(net)
+    source = f"from {s.weights}" if s.weights else "with the factory's own parameters"
+    log(f"loaded {s.model} {source}; feature block {layout.feature!r}, head {layout.head!r}")
+    notes = [f"Model {s.model} loaded {source}, not trained here; h is the output of "
+             f"{layout.feature!r}, the head {layout.head!r}"
+             + (f", the maps those of {layout.stages[-1]!r}." if layout.stages else ".")
+             + " If it was trained on images of the ID set, its test and validation splits "
+             "hold training images of the model, and the metrics are optimistic."]
+    l2 = [spec.name for spec in s.detectors if spec.model != "plain"]
+    if l2:
+        notes.append(f"Skipped (they need a second model, with an L2-normalised feature): "
+                     f"{', '.join(l2)}.")
+    no_maps = [spec.name for spec in s.detectors
+               if spec.model == "plain" and spec.features not in layout.inputs]
+    if no_maps:
+        notes.append(f"Skipped (they read maps: name a block with (N, C, H, W) output before "
+                     f"the feature block in --blocks): {', '.join(no_maps)}.")
+    return Models({"plain": net}, s.model, None, tuple(notes), layout.inputs)
 
 
 def _load_pretrained(settings, data, log):

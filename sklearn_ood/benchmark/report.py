@@ -121,11 +121,16 @@ def header_lines(result):
     c, info = result.config, result.info
     lines = [
         f"- ID set: **{c['id_set']}**; OOD sets: {', '.join(result.ood_sets)}",
-        f"- model: {c['model']} (width {c['width']}), "
-        + (f"loaded from {c.get('models_dir')} (no training)" if c.get("models_dir") else
+        *(["- OOD paths: " + ", ".join(f"{k} = {v}" for k, v in c["ood_paths"].items())]
+          if c.get("ood_paths") else []),
+        (f"- model: {c['model']} (blocks {', '.join(c['blocks'])}; head {c['head']}), "
+         + (f"loaded from {c['weights']}" if c["weights"] else "the factory's own parameters")
+         + " (no training)" if c.get("blocks") else
+         f"- model: {c['model']} (width {c['width']}), "
+         + (f"loaded from {c.get('models_dir')} (no training)" if c.get("models_dir") else
            f"loaded from {c['weights']}" if c["weights"] else
            f"{c['epochs']} epochs, batch size {c['batch_size']}, augmentation "
-           f"{c['augment']}, seed {c['seed']}"),
+           f"{c['augment']}, seed {c['seed']}")),
         "- images: " + ", ".join(f"{k} {v}" for k, v in info["n_images"].items()),
         f"- ID test accuracy: plain model {100 * info['accuracy']:.2f} %"
         + (f", L2 model {100 * info['accuracy_l2']:.2f} %" if "accuracy_l2" in info else ""),

@@ -49,22 +49,30 @@ __all__ = ["run_benchmark"]
 def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=None, model=None,
                   width=None, epochs=None, batch_size=None, lr=None, augment=None, weights=None,
                   save_weights_to=None, seed=0, detectors=None, max_train=None, tune=True,
-                  progress=False):
+                  progress=False, blocks=None, head=None):
     """Train (or load) the models and run every detector; see the module docstring.
 
     Parameters
     ----------
-    id_set : {"digits", "mnist", "cifar10", "cifar10-resnet18"}, default="digits"
+    id_set : {"digits", "mnist", "cifar10", "cifar10-resnet18"} or path, default="digits"
         ``"digits"`` is the embedded set (no files needed);
-        ``"cifar10-resnet18"`` loads trained models from ``models_dir``.
+        ``"cifar10-resnet18"`` loads trained models from ``models_dir``. A
+        path to an ``.npz`` file (arrays ``x``, ``y``) or an image folder (one
+        subfolder per class, read at 32x32 RGB) is split as
+        :data:`~sklearn_ood.benchmark.data.OWN_SPLIT` says.
     ood_sets : list of str, default=None
-        OOD set names; ``None``: the ID set's defaults (:data:`ID_SETS`).
+        OOD set names or paths (``.npz`` files or image folders, read at the
+        ID images' size and channels); ``None``: the ID set's defaults
+        (:data:`ID_SETS`; required with an ID path).
     data_dir : str, default=None
         Folder of the shared ``.npz`` files (needed for non-embedded sets).
     models_dir : str, default=None
         Folder of the trained models of an ID set that loads them
         (``"cifar10-resnet18"``: its plain and L2 state dicts); no training.
-    model : {"smallcnn", "resnet18"}, default=None
+    model : {"smallcnn", "resnet18"} or "package.module:factory", default=None
+        The architecture to train, or a model of yours: the factory is
+        imported and called without arguments, must return an ``nn.Module``
+        and nothing is trained (see ``blocks``, ``head``, ``weights``).
     width, epochs, batch_size : int, default=None
         ``None``: the ID set's defaults.
     lr : float, default=None
@@ -74,7 +82,8 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
         crop); ``None``: the ID set's default (flip-crop for CIFAR-10 only).
     weights : str, default=None
         A file written with ``save_weights_to``: load the models instead of
-        training them.
+        training them. With a model of yours: its state dict
+        (``torch.load(weights_only=True)``; ``None``: the factory's parameters).
     save_weights_to : str, default=None
         Where to save the trained models.
     seed : int, default=0
@@ -87,6 +96,13 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
         Add the pseudo-OOD tuned rows.
     progress : bool, default=False
         Log stages and show progress bars on stderr.
+    blocks : list of str, default=None
+        A model of yours: the blocks to read. The last one is the feature
+        block (its flattened output is the head's input); the ones before it
+        must output maps ``(N, C, H, W)``, the last of them giving the maps of
+        the map-based detectors (skipped with one block).
+    head : str, default=None
+        A model of yours: its final ``nn.Linear``.
 
     Returns
     -------
@@ -115,7 +131,7 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
         id_set, ood_sets, data_dir=data_dir, models_dir=models_dir, model=model, width=width,
         epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, weights=weights,
         save_weights_to=save_weights_to, seed=seed, detectors=detectors, max_train=max_train,
-        tune=tune, progress=progress)
+        tune=tune, progress=progress, blocks=blocks, head=head)
     log, clock = _Logger(settings.progress), _Stopwatch()
     with clock("data"):
         data = load_data(settings, log)
@@ -131,7 +147,8 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
             "tuned": {}, "pseudo": {}}
     with clock("detectors"):
         evaluations = evaluate_all(settings.detectors, inputs, log)
-    info["notes"] = [*models.notes, *(e.note for e in evaluations if e.note is not None)]
+    info["notes"] = [*data.notes, *models.notes,
+                     *(e.note for e in evaluations if e.note is not None)]
     if settings.tune:
         with clock("tuning"):
             evaluations, tuning = add_tuned_rows(evaluations, inputs, log)

@@ -4,12 +4,12 @@ import os
 from dataclasses import dataclass, replace
 
 from ..datasets import BENCHMARKS
-from .data import EMBEDDED_OOD
+from .data import EMBEDDED_OOD, check_path, looks_like_path
 from .exceptions import BenchmarkError
 from .models import ARCHITECTURES, AUGMENTATIONS
 from .specs import select_detectors
 
-__all__ = ["ID_SETS", "MIN_TRAIN", "Settings", "resolve_settings"]
+__all__ = ["ID_SETS", "MIN_TRAIN", "OWN_PRESET", "Settings", "resolve_settings"]
 
 MIN_TRAIN = 100
 
@@ -38,6 +38,12 @@ ID_SETS = {
                     "l2": "cifar10_resnet18_w16_l2.pt"}),
 }
 
+#: The defaults of an ID set given as a path (``.npz`` or image folder): no
+#: default OOD set (``--ood`` is required), a SmallCNN trained on it unless
+#: ``--model package.module:factory`` gives the model.
+OWN_PRESET = dict(ood=(), model="smallcnn", width=16, epochs=30, batch_size=64, max_train=0,
+                  augment="none")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -46,9 +52,15 @@ class Settings:
     Attributes
     ----------
     id_set : str
-        The in-distribution set.
+        The in-distribution set: a key of :data:`ID_SETS`, or a path (an
+        ``.npz`` file or an image folder, split as
+        :data:`~sklearn_ood.benchmark.data.OWN_SPLIT` says).
     ood_sets : tuple of str
-        The OOD sets, in table order.
+        The OOD sets' names, in table order.
+    ood_paths : dict
+        OOD set name -> its path, for the sets given as paths (``.npz`` files
+        or image folders; the name is the file or folder name without
+        ``.npz``, or the path itself when two names would clash).
     data_dir : str or None
         Folder of the shared ``.npz`` files.
     id_data : str
@@ -62,7 +74,8 @@ class Settings:
     model_files : dict
         Model kind -> path of its state dict in ``models_dir`` (empty: train).
     model : str
-        The architecture (a key of ``models.ARCHITECTURES``).
+        The architecture (a key of ``models.ARCHITECTURES``), or
+        ``"package.module:factory"``: the user's model (:attr:`own_model`).
     width : int
         Channels of the first block.
     epochs : int
@@ -74,7 +87,8 @@ class Settings:
     augment : str
         Training augmentation (one of ``models.AUGMENTATIONS``).
     weights : str or None
-        File to load the models from instead of training them.
+        File to load the models from instead of training them (with the
+        user's model: its state dict).
     save_weights_to : str or None
         File to save the models to.
     seed : int
@@ -87,10 +101,15 @@ class Settings:
         Whether to add the pseudo-OOD tuned rows.
     progress : bool
         Whether to log stages and show progress bars on stderr.
+    blocks : tuple of str
+        The user's model: its blocks to read, the feature block last.
+    head : str or None
+        The user's model: its final ``nn.Linear``.
     """
 
     id_set: str
     ood_sets: tuple
+    ood_paths: dict
     data_dir: object
     id_data: str
     ood_groups: dict
@@ -109,6 +128,13 @@ class Settings:
     max_train: int
     tune: bool
     progress: bool
+    blocks: tuple = ()
+    head: object = None
+
+    @property
+    def own_model(self):
+        """Whether the model is the user's (``--model package.module:factory``)."""
+        return ":" in self.model
 
     @property
     def eval_sets(self):
@@ -118,7 +144,9 @@ class Settings:
     @property
     def model_kinds(self):
         """The models to train: ``"plain"``, and ``"l2"`` when a detector reads it."""
-        return ("plain", "l2") if any(s.model == "l2" for s in self.detectors) else ("plain",)
+        if self.own_model or not any(s.model == "l2" for s in self.detectors):
+            return ("plain",)
+        return ("plain", "l2")
 
     def with_models(self, models):
         """The settings as the run used them, once its models exist.
@@ -135,23 +163,25 @@ class Settings:
         Settings
         """
         return replace(self, model=models.arch, width=models.width, detectors=tuple(
-            spec for spec in self.detectors if spec.model in models.nets))
+            spec for spec in self.detectors
+            if spec.model in models.nets and spec.features in models.inputs))
 
     def config(self):
         """The settings as :attr:`BenchmarkResult.config` reports them (detectors by key)."""
-        return dict(id_set=self.id_set, ood_sets=list(self.ood_sets),
+        return dict(id_set=self.id_set, ood_sets=list(self.ood_sets), ood_paths=self.ood_paths,
                     ood_groups={k: list(v) for k, v in self.ood_groups.items()},
                     models_dir=self.models_dir, model=self.model,
                     width=self.width, epochs=self.epochs, batch_size=self.batch_size,
                     lr=self.lr, augment=self.augment, seed=self.seed,
                     max_train=self.max_train, weights=self.weights, tune=self.tune,
-                    detectors=[s.key for s in self.detectors], data_dir=self.data_dir)
+                    detectors=[s.key for s in self.detectors], data_dir=self.data_dir,
+                    blocks=list(self.blocks), head=self.head)
 
 
 def resolve_settings(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=None,
                      model=None, width=None, epochs=None, batch_size=None, lr=None, augment=None,
                      weights=None, save_weights_to=None, seed=0, detectors=None, max_train=None,
-                     tune=True, progress=False):
+                     tune=True, progress=False, blocks=None, head=None):
     """Fill in the ID set's defaults and check every option.
 
     Parameters are those of :func:`~sklearn_ood.benchmark.run_benchmark`; ``None``
@@ -177,17 +207,28 @@ def resolve_settings(id_set="digits", ood_sets=None, *, data_dir=None, models_di
     (('digits_8_9', 'photo_patches'), 'resnet18', 16, 30, ('plain',))
     """
     ood_sets = check_sets(id_set, ood_sets, data_dir)
-    preset = ID_SETS[id_set]
+    ood_sets, ood_paths = _name_paths(id_set, ood_sets)
+    preset = ID_SETS.get(id_set, OWN_PRESET)
     specs = select_detectors(detectors)
+    own_model = model is not None and ":" in model
+    if own_model:
+        _check_own_model_options(model, blocks=blocks, head=head, options={
+            "--width": width, "--epochs": epochs, "--batch-size": batch_size, "--lr": lr,
+            "--augment": augment, "--save-weights": save_weights_to,
+            "--models-dir": models_dir})
+    elif blocks or head:
+        raise BenchmarkError("--blocks and --head apply only to a model of yours, given as "
+                             "--model package.module:factory.")
     if preset.get("pretrained"):
         _check_pretrained_options(id_set, model=model, width=width, weights=weights)
     model = _default(model, preset["model"])
-    if model not in ARCHITECTURES:
-        raise BenchmarkError(f"Unknown model {model!r}; choose from {', '.join(ARCHITECTURES)}.")
+    if model not in ARCHITECTURES and not own_model:
+        raise BenchmarkError(f"Unknown model {model!r}; choose from {', '.join(ARCHITECTURES)}, "
+                             "or give a model of yours as package.module:factory.")
     groups = {name: tuple(s for s in sets if s in ood_sets)
               for name, sets in preset.get("groups", {}).items()}
     settings = Settings(
-        id_set=id_set, ood_sets=tuple(ood_sets), data_dir=data_dir,
+        id_set=id_set, ood_sets=tuple(ood_sets), ood_paths=ood_paths, data_dir=data_dir,
         id_data=preset.get("data", id_set),
         ood_groups={name: sets for name, sets in groups.items() if sets},
         models_dir=models_dir, model_files={}, model=model,
@@ -197,13 +238,38 @@ def resolve_settings(id_set="digits", ood_sets=None, *, data_dir=None, models_di
         augment=_default(augment, preset["augment"]), weights=weights,
         save_weights_to=save_weights_to, seed=seed, detectors=tuple(specs),
         max_train=_default(max_train, preset["max_train"]), tune=bool(tune),
-        progress=bool(progress))
+        progress=bool(progress), blocks=tuple(blocks or ()), head=head)
     _check_training(settings)
+    if own_model:
+        return settings
     return replace(settings, model_files=_model_files(settings, preset.get("pretrained")))
+
+
+def _name_paths(id_set, ood_sets):
+    """Table names for the OOD sets given as paths: ``(names, {name: path})``."""
+    known = set(EMBEDDED_OOD) | set(BENCHMARKS)
+    paths = [s for s in ood_sets if s not in known]
+    short = {p: os.path.basename(os.path.normpath(p)).removesuffix(".npz") for p in paths}
+    taken = [*short.values(), *(s for s in ood_sets if s in known), "ID test", "average"]
+    names = {p: n if n and taken.count(n) == 1 else p for p, n in short.items()}
+    return [names.get(s, s) for s in ood_sets], {names[p]: p for p in paths}
 
 
 def _default(value, default):
     return default if value is None else value
+
+
+def _check_own_model_options(model, *, blocks, head, options):
+    """A model of the user's needs ``--blocks`` and ``--head``; nothing is trained."""
+    for option, value in (("--blocks", blocks), ("--head", head)):
+        if not value:
+            raise BenchmarkError(f"{option} is required with --model {model}: name the "
+                                 "model's blocks to read (the feature block last) and its "
+                                 "final nn.Linear.")
+    given = [option for option, value in options.items() if value is not None]
+    if given:
+        raise BenchmarkError(f"--model {model} loads your model (nothing is trained): "
+                             f"{', '.join(given)} cannot apply.")
 
 
 def _check_pretrained_options(id_set, *, model, width, weights):
@@ -263,37 +329,50 @@ def _check_training(settings):
 
 
 def check_sets(id_set, ood_sets, data_dir):
-    """Validate the set names (and ``data_dir`` when a set needs it).
+    """Validate the set names and paths (and ``data_dir`` when a set needs it).
 
     Parameters
     ----------
     id_set : str
+        A key of :data:`ID_SETS`, or a path (``.npz`` file or image folder).
     ood_sets : list of str or None
-        ``None``: the ID set's defaults.
+        Names or paths; ``None``: the ID set's defaults.
     data_dir : str or None
 
     Returns
     -------
     ood_sets : list of str
     """
-    if id_set not in ID_SETS:
-        raise BenchmarkError(
-            f"Unknown ID set {id_set!r}; known ID sets: {', '.join(ID_SETS)}."
-        )
+    own = id_set not in ID_SETS
+    if own:
+        if not looks_like_path(id_set):
+            raise BenchmarkError(
+                f"Unknown ID set {id_set!r}; known ID sets: {', '.join(ID_SETS)}, or give a "
+                "path to an .npz file (arrays x, y) or an image folder (one subfolder per "
+                "class).")
+        check_path(id_set, "--id")
+        if not ood_sets:
+            raise BenchmarkError(f"--ood is required with --id {id_set}: name OOD sets or "
+                                 "give paths to .npz files or image folders.")
     ood_sets = list(ood_sets) if ood_sets else list(ID_SETS[id_set]["ood"])
     known = (list(EMBEDDED_OOD) if id_set == "digits" else []) + sorted(BENCHMARKS)
-    unknown = [n for n in ood_sets if n not in known]
+    paths = [n for n in ood_sets if n not in known and looks_like_path(n)]
+    for path in paths:
+        check_path(path, "--ood")
+    unknown = [n for n in ood_sets if n not in known and n not in paths]
     if unknown:
         raise BenchmarkError(
             f"Unknown OOD set(s) {unknown} for --id {id_set}; known OOD sets: "
-            f"{', '.join(known)}."
+            f"{', '.join(known)}, or paths to .npz files or image folders."
         )
-    if id_set in ood_sets or ID_SETS[id_set].get("data") in ood_sets:
+    if not own and (id_set in ood_sets or ID_SETS[id_set].get("data") in ood_sets):
+        raise BenchmarkError(f"The ID set {id_set!r} cannot also be an OOD set.")
+    if own and any(os.path.abspath(p) == os.path.abspath(id_set) for p in paths):
         raise BenchmarkError(f"The ID set {id_set!r} cannot also be an OOD set.")
     if len(set(ood_sets)) != len(ood_sets):
         raise BenchmarkError(f"OOD sets listed twice: {ood_sets}.")
-    needed_by = ([f"--id {id_set}"] if id_set != "digits" else []) + [
-        n for n in ood_sets if n not in EMBEDDED_OOD
+    needed_by = ([f"--id {id_set}"] if id_set != "digits" and not own else []) + [
+        n for n in ood_sets if n not in EMBEDDED_OOD and n not in paths
     ]
     if needed_by:
         _check_data_dir(data_dir, needed_by)

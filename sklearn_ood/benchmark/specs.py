@@ -19,7 +19,7 @@ from ..detectors import (
 )
 from ..model_detectors import ODIN, AdaSCALE, BlockSelection, InputPreprocessedMahalanobis
 from ..model_detectors import adascale, input_preprocessed_mahalanobis, odin
-from .features import stage_channels
+from .features import head_of, layout_of, stage_channels
 from .exceptions import BenchmarkError
 
 
@@ -77,7 +77,7 @@ class DetectorSpec:
 
 def _on_head(cls, **params):
     """``make`` of a detector built on the model's final layer."""
-    return lambda net: cls(net.fc, **params)
+    return lambda net: cls(head_of(net), **params)
 
 
 def _alone(cls, **params):
@@ -88,6 +88,15 @@ def _alone(cls, **params):
 def _stages(cls, **params):
     """``make`` of a multi-block detector reading the ``"stages"`` feature."""
     return lambda net: cls(block_sizes=stage_channels(net), **params)
+
+
+def _candidate_blocks(net):
+    """BlockSelection over the library model's ``"auto"`` blocks, or over the blocks
+    a model of the user's names (stages, then the feature block)."""
+    if getattr(net, "benchmark_layout", None) is None:
+        return BlockSelection(net)
+    layout = layout_of(net)
+    return BlockSelection(net, [*layout.stages, layout.feature])
 
 
 def _temperature_note(detector, n_fit):
@@ -157,17 +166,18 @@ DETECTORS = [
     DetectorSpec("openmax", "OpenMax", _on_head(OpenMax), labels=True, grid=openmax.tuning_grid),
     DetectorSpec("feature_norm", "FeatureNorm (last block)", _alone(FeatureNorm),
                  features="maps"),
-    DetectorSpec("block_selection", "BlockSelection", BlockSelection, features="images",
+    DetectorSpec("block_selection", "BlockSelection", _candidate_blocks, features="images",
                  max_fit=2000, note=_block_note),
     # Detectors that run the model on images (gradients w.r.t. the input); MCDropout
     # is not run: the benchmark's models have no dropout layer.
     DetectorSpec("odin", "ODIN", ODIN, features="images", max_fit=2000,
                  grid=odin.tuning_grid),
     DetectorSpec("input_preprocessed_mahalanobis", "InputPreprocessedMahalanobis",
-                 lambda net: InputPreprocessedMahalanobis(net, ["penultimate"]),
+                 lambda net: InputPreprocessedMahalanobis(net, [layout_of(net).feature]),
                  features="images", labels=True, max_fit=2000,
                  grid=input_preprocessed_mahalanobis.tuning_grid),
-    DetectorSpec("adascale", "AdaSCALE", AdaSCALE, features="images", max_fit=2000,
+    DetectorSpec("adascale", "AdaSCALE", lambda net: AdaSCALE(net, head=layout_of(net).head),
+                 features="images", max_fit=2000,
                  grid=adascale.tuning_grid),
     DetectorSpec("negative_aware_norm", "NegativeAwareNorm", _alone(NegativeAwareNorm),
                  features="maps"),

@@ -7,7 +7,8 @@ and labels as ``int64`` arrays of shape ``(N,)``.
 * :func:`load_digits_ood` builds a small, complete benchmark only from data
   that installed packages ship (scikit-learn's digits and sample photos), so
   examples and tests run without any download.
-* :func:`load_npz`, :func:`load_idx` and :func:`load_image_folder` read real
+* :func:`load_npz`, :func:`load_idx`, :func:`load_image_folder` and
+  :func:`load_images` read real
   data from disk and validate what they read.
 * :func:`load_benchmark` loads the shared benchmark sets listed in
   :data:`BENCHMARKS` by name.
@@ -18,7 +19,7 @@ when image files have to be decoded).
 
 from ._benchmarks import BENCHMARKS, list_benchmarks, load_benchmark
 from ._digits import load_digits_ood
-from ._files import load_idx, load_image_folder, load_npz
+from ._files import load_idx, load_image_folder, load_images, load_npz
 
 __all__ = [
     "BENCHMARKS",
@@ -27,5 +28,6 @@ __all__ = [
     "load_digits_ood",
     "load_idx",
     "load_image_folder",
+    "load_images",
     "load_npz",
 ]

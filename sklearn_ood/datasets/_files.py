@@ -226,31 +226,95 @@ def load_image_folder(root, *, size=(32, 32), channels=3):
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not classes:
         raise ValueError(f"{root}: no class subfolders; expected <root>/<class>/<image>.png.")
-    bilinear = getattr(Image, "Resampling", Image).BILINEAR
     mode = "L" if channels == 1 else "RGB"
     images, labels = [], []
     for label, name in enumerate(classes):
         folder = os.path.join(root, name)
-        files = sorted(
-            e.name
-            for e in os.scandir(folder)
-            if e.is_file()
-            and not e.name.startswith(".")
-            and os.path.splitext(e.name)[1].lower() in _IMAGE_EXTENSIONS
-        )
+        files = _image_files(folder)
         if not files:
             raise ValueError(
                 f"{folder}: class folder '{name}' holds no image files "
                 f"(looked for {', '.join(_IMAGE_EXTENSIONS)})."
             )
-        for file in files:
-            path = os.path.join(folder, file)
-            try:
-                with Image.open(path) as img:
-                    img = img.convert(mode).resize((size[1], size[0]), bilinear)
-                    images.append(np.asarray(img, dtype=np.uint8))
-            except OSError as exc:  # includes PIL.UnidentifiedImageError
-                raise ValueError(f"{path}: cannot be decoded as an image ({exc}).") from exc
-            labels.append(label)
+        images += _read_images(Image, folder, files, size, mode)
+        labels += [label] * len(files)
     X = as_images(np.stack(images), root)
     return X, np.asarray(labels, dtype=np.int64), np.asarray(classes)
+
+
+def _image_files(folder):
+    """The image files of ``folder`` (not hidden, an image extension), sorted."""
+    return sorted(
+        e.name
+        for e in os.scandir(folder)
+        if e.is_file()
+        and not e.name.startswith(".")
+        and os.path.splitext(e.name)[1].lower() in _IMAGE_EXTENSIONS
+    )
+
+
+def _read_images(Image, folder, files, size, mode):
+    """Decode, convert and resize ``files`` of ``folder``; a list of uint8 arrays."""
+    bilinear = getattr(Image, "Resampling", Image).BILINEAR
+    images = []
+    for file in files:
+        path = os.path.join(folder, file)
+        try:
+            with Image.open(path) as img:
+                img = img.convert(mode).resize((size[1], size[0]), bilinear)
+                images.append(np.asarray(img, dtype=np.uint8))
+        except OSError as exc:  # includes PIL.UnidentifiedImageError
+            raise ValueError(f"{path}: cannot be decoded as an image ({exc}).") from exc
+    return images
+
+
+def load_images(folder, *, size=(32, 32), channels=3):
+    """Load the images of one folder, without labels (e.g. an OOD set).
+
+    Image files directly in ``folder`` are read; when it holds none, the
+    images of its subfolders (as :func:`load_image_folder` reads them) are,
+    their class labels dropped. Decoding, conversion and resizing are those of
+    :func:`load_image_folder`.
+
+    Parameters
+    ----------
+    folder : str or path-like
+    size : int or (int, int), default=(32, 32)
+    channels : {1, 3}, default=3
+
+    Returns
+    -------
+    X : ndarray of shape (N, channels, H, W), float32 in [0, 1]
+
+    Raises
+    ------
+    ImportError
+        If Pillow is not installed.
+    FileNotFoundError
+        If ``folder`` is not a folder.
+    ValueError
+        If it holds no image (directly or in subfolders), or a file cannot be decoded.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from sklearn_ood.datasets import load_images
+    >>> folder = tempfile.mkdtemp()
+    >>> Image.fromarray(np.zeros((10, 12), np.uint8)).save(os.path.join(folder, "a.png"))
+    >>> load_images(folder, size=8, channels=1).shape
+    (1, 1, 8, 8)
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"No such image folder: '{folder}'.")
+    files = _image_files(folder)
+    if not files:
+        return load_image_folder(folder, size=size, channels=channels)[0]
+    from PIL import Image
+
+    if check_channels(channels) is None:
+        raise ValueError(f"channels is required, got channels={channels!r}.")
+    mode = "L" if channels == 1 else "RGB"
+    return as_images(np.stack(_read_images(Image, folder, files, check_size(size), mode)), folder)

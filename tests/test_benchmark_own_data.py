@@ -1,0 +1,230 @@
+"""``sklearn-ood benchmark`` on the user's own data (``--id``/``--ood`` paths) and model
+(``--model module:factory --weights --blocks --head``)."""
+
+import csv
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_ood.benchmark import BenchmarkError
+from sklearn_ood.benchmark.cli import main
+from sklearn_ood.benchmark.settings import resolve_settings
+
+MODULE = "own_tiny_model"
+SOURCE = '''
+from torch import nn
+
+
+class Tiny(nn.Module):
+    def __init__(self, channels=1, classes=3):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU())
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(4, classes)
+
+    def forward(self, x):
+        return self.classifier(self.pool(self.conv(x)))
+
+
+def make():
+    return Tiny()
+
+
+def make_rgb():
+    return Tiny(channels=3)
+
+
+def not_a_module():
+    return "a model"
+'''
+N_PER_CLASS, SIZE = 50, 8
+
+
+@pytest.fixture
+def own(tmp_path, monkeypatch):
+    """An .npz ID set (3 classes of gray 8x8 images), a flat PNG folder of OOD images,
+    the tiny model's module on sys.path and its saved state dict."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), N_PER_CLASS)
+    x = np.clip(rng.normal(60 + 60 * y[:, None, None], 20, (len(y), SIZE, SIZE)), 0, 255)
+    np.savez(tmp_path / "id.npz", x=x.astype(np.uint8), y=y)
+    ood = tmp_path / "ood_pngs"
+    ood.mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (10, 10), dtype=np.uint8)).save(ood / f"{i}.png")
+    (tmp_path / f"{MODULE}.py").write_text(SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, MODULE, raising=False)
+    module = __import__(MODULE)
+    torch.manual_seed(0)
+    torch.save(module.make().state_dict(), tmp_path / "tiny.pt")
+    return tmp_path
+
+
+def args(root, *extra, model=f"{MODULE}:make", blocks=("conv", "pool"), head="classifier",
+         detectors=("energy", "knn", "mahalanobis")):
+    return ["benchmark", "--id", str(root / "id.npz"), "--ood", str(root / "ood_pngs"),
+            "--model", model, "--weights", str(root / "tiny.pt"), "--blocks", *blocks,
+            "--head", head, "--detectors", *detectors, "--no-plots", "--no-tune", "--quiet",
+            "--out", str(root / "out"), *extra]
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_own_data_and_model_end_to_end(own, monkeypatch):
+    def no_training(*a, **kw):
+        raise AssertionError("a model of the user's must not be trained")
+
+    monkeypatch.setattr("sklearn_ood.benchmark.models.train_model", no_training)
+    assert main(args(own)) == 0
+    rows = read_csv(own / "out" / "results.csv")
+    assert [(r["detector"], r["ood_set"]) for r in rows] == [
+        (name, s) for name in ("Energy", "Mahalanobis", "KNN") for s in ("ood_pngs", "average")]
+    for row in rows:
+        assert 0.0 <= float(row["auroc"]) <= 1.0
+    report = (own / "out" / "results.md").read_text()
+    assert "split into a stratified 20% test split" in report
+    assert f"Model {MODULE}:make loaded from" in report
+    assert f"OOD paths: ood_pngs = {own / 'ood_pngs'}" in report
+    assert "blocks conv, pool; head classifier" in report
+
+
+def test_ood_paths_are_named_after_their_file_unless_names_clash(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        np.savez(tmp_path / folder / "same.npz", x=np.zeros((2, 4, 4)), y=np.zeros(2))
+    np.savez(tmp_path / "id.npz", x=np.zeros((2, 4, 4)), y=np.zeros(2))
+    one, two, other = (str(tmp_path / p) for p in ("a/same.npz", "b/same.npz", "a"))
+    s = resolve_settings(str(tmp_path / "id.npz"), [one, other], detectors=["energy"])
+    assert s.ood_sets == ("same", "a") and s.ood_paths == {"same": one, "a": other}
+    s = resolve_settings(str(tmp_path / "id.npz"), [one, two], detectors=["energy"])
+    assert s.ood_sets == (one, two)
+
+
+def test_image_folder_id_set_is_read_at_32x32_rgb(own):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for label in ("cat", "dog"):
+        (own / "id_folder" / label).mkdir(parents=True)
+        for i in range(40):
+            Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(
+                own / "id_folder" / label / f"{i}.png")
+    argv = args(own, model=f"{MODULE}:make_rgb", detectors=("energy",))
+    argv[2] = str(own / "id_folder")
+    argv[argv.index("--weights"):argv.index("--weights") + 2] = []  # the factory's parameters
+    assert main(argv) == 0
+    report = (own / "out" / "results.md").read_text()
+    assert "80 images in 2 classes" in report and "the factory's own parameters" in report
+    assert "fit 14, validation 50, ID test 16, ood_pngs 6" in report
+
+
+def test_negative_id_labels_are_refused(own, capsys):
+    np.savez(own / "neg.npz", x=np.zeros((150, 8, 8)), y=np.repeat(np.arange(-1, 2), 50))
+    argv = args(own)
+    argv[2] = str(own / "neg.npz")
+    assert "labels must be class indices >= 0" in _error(capsys, argv)
+
+
+def test_skipped_detectors_are_noted(own):
+    assert main(args(own, blocks=("pool",), detectors=(
+        "energy", "gaussian_density-l2", "feature_norm"))) == 0
+    rows = read_csv(own / "out" / "results.csv")
+    assert {r["detector"] for r in rows} == {"Energy"}
+    report = (own / "out" / "results.md").read_text()
+    assert "GaussianDensity (L2 model)" in report and "second model" in report
+    assert "FeatureNorm (last block)" in report and "they read maps" in report
+
+
+def _error(capsys, argv):
+    assert main(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_missing_path(own, capsys):
+    err = _error(capsys, args(own)[:2] + [str(own / "nowhere.npz")] + args(own)[3:])
+    assert "--id" in err and "nowhere.npz" in err and "no such file or folder" in err
+    argv = args(own)
+    argv[argv.index("--ood") + 1] = str(own / "missing_dir/")
+    assert "missing_dir" in _error(capsys, argv)
+
+
+def test_path_neither_npz_nor_folder(own, capsys):
+    (own / "notes.txt").write_text("hello")
+    argv = args(own)
+    argv[2] = str(own / "notes.txt")
+    assert "is neither an .npz file" in _error(capsys, argv)
+
+
+def test_npz_without_the_keys(own, capsys):
+    np.savez(own / "bad.npz", images=np.zeros((4, 8, 8)))
+    argv = args(own)
+    argv[2] = str(own / "bad.npz")
+    err = _error(capsys, argv)
+    assert "bad.npz" in err and "missing array(s) ['x', 'y']" in err
+
+
+def test_module_that_cannot_be_imported(own, capsys):
+    err = _error(capsys, args(own, model="no_such_module_xyz:make"))
+    assert "module 'no_such_module_xyz' cannot be imported" in err
+    err = _error(capsys, args(own, model=f"{MODULE}:no_such_factory"))
+    assert f"module '{MODULE}' has no attribute 'no_such_factory'" in err
+
+
+def test_factory_that_returns_no_module(own, capsys):
+    err = _error(capsys, args(own, model=f"{MODULE}:not_a_module"))
+    assert "returned a str, not a torch.nn.Module" in err
+
+
+def test_weights_that_do_not_load(own, capsys):
+    state = torch.load(own / "tiny.pt", weights_only=True)
+    state["extra.weight"] = state.pop("classifier.weight")
+    torch.save(state, own / "tiny.pt")
+    err = _error(capsys, args(own))
+    assert "missing keys ['classifier.weight']" in err
+    assert "unexpected keys ['extra.weight']" in err
+
+
+def test_unknown_blocks_list_the_available_ones(own, capsys):
+    err = _error(capsys, args(own, blocks=("conv", "layer4")))
+    assert "Unknown block name(s) ['layer4']" in err and "'pool'" in err
+
+
+def test_head_that_is_not_linear(own, capsys):
+    err = _error(capsys, args(own, head="pool"))
+    assert "--head 'pool' is a Sequential, not an nn.Linear" in err
+    assert "['classifier']" in err
+
+
+def test_images_of_the_wrong_shape(own, capsys):
+    x = np.zeros((3 * N_PER_CLASS, SIZE, SIZE, 3), np.uint8)
+    np.savez(own / "rgb.npz", x=x, y=np.repeat(np.arange(3), N_PER_CLASS))
+    argv = args(own)
+    argv[2] = str(own / "rgb.npz")
+    assert "input shape (3, 8, 8)" in _error(capsys, argv)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(blocks=["conv"], head="fc"), "--blocks and --head apply only"),
+    (dict(model="m:f", head="fc"), "--blocks is required with --model m:f"),
+    (dict(model="m:f", blocks=["a"], head="fc", epochs=3), "--epochs cannot apply"),
+    (dict(id_set="cifar11"), "Unknown ID set 'cifar11'.*or give a path"),
+])
+def test_settings_refuse_own_model_misuse(options, message):
+    with pytest.raises(BenchmarkError, match=message):
+        resolve_settings(**options)
+
+
+def test_help_names_no_machine_path():
+    from sklearn_ood.benchmark.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices["benchmark"]
+    text = sub.format_help()
+    assert "package.module:factory" in text and "/work/" not in text
