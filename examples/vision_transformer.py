@@ -1,4 +1,6 @@
-"""OOD detection with a small vision transformer: token layouts and the class token.
+"""
+OOD detection with a small vision transformer: token layouts and the class token.
+=================================================================================
 
 A vision transformer (ViT) written in plain torch -- patch embedding, a class
 token and position embeddings, pre-norm encoder blocks, a final LayerNorm and
@@ -178,4 +180,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if status:  # a gallery build runs this block too: exit only on failure
+        sys.exit(status)

@@ -32,7 +32,7 @@ from ._blocks import check_block_sizes, split_blocks
 
 
 def gram_features(maps, max_power=5):
-    """``g_p`` for ``p = 1 .. max_power`` of each ``(C, P)`` map: ``(N, max_power, C)``.
+    """``g_p`` for ``p`` from 1 to ``max_power`` of each ``(C, P)`` map: ``(N, max_power, C)``.
 
     Examples
     --------
