@@ -23,12 +23,12 @@ Usage::
 import argparse
 import platform
 import statistics
-import time
 
 import numpy as np
 import torch
 from torch import nn
 
+from _timing import time_rotated
 from sklearn_ood.model_detectors import ODIN, AdaSCALE, InputPreprocessedMahalanobis, MCDropout
 from sklearn_ood.models import resnet18
 
@@ -88,16 +88,7 @@ def main(argv=None):
     for det in dets.values():
         det.score_samples(X_np[: args.batch_size])
 
-    wall = {name: [] for name in modes}
-    cpu = {name: [] for name in modes}
-    order = list(modes)
-    for rep in range(args.repeats):
-        k = rep % len(order)
-        for name in order[k:] + order[:k]:
-            t0, c0 = time.perf_counter(), time.process_time()
-            modes[name]()
-            wall[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
+    wall, cpu = time_rotated(modes, args.repeats)
 
     print(f"# torch {torch.__version__}, {platform.machine()}, threads={torch.get_num_threads()}, "
           f"N={args.n}, batch={args.batch_size}, ResNet-18 width={args.width}, "

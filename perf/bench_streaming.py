@@ -56,6 +56,8 @@ import time
 import torch
 from torch.utils.data import Dataset
 
+from _timing import time_rotated
+
 MIB = 2**20
 
 
@@ -88,16 +90,7 @@ def throughput(args):
     for run in modes.values():  # warm-up: allocator, thread pool, oneDNN kernels
         run()
 
-    wall = {name: [] for name in modes}
-    cpu = {name: [] for name in modes}
-    order = list(modes)
-    for rep in range(args.repeats):
-        k = rep % len(order)
-        for name in order[k:] + order[:k]:
-            t0, c0 = time.perf_counter(), time.process_time()
-            modes[name]()
-            wall[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
+    wall, cpu = time_rotated(modes, args.repeats)
 
     print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"threads={torch.get_num_threads()}, N={args.n}, batch={args.batch_size}, "
