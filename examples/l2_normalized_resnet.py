@@ -45,7 +45,7 @@ MNIST is ID and Fashion-MNIST, USPS and texture patches (28x28 gray) are OOD.
 Usage::
 
     python examples/l2_normalized_resnet.py
-    python examples/l2_normalized_resnet.py --data-dir /work/shared/data \\
+    python examples/l2_normalized_resnet.py --data-dir ../shared/data \\
         --width 16 --epochs 5 --max-train 10000
 
 By default features are extracted in float64 (a float64 copy of the trained
