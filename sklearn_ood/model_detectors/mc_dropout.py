@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import ModelDetector
-from ._model_state import DROPOUT_TYPES, iter_input_batches, model_run
+from ._model_state import DROPOUT_TYPES, model_run, on_device
 
 __all__ = ["MCDropout", "mc_dropout_score", "tuning_grid"]
 
@@ -174,7 +174,7 @@ class MCDropout(ModelDetector):
         self.random_state = random_state
         self.contamination = contamination
 
-    def _fit(self, X, y):
+    def _fit(self, X):
         names = [name for name, module in self.model.named_modules() if _is_dropout(module)]
         if not names:
             raise ValueError(
@@ -189,23 +189,20 @@ class MCDropout(ModelDetector):
             )
         self.dropout_modules_ = names
 
-    def _score(self, X):
+    def _score(self, batches):
         modules = dict(self.model.named_modules())
         dropout = {id(modules[name]) for name in self.dropout_modules_}
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        scores = np.empty(len(X), dtype=np.float64)
+        scores = []
         with model_run(self.model, train=lambda m: id(m) in dropout), \
                 _seeded_rng(seed, self.device), torch.no_grad():
-            batches = iter_input_batches(
-                self.model, X, batch_size=self.batch_size, device=self.device)
-            for start, x in batches:
+            for x in on_device(self.model, batches, device=self.device):
                 probs = torch.stack([
                     torch.softmax(self.model(x).to(torch.float64), 1)
                     for _ in range(self.n_passes)
                 ])
-                scores[start : start + len(x)] = mc_dropout_score(probs.cpu().numpy(),
-                                                                  self.mode)
-        return scores
+                scores.append(mc_dropout_score(probs.cpu().numpy(), self.mode))
+        return np.concatenate(scores)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
