@@ -55,18 +55,37 @@ def _is_dropout(module):
     return isinstance(module, DROPOUT_TYPES)
 
 
-@contextlib.contextmanager
-def _seeded_rng(seed, device):
-    """Seed torch's generator(s) for ``device`` inside; restore their states after."""
-    device = torch.device(device)
-    if device.type == "cpu":
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
-            yield
-    else:
-        with torch.random.fork_rng(device_type=device.type):
-            torch.manual_seed(seed)
-            yield
+class _DropoutRNG:
+    """torch's generator for ``device``, seeded once and switched in only around the passes.
+
+    Between two batches the caller's random state is back in place, so that
+    reading the data (a ``DataLoader`` draws its base seed, a ``Dataset`` may
+    use random transforms) neither draws from the masks' stream nor sees it:
+    the masks depend on the seed and the batches only.
+    """
+
+    def __init__(self, seed, device):
+        self.seed, self.device, self.state = seed, torch.device(device), None
+        self.module = None if self.device.type == "cpu" else getattr(torch, self.device.type)
+
+    @contextlib.contextmanager
+    def active(self):
+        if self.module is None:
+            with torch.random.fork_rng(devices=[]):
+                if self.state is None:
+                    torch.default_generator.manual_seed(self.seed)
+                else:
+                    torch.set_rng_state(self.state)
+                yield
+                self.state = torch.get_rng_state()
+        else:
+            with torch.random.fork_rng(device_type=self.device.type):
+                if self.state is None:
+                    torch.manual_seed(self.seed)
+                else:
+                    self.module.set_rng_state(self.state)
+                yield
+                self.state = self.module.get_rng_state()
 
 
 class MCDropout(ModelDetector):
@@ -193,14 +212,15 @@ class MCDropout(ModelDetector):
         modules = dict(self.model.named_modules())
         dropout = {id(modules[name]) for name in self.dropout_modules_}
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        rng = _DropoutRNG(seed, self.device)
         scores = []
-        with model_run(self.model, train=lambda m: id(m) in dropout), \
-                _seeded_rng(seed, self.device), torch.no_grad():
+        with model_run(self.model, train=lambda m: id(m) in dropout), torch.no_grad():
             for x in on_device(self.model, batches, device=self.device):
-                probs = torch.stack([
-                    torch.softmax(self.model(x).to(torch.float64), 1)
-                    for _ in range(self.n_passes)
-                ])
+                with rng.active():
+                    probs = torch.stack([
+                        torch.softmax(self.model(x).to(torch.float64), 1)
+                        for _ in range(self.n_passes)
+                    ])
                 scores.append(mc_dropout_score(probs.cpu().numpy(), self.mode))
         return np.concatenate(scores)
 
