@@ -40,6 +40,18 @@ class ModelDetector(BaseDetector):
     ``Dataset`` holding the same images in the same order give the same
     ``offset_`` and scores.
 
+    Passes over the input in ``fit``: one for ODIN, MCDropout, AdaSCALE and
+    BlockSelection (the training scores reuse the features of that pass, or
+    are the pass); two for InputPreprocessedMahalanobis (class statistics,
+    then the training scores that depend on them), which thus rejects a
+    one-shot iterator. ODIN and MCDropout score only the offset sample;
+    when it cannot be drawn before reading -- more than 10,000 samples (or an
+    unknown number) and no ``y``, so the data's labels say which rows are
+    in-distribution -- a first pass reads the data without running the
+    model. A one-shot iterator allows no such pass: every in-distribution
+    row is then scored and the sample taken from the scores (the same rows;
+    MC dropout's masks, drawn per batch, then differ from an array's).
+
     A subclass stores ``model``, ``batch_size`` and ``device`` as parameters
     and implements:
 

@@ -123,6 +123,12 @@ class AdaSCALE(ModelDetector):
     Higher means more in-distribution. Cost per image: a forward pass, a
     backward pass to the input, a second forward pass and ``O(D log D)``.
 
+    ``X`` may be an array or tensor, a lazily sliced array-like, a
+    ``Dataset``, a ``DataLoader`` (not shuffling) or an iterable of batches,
+    read in batches of ``batch_size`` (see
+    :class:`~sklearn_ood.model_detectors.ModelDetector`); ``fit`` reads it once
+    (the ECDF and the training scores come from the same features).
+
     The model is not modified: gradients are taken with respect to the
     input only, and flags, ``requires_grad``, ``.grad`` and hooks are
     restored after every call, also on error.

@@ -121,6 +121,13 @@ class BlockSelection(ModelDetector):
     Scoring runs the model up to the selected block only. The model is not
     modified; it runs in eval mode and its train/eval flags are restored.
 
+    ``X`` may be an array or tensor, a lazily sliced array-like, a
+    ``Dataset``, a ``DataLoader`` (not shuffling) or an iterable of batches,
+    read in batches of ``batch_size`` (see
+    :class:`~sklearn_ood.model_detectors.ModelDetector`); ``fit`` reads it once
+    (each batch followed by its puzzles; the training scores that set
+    ``offset_`` are the selected block's norms from that pass).
+
     Parameters
     ----------
     model : torch.nn.Module

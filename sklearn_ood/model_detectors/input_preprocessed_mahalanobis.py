@@ -129,6 +129,14 @@ class InputPreprocessedMahalanobis(ModelDetector):
 
     Cost per image: one forward pass to the last block, one backward pass
     per block, and one forward pass to each block for its perturbed input.
+
+    ``X`` may be an array or tensor, a lazily sliced array-like, a
+    ``Dataset``, a ``DataLoader`` (not shuffling) or an iterable of batches,
+    read in batches of ``batch_size`` (see
+    :class:`~sklearn_ood.model_detectors.ModelDetector`); ``fit`` reads it twice
+    (the class statistics, then the training scores, which depend on them),
+    so it rejects a one-shot iterator such as a generator. The labels come
+    from ``y`` or from the data (``(image, label)`` items).
     The model is not modified: gradients are taken with respect to the
     input only, and flags, ``requires_grad``, ``.grad`` and hooks are
     restored after every call, also on error.

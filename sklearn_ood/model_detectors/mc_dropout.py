@@ -107,11 +107,19 @@ class MCDropout(ModelDetector):
     ``torch.nn.functional.dropout(x, training=self.training)`` of a module
     that is not a dropout module is not switched on.
 
-    The masks come from torch's global generator, seeded from
-    ``random_state`` at each call and restored afterwards (the caller's random
-    stream is not consumed): with an int ``random_state`` the scores are
-    reproducible for a given ``batch_size`` (dropout masks are drawn per
-    batch, so another ``batch_size`` gives other masks).
+    The masks come from torch's generator, seeded from ``random_state`` at
+    each call and switched in only while a batch runs: the caller's random
+    state is restored, and reading the data (a ``DataLoader``'s seed, random
+    transforms) neither draws from the masks' stream nor sees it. With an int
+    ``random_state`` the scores are reproducible for a given ``batch_size``
+    (dropout masks are drawn per batch, so another ``batch_size`` gives other
+    masks; how the input itself is batched does not matter).
+
+    ``X`` may be an array or tensor, a lazily sliced array-like, a
+    ``Dataset``, a ``DataLoader`` (not shuffling) or an iterable of batches,
+    read in batches of ``batch_size`` (see
+    :class:`~sklearn_ood.model_detectors.ModelDetector`); ``fit`` reads it once
+    (scoring the training images that set ``offset_``).
 
     Parameters
     ----------

@@ -81,6 +81,12 @@ class ODIN(ModelDetector):
     Cost per image: one forward pass, one backward pass to the input and a
     second forward pass.
 
+    ``X`` may be an array or tensor, a lazily sliced array-like, a
+    ``Dataset``, a ``DataLoader`` (not shuffling) or an iterable of batches,
+    read in batches of ``batch_size`` (see
+    :class:`~sklearn_ood.model_detectors.ModelDetector`); ``fit`` reads it once
+    (scoring the training images that set ``offset_``).
+
     The gradient is taken with respect to the input only
     (``torch.autograd.grad``): no parameter's ``.grad`` is touched. The model
     runs in eval mode with its parameters frozen; its train/eval flags,
