@@ -193,9 +193,9 @@ class ModelInput:
         if self.channels is None:
             self.channels = images.shape[1]
         elif images.shape[1] != self.channels and not self.array:
+            before = "its first images have" if self.fit else f"{self.name} was fitted on"
             raise ValueError(
-                f"X has {images.shape[1]} channels in {where}, but {self.name} "
-                f"{'was fitted on' if not self.fit else 'read'} images with "
+                f"X has {images.shape[1]} channels in {where}, but {before} "
                 f"{self.channels} channels."
             )
         if self._shape is None:
@@ -237,7 +237,8 @@ class ModelInput:
         self.n = n_read
         if self.fit and all_labels and all_labels[0] is not None:
             self._finish_labels(np.concatenate(all_labels))
-        self._n_id, self._seen = (self._n_id if self._seen else n_read), True
+        else:
+            self._n_id, self._seen = n_read, True
 
     def _finish_labels(self, y):
         rows, self._y = split_id_rows(np.arange(len(y))[:, None], y)
