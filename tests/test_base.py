@@ -150,12 +150,13 @@ class MeanPixel(ModelDetector):
         self.device = device
         self.contamination = contamination
 
-    def _fit(self, X, y):
-        self.n_fit_ = len(X)
+    def _fit(self, X):
+        self.n_fit_ = sum(len(batch) for batch in X.batches())
 
-    def _score(self, X):
+    def _score(self, batches):
         with torch.no_grad():
-            return self.model(X).flatten(1).mean(1).double().numpy()
+            return np.concatenate([self.model(x).flatten(1).mean(1).double().numpy()
+                                   for x in batches])
 
 
 def test_model_detector_takes_images_and_shares_the_contract():

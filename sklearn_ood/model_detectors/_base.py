@@ -2,26 +2,72 @@
 
 from numbers import Integral
 
+import numpy as np
 import torch
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
 
-from .._base import BaseDetector
-from ..extraction import as_input_tensor
+from .._base import BaseDetector, offset_sample, restore_on_error
+from ..streaming import _as_sliceable, _input_kind
+from ._input import ModelInput
 
 
 class ModelDetector(BaseDetector):
     """Base class of detectors that run a PyTorch model on images.
 
-    The same contract as :class:`~sklearn_ood._base.BaseDetector` (``_fit``,
-    ``_score``, the threshold ``offset_``, atomic ``fit``, the label
-    convention), with images ``(n_samples, channels, height, width)`` as
-    input, as an array or a tensor, instead of features. A subclass stores
-    ``model``, ``batch_size`` and ``device`` as parameters and runs the model
-    either with :func:`~sklearn_ood.extraction.iter_block_batches` (forward
-    passes only) or inside :func:`~sklearn_ood.model_detectors._model_state.model_run`
-    (forward and input-gradient passes, batches from ``iter_input_batches``),
-    both of which leave the model as it was: hooks removed, train/eval flags,
-    ``requires_grad`` and ``.grad`` restored, also when a pass raises.
+    The same contract as :class:`~sklearn_ood._base.BaseDetector` (the
+    threshold ``offset_``, atomic ``fit``, the label convention), with images
+    ``(n_samples, channels, height, width)`` as input, of any kind the
+    extractor takes (see :class:`~sklearn_ood.BlockFeatureExtractor`): an
+    array or tensor, an array-like that slices lazily (``np.memmap``, h5py,
+    zarr), a ``torch.utils.data.Dataset`` whose items are an image or a tuple
+    ``(image, label, ...)``, a ``DataLoader`` (its transforms, workers and
+    pinned memory apply) or an iterable of batches. Everything goes through
+    :func:`~sklearn_ood.streaming.iter_input_batches`, and the images are
+    regrouped into batches of exactly ``batch_size``, so the scores do not
+    depend on how the input is batched and at most one batch of images (plus
+    the one being read) is in memory. A ``DataLoader`` that shuffles is
+    rejected: scores must come in the order of the images, and ``fit`` may
+    read its input twice.
+
+    ``fit`` takes the labels from ``y`` or, when ``y`` is None, from the data
+    (a ``Dataset`` of ``(image, label)`` items, a ``DataLoader``); when both
+    are given they must agree. A negative label marks an OOD row, which
+    ``fit`` ignores. The offset sample (all in-distribution rows up to
+    10,000, else a seeded sample, :func:`~sklearn_ood._base.offset_sample`)
+    is the same rows whatever the kind of input, so an array and a
+    ``Dataset`` holding the same images in the same order give the same
+    ``offset_`` and scores.
+
+    Passes over the input in ``fit``: one for ODIN, MCDropout, AdaSCALE and
+    BlockSelection (the training scores reuse the features of that pass, or
+    are the pass); two for InputPreprocessedMahalanobis (class statistics,
+    then the training scores that depend on them), which thus rejects a
+    one-shot iterator. ODIN and MCDropout score only the offset sample;
+    when it cannot be drawn before reading -- more than 10,000 samples (or an
+    unknown number) and no ``y``, so the data's labels say which rows are
+    in-distribution -- a first pass reads the data without running the
+    model. A one-shot iterator allows no such pass: every in-distribution
+    row is then scored and the sample taken from the scores (the same rows;
+    MC dropout's masks, drawn per batch, then differ from an array's).
+
+    A subclass stores ``model``, ``batch_size`` and ``device`` as parameters
+    and implements:
+
+    - ``_fit(X)``: ``X`` is a :class:`~sklearn_ood.model_detectors._input.ModelInput`;
+      ``X.batches()`` is one pass over the in-distribution images, after
+      which ``X.y`` holds their labels (``None`` without classes);
+    - ``_score(batches)``: the scores of an iterable of image batches;
+    - optionally ``_training_scores(X, rows)``: the scores of the ID rows
+      ``rows`` (``None``: all), by default ``_score(X.batches(rows))``.
+
+    The model runs either with :func:`~sklearn_ood.extraction.iter_block_batches`
+    (forward passes only) or inside :func:`~sklearn_ood.model_detectors._model_state.model_run`
+    (forward and input-gradient passes), both of which leave the model as it
+    was: hooks removed, train/eval flags, ``requires_grad`` and ``.grad``
+    restored, also when a pass or the reading of the data raises (an error
+    while a batch runs gets a note naming the batch and its samples).
 
     Attributes
     ----------
@@ -37,23 +83,98 @@ class ModelDetector(BaseDetector):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
     }
+    #: Passes ``fit`` makes over its input (a one-shot iterator allows one).
+    _fit_passes = 1
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the detector on in-distribution images.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, Dataset, DataLoader or iterable of batches
+            Training images ``(n_samples, channels, height, width)``, of any
+            kind the class description lists.
+        y : array-like of shape (n_samples,), default=None
+            Class labels; rows with a negative label are OOD and are ignored.
+            ``None``: the labels the data yields, if any.
+
+        Returns
+        -------
+        self : object
+            The fitted detector.
+        """
+        with restore_on_error(self):
+            X = self._validate_input(X, reset=True)
+            data = self._input(X, y, fit=True)
+            if self._fit_passes > 1 and data.one_shot:
+                raise TypeError(
+                    f"{type(self).__name__}.fit reads its input {self._fit_passes} times, "
+                    "but X is a one-shot iterator (a generator); pass an array, a Dataset "
+                    "or a DataLoader."
+                )
+            with data:
+                self._fit(data)
+                rows = data.offset_rows()
+                scores = np.asarray(self._training_scores(data, rows), dtype=np.float64)
+            if rows is None:  # every ID row was scored
+                scores = scores[offset_sample(len(scores))]
+            if not np.all(np.isfinite(scores)):
+                raise ValueError(
+                    f"{type(self).__name__} produced non-finite scores on its training "
+                    "images; check the model and the images' scale."
+                )
+            if not data.array:  # an array's channels are set by _validate_input
+                self.n_features_in_ = data.n_channels
+            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+        return self
+
+    def score_samples(self, X):
+        """Score images: the higher, the more in-distribution.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, Dataset, DataLoader or iterable of batches
+            Images ``(n_samples, channels, height, width)``, of any kind the
+            class description lists; labels the data yields are ignored.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            In the order of the images.
+        """
+        check_is_fitted(self)
+        data = self._input(self._validate_input(X, reset=False))
+        with data:
+            return np.asarray(self._score(data.batches()), dtype=np.float64)
+
+    def _input(self, X, y=None, *, fit=False):
+        return ModelInput(X, y, batch_size=self.batch_size, detector=self, fit=fit,
+                          channels=None if fit else self.n_features_in_)
 
     def _validate_input(self, X, *, reset):
-        X = as_input_tensor(X)
-        if X.ndim != 4:
+        """Check an array's shape at once; other inputs are checked batch by batch."""
+        if _input_kind(X) != "array":
+            return X
+        X = _as_sliceable(X)
+        shape = tuple(X.shape)
+        if len(shape) != 4:
             raise ValueError(
                 f"{type(self).__name__} expects images of shape (n_samples, channels, "
-                f"height, width); got shape {tuple(X.shape)}. Add the channel axis for "
-                "grey images, e.g. X[:, None]."
+                f"height, width); got shape {shape}. Add the channel axis for grey "
+                "images, e.g. X[:, None]."
             )
         if reset:
-            self.n_features_in_ = X.shape[1]
-        elif X.shape[1] != self.n_features_in_:
+            self.n_features_in_ = shape[1]
+        elif shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {X.shape[1]} channels, but {type(self).__name__} was fitted on "
+                f"X has {shape[1]} channels, but {type(self).__name__} was fitted on "
                 f"images with {self.n_features_in_} channels."
             )
         return X
+
+    def _training_scores(self, X, rows):
+        return self._score(X.batches(rows))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

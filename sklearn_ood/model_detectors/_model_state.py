@@ -6,7 +6,7 @@ import torch
 
 from ..extraction import check_model_device
 
-__all__ = ["DROPOUT_TYPES", "iter_input_batches", "model_run", "input_gradient"]
+__all__ = ["DROPOUT_TYPES", "on_device", "model_run", "input_gradient"]
 
 #: The module types MC dropout switches to train mode (``nn.Dropout``,
 #: ``Dropout1d/2d/3d``, ``AlphaDropout``, ``FeatureAlphaDropout``).
@@ -94,16 +94,17 @@ def model_run(model, *, train=None):
             module.training = flag
 
 
-def iter_input_batches(model, X, *, batch_size, device):
-    """Yield ``(start, batch)``: consecutive slices of ``X`` on ``device`` in the model's dtype.
+def on_device(model, batches, *, device):
+    """Yield each batch of ``batches`` on ``device`` in the model's dtype.
 
-    ``X`` is a validated input tensor (first dimension = samples). A batch is
-    a new tensor or a view of ``X``, detached from any graph ``X`` belongs
-    to; callers never write into it.
+    ``batches`` holds image tensors (from
+    :meth:`~sklearn_ood.model_detectors._input.ModelInput.batches`). A batch
+    is a new tensor or a view of the input, detached from any graph the input
+    belongs to; callers never write into it.
     """
     dtype = check_model_device(model, device)
-    for start in range(0, len(X), batch_size):
-        yield start, X[start : start + batch_size].detach().to(device=device, dtype=dtype)
+    for batch in batches:
+        yield batch.detach().to(device=device, dtype=dtype)
 
 
 def input_gradient(objective, x):

@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import ModelDetector
-from ._model_state import input_gradient, iter_input_batches, model_run
+from ._model_state import input_gradient, model_run, on_device
 
 __all__ = ["AdaSCALE", "adaptive_percentiles", "scale_ratio", "shift_statistic",
            "tuning_grid"]
@@ -122,6 +122,12 @@ class AdaSCALE(ModelDetector):
 
     Higher means more in-distribution. Cost per image: a forward pass, a
     backward pass to the input, a second forward pass and ``O(D log D)``.
+
+    ``X`` may be an array or tensor, a lazily sliced array-like, a
+    ``Dataset``, a ``DataLoader`` (not shuffling) or an iterable of batches,
+    read in batches of ``batch_size`` (see
+    :class:`~sklearn_ood.model_detectors.ModelDetector`); ``fit`` reads it once
+    (the ECDF and the training scores come from the same features).
 
     The model is not modified: gradients are taken with respect to the
     input only, and flags, ``requires_grad``, ``.grad`` and hooks are
@@ -251,7 +257,7 @@ class AdaSCALE(ModelDetector):
         self.random_state = random_state
         self.contamination = contamination
 
-    def _fit(self, X, y):
+    def _fit(self, X):
         p = tuple(self.percentiles)
         if len(p) != 2 or not all(isinstance(v, Real) for v in p) or not 0 < p[0] <= p[1] < 100:
             raise ValueError(
@@ -259,7 +265,7 @@ class AdaSCALE(ModelDetector):
                 f"got {self.percentiles!r}."
             )
         self.head_ = _resolve_head(self.model, self.head)
-        h, h_perturbed = self._features(X)
+        h, h_perturbed = self._features(X.batches())
         D = h.shape[1]
         self.n_penultimate_ = D
         self.correction_k_ = max(1, int(D * self.correction_percent / 100))
@@ -274,10 +280,10 @@ class AdaSCALE(ModelDetector):
 
     def _training_scores(self, X, rows):
         h, q = self.__dict__.pop("_fit_features")
-        return self._scores_from(h[rows], q[rows])
+        return self._scores_from(h, q) if rows is None else self._scores_from(h[rows], q[rows])
 
-    def _score(self, X):
-        h, h_perturbed = self._features(X)
+    def _score(self, batches):
+        h, h_perturbed = self._features(batches)
         return self._scores_from(h, self._shift(h, h_perturbed))
 
     def _shift(self, h, h_perturbed):
@@ -303,16 +309,14 @@ class AdaSCALE(ModelDetector):
                 scores[start:stop] = torch.logsumexp(logits, 1).numpy()
         return scores
 
-    def _features(self, X):
+    def _features(self, batches):
         """``h`` and ``h'`` (float64, CPU) of every image, batch by batch."""
         head = dict(self.model.named_modules())[self.head_]
         captured = []
         h_all, hp_all = [], []
         with model_run(self.model) as hooks:
             hooks.forward_pre(head, lambda module, inputs: captured.append(inputs[0]))
-            batches = iter_input_batches(
-                self.model, X, batch_size=self.batch_size, device=self.device)
-            for _, x in batches:
+            for x in on_device(self.model, batches, device=self.device):
                 captured.clear()
                 grad, _ = input_gradient(_predicted_logit(self.model), x)
                 if len(captured) != 1:

@@ -121,6 +121,13 @@ class BlockSelection(ModelDetector):
     Scoring runs the model up to the selected block only. The model is not
     modified; it runs in eval mode and its train/eval flags are restored.
 
+    ``X`` may be an array or tensor, a lazily sliced array-like, a
+    ``Dataset``, a ``DataLoader`` (not shuffling) or an iterable of batches,
+    read in batches of ``batch_size`` (see
+    :class:`~sklearn_ood.model_detectors.ModelDetector`); ``fit`` reads it once
+    (each batch followed by its puzzles; the training scores that set
+    ``offset_`` are the selected block's norms from that pass).
+
     Parameters
     ----------
     model : torch.nn.Module
@@ -206,22 +213,22 @@ class BlockSelection(ModelDetector):
         self.random_state = random_state
         self.contamination = contamination
 
-    def _fit(self, X, y):
+    def _fit(self, X):
         if self.blocks == "auto":
             blocks = candidate_blocks(self.model)
         else:
             blocks = resolve_blocks(self.model, self.blocks)
-        norms = self._feature_norms(X, blocks)
-        # Puzzles are made one batch at a time (never a full copy of X); one
+        # Each batch is followed by its puzzles (never a full copy of X); one
         # RandomState across the batches draws exactly what jigsaw(X) would.
         rng = check_random_state(self.random_state)
-        puzzle_norms = np.concatenate([
-            self._feature_norms(
-                torch.from_numpy(jigsaw(batch.detach().cpu().numpy(), self.grid, rng)),
-                blocks,
-            )
-            for batch in torch.split(X, self.batch_size)
-        ])
+
+        def images_then_puzzles():
+            for batch in X.batches():
+                yield batch
+                yield torch.from_numpy(jigsaw(batch.detach().cpu().numpy(), self.grid, rng))
+
+        both = self._feature_norms(images_then_puzzles(), blocks, parts=True)
+        norms, puzzle_norms = np.concatenate(both[0::2]), np.concatenate(both[1::2])
         ratios = _norm_ratios(norms, puzzle_norms)
         if np.isnan(ratios).all():
             raise ValueError(
@@ -231,24 +238,26 @@ class BlockSelection(ModelDetector):
         self.blocks_ = blocks
         self.norm_ratios_ = dict(zip(blocks, ratios.tolist()))
         self.block_ = blocks[int(np.nanargmax(ratios))]
+        self._fit_scores = norms[:, blocks.index(self.block_)]  # no second pass
 
-    def _score(self, X):
+    def _training_scores(self, X, rows):
+        scores = self.__dict__.pop("_fit_scores")
+        return scores if rows is None else scores[rows]
+
+    def _score(self, batches):
         """FeatureNorm of the selected block: the higher, the more in-distribution."""
-        return self._feature_norms(X, [self.block_])[:, 0]
+        return self._feature_norms(batches, [self.block_])[:, 0]
 
-    def _feature_norms(self, X, blocks):
-        """``(n_samples, n_blocks)`` FeatureNorms, from per-batch channel norms."""
-        out = np.empty((len(X), len(blocks)), dtype=np.float64)
-        batches = iter_block_batches(
-            self.model, blocks, X, reduce="norm", batch_size=self.batch_size,
-            device=self.device,
-        )
-        with contextlib.closing(batches):
-            for start, batch in batches:
-                for j, block in enumerate(blocks):
-                    channel_norms = batch[block].numpy()
-                    out[start : start + len(channel_norms), j] = feature_norm(channel_norms)
-        return out
+    def _feature_norms(self, batches, blocks, parts=False):
+        """``(n_samples, n_blocks)`` FeatureNorms (one array per batch with ``parts``)."""
+        out = []
+        run = iter_block_batches(self.model, blocks, batches, reduce="norm",
+                                 batch_size=self.batch_size, device=self.device)
+        with contextlib.closing(run):
+            for _, batch in run:
+                out.append(np.stack([feature_norm(batch[block].numpy()) for block in blocks],
+                                    axis=1))
+        return out if parts else np.concatenate(out)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

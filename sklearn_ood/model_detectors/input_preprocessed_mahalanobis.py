@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..extraction import resolve_blocks
 from ._base import ModelDetector
-from ._model_state import iter_input_batches, model_run
+from ._model_state import model_run, on_device
 from .odin import check_input_std, signed_step
 
 __all__ = ["InputPreprocessedMahalanobis", "class_mahalanobis", "tuning_grid"]
@@ -129,6 +129,14 @@ class InputPreprocessedMahalanobis(ModelDetector):
 
     Cost per image: one forward pass to the last block, one backward pass
     per block, and one forward pass to each block for its perturbed input.
+
+    ``X`` may be an array or tensor, a lazily sliced array-like, a
+    ``Dataset``, a ``DataLoader`` (not shuffling) or an iterable of batches,
+    read in batches of ``batch_size`` (see
+    :class:`~sklearn_ood.model_detectors.ModelDetector`); ``fit`` reads it twice
+    (the class statistics, then the training scores, which depend on them),
+    so it rejects a one-shot iterator such as a generator. The labels come
+    from ``y`` or from the data (``(image, label)`` items).
     The model is not modified: gradients are taken with respect to the
     input only, and flags, ``requires_grad``, ``.grad`` and hooks are
     restored after every call, also on error.
@@ -247,6 +255,7 @@ class InputPreprocessedMahalanobis(ModelDetector):
         "input_std": [None, Real, "array-like"],
         "block_weights": [None, "array-like"],
     }
+    _fit_passes = 2  # the class statistics, then the training scores that depend on them
 
     def __init__(self, model, blocks, *, magnitude=0.0014, input_std=None, block_weights=None,
                  batch_size=128, device="cpu", contamination=0.05):
@@ -259,7 +268,7 @@ class InputPreprocessedMahalanobis(ModelDetector):
         self.device = device
         self.contamination = contamination
 
-    def _fit(self, X, y):
+    def _fit(self, X):
         blocks = resolve_blocks(self.model, self.blocks)
         if self.block_weights is None:
             weights = np.ones(len(blocks))
@@ -270,17 +279,17 @@ class InputPreprocessedMahalanobis(ModelDetector):
                     f"block_weights must hold one finite weight per block ({len(blocks)}: "
                     f"{blocks}); got {self.block_weights!r}."
                 )
-        self.input_std_ = check_input_std(self.input_std, X.shape[1])
         features = {name: [] for name in blocks}
         with model_run(self.model) as hooks, torch.no_grad():
             capture = _BlockCapture(self.model, blocks, hooks)
-            batches = iter_input_batches(
-                self.model, X, batch_size=self.batch_size, device=self.device)
-            for _, x in batches:
+            for x in on_device(self.model, X.batches(), device=self.device):
                 for name, h in capture(x, blocks).items():
                     features[name].append(h.to("cpu", torch.float64).numpy())
+        self.input_std_ = check_input_std(self.input_std, X.n_channels)
+        y = X.y
         if y is None:
-            self.classes_, codes = None, np.zeros(len(X), dtype=np.intp)
+            n = sum(len(h) for h in features[blocks[0]])
+            self.classes_, codes = None, np.zeros(n, dtype=np.intp)
         else:
             self.classes_, codes = np.unique(y, return_inverse=True)
         n_classes = int(codes.max()) + 1
@@ -302,7 +311,9 @@ class InputPreprocessedMahalanobis(ModelDetector):
 
         Parameters
         ----------
-        X : array-like or torch.Tensor of shape (n_samples, channels, height, width)
+        X : array-like, torch.Tensor, Dataset, DataLoader or iterable of batches
+            Images ``(n_samples, channels, height, width)``, as for
+            :meth:`score_samples`.
 
         Returns
         -------
@@ -310,32 +321,33 @@ class InputPreprocessedMahalanobis(ModelDetector):
             One column per block of ``blocks_``.
         """
         check_is_fitted(self)
-        return self._score_blocks(self._validate_input(X, reset=False))
+        data = self._input(self._validate_input(X, reset=False))
+        with data:
+            return self._score_blocks(data.batches())
 
-    def _score(self, X):
-        return self._score_blocks(X) @ self.block_weights_
+    def _score(self, batches):
+        return self._score_blocks(batches) @ self.block_weights_
 
-    def _score_blocks(self, X):
+    def _score_blocks(self, batches):
         blocks = self.blocks_
-        out = np.empty((len(X), len(blocks)), dtype=np.float64)
+        out = []
         with model_run(self.model) as hooks:
             capture = _BlockCapture(self.model, blocks, hooks)
-            batches = iter_input_batches(
-                self.model, X, batch_size=self.batch_size, device=self.device)
             stats = None
-            for start, x in batches:
+            for x in on_device(self.model, batches, device=self.device):
                 if stats is None:
                     stats = [(torch.as_tensor(m, device=x.device),
                               torch.as_tensor(p, device=x.device))
                              for m, p in zip(self.means_, self.precisions_)]
                     std = (None if self.input_std_ is None else
                            torch.as_tensor(self.input_std_, dtype=x.dtype, device=x.device))
-                rows = slice(start, start + len(x))
+                part = np.empty((len(x), len(blocks)), dtype=np.float64)
+                out.append(part)
                 if self.magnitude == 0:
                     with torch.no_grad():
                         clean = capture(x, blocks)
                     for j, name in enumerate(blocks):
-                        out[rows, j] = _min_distance(clean[name], *stats[j]).neg().cpu().numpy()
+                        part[:, j] = _min_distance(clean[name], *stats[j]).neg().cpu().numpy()
                     continue
                 with torch.enable_grad():
                     x_grad = x.detach().requires_grad_(True)
@@ -351,8 +363,8 @@ class InputPreprocessedMahalanobis(ModelDetector):
                         x_tilde = x - signed_step(grad, self.magnitude, std)
                         with torch.no_grad():
                             h_tilde = capture(x_tilde, [name])[name]
-                        out[rows, j] = _min_distance(h_tilde, means, precision).neg().cpu().numpy()
-        return out
+                        part[:, j] = _min_distance(h_tilde, means, precision).neg().cpu().numpy()
+        return np.concatenate(out)
 
 
 def _min_distance(features, means, precision):

@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import ModelDetector
-from ._model_state import DROPOUT_TYPES, iter_input_batches, model_run
+from ._model_state import DROPOUT_TYPES, model_run, on_device
 
 __all__ = ["MCDropout", "mc_dropout_score", "tuning_grid"]
 
@@ -55,18 +55,37 @@ def _is_dropout(module):
     return isinstance(module, DROPOUT_TYPES)
 
 
-@contextlib.contextmanager
-def _seeded_rng(seed, device):
-    """Seed torch's generator(s) for ``device`` inside; restore their states after."""
-    device = torch.device(device)
-    if device.type == "cpu":
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
-            yield
-    else:
-        with torch.random.fork_rng(device_type=device.type):
-            torch.manual_seed(seed)
-            yield
+class _DropoutRNG:
+    """torch's generator for ``device``, seeded once and switched in only around the passes.
+
+    Between two batches the caller's random state is back in place, so that
+    reading the data (a ``DataLoader`` draws its base seed, a ``Dataset`` may
+    use random transforms) neither draws from the masks' stream nor sees it:
+    the masks depend on the seed and the batches only.
+    """
+
+    def __init__(self, seed, device):
+        self.seed, self.device, self.state = seed, torch.device(device), None
+        self.module = None if self.device.type == "cpu" else getattr(torch, self.device.type)
+
+    @contextlib.contextmanager
+    def active(self):
+        if self.module is None:
+            with torch.random.fork_rng(devices=[]):
+                if self.state is None:
+                    torch.default_generator.manual_seed(self.seed)
+                else:
+                    torch.set_rng_state(self.state)
+                yield
+                self.state = torch.get_rng_state()
+        else:
+            with torch.random.fork_rng(device_type=self.device.type):
+                if self.state is None:
+                    torch.manual_seed(self.seed)
+                else:
+                    self.module.set_rng_state(self.state)
+                yield
+                self.state = self.module.get_rng_state()
 
 
 class MCDropout(ModelDetector):
@@ -88,11 +107,19 @@ class MCDropout(ModelDetector):
     ``torch.nn.functional.dropout(x, training=self.training)`` of a module
     that is not a dropout module is not switched on.
 
-    The masks come from torch's global generator, seeded from
-    ``random_state`` at each call and restored afterwards (the caller's random
-    stream is not consumed): with an int ``random_state`` the scores are
-    reproducible for a given ``batch_size`` (dropout masks are drawn per
-    batch, so another ``batch_size`` gives other masks).
+    The masks come from torch's generator, seeded from ``random_state`` at
+    each call and switched in only while a batch runs: the caller's random
+    state is restored, and reading the data (a ``DataLoader``'s seed, random
+    transforms) neither draws from the masks' stream nor sees it. With an int
+    ``random_state`` the scores are reproducible for a given ``batch_size``
+    (dropout masks are drawn per batch, so another ``batch_size`` gives other
+    masks; how the input itself is batched does not matter).
+
+    ``X`` may be an array or tensor, a lazily sliced array-like, a
+    ``Dataset``, a ``DataLoader`` (not shuffling) or an iterable of batches,
+    read in batches of ``batch_size`` (see
+    :class:`~sklearn_ood.model_detectors.ModelDetector`); ``fit`` reads it once
+    (scoring the training images that set ``offset_``).
 
     Parameters
     ----------
@@ -174,7 +201,7 @@ class MCDropout(ModelDetector):
         self.random_state = random_state
         self.contamination = contamination
 
-    def _fit(self, X, y):
+    def _fit(self, X):
         names = [name for name, module in self.model.named_modules() if _is_dropout(module)]
         if not names:
             raise ValueError(
@@ -189,23 +216,21 @@ class MCDropout(ModelDetector):
             )
         self.dropout_modules_ = names
 
-    def _score(self, X):
+    def _score(self, batches):
         modules = dict(self.model.named_modules())
         dropout = {id(modules[name]) for name in self.dropout_modules_}
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        scores = np.empty(len(X), dtype=np.float64)
-        with model_run(self.model, train=lambda m: id(m) in dropout), \
-                _seeded_rng(seed, self.device), torch.no_grad():
-            batches = iter_input_batches(
-                self.model, X, batch_size=self.batch_size, device=self.device)
-            for start, x in batches:
-                probs = torch.stack([
-                    torch.softmax(self.model(x).to(torch.float64), 1)
-                    for _ in range(self.n_passes)
-                ])
-                scores[start : start + len(x)] = mc_dropout_score(probs.cpu().numpy(),
-                                                                  self.mode)
-        return scores
+        rng = _DropoutRNG(seed, self.device)
+        scores = []
+        with model_run(self.model, train=lambda m: id(m) in dropout), torch.no_grad():
+            for x in on_device(self.model, batches, device=self.device):
+                with rng.active():
+                    probs = torch.stack([
+                        torch.softmax(self.model(x).to(torch.float64), 1)
+                        for _ in range(self.n_passes)
+                    ])
+                scores.append(mc_dropout_score(probs.cpu().numpy(), self.mode))
+        return np.concatenate(scores)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

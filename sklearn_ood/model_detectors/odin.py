@@ -12,7 +12,7 @@ import torch
 from sklearn.utils._param_validation import Interval
 
 from ._base import ModelDetector
-from ._model_state import input_gradient, iter_input_batches, model_run
+from ._model_state import input_gradient, model_run, on_device
 
 __all__ = ["ODIN", "check_input_std", "signed_step", "tuning_grid"]
 
@@ -80,6 +80,12 @@ class ODIN(ModelDetector):
     skips the gradient and gives the temperature-scaled maximum softmax.
     Cost per image: one forward pass, one backward pass to the input and a
     second forward pass.
+
+    ``X`` may be an array or tensor, a lazily sliced array-like, a
+    ``Dataset``, a ``DataLoader`` (not shuffling) or an iterable of batches,
+    read in batches of ``batch_size`` (see
+    :class:`~sklearn_ood.model_detectors.ModelDetector`); ``fit`` reads it once
+    (scoring the training images that set ``offset_``).
 
     The gradient is taken with respect to the input only
     (``torch.autograd.grad``): no parameter's ``.grad`` is touched. The model
@@ -175,17 +181,16 @@ class ODIN(ModelDetector):
         self.device = device
         self.contamination = contamination
 
-    def _fit(self, X, y):
-        self.input_std_ = check_input_std(self.input_std, X.shape[1])
+    def _fit(self, X):
+        self.input_std_ = (None if self.input_std is None else
+                           check_input_std(self.input_std, X.n_channels))
 
-    def _score(self, X):
+    def _score(self, batches):
         T = float(self.temperature)
-        scores = np.empty(len(X), dtype=np.float64)
+        scores = []
         with model_run(self.model):
-            batches = iter_input_batches(
-                self.model, X, batch_size=self.batch_size, device=self.device)
             std = None
-            for start, x in batches:
+            for x in on_device(self.model, batches, device=self.device):
                 if self.magnitude > 0:
                     if std is None and self.input_std_ is not None:
                         std = torch.as_tensor(self.input_std_, dtype=x.dtype, device=x.device)
@@ -193,8 +198,8 @@ class ODIN(ModelDetector):
                     x = x - signed_step(grad, self.magnitude, std)
                 with torch.no_grad():
                     logits = self.model(x).to("cpu", torch.float64)
-                scores[start : start + len(x)] = torch.softmax(logits / T, 1).amax(1).numpy()
-        return scores
+                scores.append(torch.softmax(logits / T, 1).amax(1).numpy())
+        return np.concatenate(scores)
 
 
 def _confidence_loss(logits, temperature):
