@@ -76,6 +76,35 @@ def test_logistic_combiner_on_ood_rows_by_hand():
     assert auroc(labels, det.score_samples(Xy)) > 0.9
 
 
+def test_beyond_10000_rows_by_chunks_standardised_on_the_seeded_sample():
+    # Gaussians on all 10,500 rows (more than two chunks), block scores
+    # standardised on the documented sample: 10,000 rows drawn with RandomState(0)
+    rng = np.random.default_rng(2)
+    n = 10_500
+    y = rng.integers(0, 2, n)
+    X = (rng.normal(size=(n, 5)) + 2.0 * y[:, None] + 50).astype(np.float32)
+    X_test = rng.normal(51, 2, (8, 5))
+    det = MultiBlockMahalanobis([2, 3], combiner="mean").fit(X, y)
+    H = X.astype(np.float64)
+
+    def raw_scores(T):
+        cols = []
+        for block in (slice(0, 2), slice(2, 5)):
+            B = H[:, block]
+            means = np.array([B[y == c].mean(axis=0) for c in (0, 1)])
+            centred = B - means[y]
+            P = np.linalg.pinv(centred.T @ centred / n)
+            diff = T[:, None, block] - means[None]
+            cols.append(-np.einsum("ikd,de,ike->ik", diff, P, diff).min(axis=1))
+        return np.column_stack(cols)
+
+    sample = np.sort(np.random.RandomState(0).choice(n, 10_000, replace=False))
+    raw_sample = raw_scores(H[sample])
+    mu, sd = raw_sample.mean(axis=0), raw_sample.std(axis=0)
+    np.testing.assert_allclose(det.score_samples(X_test),
+                               ((raw_scores(X_test) - mu) / sd).mean(axis=1), rtol=1e-7)
+
+
 def test_logistic_without_ood_rows_says_what_to_pass():
     X, y, _ = data()
     with pytest.raises(ValueError, match=r"label -1, e.g. the features of make_pseudo_ood"):

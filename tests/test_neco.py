@@ -4,9 +4,12 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.decomposition import PCA
 from sklearn.model_selection import ParameterGrid
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from sklearn_ood.detectors._features import CHUNK_ROWS
 from sklearn_ood.detectors.neco import NECO, tuning_grid
 
 from _helpers import (
@@ -79,6 +82,34 @@ def test_neco_hand_values():
     # explained variances 1.6 and 0.4: 0.8 of the variance needs 1 component, 0.85 two
     assert NECO(n_components=0.79).fit(X).n_components_ == 1
     assert NECO(n_components=0.85).fit(X).n_components_ == 2
+    # 3 rows in 5-D: min(3, 5) components, as PCA
+    assert NECO().fit(np.arange(15.0).reshape(3, 5) ** 2).explained_variance_ratio_.shape == (3,)
+
+
+def test_fitted_by_chunks_as_the_official_scaler_and_pca():
+    # more rows than one chunk, float32, a constant column: the official recipe is
+    # StandardScaler + PCA(svd_solver="full") on all rows at once
+    rng = np.random.default_rng(12)
+    n = 2 * CHUNK_ROWS + 77
+    X = (rng.normal(size=(n, 5)) @ rng.normal(size=(5, 5)) + 20).astype(np.float32)
+    X[:, 3] = 7.0
+    X_test = rng.normal(20, 3, (9, 5))
+    det = NECO(n_components=0.8).fit(X)
+    scaler = StandardScaler().fit(X.astype(np.float64))
+    pca = PCA(svd_solver="full").fit(scaler.transform(X.astype(np.float64)))
+    np.testing.assert_allclose(det.mean_, scaler.mean_, rtol=1e-12)
+    np.testing.assert_allclose(det.scale_, scaler.scale_, rtol=1e-10)
+    assert det.scale_[3] == 1.0
+    np.testing.assert_allclose(det.explained_variance_ratio_, pca.explained_variance_ratio_,
+                               rtol=1e-9, atol=1e-15)
+    d = det.n_components_
+    assert d == np.searchsorted(np.cumsum(pca.explained_variance_ratio_), 0.8) + 1
+    np.testing.assert_allclose(np.abs(det.components_), np.abs(pca.components_[:d]),
+                               atol=1e-9)
+    Z = scaler.transform(X_test)
+    expected = (np.linalg.norm(pca.transform(Z)[:, :d], axis=1)
+                / np.linalg.norm(Z, axis=1))
+    np.testing.assert_allclose(det.score_samples(X_test), expected, rtol=1e-9)
 
 
 def test_neco_errors():

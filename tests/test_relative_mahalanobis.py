@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from sklearn_ood.detectors._features import CHUNK_ROWS
 from sklearn_ood.detectors.relative_mahalanobis import RelativeMahalanobis
 
 from _helpers import blobs_with_ood, check_failed_calls_leave_detector_unchanged
@@ -63,6 +64,22 @@ def test_rmd_matches_the_loop_and_hand_values():
     det_ood = RelativeMahalanobis().fit([[-1.0], [1.0], [3.0], [5.0], [99.0]],
                                         [0, 0, 1, 1, -1])
     np.testing.assert_allclose(det_ood.score_samples([[1.0], [8.0]]), [-0.8, -8.8])
+
+
+def test_rmd_fitted_by_chunks_matches_the_loop_on_all_rows():
+    # more rows than one chunk, float32 with an offset (cancellation-prone): the
+    # chunked fit must equal the loop over all rows at once
+    rng = np.random.default_rng(5)
+    n = 2 * CHUNK_ROWS + 123
+    y = rng.integers(0, 3, n)
+    centres = np.array([[0, 0, 0], [3, 1, 0], [0, 4, 2]]) + 100
+    X = (centres[y] + rng.normal(size=(n, 3))).astype(np.float32)
+    X_test = rng.normal(100, 3, (6, 3))
+    det = RelativeMahalanobis().fit(X, y)
+    np.testing.assert_allclose(det.score_samples(X_test),
+                               _loop_rmd(X.astype(np.float64), y, X_test), rtol=1e-7)
+    np.testing.assert_allclose(det.background_mean_, X.astype(np.float64).mean(axis=0),
+                               rtol=1e-12)
 
 
 def test_rmd_normalize_is_rmd_on_normalised_rows():

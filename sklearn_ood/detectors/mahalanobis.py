@@ -12,7 +12,6 @@ distance rescaled by the negative-aware norm (Park et al., 2023).
 
 import numpy as np
 from scipy.linalg import pinvh
-from scipy.sparse import csr_matrix
 
 from .._base import BaseDetector
 from ._features import check_finite_covariance, class_moments, l2_normalize, pool_maps
@@ -54,15 +53,6 @@ def min_mahalanobis_sqdist(X, means, precision):
     # inf - inf for features too large to square: the distance is infinite.
     d[np.isnan(d)] = np.inf
     return np.maximum(d.min(axis=1), 0.0)
-
-
-def _class_means(H, codes):
-    """Mean of the rows of ``H`` per integer class code (a sparse one-hot product)."""
-    n_classes = int(codes.max()) + 1
-    one_hot = csr_matrix(
-        (np.ones(codes.size), (codes, np.arange(codes.size))), shape=(n_classes, codes.size)
-    )
-    return np.asarray(one_hot @ H) / np.bincount(codes, minlength=n_classes)[:, None]
 
 
 class Mahalanobis(BaseDetector):

@@ -14,9 +14,14 @@ data: the combiner is fitted on pseudo-OOD rows that the user passes in
 ``make_pseudo_ood(images, y, method="jigsaw")`` -- versus the ID rows, on
 block scores standardised by their ID mean and standard deviation.
 ``combiner="mean"`` needs no OOD rows: the mean of the standardised scores.
-The ID side of the combiner is the fit rows themselves (the Gaussians are
-fitted on them too, so their block scores are slightly optimistic); there is
-no held-out split, where the paper used a separate validation set.
+The ID side of the combiner and of the standardisation is the fit rows
+themselves (the Gaussians are fitted on them too, so their block scores are
+slightly optimistic); there is no held-out split, where the paper used a
+separate validation set. Beyond 10,000 fit rows only a seeded sample of
+10,000 of them is scored for this (the rows that set ``offset_``, see
+:func:`~sklearn_ood._base.offset_sample`): a mean, a standard deviation and
+a logistic regression on a few block scores need no more, and ``fit`` stays
+linear in N with bounded memory (the Gaussians use every row, by chunks).
 
 Input: the blocks' columns side by side (see :mod:`._blocks`): the output of
 ``BlockFeatureExtractor(model, [b1, b2, ...], reduce="avg")``, split by
@@ -29,9 +34,10 @@ from scipy.linalg import pinvh
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import StrOptions
 
-from .._base import BaseDetector
+from .._base import BaseDetector, offset_sample
 from ._blocks import block_sizes_from_names, check_block_sizes, split_blocks
-from .mahalanobis import _class_means, min_mahalanobis_sqdist
+from ._features import check_finite_covariance, class_moments, row_chunks
+from .mahalanobis import min_mahalanobis_sqdist
 
 
 def block_mahalanobis_scores(blocks, means, precisions):
@@ -77,7 +83,8 @@ class MultiBlockMahalanobis(BaseDetector):
     precisions_ : list of ndarray of shape (n_columns_l, n_columns_l)
         Pseudo-inverse of each block's shared covariance.
     score_mean_, score_scale_ : ndarray of shape (n_blocks,)
-        Mean and standard deviation (1 where 0) of the ID block scores.
+        Mean and standard deviation (1 where 0) of the ID block scores (of
+        at most 10,000 seeded fit rows, those that set ``offset_``).
     weights_ : ndarray of shape (n_blocks,)
         Combiner weight of each standardised block score.
     intercept_ : float
@@ -123,10 +130,12 @@ class MultiBlockMahalanobis(BaseDetector):
         self.combiner = combiner
         self.contamination = contamination
 
-    def _block_scores(self, X):
+    def _raw_block_scores(self, X):
         blocks = split_blocks(np.asarray(X, dtype=np.float64), self.block_sizes_)
-        raw = block_mahalanobis_scores(blocks, self.means_, self.precisions_)
-        return (raw - self.score_mean_) / self.score_scale_
+        return block_mahalanobis_scores(blocks, self.means_, self.precisions_)
+
+    def _block_scores(self, X):
+        return (self._raw_block_scores(X) - self.score_mean_) / self.score_scale_
 
     def _fit(self, X, y, X_ood):
         name = type(self).__name__
@@ -148,15 +157,20 @@ class MultiBlockMahalanobis(BaseDetector):
         else:
             self.classes_, codes = np.unique(y, return_inverse=True)
         self.means_, self.precisions_ = [], []
-        for H in split_blocks(np.asarray(X, dtype=np.float64), self.block_sizes_):
-            means = _class_means(H, codes)
-            centred = H - means[codes]
+        edges = np.cumsum([0] + self.block_sizes_)
+        # By chunks, one pass per block: the extra memory is that block's scatter
+        # plus one chunk, never a float64 copy of the features.
+        for a, b in zip(edges[:-1], edges[1:]):
+            with np.errstate(over="ignore", invalid="ignore"):
+                _, means, scatter = class_moments(
+                    X, codes, int(codes.max()) + 1,
+                    transform=lambda H, cols=slice(a, b): H[:, cols], tied=True)
+                covariance = scatter / X.shape[0]
+            check_finite_covariance(covariance, name)
             self.means_.append(means)
-            self.precisions_.append(pinvh(centred.T @ centred / H.shape[0],
-                                          check_finite=False))
-        self.score_mean_ = np.zeros(len(self.block_sizes_))
-        self.score_scale_ = np.ones(len(self.block_sizes_))
-        raw = self._block_scores(X)
+            self.precisions_.append(pinvh(covariance, check_finite=False))
+        # The ID side (standardisation and combiner): the offset sample's rows.
+        raw = self._raw_block_scores(X[offset_sample(X.shape[0])])
         self.score_mean_ = raw.mean(axis=0)
         scale = raw.std(axis=0)
         self.score_scale_ = np.where(scale > 0, scale, 1.0)
@@ -165,8 +179,10 @@ class MultiBlockMahalanobis(BaseDetector):
             self.weights_ = np.full(len(self.block_sizes_), 1.0 / len(self.block_sizes_))
             self.intercept_ = 0.0
             return
-        Z = np.vstack([self._block_scores(X), self._block_scores(X_ood)])
-        target = np.r_[np.ones(len(X)), np.zeros(len(X_ood))]
+        Z_ood = np.vstack([self._block_scores(X_ood[rows])
+                           for rows in row_chunks(X_ood.shape[0])])
+        Z = np.vstack([(raw - self.score_mean_) / self.score_scale_, Z_ood])
+        target = np.r_[np.ones(len(raw)), np.zeros(len(Z_ood))]
         lr = LogisticRegression(class_weight="balanced").fit(Z, target)
         self.weights_, self.intercept_ = lr.coef_[0].copy(), float(lr.intercept_[0])
 

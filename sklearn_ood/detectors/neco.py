@@ -5,18 +5,19 @@ Based Out-of-distribution detection", ICLR 2024,
 https://arxiv.org/abs/2310.06823.
 
 The pure function :func:`neco_score` holds the method; :class:`NECO` fits
-scikit-learn's ``StandardScaler`` and ``PCA`` on the training features, as
-the official recipe does.
+what the official recipe's scikit-learn ``StandardScaler`` and full ``PCA``
+fit, from one pass over the training features by chunks (their mean and
+scatter matrix, then ``eigh``), without a float64 copy of them.
 """
 
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.preprocessing import StandardScaler
+from scipy.linalg import eigh
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from ._features import check_finite_covariance, class_moments
 from ._head import HeadMixin
 
 
@@ -48,13 +49,19 @@ def neco_score(Z, projected):
 class NECO(HeadMixin, BaseDetector):
     """Neural-collapse based OOD (NECO): the share of a feature's norm in the principal subspace.
 
-    Fit on the ID training features (no labels): scikit-learn's
-    ``StandardScaler`` (per-feature mean and std, ``ddof=0``; constant features
-    left unscaled) and a full ``PCA`` of the standardised features. Score (the
-    official ``neco()``): ``z = (h - mean) / std``, ``||P_d z|| / ||z||`` with
-    ``P_d z = PCA.transform(z)[:, :d]`` (which also subtracts the PCA mean,
-    about 0 after standardisation). Higher means more ID: OOD features
-    collapse towards the origin of the simplex-ETF subspace.
+    Fit on the ID training features (no labels), as the official recipe's
+    scikit-learn ``StandardScaler`` and full ``PCA``: per-feature mean and
+    std (``ddof=0``; near-constant features left unscaled, by
+    ``StandardScaler``'s rule), and the principal components of the
+    standardised features, i.e. the eigenvectors of their covariance
+    ``S / (N std std^T)`` (``S`` the scatter matrix of the features). One
+    pass by chunks of rows, in float64: the extra memory is ``D x D`` plus one
+    chunk, never a float64 copy of the features. Score (the official
+    ``neco()``): ``z = (h - mean) / std``, ``||P_d z|| / ||z||`` with ``P_d z``
+    the coordinates of ``z`` on the first ``d`` components (``PCA.transform``
+    also subtracts the PCA mean, 0 after standardisation up to rounding; we
+    do not). Higher means more ID: OOD features collapse towards the origin
+    of the simplex-ETF subspace.
 
     With ``head`` the score is multiplied by the max logit, as the official
     function does for every architecture but ``'resnet'`` (ViT, DeiT, Swin);
@@ -80,12 +87,19 @@ class NECO(HeadMixin, BaseDetector):
     ----------
     coef_, intercept_ : ndarray or None
         The head (``None`` without one).
-    scaler_ : sklearn.preprocessing.StandardScaler
-        Fitted on the training features.
-    pca_ : sklearn.decomposition.PCA
-        Full PCA of the standardised training features.
+    mean_ : ndarray of shape (n_features,)
+        Mean of the training features (``StandardScaler.mean_``).
+    scale_ : ndarray of shape (n_features,)
+        Their standard deviation, 1 for near-constant features
+        (``StandardScaler.scale_``).
+    explained_variance_ratio_ : ndarray of shape (min(n_samples, n_features),)
+        Share of the standardised training variance along each principal
+        component, in decreasing order (``PCA.explained_variance_ratio_``).
     n_components_ : int
         ``d`` used.
+    components_ : ndarray of shape (n_components_, n_features)
+        The first ``d`` principal components of the standardised training
+        features (``PCA.components_[:d]``, up to the sign of each row).
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
@@ -120,7 +134,7 @@ class NECO(HeadMixin, BaseDetector):
 
     def _fit(self, X, y):
         self._fit_head(X)
-        X = X.astype(np.float64)
+        n_samples, n_features = X.shape
         available = min(X.shape)
         if isinstance(self.n_components, Integral) and self.n_components > available:
             raise ValueError(
@@ -128,20 +142,33 @@ class NECO(HeadMixin, BaseDetector):
                 f"principal components, but min(n_samples, n_features) = {available}. "
                 "Lower n_components (or pass a float: a fraction of explained variance)."
             )
-        self.scaler_ = StandardScaler().fit(X)
-        self.pca_ = PCA(svd_solver="full").fit(self.scaler_.transform(X))
+        with np.errstate(over="ignore", invalid="ignore"):
+            _, mean, scatter = class_moments(
+                X, np.zeros(n_samples, dtype=np.intp), 1, tied=True)
+        check_finite_covariance(scatter, "NECO")
+        self.mean_ = mean[0]
+        var = np.diag(scatter) / n_samples
+        # StandardScaler's near-constant rule (a bound on the variance's round-off).
+        eps = np.finfo(np.float64).eps
+        constant = var <= n_samples * eps * var + (n_samples * self.mean_ * eps) ** 2
+        self.scale_ = np.where(constant, 1.0, np.sqrt(var))
+        variances, vectors = eigh(scatter / np.outer(self.scale_, self.scale_) / n_samples)
+        variances = np.maximum(variances[::-1][:available], 0.0)
+        total = variances.sum()
+        self.explained_variance_ratio_ = variances / total if total > 0 else variances
         if isinstance(self.n_components, Integral):
             self.n_components_ = int(self.n_components)
         else:
-            ratio = np.cumsum(self.pca_.explained_variance_ratio_)
+            ratio = np.cumsum(self.explained_variance_ratio_)
             self.n_components_ = int(np.searchsorted(ratio, self.n_components,
                                                      side="right") + 1)
             self.n_components_ = min(self.n_components_, ratio.size)
+        self.components_ = vectors[:, ::-1][:, :self.n_components_].T.copy()
 
     def _score(self, X):
         X = X.astype(np.float64)
-        Z = self.scaler_.transform(X)
-        scores = neco_score(Z, self.pca_.transform(Z)[:, :self.n_components_])
+        Z = (X - self.mean_) / self.scale_
+        scores = neco_score(Z, Z @ self.components_.T)
         if self.coef_ is not None:
             scores = scores * self._logits(X).max(axis=1)
         return scores

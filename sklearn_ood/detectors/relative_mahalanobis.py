@@ -14,8 +14,8 @@ import numpy as np
 from scipy.linalg import pinvh
 
 from .._base import BaseDetector
-from ._features import l2_normalize, pool_maps
-from .mahalanobis import _class_means, min_mahalanobis_sqdist
+from ._features import check_finite_covariance, class_moments, l2_normalize, pool_maps
+from .mahalanobis import min_mahalanobis_sqdist
 
 
 def relative_mahalanobis_score(X, means, precision, background_mean, background_precision):
@@ -54,7 +54,9 @@ def relative_mahalanobis_score(X, means, precision, background_mean, background_
 class RelativeMahalanobis(BaseDetector):
     """Relative Mahalanobis distance (RMD): class distance minus a background distance.
 
-    Fitted on the ID training features with their class labels, in float64:
+    Fitted on the ID training features with their class labels, in float64
+    and by chunks of rows (one pass; the extra memory is two ``D x D``
+    matrices plus one chunk, never a float64 copy of the features):
     class means ``mu_k`` and ONE covariance shared by all classes
     (class-centred features, maximum likelihood ``1/N``), as
     :class:`~sklearn_ood.detectors.mahalanobis.Mahalanobis`; and a background
@@ -133,15 +135,22 @@ class RelativeMahalanobis(BaseDetector):
                 "RelativeMahalanobis requires y to be passed, but the target y is None: "
                 "it fits one Gaussian per class, so pass the class labels (fit(X, y))."
             )
-        H = self._features(X)
-        n = H.shape[0]
         self.classes_, codes = np.unique(y, return_inverse=True)
-        self.means_ = _class_means(H, codes)
-        centred = H - self.means_[codes]
-        self.precision_ = pinvh(centred.T @ centred / n, check_finite=False)
-        self.background_mean_ = H.mean(axis=0)
-        centred = H - self.background_mean_
-        self.background_precision_ = pinvh(centred.T @ centred / n, check_finite=False)
+        n = X.shape[0]
+        # One pass by chunks: the extra memory is the D x D scatters plus one chunk.
+        # The background scatter is the within-class scatter plus the between-class
+        # one, sum_k n_k (mu_k - mu_0)(mu_k - mu_0)^T (law of total covariance).
+        with np.errstate(over="ignore", invalid="ignore"):
+            counts, self.means_, within = class_moments(
+                X, codes, self.classes_.size, transform=self._features, tied=True)
+            self.background_mean_ = counts @ self.means_ / n
+            offsets = self.means_ - self.background_mean_
+            covariance = within / n
+            background = (within + (offsets.T * counts) @ offsets) / n
+        for cov in (covariance, background):
+            check_finite_covariance(cov, "RelativeMahalanobis")
+        self.precision_ = pinvh(covariance, check_finite=False)
+        self.background_precision_ = pinvh(background, check_finite=False)
 
     def _score(self, X):
         return relative_mahalanobis_score(
