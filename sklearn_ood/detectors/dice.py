@@ -109,7 +109,7 @@ class DICE(HeadMixin, BaseDetector):
 
     def _fit(self, X, y):
         self._fit_head(X)
-        self.feature_mean_ = np.asarray(X, dtype=np.float64).mean(axis=0)
+        self.feature_mean_ = X.mean(axis=0, dtype=np.float64)  # no float64 copy of X
         self.mask_ = dice_mask(self.coef_, self.feature_mean_, self.percentile)
 
     def _score(self, X):

@@ -114,7 +114,7 @@ class FDBD(HeadMixin, BaseDetector):
 
     def _fit(self, X, y):
         self._fit_head(X)
-        self.mean_ = X.astype(np.float64).mean(axis=0)
+        self.mean_ = X.mean(axis=0, dtype=np.float64)  # no float64 copy of X
 
     def _score(self, X):
         X = X.astype(np.float64)

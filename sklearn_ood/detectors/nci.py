@@ -94,7 +94,7 @@ class NCI(HeadMixin, BaseDetector):
 
     def _fit(self, X, y):
         self._fit_head(X)
-        self.mean_ = X.astype(np.float64).mean(axis=0)
+        self.mean_ = X.mean(axis=0, dtype=np.float64)  # no float64 copy of X
 
     def _score(self, X):
         return nci_score(X.astype(np.float64), self.coef_, self.intercept_, self.mean_,
