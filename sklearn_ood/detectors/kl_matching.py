@@ -13,29 +13,45 @@ import numpy as np
 from scipy.special import log_softmax, softmax
 
 from .._base import BaseDetector
+from ._features import row_chunks
 from ._head import HeadMixin
 
 
-def kl_templates(logits):
+def kl_templates(chunks):
     """Class templates: mean softmax of the rows predicted as each class.
 
-    Returns ``(templates, predicted)``: the ``(K', K)`` templates of the
-    ``K'`` classes predicted at least once, and those class indices.
+    Parameters
+    ----------
+    chunks : iterable of ndarray of shape (n_rows, n_classes)
+        The logits, by chunks of rows (one array for all rows is one chunk);
+        read one at a time, so memory stays bounded by one chunk.
+
+    Returns
+    -------
+    templates : ndarray of shape (n_predicted, n_classes)
+        The templates of the ``n_predicted`` classes predicted at least once.
+    predicted : ndarray of shape (n_predicted,)
+        Those class indices.
 
     Examples
     --------
     >>> import numpy as np
     >>> z = np.log(np.array([[0.8, 0.2], [0.6, 0.4], [0.3, 0.7]]))
-    >>> t, k = kl_templates(z)
+    >>> t, k = kl_templates([z[:2], z[2:]])
     >>> t.round(3), k
     (array([[0.7, 0.3],
            [0.3, 0.7]]), array([0, 1]))
     """
-    p = softmax(np.asarray(logits, dtype=np.float64), axis=1)
-    pred = p.argmax(axis=1)
-    predicted = np.unique(pred)
-    templates = np.stack([p[pred == k].mean(axis=0) for k in predicted])
-    return templates, predicted
+    sums = counts = None
+    for logits in chunks:
+        p = softmax(np.asarray(logits, dtype=np.float64), axis=1)
+        if sums is None:
+            sums, counts = np.zeros((p.shape[1], p.shape[1])), np.zeros(p.shape[1], np.int64)
+        pred = p.argmax(axis=1)
+        np.add.at(sums, pred, p)
+        counts += np.bincount(pred, minlength=p.shape[1])
+    predicted = np.flatnonzero(counts)
+    return sums[predicted] / counts[predicted, None], predicted
 
 
 def kl_matching_score(logits, templates):
@@ -117,7 +133,8 @@ class KLMatching(HeadMixin, BaseDetector):
 
     def _fit(self, X, y):
         self._fit_head(X)
-        self.templates_, self.template_classes_ = kl_templates(self._logits(X))
+        self.templates_, self.template_classes_ = kl_templates(
+            self._logits(X[rows].astype(np.float64)) for rows in row_chunks(X.shape[0]))
 
     def _score(self, X):
         return kl_matching_score(self._logits(X), self.templates_)

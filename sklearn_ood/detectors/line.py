@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from ._features import row_chunks
 from ._head import HeadMixin
 from .logits import energy
 from .react import react_threshold
@@ -37,7 +38,8 @@ def line_shapley(features, labels, coef):
     Parameters
     ----------
     features : ndarray of shape (n_samples, n_features)
-        Unclipped training features.
+        Unclipped training features, read by chunks of rows, each cast to
+        float64 (no float64 copy of all of them).
     labels : ndarray of int of shape (n_samples,)
         Class indices in ``[0, K)`` (rows of ``coef``).
     coef : ndarray of shape (K, n_features)
@@ -54,15 +56,16 @@ def line_shapley(features, labels, coef):
     array([[ 2., -3.],
            [10.,  0.]])
     """
-    h = np.asarray(features, dtype=np.float64)
+    features = np.asarray(features)
     n_classes = coef.shape[0]
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    sums = np.zeros((n_classes, h.shape[1]))
-    np.add.at(sums, labels, h)
+    sums = np.zeros((n_classes, features.shape[1]))
+    for rows in row_chunks(features.shape[0]):
+        np.add.at(sums, labels[rows], features[rows].astype(np.float64))
     means = np.where(
         counts[:, None] > 0,
         sums / np.maximum(counts, 1.0)[:, None],
-        h.mean(axis=0)[None, :],
+        sums.sum(axis=0) / features.shape[0],
     )
     return coef * means
 
@@ -258,10 +261,10 @@ class LINe(HeadMixin, BaseDetector):
 
     def _fit(self, X, y):
         self._fit_head(X)
-        X = np.asarray(X, dtype=np.float64)
         n_classes = self.coef_.shape[0]
         if y is None:
-            labels = np.argmax(self._logits(X), axis=1)
+            labels = np.concatenate([np.argmax(self._logits(X[rows].astype(np.float64)), axis=1)
+                                     for rows in row_chunks(X.shape[0])])
         else:
             labels = _check_class_indices(y, n_classes)
             missing = np.setdiff1d(np.arange(n_classes), labels)

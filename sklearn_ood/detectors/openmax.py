@@ -16,6 +16,7 @@ from scipy.special import softmax
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from ._features import row_chunks
 from ._head import HeadMixin
 from .she import check_class_indices
 
@@ -217,8 +218,7 @@ class OpenMax(HeadMixin, BaseDetector):
                 "mean activation vector and Weibull tail per class, so pass the class "
                 "labels (fit(X, y), indices of the logits' columns)."
             )
-        Z = self._logits(X.astype(np.float64))
-        n_classes = Z.shape[1]
+        n_classes = X.shape[1] if self.coef_ is None else self.coef_.shape[0]
         codes = check_class_indices(y, n_classes, "OpenMax")
         counts = np.bincount(codes, minlength=n_classes)
         if counts.min() < 2:
@@ -228,8 +228,18 @@ class OpenMax(HeadMixin, BaseDetector):
                 f"class {c} of the {n_classes} classes has {counts[c]} sample(s). Fit on "
                 "more in-distribution rows of that class."
             )
-        self.mavs_ = np.vstack([Z[codes == c].mean(axis=0) for c in range(n_classes)])
-        own = openmax_distances(Z, self.mavs_, self.euclid_weight)[np.arange(len(Z)), codes]
+        # Two passes over the rows, the logits by chunks (never N x K at once): the
+        # class means, then each row's distance to its own class mean.
+        chunks = row_chunks(X.shape[0])
+        sums = np.zeros((n_classes, n_classes))
+        for rows in chunks:
+            np.add.at(sums, codes[rows], self._logits(X[rows].astype(np.float64)))
+        self.mavs_ = sums / counts[:, None]
+        own = np.empty(X.shape[0])
+        for rows in chunks:
+            d = openmax_distances(self._logits(X[rows].astype(np.float64)), self.mavs_,
+                                  self.euclid_weight)
+            own[rows] = d[np.arange(d.shape[0]), codes[rows]]
         self.weibull_params_ = fit_weibull_tails(own, codes, n_classes, self.tailsize)
 
     def _score(self, X):

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from .._base import BaseDetector
+from ._features import row_chunks
 from ._head import HeadMixin
 
 
@@ -22,6 +23,7 @@ def she_patterns(X, labels, predictions, n_classes):
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
+        Read by chunks of rows, each cast to float64 (no float64 copy of ``X``).
     labels, predictions : ndarray of shape (n_samples,)
         Integer class indices ``0..n_classes-1``.
     n_classes : int
@@ -39,13 +41,13 @@ def she_patterns(X, labels, predictions, n_classes):
     array([[ 2.],
            [nan]])
     """
-    patterns = np.full((n_classes, X.shape[1]), np.nan)
-    correct = labels == predictions
-    for c in range(n_classes):
-        rows = correct & (labels == c)
-        if rows.any():
-            patterns[c] = X[rows].mean(axis=0)
-    return patterns
+    sums, counts = np.zeros((n_classes, X.shape[1])), np.zeros(n_classes, np.int64)
+    for rows in row_chunks(X.shape[0]):
+        correct = labels[rows] == predictions[rows]
+        np.add.at(sums, labels[rows][correct], X[rows][correct].astype(np.float64))
+        counts += np.bincount(labels[rows][correct], minlength=n_classes)
+    return np.divide(sums, counts[:, None], out=np.full_like(sums, np.nan),
+                     where=counts[:, None] > 0)
 
 
 def she_score(X, logits, patterns):
@@ -148,11 +150,13 @@ class SHE(HeadMixin, BaseDetector):
                 "labels (fit(X, y), indices of the head's rows)."
             )
         self._fit_head(X)
-        X = X.astype(np.float64)
         n_classes = self.coef_.shape[0]
         labels = check_class_indices(y, n_classes, "SHE")
-        self.patterns_ = she_patterns(X, labels, np.argmax(self._logits(X), axis=1),
-                                      n_classes)
+        predictions = np.concatenate([
+            np.argmax(self._logits(X[rows].astype(np.float64)), axis=1)
+            for rows in row_chunks(X.shape[0])
+        ])
+        self.patterns_ = she_patterns(X, labels, predictions, n_classes)
         missing = np.flatnonzero(np.isnan(self.patterns_[:, 0]))
         absent = np.setdiff1d(missing, labels)
         if absent.size:
@@ -169,8 +173,8 @@ class SHE(HeadMixin, BaseDetector):
                 UserWarning,
                 stacklevel=3,
             )
-            for c in missing:
-                self.patterns_[c] = X[labels == c].mean(axis=0)
+            # every row counted as correct: the mean of all the rows of each class
+            self.patterns_[missing] = she_patterns(X, labels, labels, n_classes)[missing]
 
     def _score(self, X):
         X = X.astype(np.float64)
