@@ -16,10 +16,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
-from ._features import l2_normalize
+from ._features import CHUNK_ROWS, l2_normalize, row_chunks
 from ._head import HeadMixin
-
-_CHUNK = 4096
 
 
 def nnguide_score(X, energy, bank, k):
@@ -49,10 +47,13 @@ def nnguide_score(X, energy, bank, k):
     """
     Xn = l2_normalize(X)
     guidance = np.empty(Xn.shape[0])
-    for start in range(0, Xn.shape[0], _CHUNK):
-        sims = Xn[start:start + _CHUNK] @ bank.T
-        top = np.partition(sims, sims.shape[1] - k, axis=1)[:, sims.shape[1] - k:]
-        guidance[start:start + _CHUNK] = top.mean(axis=1)
+    # Rows per chunk so that a chunk of similarities has at most CHUNK_ROWS x
+    # n_features entries (one chunk of features), however large the bank.
+    chunk_rows = max(1, CHUNK_ROWS * bank.shape[1] // bank.shape[0])
+    for rows in row_chunks(Xn.shape[0], chunk_rows):
+        sims = Xn[rows] @ bank.T
+        sims.partition(sims.shape[1] - k, axis=1)
+        guidance[rows] = sims[:, sims.shape[1] - k:].mean(axis=1)
     return guidance * energy
 
 
