@@ -84,6 +84,15 @@ class GaussianMixture(BaseDetector):
     --------
     sklearn_ood.detectors.gaussian_density.GaussianDensity : DDU's GDA.
 
+    Notes
+    -----
+    Memory: EM reads all the rows of a class at each iteration, so ``fit``
+    holds one class's rows at a time, in float64 (scikit-learn would fit
+    float32 input in float32), plus scikit-learn's own copies of them (the
+    k-means initialisation, the centred rows of the M-step): a few times the
+    rows of the largest class, never a copy of all rows unless there is one
+    class (``fit(X)`` without labels).
+
     Examples
     --------
     >>> import numpy as np
@@ -111,7 +120,6 @@ class GaussianMixture(BaseDetector):
         self.contamination = contamination
 
     def _fit(self, X, y):
-        X = X.astype(np.float64)
         if y is None:
             self.classes_, codes = None, np.zeros(X.shape[0], dtype=np.intp)
         else:
@@ -131,7 +139,7 @@ class GaussianMixture(BaseDetector):
             mixture.GaussianMixture(
                 self.n_components, covariance_type=self.covariance_type,
                 reg_covar=self.reg_covar, random_state=rng.randint(np.iinfo(np.int32).max),
-            ).fit(X[codes == c])
+            ).fit(X[codes == c].astype(np.float64, copy=False))
             for c in range(counts.size)
         ]
         self.priors_ = counts / counts.sum()
