@@ -1,0 +1,176 @@
+"""Bounded-memory fit: beyond its statistics, ``fit`` holds no copy of all the rows.
+
+Issue "ImageNet-size data on one machine": every detector fits by chunks, so
+the extra memory of ``fit`` is its statistics plus one chunk. ``tracemalloc``
+sees every NumPy allocation. Each detector is fitted on the first ``N_SMALL``
+and on all ``N_LARGE`` rows of float32 features and the two peaks are compared,
+so that costs which do not grow with N (the offset sample, a chunk, D x D
+statistics) cancel out. The growth of the peak, minus the growth of the fitted
+arrays (KNN's bank is its statistic), must stay below half of the added input:
+a float32 copy of all rows adds 1x, a float64 copy 2x, while per-row bookkeeping
+(labels, one distance per row) adds 8 / (4 D) = 0.06x per array at D = 32.
+"""
+
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from sklearn_ood import _base, detectors
+from sklearn_ood._base import BaseDetector
+from sklearn_ood.detectors._features import CHUNK_ROWS
+
+# The offset sample (10,000 rows by default) is a fixed cost that would hide a copy of
+# all rows under its own peak at these sizes: the test shrinks it.
+OFFSET_ROWS = 1000
+N_SMALL = 3 * CHUNK_ROWS  # full chunks (two alive at once in a loop) and the offset sample
+N_LARGE = 40_000
+D, K = 32, 10
+BOUND = 0.5  # x the added input
+# scikit-learn's EM needs all the rows of a class at once: each class's rows in float64
+# and its copies of them (about 5 / K of the float32 input), but no copy of all rows.
+BOUNDS = {"GaussianMixture": 1.0}
+
+# name -> (keyword arguments, takes the head, takes labels), as in tests/test_base.py
+# (DETECTORS_2D) and perf/bench_fit_scaling.py, with the default hyper-parameters.
+SPECS = {
+    "ASH": ({}, True, False),
+    "DICE": ({}, True, False),
+    "Energy": ({}, True, False),
+    "Entropy": ({}, True, False),
+    "FDBD": ({}, True, False),
+    "FeatureNorm": ({}, False, False),
+    "GaussianDensity": ({}, False, True),
+    "GaussianMixture": ({"random_state": 0}, False, True),
+    "GEN": ({}, True, False),
+    "GradNorm": ({}, True, False),
+    # 2-D rows holding one block of 4 channels at 8 positions
+    "Gram": ({"block_shapes": [(4, 8)], "random_state": 0}, False, True),
+    "KLMatching": ({}, True, False),
+    "KNN": ({}, False, False),
+    "LINe": ({}, True, True),
+    "Mahalanobis": ({}, False, True),
+    "MaxLogit": ({}, True, False),
+    "MaxSoftmax": ({}, True, False),
+    # combiner="logistic" needs pseudo-OOD rows (label -1); "mean" needs none.
+    "MultiBlockMahalanobis": ({"combiner": "mean"}, False, True),
+    "NAP": ({}, False, False),
+    "NCI": ({}, True, False),
+    "NECO": ({}, True, False),
+    "NegativeAwareNorm": ({}, False, False),
+    "NNGuide": ({"random_state": 0}, True, False),
+    "OpenMax": ({}, True, True),
+    "ReAct": ({}, True, False),
+    "RelativeMahalanobis": ({}, False, True),
+    "SCALE": ({}, True, False),
+    "SHE": ({}, True, True),
+    "ViM": ({}, True, False),
+    "VRA": ({}, True, False),
+}
+NOT_2D = {"RankFeat"}  # an SVD of each 4-D map; rejects 2-D features
+
+# Not bounded yet: remove a mark when its fix lands (strict: an unexpected pass fails).
+UNBOUNDED = {
+    "Gram": "the Gram features of all rows (_gram(X), N x max_power x C float64) and "
+            "the deviations of the 10 % hold-out",
+    "KNN": "l2_normalize's np.linalg.norm squares the whole N x D bank into a temporary "
+           "(1x the input besides the bank)",
+    "MultiBlockMahalanobis": "float64 copy of all rows and their centred copy; block "
+                             "scores of all training rows",
+    "NECO": "float64 copy, StandardScaler copy and a full SVD of all rows",
+    "ReAct": "np.percentile of a float64 copy of all N x D entries",
+    "RelativeMahalanobis": "float64 copy of all rows and two centred copies",
+    "VRA": "np.percentile of a float64 copy of all rows, per column",
+}
+
+
+def make_data(n, seed=0):
+    """Post-ReLU-like float32 features around K class means, balanced labels, a head."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % K
+    rng.shuffle(y)
+    X = rng.standard_normal((n, D), dtype=np.float32)
+    X += rng.normal(0.0, 0.5, (K, D)).astype(np.float32)[y]
+    np.maximum(X, 0.0, out=X)
+    head = (rng.standard_normal((K, D)) / np.sqrt(D), 0.1 * rng.standard_normal(K))
+    return X, y, head
+
+
+def fit_peak(est, X, y=None):
+    """Peak bytes that ``est.fit(X, y)`` allocates, minus its fitted arrays."""
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            est.fit(X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    fitted = sum(v.nbytes for k, v in vars(est).items()
+                 if k.endswith("_") and isinstance(v, np.ndarray))
+    return peak - fitted
+
+
+@pytest.fixture(autouse=True)
+def small_offset_sample(monkeypatch):
+    monkeypatch.setattr(_base, "OFFSET_SAMPLE_SIZE", OFFSET_ROWS)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread():
+    """Small products run faster on one BLAS thread on a busy machine (5x measured
+    for GaussianMixture), as the torch thread in conftest.py."""
+    with threadpool_limits(1):
+        yield
+
+
+def peak_growth(make, X, y):
+    """Growth of :func:`fit_peak` from ``N_SMALL`` to all rows, in units of the added input."""
+    small = fit_peak(make(), X[:N_SMALL], None if y is None else y[:N_SMALL])
+    large = fit_peak(make(), X, y)
+    return (large - small) / X[N_SMALL:].nbytes
+
+
+X_FIT, Y_FIT, HEAD = make_data(N_LARGE)
+
+
+def test_every_2d_detector_is_measured():
+    assert set(SPECS) | NOT_2D == set(detectors.__all__)
+
+
+class MeanByCopy(BaseDetector):
+    """Toy: ``-||x - mean||^2``, the mean taken from a float64 copy or by accumulation."""
+
+    def __init__(self, *, copy=True, contamination=0.05):
+        self.copy = copy
+        self.contamination = contamination
+
+    def _fit(self, X, y):
+        self.mean_ = X.astype(np.float64).mean(axis=0) if self.copy \
+            else X.mean(axis=0, dtype=np.float64)
+
+    def _score(self, X):
+        return -((X - self.mean_) ** 2).sum(axis=1)
+
+
+def test_measure_sees_a_float64_copy_of_the_rows():
+    copying = peak_growth(lambda: MeanByCopy(copy=True), X_FIT, None)
+    assert 1.9 < copying < 2.1  # the float64 copy: 8 bytes per 4-byte entry
+    assert peak_growth(lambda: MeanByCopy(copy=False), X_FIT, None) < 0.05
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=UNBOUNDED[name]))
+    if name in UNBOUNDED else name
+    for name in SPECS
+])
+def test_fit_adds_no_copy_of_all_rows(name):
+    kwargs, takes_head, takes_y = SPECS[name]
+    Est = getattr(detectors, name)
+
+    def make():
+        return Est(HEAD, **kwargs) if takes_head else Est(**kwargs)
+
+    assert peak_growth(make, X_FIT, Y_FIT if takes_y else None) < BOUNDS.get(name, BOUND)
