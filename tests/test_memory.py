@@ -77,11 +77,7 @@ UNBOUNDED = {
             "the deviations of the 10 % hold-out",
     "KNN": "l2_normalize's np.linalg.norm squares the whole N x D bank into a temporary "
            "(1x the input besides the bank)",
-    "MultiBlockMahalanobis": "float64 copy of all rows and their centred copy; block "
-                             "scores of all training rows",
-    "NECO": "float64 copy, StandardScaler copy and a full SVD of all rows",
     "ReAct": "np.percentile of a float64 copy of all N x D entries",
-    "RelativeMahalanobis": "float64 copy of all rows and two centred copies",
     "VRA": "np.percentile of a float64 copy of all rows, per column",
 }
 
