@@ -75,8 +75,6 @@ NOT_2D = {"RankFeat"}  # an SVD of each 4-D map; rejects 2-D features
 UNBOUNDED = {
     "Gram": "the Gram features of all rows (_gram(X), N x max_power x C float64) and "
             "the deviations of the 10 % hold-out",
-    "KNN": "l2_normalize's np.linalg.norm squares the whole N x D bank into a temporary "
-           "(1x the input besides the bank)",
     "ReAct": "np.percentile of a float64 copy of all N x D entries",
     "VRA": "np.percentile of a float64 copy of all rows, per column",
 }

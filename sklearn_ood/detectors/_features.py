@@ -117,7 +117,8 @@ def l2_normalize(X):
     # Dividing by the largest |x_j| first keeps the squares from overflowing.
     scale = np.maximum(X.max(axis=1, keepdims=True), -X.min(axis=1, keepdims=True))
     out = np.divide(X, scale, out=np.zeros_like(X), where=scale > 0)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    # einsum sums the squares row by row, without an (n_samples, n_features) temporary.
+    norms = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
     return np.divide(out, norms, out=out, where=norms > 0)  # zero rows are already 0
 
 
