@@ -455,8 +455,9 @@ def test_search_agrees_with_a_hand_loop_over_the_grid():
     np.testing.assert_allclose(-found.cv_results_["mean_test_fpr95"], [f for f, _ in by_hand])
     np.testing.assert_allclose(found.cv_results_["mean_test_auroc"], [a for _, a in by_hand])
     best = min(range(4), key=lambda i: (by_hand[i][0], -by_hand[i][1]))
-    assert found.best_index_ == best
-    assert found.best_params_ == {"n_neighbors": grid["n_neighbors"][best]}
+    assert lowest_fpr95(found.cv_results_) == best
+    assert found.cv_results_["params"][best] == {"n_neighbors": grid["n_neighbors"][best]}
+    assert not hasattr(found, "best_estimator_")  # no refit: tune_detector fits the winner
 
 
 def test_tuned_rows_follow_their_default_row_and_the_choice_comes_last():
