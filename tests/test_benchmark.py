@@ -194,6 +194,27 @@ def test_bad_data_dir(tmp_path, capsys):
     assert "mnist_train.npz" in capsys.readouterr().err
 
 
+def test_threads_option_limits_blas_during_the_run_only(tmp_path, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from sklearn_ood.benchmark import cli
+
+    def blas_threads():
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info()
+                if i["user_api"] == "blas"}
+
+    before, seen = blas_threads(), []
+
+    def fake_run(*args, **kwargs):
+        seen.append(blas_threads())
+        raise BenchmarkError("stop after the check")
+
+    monkeypatch.setattr(cli, "run_benchmark", fake_run)
+    assert main(["benchmark", "--threads", "1", "--out", str(tmp_path), *TINY]) == 2
+    assert before and set(seen[0].values()) == {1}
+    assert blas_threads() == before
+
+
 def test_bad_weights_file(tmp_path, capsys):
     path = tmp_path / "w.pt"
     path.write_bytes(b"not a torch file")
