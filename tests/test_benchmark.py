@@ -194,6 +194,27 @@ def test_bad_data_dir(tmp_path, capsys):
     assert "mnist_train.npz" in capsys.readouterr().err
 
 
+def test_threads_option_limits_blas_during_the_run_only(tmp_path, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from sklearn_ood.benchmark import cli
+
+    def blas_threads():
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info()
+                if i["user_api"] == "blas"}
+
+    before, seen = blas_threads(), []
+
+    def fake_run(*args, **kwargs):
+        seen.append(blas_threads())
+        raise BenchmarkError("stop after the check")
+
+    monkeypatch.setattr(cli, "run_benchmark", fake_run)
+    assert main(["benchmark", "--threads", "1", "--out", str(tmp_path), *TINY]) == 2
+    assert before and set(seen[0].values()) == {1}
+    assert blas_threads() == before
+
+
 def test_bad_weights_file(tmp_path, capsys):
     path = tmp_path / "w.pt"
     path.write_bytes(b"not a torch file")
@@ -455,8 +476,9 @@ def test_search_agrees_with_a_hand_loop_over_the_grid():
     np.testing.assert_allclose(-found.cv_results_["mean_test_fpr95"], [f for f, _ in by_hand])
     np.testing.assert_allclose(found.cv_results_["mean_test_auroc"], [a for _, a in by_hand])
     best = min(range(4), key=lambda i: (by_hand[i][0], -by_hand[i][1]))
-    assert found.best_index_ == best
-    assert found.best_params_ == {"n_neighbors": grid["n_neighbors"][best]}
+    assert lowest_fpr95(found.cv_results_) == best
+    assert found.cv_results_["params"][best] == {"n_neighbors": grid["n_neighbors"][best]}
+    assert not hasattr(found, "best_estimator_")  # no refit: tune_detector fits the winner
 
 
 def test_tuned_rows_follow_their_default_row_and_the_choice_comes_last():

@@ -1,6 +1,7 @@
 """NegativeAwareNorm (NAN) against hand-checkable computations."""
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,6 +11,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors.negative_aware_norm import (
     NegativeAwareNorm,
+    l1_norm,
     negative_aware_norm,
     negative_aware_rescaled_score,
 )
@@ -74,6 +76,21 @@ def test_negative_aware_norm_flattens_maps():
                                negative_aware_norm_by_hand(raw.astype(np.float64)), rtol=1e-5)
 
 
+def test_without_the_sparsity_term_scores_the_l1_norm():
+    # Table 5 ablation on MAPS: sample 0 sums |.| to 26, sample 1 to 22 (see above); NAN
+    # divides them by 6 and 5 active entries, the ablation does not. The ranking flips:
+    # NAN ranks sample 1 higher (26 / 6 = 4.33 < 22 / 5 = 4.4), the L1 norm sample 0.
+    ablation = NegativeAwareNorm(divide_by_active=False).fit(MAPS)
+    np.testing.assert_allclose(ablation.score_samples(MAPS), [26.0, 22.0])
+    np.testing.assert_allclose(l1_norm(MAPS), [26.0, 22.0])
+    nan = NegativeAwareNorm().fit(MAPS).score_samples(MAPS)
+    assert nan[0] < nan[1] and ablation.score_samples(MAPS)[0] > ablation.score_samples(MAPS)[1]
+    # offset_: the 5th percentile of the two training scores, 22 + 0.05 * (26 - 22)
+    assert ablation.offset_ == pytest.approx(22.2)
+    with pytest.raises(ValueError, match="divide_by_active"):
+        NegativeAwareNorm(divide_by_active="yes").fit(MAPS)
+
+
 def test_negative_aware_norm_reduction_keeps_one_number_per_image():
     # The extractor's "negative_aware_norm" reduction on the hand-checked maps, plus an
     # all-negative map.
@@ -116,6 +133,6 @@ def test_negative_aware_norm_properties(maps, scale, seed):
                                scale * negative_aware_norm(maps), rtol=1e-10, atol=1e-12)
 
 
-@parametrize_with_checks([NegativeAwareNorm()])
+@parametrize_with_checks([NegativeAwareNorm(), NegativeAwareNorm(divide_by_active=False)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)

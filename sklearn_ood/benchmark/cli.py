@@ -4,6 +4,7 @@ import argparse
 import sys
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from ..datasets import BENCHMARKS
 from .data import EMBEDDED_OOD, OWN_SPLIT
@@ -135,8 +136,9 @@ def build_parser():
     b.add_argument("--no-tune", action="store_true",
                    help="skip the pseudo-OOD tuned rows")
     b.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="torch CPU threads (default: 1; on a shared or loaded machine more "
-                        "threads oversubscribe the cores and were measured up to 5x slower)")
+                   help="CPU threads of torch, BLAS and OpenMP (default: 1; on a shared or "
+                        "loaded machine more threads oversubscribe the cores and were "
+                        "measured much slower: see perf/README.md)")
     b.add_argument("--quiet", action="store_true",
                    help="no progress bars or log lines (the table is still printed)")
     return parser
@@ -177,7 +179,8 @@ def main(argv=None):
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        return _benchmark(args)
+        with threadpool_limits(args.threads):
+            return _benchmark(args)
     except (BenchmarkError, FileNotFoundError) as exc:
         print(f"sklearn-ood benchmark: error: {exc}", file=sys.stderr)
         return 2

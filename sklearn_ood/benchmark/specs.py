@@ -181,6 +181,9 @@ DETECTORS = [
                  grid=adascale.tuning_grid),
     DetectorSpec("negative_aware_norm", "NegativeAwareNorm", _alone(NegativeAwareNorm),
                  features="maps"),
+    # Park et al.'s Table 5 ablation: NAN without its sparsity term, the plain L1 norm.
+    DetectorSpec("negative_aware_norm-l1", "NegativeAwareNorm (L1 only)",
+                 _alone(NegativeAwareNorm, divide_by_active=False), features="maps"),
     DetectorSpec("negative_aware_norm-l2", "NegativeAwareNorm (L2 model)",
                  _alone(NegativeAwareNorm), features="maps", model="l2"),
     DetectorSpec("nap", "NAP", _alone(NAP), features="maxavg"),

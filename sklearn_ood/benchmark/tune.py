@@ -86,12 +86,13 @@ def tune_detector(spec, inputs, log):
     grid = spec.grid(len(inputs.labels["fit"]))
     log(f"tuning {spec.name} on pseudo-OOD ({len(ParameterGrid(grid))} candidates)")
     start = time.perf_counter()
-    found = search(spec, grid, inputs)
+    results = search(spec, grid, inputs).cv_results_
     search_s = time.perf_counter() - start
-    tuned = evaluate(spec, inputs, params=found.best_params_)
+    best = lowest_fpr95(results)
+    tuned = evaluate(spec, inputs, params=results["params"][best])
     tuned = replace(tuned, name=spec.name + TUNED_SUFFIX, fit_s=search_s + tuned.fit_s)
-    fpr, auroc = _fpr_auroc(found.cv_results_)
-    pseudo = {"fpr95": float(fpr[found.best_index_]), "auroc": float(auroc[found.best_index_])}
+    fpr, auroc = _fpr_auroc(results)
+    pseudo = {"fpr95": float(fpr[best]), "auroc": float(auroc[best])}
     log(f"  {tuned.name}: {_format(tuned.params)} (pseudo FPR95 {pseudo['fpr95']:.3f})")
     return tuned, pseudo
 
@@ -101,13 +102,13 @@ def search(spec, grid, inputs):
 
     The one split trains on the fit rows and tests on the validation rows and
     their jigsaw puzzles (labelled -1, so every detector's ``fit`` drops them).
-    :func:`lowest_fpr95` picks the winner; the search's own refit on the fit
-    and validation rows is not used.
+    The search does not refit (``refit=False``): :func:`lowest_fpr95` picks the
+    winner from ``cv_results_`` and :func:`tune_detector` fits it on the fit rows.
 
     Returns
     -------
     search : GridSearchCV
-        Fitted; ``best_index_``, ``best_params_`` and ``cv_results_`` are read.
+        Fitted; ``cv_results_`` is read.
     """
     X_fit, X_val, X_pseudo = (inputs.of(spec, s) for s in ("fit", "validation", "pseudo-OOD"))
     y_fit, y_val = inputs.labels["fit"], inputs.labels["validation"]
@@ -115,7 +116,7 @@ def search(spec, grid, inputs):
     X, y = np.concatenate([X_fit, X_val, X_pseudo]), np.concatenate([y_fit, y_val, y_pseudo])
     split = [(np.arange(len(y_fit)), np.arange(len(y_fit), len(y)))]
     searcher = GridSearchCV(build_detector(spec, inputs), grid, scoring=SCORING,
-                            refit=lowest_fpr95, cv=split)
+                            refit=False, cv=split)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return searcher.fit(X, y)
@@ -124,8 +125,8 @@ def search(spec, grid, inputs):
 def lowest_fpr95(cv_results):
     """Index of the candidate with the lowest FPR95, ties broken by the highest AUROC.
 
-    The ``refit`` callable of the search; a candidate whose fit or scoring
-    failed (NaN) comes last, and among equals the first candidate wins.
+    A candidate whose fit or scoring failed (NaN) comes last, and among
+    equals the first candidate wins.
 
     Parameters
     ----------

@@ -44,8 +44,10 @@ def gram_features(maps, max_power=5):
     """
     F = np.asarray(maps, dtype=np.float64)
     out = np.empty((F.shape[0], max_power, F.shape[1]))
+    A = F
     for i, p in enumerate(range(1, max_power + 1)):
-        A = F ** p
+        if p > 1:
+            A = A * F  # F ** p by successive products: np.power costs several times more
         r = np.einsum("ncp,np->nc", A, A.sum(axis=1))
         out[:, i] = np.sign(r) * np.abs(r) ** (1.0 / p)
     return out
@@ -62,12 +64,15 @@ def gram_deviation(g, mins, maxs):
     ...                np.array([[3.0, 4.0]])).round(6)
     array([[1.]])
     """
-    g = g.reshape(g.shape[0], 1, -1)
-    lo = mins.reshape(1, mins.shape[0], -1)
-    hi = maxs.reshape(1, maxs.shape[0], -1)
-    below = np.maximum(lo - g, 0.0) / np.abs(lo + 1e-6)
-    above = np.maximum(g - hi, 0.0) / np.abs(hi + 1e-6)
-    return (below + above).sum(axis=2)
+    g = g.reshape(g.shape[0], -1)
+    dev = np.empty((g.shape[0], mins.shape[0]))
+    # One class at a time: an (N, K, D) temporary would take gigabytes.
+    for k, (lo, hi) in enumerate(zip(mins.reshape(mins.shape[0], -1),
+                                     maxs.reshape(maxs.shape[0], -1))):
+        below = np.maximum(lo - g, 0.0) / np.abs(lo + 1e-6)
+        above = np.maximum(g - hi, 0.0) / np.abs(hi + 1e-6)
+        dev[:, k] = (below + above).sum(axis=1)
+    return dev
 
 
 class Gram(BaseDetector):
@@ -198,7 +203,8 @@ class Gram(BaseDetector):
                 mean = dev[np.arange(held.sum()), codes[held]].mean()
                 norms[l] = mean if mean > 0 else 1.0
         self.normalizers_ = norms
-        self._fit_codes, self._fit_held = codes, held  # for _training_scores only
+        # for _training_scores only, which gets the same X
+        self._fit_codes, self._fit_held, self._fit_grams = codes, held, grams
 
     def _score(self, X):
         total = 0.0
@@ -213,7 +219,7 @@ class Gram(BaseDetector):
         # extreme); held-out rows were never in the bounds.
         codes, held = self._fit_codes, self._fit_held
         total = 0.0
-        for l, g in enumerate(self._gram(X)):
+        for l, g in enumerate(self._fit_grams):
             dev = gram_deviation(g, self.mins_[l], self.maxs_[l])
             flat = g.reshape(g.shape[0], -1)
             for k in range(dev.shape[1]):
@@ -229,7 +235,7 @@ class Gram(BaseDetector):
                 above = np.maximum(part - hi, 0.0) / np.abs(hi + 1e-6)
                 dev[members, k] = (below + above).sum(axis=1)
             total = total + dev / self.normalizers_[l]
-        del self._fit_codes, self._fit_held
+        del self._fit_codes, self._fit_held, self._fit_grams
         return -np.min(total, axis=1)[rows]
 
 

@@ -3,8 +3,9 @@
 Park, Chai, Yoon & Teoh, "Understanding the Feature Norm for
 Out-of-Distribution Detection", ICCV 2023, https://arxiv.org/abs/2310.05316.
 
-The pure function :func:`negative_aware_norm` holds the score (paper Eq. 10)
-and :func:`negative_aware_rescaled_score` its combination with a distance
+The pure function :func:`negative_aware_norm` holds the score (paper Eq. 10),
+:func:`l1_norm` its ablation without the sparsity term (Table 5), and
+:func:`negative_aware_rescaled_score` its combination with a distance
 (Sec. 6.2), which :class:`~sklearn_ood.detectors.knn.KNN` and
 :class:`~sklearn_ood.detectors.mahalanobis.Mahalanobis` offer;
 :class:`NegativeAwareNorm` fits nothing but the threshold.
@@ -35,6 +36,21 @@ def negative_aware_norm(a):
     active = np.count_nonzero(a > 0, axis=1)
     l1 = np.abs(a).sum(axis=1, dtype=np.float64)
     return np.divide(l1, active, out=np.zeros(len(a)), where=active > 0)
+
+
+def l1_norm(a):
+    """``||a||_1`` of each row: NAN without the sparsity term ``||a||_0^{-1}``.
+
+    The ablation of Park et al. (ICCV 2023, Table 5). ``a`` is 2-D ``(n, d)``
+    or N-D (flattened per sample).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> l1_norm(np.array([[2.0, 0.0, 4.0, -1.0], [0.0, 0.0, 0.0, 0.0]]))
+    array([7., 0.])
+    """
+    return np.abs(np.asarray(a).reshape(len(a), -1)).sum(axis=1, dtype=np.float64)
 
 
 def negative_aware_rescaled_score(distance, activations):
@@ -76,6 +92,10 @@ class NegativeAwareNorm(BaseDetector):
 
     Parameters
     ----------
+    divide_by_active : bool, default=True
+        Divide ``||a||_1`` by ``||a||_0``, the number of active units (NAN).
+        ``False`` scores the plain L1 norm ``||a||_1`` (:func:`l1_norm`): the
+        paper's Table 5 ablation, which removes the sparsity term.
     contamination : float, default=0.05
         Fraction of training rows below the threshold ``offset_``.
 
@@ -94,6 +114,7 @@ class NegativeAwareNorm(BaseDetector):
     See Also
     --------
     negative_aware_norm : the scoring function.
+    l1_norm : the score with ``divide_by_active=False``.
 
     References
     ----------
@@ -107,15 +128,22 @@ class NegativeAwareNorm(BaseDetector):
     >>> a = np.array([[2.0, 0.0, 4.0, -1.0], [1.0, 1.0, 1.0, 1.0]])
     >>> NegativeAwareNorm().fit(a).score_samples(a)
     array([3.5, 1. ])
+    >>> NegativeAwareNorm(divide_by_active=False).fit(a).score_samples(a)  # ||a||_1
+    array([7., 4.])
     """
 
     _allow_nd = True
+    _parameter_constraints = {
+        **BaseDetector._parameter_constraints,
+        "divide_by_active": ["boolean"],
+    }
 
-    def __init__(self, *, contamination=0.05):
+    def __init__(self, *, divide_by_active=True, contamination=0.05):
+        self.divide_by_active = divide_by_active
         self.contamination = contamination
 
     def _fit(self, X, y):
         pass
 
     def _score(self, X):
-        return negative_aware_norm(X)
+        return negative_aware_norm(X) if self.divide_by_active else l1_norm(X)
