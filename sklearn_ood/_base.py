@@ -425,19 +425,18 @@ class AccumulatingDetector(BaseDetector):
         if reset:
             labels, codes = np.unique(y, return_inverse=True)
             return labels, codes, None
-        labels, moments = np.union1d(self._labels, y), self._moments
-        if labels.size > self._labels.size:  # new classes: zero statistics to merge into
-            where = np.searchsorted(labels, self._labels)
-            grown = []
-            for i, stat in enumerate(moments):
-                if i == 2 and self._tied:
-                    grown.append(stat)
-                    continue
-                new = np.zeros((labels.size,) + stat.shape[1:], dtype=stat.dtype)
-                new[where] = stat
-                grown.append(new)
-            moments = tuple(grown)
-        return labels, np.searchsorted(labels, y), moments
+        labels, (counts, means, scatter) = np.union1d(self._labels, y), self._moments
+        where = np.searchsorted(labels, self._labels)
+
+        def grow(stat):  # new classes start from zero statistics
+            grown = np.zeros((labels.size,) + stat.shape[1:], dtype=stat.dtype)
+            grown[where] = stat
+            return grown
+
+        if labels.size > self._labels.size:
+            counts, means = grow(counts), grow(means)
+            scatter = scatter if self._tied else grow(scatter)
+        return labels, np.searchsorted(labels, y), (counts, means, scatter)
 
     def _moment_features(self, H):
         return H

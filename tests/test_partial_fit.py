@@ -8,6 +8,10 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import (
+    check_estimators_partial_fit_n_features,
+    check_n_features_in_after_fitting,
+)
 
 from sklearn_ood import GaussianDensity, Mahalanobis, ViM
 from sklearn_ood._base import OFFSET_SAMPLE_SIZE, merge_offset_sample, offset_sample
@@ -239,12 +243,18 @@ def test_labels_in_every_call_or_in_none():
     ViM(HEAD, n_components=2).partial_fit(X, Y).partial_fit(X)
 
 
-def test_a_new_label_in_a_later_call_adds_a_class():
-    det = Mahalanobis().partial_fit(X[Y < 2], Y[Y < 2])
-    assert det.classes_.tolist() == [0, 1]
-    det.partial_fit(X[Y == 2], Y[Y == 2])
+@pytest.mark.parametrize("name", ["Mahalanobis", "GaussianDensity"])
+def test_a_new_label_in_a_later_call_adds_a_class(name):
+    det = DETECTORS[name]().partial_fit(X[Y != 1], Y[Y != 1])
+    assert det.classes_.tolist() == [0, 2]
+    det.partial_fit(X[Y == 1], Y[Y == 1])
     assert det.classes_.tolist() == [0, 1, 2]
     np.testing.assert_allclose(det.means_, [X[Y == c].mean(axis=0) for c in range(3)])
+    if name == "GaussianDensity":
+        np.testing.assert_allclose(det.covariances_, [np.cov(X[Y == c].T) for c in range(3)])
+    else:
+        centred = X - det.means_[Y]
+        np.testing.assert_allclose(det.covariance_, centred.T @ centred / len(X))
 
 
 def test_ood_rows_are_ignored():
@@ -292,3 +302,14 @@ def test_clone_and_pickle_after_partial_fit(name):
     det.partial_fit(X[150:], Y[150:])
     restored.partial_fit(X[150:], Y[150:])
     assert_same_state(det, restored)
+
+
+@pytest.mark.parametrize("est", [Mahalanobis(), GaussianDensity(),
+                                 ViM((np.ones((3, 2)), np.zeros(3)), n_components=1)],
+                         ids=["Mahalanobis", "GaussianDensity", "ViM"])
+def test_sklearn_partial_fit_checks(est):
+    # scikit-learn yields these for classifiers, regressors and clusterers, not for
+    # outlier detectors: run them here (make_blobs gives 2 features, hence ViM's head).
+    check_estimators_partial_fit_n_features(type(est).__name__, est)
+    if not isinstance(est, ViM):  # this one fits on 4 features
+        check_n_features_in_after_fitting(type(est).__name__, est)
