@@ -118,7 +118,8 @@ def test_chunks_on_chunk_row_boundaries_are_bit_identical_to_fit():
     y_big = np.arange(len(X_big)) % 4
     fitted = Mahalanobis().fit(X_big, y_big)
     det = Mahalanobis()
-    for rows in (slice(0, CHUNK_ROWS), slice(CHUNK_ROWS, 3 * CHUNK_ROWS), slice(3 * CHUNK_ROWS, None)):
+    for rows in (slice(0, CHUNK_ROWS), slice(CHUNK_ROWS, 3 * CHUNK_ROWS),
+                 slice(3 * CHUNK_ROWS, None)):
         det.partial_fit(X_big[rows], y_big[rows])
     assert len(X_big) > OFFSET_SAMPLE_SIZE
     assert_same_state(fitted, det)
