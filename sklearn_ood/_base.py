@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from ._moments import class_moments
 from ._validation import check_labels, split_id_rows, validate_features
 
 #: At most this many training rows, drawn with a fixed seed, give the threshold
@@ -18,12 +19,25 @@ OFFSET_SAMPLE_SEED = 0
 SCORE_CHUNK_ROWS = 8192
 
 
+def _stream_keys(start, n_rows):
+    """Seeded uniform keys in [0, 1) of the training rows ``start, ..., start + n_rows - 1``.
+
+    Row ``i`` of the training stream always gets draw ``i`` of one generator
+    seeded with :data:`OFFSET_SAMPLE_SEED`, however the rows are split into calls.
+    """
+    bit_generator = np.random.PCG64(OFFSET_SAMPLE_SEED)
+    bit_generator.advance(start)  # Generator.random takes one 64-bit draw per key
+    return np.random.Generator(bit_generator).random(n_rows)
+
+
 def offset_sample(n_samples):
     """Sorted indices of the training rows that set ``offset_``.
 
-    All rows up to :data:`OFFSET_SAMPLE_SIZE`; beyond that a uniform sample
-    of that size without replacement, seeded with :data:`OFFSET_SAMPLE_SEED`
-    (so ``fit`` is deterministic).
+    All rows up to :data:`OFFSET_SAMPLE_SIZE`; beyond that the rows with the
+    :data:`OFFSET_SAMPLE_SIZE` smallest seeded keys (a uniform sample without
+    replacement, the same for every call: ``fit`` is deterministic). It is
+    also the sample :func:`merge_offset_sample` keeps over ``partial_fit``
+    calls: the rows of one call are the rows of ``fit``.
 
     Examples
     --------
@@ -34,8 +48,62 @@ def offset_sample(n_samples):
     """
     if n_samples <= OFFSET_SAMPLE_SIZE:
         return np.arange(n_samples)
-    rng = np.random.RandomState(OFFSET_SAMPLE_SEED)
-    return np.sort(rng.choice(n_samples, OFFSET_SAMPLE_SIZE, replace=False))
+    keys = _stream_keys(0, n_samples)
+    return np.sort(np.argpartition(keys, OFFSET_SAMPLE_SIZE - 1)[:OFFSET_SAMPLE_SIZE])
+
+
+def merge_offset_sample(sample, X, start):
+    """Reservoir sample of the training rows seen so far, after the rows ``X``.
+
+    Every row of the stream has a seeded key (:func:`_stream_keys`); the sample
+    keeps the :data:`OFFSET_SAMPLE_SIZE` rows with the smallest keys, a uniform
+    sample without replacement of all rows seen, whatever the split into
+    calls. Its rows are in stream order; for one call from ``start=0`` they are
+    ``X[offset_sample(len(X))]``.
+
+    Parameters
+    ----------
+    sample : tuple (positions, keys, rows) or None
+        The sample before this call (``None`` for the first call); not modified.
+    X : ndarray of shape (n_samples, ...)
+        The new rows, positions ``start, ..., start + n_samples - 1``.
+    start : int
+        Number of rows seen before ``X``.
+
+    Returns
+    -------
+    sample : tuple (positions, keys, rows)
+        At most :data:`OFFSET_SAMPLE_SIZE` stream positions, their keys and
+        the rows (copies in the dtype of ``X``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(12_000.0)[:, None]
+    >>> positions, keys, rows = merge_offset_sample(merge_offset_sample(None, X[:7], 0), X[7:], 7)
+    >>> np.array_equal(positions, offset_sample(12_000)), rows.shape
+    (True, (10000, 1))
+    """
+    keys = _stream_keys(start, X.shape[0])
+    positions = np.arange(start, start + X.shape[0])
+    if sample is not None:
+        if sample[2].shape[1:] != X.shape[1:]:
+            raise ValueError(
+                f"partial_fit received rows of shape {X.shape[1:]} after rows of shape "
+                f"{sample[2].shape[1:]}; the offset sample keeps training rows, so every "
+                "call needs the same row shape (e.g. the same map size)."
+            )
+        keys = np.concatenate([sample[1], keys])
+        positions = np.concatenate([sample[0], positions])
+    keep = np.arange(keys.size)
+    if keys.size > OFFSET_SAMPLE_SIZE:
+        keep = np.sort(np.argpartition(keys, OFFSET_SAMPLE_SIZE - 1)[:OFFSET_SAMPLE_SIZE])
+    n_old = 0 if sample is None else sample[0].size
+    old, new = keep[keep < n_old], keep[keep >= n_old] - n_old
+    rows = np.asarray(X[new])
+    if sample is not None:
+        rows = np.concatenate([sample[2][old], rows])
+    return positions[keep], keys[keep], rows
 
 
 @contextlib.contextmanager
@@ -130,16 +198,18 @@ class BaseDetector(OutlierMixin, BaseEstimator):
                 self._fit(X_id, y_id, X_ood=X[is_ood])
             else:
                 self._fit(X_id, y_id)
-            rows = offset_sample(X_id.shape[0])
-            scores = np.asarray(self._training_scores(X_id, rows), dtype=np.float64)
-            if not np.all(np.isfinite(scores)):
-                raise ValueError(
-                    f"{type(self).__name__} produced non-finite scores on its "
-                    "training data (features too large or degenerate); rescale "
-                    "the features."
-                )
-            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+            self._set_offset(self._training_scores(X_id, offset_sample(X_id.shape[0])))
         return self
+
+    def _set_offset(self, scores):
+        scores = np.asarray(scores, dtype=np.float64)
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(
+                f"{type(self).__name__} produced non-finite scores on its "
+                "training data (features too large or degenerate); rescale "
+                "the features."
+            )
+        self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
 
     def score_samples(self, X):
         """Score samples: the higher, the more in-distribution.
@@ -206,3 +276,170 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+class AccumulatingDetector(BaseDetector):
+    """Base class of the detectors fitted from class moments: ``partial_fit``.
+
+    The statistics are, per class, the count, the float64 mean and the centred
+    scatter matrix of the training features (:func:`~sklearn_ood._moments.class_moments`,
+    merged over chunks and calls by the same update), plus a reservoir
+    :func:`merge_offset_sample` of at most :data:`OFFSET_SAMPLE_SIZE` training
+    rows. ``fit(X, y)`` is one ``partial_fit(X, y)`` on a fresh estimator;
+    ``partial_fit`` merges the rows of each call into the statistics and the
+    reservoir, then finalises: the subclass's fitted attributes from the
+    statistics, and ``offset_`` from the scores of the reservoir rows.
+
+    A subclass sets ``_tied`` (one scatter summed over the classes),
+    ``_uses_labels`` and ``_statistics_params`` (the parameters the statistics
+    depend on: fixed by the first call) and implements
+
+    - ``_moment_features(H)``: the features the statistics are taken of, from
+      a float64 chunk of the input;
+    - ``_finish(labels, counts, means, scatter, sample, *, partial)``: the
+      fitted attributes (``labels`` are the sorted class labels seen, or
+      ``None``; ``sample`` the reservoir rows; ``partial`` is true in
+      ``partial_fit``);
+    - ``_score(X)``.
+
+    Attributes
+    ----------
+    n_samples_seen_ : int
+        Number of in-distribution training rows seen by ``fit`` and the
+        ``partial_fit`` calls since.
+    """
+
+    _tied = True
+    _uses_labels = True
+    _statistics_params = ()
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the detector on in-distribution data (same as one ``partial_fit`` afresh).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training features.
+        y : array-like of shape (n_samples,), default=None
+            Class labels; rows with a negative label are OOD and are ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted detector.
+        """
+        with restore_on_error(self):
+            self._accumulate(X, y, reset=True, partial=False)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Add a chunk of in-distribution rows to the statistics, then refit.
+
+        The statistics (per-class counts, float64 means and scatter matrices)
+        add up: ``partial_fit`` on the chunks of ``X``, in any order, gives the
+        statistics of ``fit(X, y)`` up to rounding, and ``fit(X, y)`` is one
+        ``partial_fit(X, y)`` on a fresh estimator. The detector is fitted
+        after every call (each call must leave enough rows to fit on).
+
+        ``offset_`` is recomputed after every call from the scores of a
+        reservoir of training rows that the detector keeps: all rows seen up
+        to 10,000, beyond that a seeded uniform sample of 10,000 of them. A row
+        is kept or not whatever the split into calls, so ``fit`` and the
+        chunks of ``X`` in their order use the same rows. The reservoir costs
+        ``10,000 x n_features`` values in the dtype of ``X`` (whole maps for
+        4-D input), also after ``fit`` and in a pickle.
+
+        The first call on a fresh estimator validates ``X`` and sets
+        ``n_features_in_``; later calls (also after ``fit``) continue from the
+        statistics so far, must have the same features and must pass ``y`` if
+        and only if the first did. A label first seen in a later call adds a
+        class (no ``classes=`` argument as in scikit-learn's naive Bayes: the
+        scores have no per-class output to keep in order). Every call
+        validates the parameters; those the statistics depend on
+        (``normalize``) must not change between calls. If a call raises (even
+        ``KeyboardInterrupt``), the detector is left as it was.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training features.
+        y : array-like of shape (n_samples,), default=None
+            Class labels of the chunk; rows with a negative label are OOD and
+            are ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted detector.
+        """
+        with restore_on_error(self):
+            self._accumulate(X, y, reset=not hasattr(self, "n_samples_seen_"), partial=True)
+        return self
+
+    def _accumulate(self, X, y, *, reset, partial):
+        name = type(self).__name__
+        if not reset:
+            for param, value in self._statistics_of.items():
+                if getattr(self, param) != value:
+                    raise ValueError(
+                        f"{name}'s statistics were accumulated with {param}={value!r}, "
+                        f"but {param} is now {getattr(self, param)!r}; call fit, or "
+                        "partial_fit on a fresh estimator, to change it."
+                    )
+        X = self._validate_input(X, reset=reset)
+        X, y = split_id_rows(X, y)
+        labels, codes, moments = self._class_codes(X.shape[0], y, reset)
+        n_seen = 0 if reset else self.n_samples_seen_
+        with np.errstate(over="ignore", invalid="ignore"):
+            moments = class_moments(
+                X, codes, 1 if labels is None else labels.size, transform=self._moment_features,
+                tied=self._tied, moments=moments)
+        self._sample = merge_offset_sample(None if reset else self._sample, X, n_seen)
+        self._labels, self._moments = labels, moments
+        self._statistics_of = {param: getattr(self, param) for param in self._statistics_params}
+        self.n_samples_seen_ = n_seen + X.shape[0]
+        self._finish(labels, *moments, self._sample[2], partial=partial)
+        rows = self._sample[2]
+        self._set_offset(self._training_scores(rows, np.arange(rows.shape[0])))
+
+    def _class_codes(self, n_samples, y, reset):
+        """Sorted labels, class index of each row and the statistics to merge into."""
+        name = type(self).__name__
+        if y is None and self.__sklearn_tags__().target_tags.required:
+            raise ValueError(
+                f"{name} requires y to be passed, but the target y is None: it fits "
+                "statistics per class, so pass the class labels (fit(X, y))."
+            )
+        if not self._uses_labels:
+            y = None
+        if not reset and (y is None) != (self._labels is None):
+            given, before = ("without", "with") if y is None else ("with", "without")
+            raise ValueError(
+                f"{name} received y {given} class labels after a fit {before} them; pass "
+                "labels in every call or in none."
+            )
+        if y is None:
+            return None, np.zeros(n_samples, dtype=np.intp), None if reset else self._moments
+        if reset:
+            labels, codes = np.unique(y, return_inverse=True)
+            return labels, codes, None
+        labels, (counts, means, scatter) = np.union1d(self._labels, y), self._moments
+        where = np.searchsorted(labels, self._labels)
+
+        def grow(stat):  # new classes start from zero statistics
+            grown = np.zeros((labels.size,) + stat.shape[1:], dtype=stat.dtype)
+            grown[where] = stat
+            return grown
+
+        if labels.size > self._labels.size:
+            counts, means = grow(counts), grow(means)
+            scatter = scatter if self._tied else grow(scatter)
+        return labels, np.searchsorted(labels, y), (counts, means, scatter)
+
+    def _moment_features(self, H):
+        return H
+
+    def _finish(self, labels, counts, means, scatter, sample, *, partial):  # pragma: no cover
+        raise NotImplementedError

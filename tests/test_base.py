@@ -93,8 +93,8 @@ def test_offset_from_a_seeded_sample_of_large_training_sets():
     rng = np.random.default_rng(0)
     X_big = rng.normal(size=(OFFSET_SAMPLE_SIZE + 500, 2))
     det = MinusSquaredNorm(contamination=0.1).fit(X_big)
-    rows = np.sort(np.random.RandomState(0).choice(len(X_big), OFFSET_SAMPLE_SIZE,
-                                                   replace=False))
+    keys = np.random.Generator(np.random.PCG64(0)).random(len(X_big))
+    rows = np.argsort(keys)[:OFFSET_SAMPLE_SIZE]  # the rows with the smallest seeded keys
     scores = -((X_big[rows] - X_big.mean(axis=0)) ** 2).sum(axis=1)
     assert det.offset_ == np.percentile(scores, 10)
     assert MinusSquaredNorm(contamination=0.1).fit(X_big).offset_ == det.offset_

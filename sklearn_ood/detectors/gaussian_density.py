@@ -19,8 +19,8 @@ from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval
 
-from .._base import BaseDetector
-from ._features import class_moments, l2_normalize
+from .._base import AccumulatingDetector, BaseDetector
+from ._features import l2_normalize
 
 _TINY = np.finfo(np.float64).tiny
 _FMAX = np.finfo(np.float64).max
@@ -122,7 +122,7 @@ def cholesky_with_jitter(covariances, jitters=JITTER_LADDER):
     )
 
 
-class GaussianDensity(BaseDetector):
+class GaussianDensity(AccumulatingDetector):
     """Gaussian discriminant analysis density (DDU): log-sum-exp of class Gaussians.
 
     One Gaussian per class with the class mean and its own full covariance
@@ -134,7 +134,12 @@ class GaussianDensity(BaseDetector):
     ``-finfo(float64).max`` (far from a nearly singular class the
     log-density can overflow).
 
-    Needs class labels: ``fit(X, y)``.
+    Needs class labels: ``fit(X, y)``. ``partial_fit(X, y)`` adds chunks of
+    rows to the same float64 statistics (class counts, means and scatter
+    matrices; see ``partial_fit``): calls on the chunks of ``X`` give the
+    statistics of ``fit(X, y)`` up to rounding. A class with a single row
+    is an error in ``fit``; in ``partial_fit`` it waits: a class enters the
+    model (``classes_``) once it has 2 rows.
 
     Parameters
     ----------
@@ -161,6 +166,9 @@ class GaussianDensity(BaseDetector):
     jitter_ : float
     cholesky_factors_ : ndarray of shape (n_classes, n_features, n_features)
         Lower Cholesky factors of ``covariances_ + jitter_ * I``.
+    n_samples_seen_ : int
+        Number of in-distribution training rows seen by ``fit`` and the
+        ``partial_fit`` calls since.
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
@@ -191,6 +199,14 @@ class GaussianDensity(BaseDetector):
     (array([2., 2.]), 0.0)
     >>> det.score_samples(np.array([[0.0]])).round(4)  # log N(0; 0, 2)
     array([-1.2655])
+
+    By chunks: class 1 joins the model with its second row.
+
+    >>> det = GaussianDensity().partial_fit(X[:3], [0, 0, 1])
+    >>> det.classes_
+    array([0])
+    >>> det.partial_fit(X[3:], [1]).covariances_.ravel()
+    array([2., 2.])
     """
 
     _parameter_constraints = {
@@ -198,6 +214,8 @@ class GaussianDensity(BaseDetector):
         "normalize": ["boolean"],
         "reg_covar": [Interval(Real, 0, None, closed="left")],
     }
+    _tied = False
+    _statistics_params = ("normalize",)
 
     def __init__(self, *, normalize=False, reg_covar=0.0, contamination=0.05):
         self.normalize = normalize
@@ -208,23 +226,21 @@ class GaussianDensity(BaseDetector):
         X = X.astype(np.float64)
         return l2_normalize(X) if self.normalize else X
 
-    def _fit(self, X, y):
-        if y is None:
-            raise ValueError(
-                "GaussianDensity requires y to be passed, but the target y is None: "
-                "it fits one Gaussian per class, so pass the class labels (fit(X, y))."
-            )
-        self.classes_, codes = np.unique(y, return_inverse=True)
-        counts = np.bincount(codes, minlength=self.classes_.size)
-        if counts.min() < 2:
-            c = self.classes_[np.argmin(counts)].item()
-            raise ValueError(
-                f"GaussianDensity needs at least 2 samples per class to estimate a "
-                f"covariance; class {c!r} has 1 sample."
-            )
-        # By chunks: the extra memory is the K x D x D statistics plus one chunk.
-        counts, self.means_, scatters = class_moments(
-            X, codes, self.classes_.size, transform=l2_normalize if self.normalize else None)
+    def _moment_features(self, H):
+        return l2_normalize(H) if self.normalize else H
+
+    def _finish(self, labels, counts, means, scatters, sample, *, partial):
+        ready = counts >= 2
+        if not ready.all():
+            if not partial or not ready.any():
+                c = labels[np.argmin(counts)].item()
+                raise ValueError(
+                    f"GaussianDensity needs at least 2 samples per class to estimate a "
+                    f"covariance; class {c!r} has 1 sample."
+                )
+            # partial_fit: a class joins the model with its second row.
+            labels, counts, means, scatters = (a[ready] for a in (labels, counts, means, scatters))
+        self.classes_, self.means_ = labels, means
         self.covariances_ = scatters / (counts - 1)[:, None, None]
         jitters = (self.reg_covar,) + tuple(j for j in JITTER_LADDER if j > self.reg_covar)
         self.jitter_, self.cholesky_factors_ = cholesky_with_jitter(self.covariances_, jitters)

@@ -13,8 +13,8 @@ distance rescaled by the negative-aware norm (Park et al., 2023).
 import numpy as np
 from scipy.linalg import pinvh
 
-from .._base import BaseDetector
-from ._features import check_finite_covariance, class_moments, l2_normalize, pool_maps
+from .._base import AccumulatingDetector, BaseDetector
+from ._features import check_finite_covariance, l2_normalize, pool_maps
 from .negative_aware_norm import negative_aware_rescaled_score
 
 
@@ -55,7 +55,7 @@ def min_mahalanobis_sqdist(X, means, precision):
     return np.maximum(d.min(axis=1), 0.0)
 
 
-class Mahalanobis(BaseDetector):
+class Mahalanobis(AccumulatingDetector):
     """Mahalanobis distance to the closest class mean, with a shared covariance.
 
     Score: ``-min_c (h - mu_c)^T P (h - mu_c)`` where ``mu_c`` are the class
@@ -71,6 +71,11 @@ class Mahalanobis(BaseDetector):
 
     4-D maps ``(N, C, H, W)`` are accepted and average-pooled over ``H, W``
     for the distance (what global average pooling feeds the classifier).
+
+    ``partial_fit(X, y)`` adds chunks of rows to the same float64 statistics
+    (class counts, means and the within-class scatter): calls on the chunks of
+    ``X`` give the statistics of ``fit(X, y)`` up to rounding; a label first
+    seen in a later call adds a class (see ``partial_fit``).
 
     Parameters
     ----------
@@ -109,6 +114,9 @@ class Mahalanobis(BaseDetector):
         string column names (a pandas DataFrame).
     input_ndim_ : int
         2 for features, 4 for maps: the kind of input seen in ``fit``.
+    n_samples_seen_ : int
+        Number of in-distribution training rows seen by ``fit`` and the
+        ``partial_fit`` calls since.
 
     See Also
     --------
@@ -135,6 +143,15 @@ class Mahalanobis(BaseDetector):
            [0., 1.]])
     >>> det.score_samples(np.array([[2.0, 1.0], [4.0, 1.0]]))
     array([-1., -9.])
+
+    The same statistics from chunks of rows:
+
+    >>> det = Mahalanobis()
+    >>> for chunk in (X[:3], X[3:]):
+    ...     det = det.partial_fit(chunk)
+    >>> det.covariance_, det.n_samples_seen_
+    (array([[1., 0.],
+           [0., 1.]]), 4)
     """
 
     _parameter_constraints = {
@@ -143,6 +160,7 @@ class Mahalanobis(BaseDetector):
         "normalize": ["boolean"],
     }
     _allow_nd = True
+    _statistics_params = ("normalize",)
 
     def __init__(self, *, contamination=0.05, negative_aware_rescale=False, normalize=False):
         self.contamination = contamination
@@ -153,17 +171,13 @@ class Mahalanobis(BaseDetector):
         H = pool_maps(X, np.float64)
         return l2_normalize(H) if self.normalize else H
 
-    def _fit(self, X, y):
-        if y is None:
-            self.classes_ = None
-            codes = np.zeros(X.shape[0], dtype=np.intp)
-        else:
-            self.classes_, codes = np.unique(y, return_inverse=True)
-        # By chunks: the extra memory is one D x D scatter plus one chunk.
+    def _moment_features(self, H):
+        return self._features(H)
+
+    def _finish(self, labels, counts, means, scatter, sample, *, partial):
+        self.classes_, self.means_ = labels, means
         with np.errstate(over="ignore", invalid="ignore"):
-            _, self.means_, scatter = class_moments(
-                X, codes, int(codes.max()) + 1, transform=self._features, tied=True)
-            self.covariance_ = scatter / X.shape[0]
+            self.covariance_ = scatter / counts.sum()
         check_finite_covariance(self.covariance_, "Mahalanobis")
         self.precision_ = pinvh(self.covariance_, check_finite=False)
 

@@ -14,8 +14,8 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval
 
-from .._base import BaseDetector
-from ._features import check_finite_covariance, row_chunks
+from .._base import AccumulatingDetector, BaseDetector
+from ._features import check_finite_covariance
 from ._head import HeadMixin
 
 
@@ -46,7 +46,7 @@ def vim_principal_dim(n_features):
     return 512 if n_features >= 768 else n_features // 2
 
 
-class ViM(HeadMixin, BaseDetector):
+class ViM(HeadMixin, AccumulatingDetector):
     """Virtual-logit matching (ViM): energy minus a scaled residual norm.
 
     With the head ``(W, b)``: origin ``u = -pinv(W) b``; eigenvectors of the
@@ -57,6 +57,13 @@ class ViM(HeadMixin, BaseDetector):
     score ``-alpha v + logsumexp(z)`` with ``z = h W^T + b``. Higher means
     more ID. (Like the reference, ``alpha`` is negative if the mean training
     max-logit is; the residual then raises the score.)
+
+    The covariance is accumulated by chunks (float64 count, mean and scatter,
+    so ``partial_fit`` on the chunks of ``X`` gives it up to rounding); the two
+    means of ``alpha`` need the final ``NS`` and are taken over the offset
+    sample: all training rows up to 10,000, beyond that a seeded uniform
+    sample of 10,000 (the same rows for ``fit`` and for ``partial_fit`` calls
+    on the chunks of ``X``). ``y`` is ignored.
 
     Parameters
     ----------
@@ -79,6 +86,7 @@ class ViM(HeadMixin, BaseDetector):
     null_space_ : ndarray of shape (n_features, n_features - n_components_)
         ``NS``.
     alpha_ : float
+        ``mean(max_k z_k) / mean(v)`` over the offset sample.
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
@@ -86,6 +94,9 @@ class ViM(HeadMixin, BaseDetector):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the features seen in ``fit``; defined only when ``X`` has
         string column names (a pandas DataFrame).
+    n_samples_seen_ : int
+        Number of training rows seen by ``fit`` and the ``partial_fit``
+        calls since.
 
     References
     ----------
@@ -102,6 +113,14 @@ class ViM(HeadMixin, BaseDetector):
     1.5
     >>> det.score_samples(np.array([[0.0, 0.0], [0.0, 2.0]])).round(4)
     array([ 0.6931, -0.8731])
+
+    By chunks (each call must leave a residual to fit on):
+
+    >>> det = ViM(head=(np.eye(2), np.zeros(2)), n_components=1)
+    >>> for rows in ([0, 2], [1, 3]):
+    ...     det = det.partial_fit(X[rows])
+    >>> det.alpha_
+    1.5
     """
 
     head_required = True
@@ -110,15 +129,16 @@ class ViM(HeadMixin, BaseDetector):
         "head": "no_validation",
         "n_components": [Interval(Integral, 0, None, closed="left"), None],
     }
+    _uses_labels = False
 
     def __init__(self, head=None, *, n_components=None, contamination=0.05):
         self.head = head
         self.n_components = n_components
         self.contamination = contamination
 
-    def _fit(self, X, y):
-        self._fit_head(X)
-        n_samples, n_features = X.shape
+    def _finish(self, labels, counts, means, scatter, sample, *, partial):
+        self._fit_head(sample)
+        n_samples, n_features = counts[0], means.shape[1]
         if self.n_components is None:
             k = vim_principal_dim(n_features)
         elif self.n_components >= n_features:
@@ -130,33 +150,27 @@ class ViM(HeadMixin, BaseDetector):
             k = self.n_components
         self.n_components_ = k
         self.origin_ = -np.linalg.pinv(self.coef_) @ self.intercept_
-        # Two passes by chunks of float64 rows: never a float64 copy of X.
-        chunks = row_chunks(n_samples)
-        covariance = np.zeros((n_features, n_features))
+        # Uncentred around u: the scatter around the mean plus n (mean - u)(mean - u)^T.
+        delta = means[0] - self.origin_
         with np.errstate(over="ignore", invalid="ignore"):
-            for rows in chunks:
-                centred = X[rows].astype(np.float64) - self.origin_
-                covariance += centred.T @ centred
-            covariance /= n_samples
+            covariance = (scatter + n_samples * np.outer(delta, delta)) / n_samples
         check_finite_covariance(covariance, "ViM")
         eig_vals, eig_vecs = np.linalg.eigh(covariance)
         order = np.argsort(eig_vals)[::-1]
         self.null_space_ = np.ascontiguousarray(eig_vecs[:, order[k:]])
-        v, norms, max_logits = (np.empty(n_samples) for _ in range(3))
-        for rows in chunks:
-            H = X[rows].astype(np.float64)
-            v[rows] = virtual_logit(H, self.origin_, self.null_space_)
-            norms[rows] = np.linalg.norm(H - self.origin_, axis=1)
-            max_logits[rows] = self._logits(H).max(axis=1)
+        # alpha's two means need the final null space, hence the rows themselves:
+        # those of the offset sample (all rows up to 10,000, else a uniform sample).
+        H = sample.astype(np.float64)
+        v = virtual_logit(H, self.origin_, self.null_space_)
         mean_v = v.mean()
-        if not mean_v > 1e-12 * norms.mean():
+        if not mean_v > 1e-12 * np.linalg.norm(H - self.origin_, axis=1).mean():
             raise ValueError(
                 f"ViM's training features have no residual outside the top {k} "
                 f"principal directions (n_samples={n_samples}, n_features="
                 f"{n_features}): use more training samples than n_components or "
                 "a smaller n_components."
             )
-        self.alpha_ = float(max_logits.mean() / mean_v)
+        self.alpha_ = float(self._logits(H).max(axis=1).mean() / mean_v)
 
     def _score(self, X):
         X = X.astype(np.float64)

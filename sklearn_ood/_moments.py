@@ -1,0 +1,110 @@
+"""Per-class count, mean and scatter of rows, accumulated by chunks (bounded memory).
+
+A leaf module: the detector contract (``_base.py``) merges these statistics over
+``fit`` and ``partial_fit`` calls, and the detectors read their features with them.
+"""
+
+import numpy as np
+
+#: Rows per chunk when a detector reads its training features in float64: the
+#: extra memory of a fit is its statistics plus one chunk, never a float64 copy.
+CHUNK_ROWS = 4096
+
+
+def row_chunks(n_samples, chunk_rows=CHUNK_ROWS):
+    """Slices of consecutive rows covering ``range(n_samples)``.
+
+    Examples
+    --------
+    >>> row_chunks(5, 2)
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    """
+    return [slice(start, min(start + chunk_rows, n_samples))
+            for start in range(0, n_samples, chunk_rows)]
+
+
+def class_moments(X, codes, n_classes, *, transform=None, tied=False, chunk_rows=CHUNK_ROWS,
+                  moments=None):
+    """Count, mean and centred scatter matrix of the rows of ``X`` per class, by chunks.
+
+    Statistics are float64; ``X`` is read ``chunk_rows`` rows at a time (each
+    chunk cast to float64 and passed through ``transform``), and chunk
+    statistics are merged with Chan, Golub & LeVeque's pairwise update, which
+    is as accurate as a two-pass computation. With one chunk the result is
+    bit-identical to the two-pass ``mean`` and ``centred.T @ centred``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    codes : ndarray of int of shape (n_samples,)
+        Class index of each row, in ``range(n_classes)``.
+    n_classes : int
+    transform : callable, default=None
+        Applied to each float64 chunk (e.g. :func:`l2_normalize`); it may
+        change the number of columns (e.g. :func:`pool_maps` on 4-D maps).
+    tied : bool, default=False
+        Return the within-class scatter summed over the classes, one
+        ``(n_features, n_features)`` matrix (a shared covariance needs no
+        more, whatever the number of classes).
+    chunk_rows : int, default=CHUNK_ROWS
+    moments : tuple (counts, means, scatters), default=None
+        Statistics of earlier rows, as returned by this function for
+        ``n_classes`` classes; the rows of ``X`` are merged into them by the
+        same update as one more chunk. The arrays passed are not modified.
+
+    Returns
+    -------
+    counts : ndarray of shape (n_classes,)
+    means : ndarray of shape (n_classes, n_features)
+    scatters : ndarray of shape (n_classes, n_features, n_features)
+        ``sum_i (x_i - mean)(x_i - mean)^T`` over each class's rows; with
+        ``tied=True`` their sum, of shape ``(n_features, n_features)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [2.0], [10.0], [4.0]])
+    >>> counts, means, scatters = class_moments(X, np.array([0, 0, 1, 0]), 2, chunk_rows=2)
+    >>> counts, means.ravel(), scatters.ravel()
+    (array([3, 1]), array([ 2., 10.]), array([8., 0.]))
+    >>> class_moments(X, np.array([0, 0, 1, 0]), 2, tied=True)[2]
+    array([[8.]])
+    >>> first = class_moments(X[:2], np.array([0, 0]), 2)  # then two more rows:
+    >>> [a.ravel() for a in class_moments(X[2:], np.array([1, 0]), 2, moments=first)]
+    [array([3, 1]), array([ 2., 10.]), array([8., 0.])]
+    """
+    if moments is None:
+        counts = np.zeros(n_classes, dtype=np.int64)
+        means = scatters = None
+    else:
+        counts, means, scatters = (np.array(a) for a in moments)  # copies
+    for rows in row_chunks(X.shape[0], chunk_rows):
+        H = X[rows].astype(np.float64)
+        if transform is not None:
+            H = transform(H)
+        if means is None:
+            n_features = H.shape[1]
+            means = np.zeros((n_classes, n_features))
+            scatters = np.zeros((n_features, n_features) if tied
+                                else (n_classes, n_features, n_features))
+        chunk_codes = codes[rows]
+        for c in np.unique(chunk_codes):
+            B = H[chunk_codes == c]
+            n_a, n_b = counts[c], B.shape[0]
+            mean_b = B.mean(axis=0)
+            centred = B - mean_b
+            scatter_b = centred.T @ centred
+            if n_a > 0:
+                n = n_a + n_b
+                delta = mean_b - means[c]
+                scatter_b += np.outer(delta, delta) * (n_a * n_b / n)
+                mean_b = means[c] + delta * (n_b / n)
+            means[c] = mean_b
+            if tied:
+                scatters += scatter_b
+            elif n_a == 0:
+                scatters[c] = scatter_b
+            else:
+                scatters[c] += scatter_b
+            counts[c] += n_b
+    return counts, means, scatters
