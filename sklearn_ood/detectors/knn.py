@@ -3,7 +3,7 @@
 Sun, Ming, Zhu & Li, "Out-of-Distribution Detection with Deep Nearest
 Neighbors", ICML 2022, https://arxiv.org/abs/2204.06507.
 
-The pure function :func:`kth_neighbor_sqdist` holds the exact search;
+The search (exact, or approximate with faiss) is in ``_neighbors.py``;
 :class:`KNN` keeps the L2-normalised training features as its bank and sets
 its threshold from leave-one-out training scores. The score is minus the
 squared distance (higher means more in-distribution), or the distance
@@ -13,70 +13,13 @@ rescaled by the negative-aware norm (Park et al., 2023).
 from numbers import Integral
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
-from sklearn.utils._param_validation import Interval
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseDetector
 from ._features import l2_normalize, pool_maps
+from ._neighbors import APPROXIMATE_ALGORITHMS, EXACT_ALGORITHMS, build_index, kth_neighbor_sqdist
 from .negative_aware_norm import negative_aware_rescaled_score
-
-
-def kth_neighbor_sqdist(X, bank, k, *, exclude=None):
-    """Squared Euclidean distance of each row of ``X`` to its k-th nearest bank row.
-
-    Exact brute-force search with scikit-learn's ``NearestNeighbors(
-    algorithm="brute")``: chunked matrix products and a k-smallest selection
-    per row, in parallel, without an ``(n_samples, n_bank)`` matrix. Ties
-    count with multiplicity, as in faiss. Rows of ``X`` are cast to the bank's
-    dtype. (Measured in ``perf/bench_detectors.py --knn``: 1.5x faster
-    than matrix products with ``np.partition``, and faster than faiss-cpu's
-    exact index on 2 cores.)
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-    bank : ndarray of shape (n_bank, n_features)
-    k : int
-        1-based neighbour rank, ``1 <= k <= n_bank`` (``n_bank - 1`` with
-        ``exclude``).
-    exclude : ndarray of int of shape (n_samples,), default=None
-        Leave-one-out: row ``i`` of ``X`` is bank row ``exclude[i]`` and is
-        not matched with it. Duplicates of that row still count (as
-        scikit-learn's ``kneighbors(None)`` does).
-
-    Returns
-    -------
-    sqdist : ndarray of shape (n_samples,), float64
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> bank = np.array([[0.0], [1.0], [3.0]])
-    >>> kth_neighbor_sqdist(np.array([[0.0], [2.5]]), bank, 2)
-    array([1.  , 2.25])
-    >>> kth_neighbor_sqdist(bank, bank, 1, exclude=np.arange(3))
-    array([1., 1., 4.])
-    >>> kth_neighbor_sqdist(bank[[2]], bank, 1, exclude=np.array([2]))
-    array([4.])
-    """
-    n_bank = bank.shape[0]
-    available = n_bank if exclude is None else n_bank - 1
-    if not 1 <= k <= available:
-        raise ValueError(
-            f"k={k} neighbours requested but the bank holds {n_bank} rows"
-            + ("" if exclude is None else " (the row itself excluded)")
-            + f"; choose 1 <= k <= {available}."
-        )
-    index = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(bank)
-    query = np.asarray(X, dtype=bank.dtype)
-    if exclude is None:
-        distances, _ = index.kneighbors(query)
-        return np.square(distances[:, -1], dtype=np.float64)
-    distances, neighbors = index.kneighbors(query, n_neighbors=k + 1)
-    # Drop each row's own match; if a duplicate ranked before it, drop the first.
-    keep = neighbors != np.asarray(exclude)[:, None]
-    keep[keep.all(axis=1), 0] = False
-    return np.square(distances[keep].reshape(len(query), k)[:, -1], dtype=np.float64)
 
 
 class KNN(BaseDetector):
@@ -87,9 +30,13 @@ class KNN(BaseDetector):
     k-th nearest bank row)``, as faiss ``IndexFlatL2`` returns it
     (monotone-equivalent to ``-distance``). Higher means more ID.
 
-    Neighbours are found by exact brute-force search
-    (:func:`kth_neighbor_sqdist`) in the dtype of the training features
-    (float32 input keeps a float32 bank, like faiss).
+    Neighbours are found by ``algorithm``: by default an exact brute-force
+    search with scikit-learn in the dtype of the training features (float32
+    input keeps a float32 bank, like faiss); the faiss algorithms (optional
+    dependency, ``pip install "sklearn-ood[faiss]"``) search a float32 bank,
+    exactly (``"faiss-flat"``) or approximately (``"faiss-ivf"``,
+    ``"faiss-hnsw"``: a neighbour may be missed, so the k-th distance can only
+    be over-estimated). DEFAULT_CHOICE_PLACEHOLDER
 
     Threshold: a training row is its own nearest neighbour at distance 0, so
     scoring the bank against itself would be optimistic. ``offset_`` is
@@ -115,11 +62,36 @@ class KNN(BaseDetector):
         ``NAN(a) = ||a||_1 / ||a||_0`` of the unnormalised, unpooled input
         (a 4-D map is flattened). See ``negative_aware_rescaled_score`` for
         ``NAN = 0``.
+    algorithm : {"brute", "faiss-flat", "faiss-ivf", "faiss-hnsw"}, default="brute"
+        Neighbour search: ``"brute"`` is scikit-learn's exact
+        ``NearestNeighbors(algorithm="brute")``; ``"faiss-flat"`` faiss's exact
+        search (``faiss.knn``); ``"faiss-ivf"`` an ``IndexIVFFlat`` (k-means
+        into ``n_lists`` lists, each query scanning ``n_probe`` of them);
+        ``"faiss-hnsw"`` an ``IndexHNSWFlat`` graph (``hnsw_m`` links per row,
+        built with faiss's ``efConstruction=40``, searched with beam
+        ``max(ef_search, n_neighbors)``).
+    n_lists : int, default=None
+        Number of IVF lists; ``None`` means ``round(sqrt(n_train))``; at most
+        ``n_train``. Used by ``"faiss-ivf"`` only.
+    n_probe : int, default=16
+        Lists scanned per query (``n_probe >= n_lists`` is exact). Used by
+        ``"faiss-ivf"`` only.
+    hnsw_m : int, default=32
+        Links per row of the HNSW graph. Used by ``"faiss-hnsw"`` only.
+    ef_search : int, default=64
+        Beam width of the HNSW search. Used by ``"faiss-hnsw"`` only.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the IVF k-means (its training sample and initial centroids):
+        pass an int for a deterministic fit. Used by ``"faiss-ivf"`` only.
 
     Attributes
     ----------
     bank_ : ndarray of shape (n_train, n_features)
-        Normalised ID training features.
+        Normalised ID training features (float32 for the faiss algorithms).
+    index_ : faiss.Index or None
+        The faiss index over ``bank_`` of an approximate algorithm (it holds
+        its own copy of the bank, and pickles with it); ``None`` for an exact
+        one.
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
@@ -150,13 +122,27 @@ class KNN(BaseDetector):
         **BaseDetector._parameter_constraints,
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "negative_aware_rescale": ["boolean"],
+        "algorithm": [StrOptions(set(EXACT_ALGORITHMS + APPROXIMATE_ALGORITHMS))],
+        "n_lists": [Interval(Integral, 1, None, closed="left"), None],
+        "n_probe": [Interval(Integral, 1, None, closed="left")],
+        "hnsw_m": [Interval(Integral, 2, None, closed="left")],
+        "ef_search": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
     }
     _allow_nd = True
 
-    def __init__(self, *, n_neighbors=50, contamination=0.05, negative_aware_rescale=False):
+    def __init__(self, *, n_neighbors=50, contamination=0.05, negative_aware_rescale=False,
+                 algorithm="brute", n_lists=None, n_probe=16, hnsw_m=32, ef_search=64,
+                 random_state=None):
         self.n_neighbors = n_neighbors
         self.contamination = contamination
         self.negative_aware_rescale = negative_aware_rescale
+        self.algorithm = algorithm
+        self.n_lists = n_lists
+        self.n_probe = n_probe
+        self.hnsw_m = hnsw_m
+        self.ef_search = ef_search
+        self.random_state = random_state
 
     def _fit(self, X, y):
         if X.shape[0] <= self.n_neighbors:
@@ -166,11 +152,21 @@ class KNN(BaseDetector):
                 "row's own match is excluded when setting offset_); got "
                 f"n_samples={X.shape[0]}. Lower n_neighbors or add training data."
             )
-        self.bank_ = l2_normalize(pool_maps(X))
+        bank = l2_normalize(pool_maps(X))
+        if self.algorithm != "brute":
+            bank = bank.astype(np.float32, copy=False)  # faiss searches in float32
+        seed = 0
+        if self.algorithm == "faiss-ivf":
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        self.index_ = build_index(bank, self.algorithm, n_lists=self.n_lists,
+                                  n_probe=self.n_probe, hnsw_m=self.hnsw_m,
+                                  ef_search=self.ef_search, seed=seed)
+        self.bank_ = bank
 
     def _score(self, X, *, bank_rows=None):
         H = l2_normalize(pool_maps(X)) if bank_rows is None else self.bank_[bank_rows]
-        d = kth_neighbor_sqdist(H, self.bank_, self.n_neighbors, exclude=bank_rows)
+        d = kth_neighbor_sqdist(H, self.bank_, self.n_neighbors, exclude=bank_rows,
+                                algorithm=self.algorithm, index=self.index_)
         if self.negative_aware_rescale:
             return negative_aware_rescaled_score(np.sqrt(d), X)
         return -d
