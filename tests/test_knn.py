@@ -1,15 +1,21 @@
 """KNN: the k-th nearest L2-normalised training feature, plain and NAN-rescaled."""
 
+import copy
+import importlib.util
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from sklearn_ood.detectors import _neighbors
 from sklearn_ood.detectors.knn import KNN, kth_neighbor_sqdist, tuning_grid
 from sklearn_ood.metrics import auroc, auroc_scorer
 
@@ -34,6 +40,24 @@ KNN_TRAIN_PREDICT = (
     },
 )
 def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# CI installs faiss-cpu (the test extra); without it these tests are skipped.
+needs_faiss = pytest.mark.skipif(importlib.util.find_spec("faiss") is None,
+                                 reason='needs faiss-cpu: pip install "sklearn-ood[faiss]"')
+FAISS_ALGORITHMS = ["faiss-flat", "faiss-ivf", "faiss-hnsw"]
+
+
+@needs_faiss
+@parametrize_with_checks(
+    [KNN(n_neighbors=3, algorithm=algorithm, random_state=0) for algorithm in FAISS_ALGORITHMS],
+    expected_failed_checks=lambda estimator: {
+        "check_outliers_fit_predict": KNN_TRAIN_PREDICT,
+        "check_outliers_train": KNN_TRAIN_PREDICT,
+    },
+)
+def test_sklearn_compatible_faiss(estimator, check):
     check(estimator)
 
 
@@ -217,3 +241,126 @@ def test_grid_search_tunes_knn_in_a_pipeline():
     assert search.best_params_["knn__n_neighbors"] == ks[int(np.argmax(expected))]
     assert search.best_score_ > 0.8
     assert auroc(y, search.score_samples(X)) > 0.8
+
+
+# ---------------------------------------------------------------------------
+# Search back-ends (faiss)
+# ---------------------------------------------------------------------------
+# Exact on small data: IVF with n_probe >= n_lists scans every list; the HNSW
+# graph of 40 rows with hnsw_m=32 links every row to all others on its bottom
+# layer (up to 2 * hnsw_m links there), and ef_search >= 40 visits them all.
+EXACT_SETTINGS = {
+    "brute": {},
+    "faiss-flat": {},
+    "faiss-ivf": {"n_lists": 6, "n_probe": 6, "random_state": 0},
+    "faiss-hnsw": {"ef_search": 40},
+}
+
+
+@needs_faiss
+@pytest.mark.parametrize("algorithm", list(EXACT_SETTINGS))
+def test_every_backend_matches_brute_force_on_small_data(algorithm):
+    rng = np.random.default_rng(20)
+    bank, X = rng.normal(size=(40, 5)), rng.normal(size=(9, 5))
+    det = KNN(n_neighbors=4, algorithm=algorithm, contamination=0.25,
+              **EXACT_SETTINGS[algorithm]).fit(bank)
+    atol = 1e-12 if algorithm == "brute" else 1e-6  # faiss searches in float32
+    np.testing.assert_allclose(det.score_samples(X), _loop_knn(bank, X, 4), atol=atol)
+    loo = _loop_knn(bank, bank, 4, skip_self=True)
+    assert det.offset_ == pytest.approx(np.percentile(loo, 25), abs=atol)
+    assert det.bank_.dtype == (np.float64 if algorithm == "brute" else np.float32)
+    assert (det.index_ is None) == (algorithm in ("brute", "faiss-flat"))
+
+
+@needs_faiss
+def test_ivf_with_few_probes_is_approximate_but_never_underestimates():
+    """One probed list of 30 misses neighbours: k-th distances can only grow."""
+    rng = np.random.default_rng(21)
+    bank, X = rng.normal(size=(900, 8)), rng.normal(size=(50, 8))
+    exact = _loop_knn(bank, X, 10)
+    approx = KNN(n_neighbors=10, algorithm="faiss-ivf", n_lists=30, n_probe=1,
+                 random_state=0).fit(bank).score_samples(X)
+    assert np.all(approx <= exact + 1e-6)
+    assert np.any(approx < exact - 1e-3)
+
+
+@needs_faiss
+@pytest.mark.parametrize("algorithm", list(EXACT_SETTINGS))
+def test_leave_one_out_with_duplicates(algorithm):
+    # Rows 0-2 are identical, row 3 is 1 away, row 4 is 3 away from them.
+    bank = np.array([[0.0], [0.0], [0.0], [1.0], [3.0]], dtype=np.float32)
+    index = _neighbors.build_index(bank, algorithm, n_lists=2, n_probe=2, ef_search=40)
+    loo = lambda k: kth_neighbor_sqdist(bank, bank, k, exclude=np.arange(5),  # noqa: E731
+                                        algorithm=algorithm, index=index)
+    # k = 1, 2: for rows 0-2 a duplicate is a neighbour at distance 0, whether or
+    # not the row itself is among the k + 1 returned (three rows tie at 0).
+    # Row 3's other rows are at 1, 1, 1, 4; row 4's at 9, 9, 9, 4.
+    np.testing.assert_allclose(loo(1), [0, 0, 0, 1, 4])
+    np.testing.assert_allclose(loo(2), [0, 0, 0, 1, 9])
+    np.testing.assert_allclose(loo(3), [1, 1, 1, 1, 9])
+
+
+class _FixedIndex:
+    """A stand-in approximate index returning prepared neighbours."""
+
+    def __init__(self, sqdist, neighbors):
+        self.result = np.array(sqdist, np.float32), np.array(neighbors, np.int64)
+
+    def search(self, query, k):
+        return self.result[0][:, :k].copy(), self.result[1][:, :k].copy()
+
+
+@needs_faiss
+def test_leave_one_out_when_the_search_misses_the_row_or_returns_too_few():
+    bank = np.array([[0.0], [1.0], [3.0], [4.0]], dtype=np.float32)
+    # Row 0's search missed the row itself (its 2 results are rows 1, 2): its
+    # 1st other neighbour is the 1st returned, 1. Row 1's search found itself.
+    index = _FixedIndex([[1, 9], [0, 1]], [[1, 2], [1, 0]])
+    got = kth_neighbor_sqdist(bank[:2], bank, 1, exclude=np.array([0, 1]),
+                              algorithm="faiss-ivf", index=index)
+    np.testing.assert_allclose(got, [1, 1])
+    # A search that found fewer than k rows (-1): that query is searched exactly.
+    index = _FixedIndex([[0, 3.4e38], [1, 4]], [[0, -1], [1, 0]])
+    got = kth_neighbor_sqdist(np.array([[0.5], [2.0]]), bank, 2,
+                              algorithm="faiss-ivf", index=index)
+    np.testing.assert_allclose(got, [0.25, 4])
+
+
+@needs_faiss
+@pytest.mark.parametrize("algorithm", FAISS_ALGORITHMS)
+def test_pickle_deepcopy_and_clone_keep_the_search(algorithm):
+    rng = np.random.default_rng(22)
+    bank, X = rng.normal(size=(300, 6)), rng.normal(size=(20, 6))
+    det = KNN(n_neighbors=5, algorithm=algorithm, n_probe=2, ef_search=8,
+              random_state=0).fit(bank)
+    scores = det.score_samples(X)
+    for copied in (pickle.loads(pickle.dumps(det)), copy.deepcopy(det)):
+        np.testing.assert_array_equal(copied.score_samples(X), scores)
+        assert copied.offset_ == det.offset_
+    assert not hasattr(clone(det), "index_")
+
+
+@needs_faiss
+def test_ivf_fit_is_deterministic_given_random_state():
+    rng = np.random.default_rng(23)
+    bank = rng.normal(size=(2000, 8)).astype(np.float32)
+    fit = lambda seed: KNN(algorithm="faiss-ivf", n_lists=40, n_probe=2,  # noqa: E731
+                           random_state=seed).fit(bank)
+    centroids = lambda det: det.index_.quantizer.reconstruct_n(0, 40)  # noqa: E731
+    a, b, c = fit(0), fit(0), fit(1)
+    np.testing.assert_array_equal(centroids(a), centroids(b))
+    np.testing.assert_array_equal(a.score_samples(bank[:50]), b.score_samples(bank[:50]))
+    assert a.offset_ == b.offset_
+    assert not np.array_equal(centroids(a), centroids(c))
+
+
+def test_faiss_is_optional(monkeypatch):
+    code = "import sys, sklearn_ood; sys.exit('faiss' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss -> ImportError
+    rng = np.random.default_rng(24)
+    det = KNN(n_neighbors=2).fit(rng.normal(size=(10, 3)))
+    state = pickle.dumps(det)
+    with pytest.raises(ImportError, match=r'pip install "sklearn-ood\[faiss\]"'):
+        det.set_params(algorithm="faiss-hnsw").fit(rng.normal(size=(10, 3)))
+    assert pickle.dumps(det.set_params(algorithm="brute")) == state

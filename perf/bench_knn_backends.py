@@ -1,0 +1,178 @@
+"""KNN search back-ends on a large bank: build and search time, CPU time, peak RSS, recall.
+
+Data (``make_data``): ``n_clusters`` Gaussian clusters in ``d`` dimensions,
+row = ``center + noise``, center ``N(0, I / d)``, then L2-normalised, float32.
+The noise has total variance 1 like the center (squared distances are about
+1 inside a cluster and 2 across clusters), spread over the coordinates with
+variances proportional to ``1 / i`` (``--noise decaying``, the default: a
+decaying spectrum, as deep features have) or equally (``--noise isotropic``,
+the hardest case for an approximate index: all neighbours in a cluster
+nearly equidistant). The bank and the queries (same clusters,
+another seed) are written once to ``--cache`` as ``.npy`` files.
+
+Each back-end runs in its own subprocess with ``--threads`` threads (OpenMP,
+BLAS, ``faiss.omp_set_num_threads``, scikit-learn's threadpool), one after
+the other: first the exact ones (``brute`` = scikit-learn's
+``NearestNeighbors(algorithm="brute")``, as ``KNN`` searches by default;
+``faiss-flat`` = ``faiss.knn``), whose neighbours are the reference, then
+the approximate ones, each index built once and searched with every knob
+value. Recall@k = mean over queries of |approx k nearest & exact k nearest| / k;
+the k-th distance error is ``(approx - exact) / exact`` of the k-th squared
+distance (what the KNN score uses; >= 0 up to rounding).
+
+``--fit`` times ``KNN(algorithm=...).fit(bank)`` instead (validation,
+normalisation, index, leave-one-out scores of 10,000 bank rows).
+
+Usage::
+
+    PYTHONPATH=. python perf/bench_knn_backends.py --n 100000 --threads 1
+    PYTHONPATH=. python perf/bench_knn_backends.py --n 1000000 --threads 2
+    PYTHONPATH=. python perf/bench_knn_backends.py --n 1000000 --threads 2 --fit brute
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+K = 50  # KNN's default n_neighbors
+IVF_PROBES = (1, 4, 16, 64)
+HNSW_EFS = (16, 64, 128, 256)
+
+
+def make_data(n, d, n_clusters, seed, noise="decaying", chunk=100_000):
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((n_clusters, d), dtype=np.float32) / np.sqrt(d)
+    scale = 1 / np.arange(1, d + 1) if noise == "decaying" else np.ones(d)
+    scale = np.sqrt(scale / scale.sum()).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, d), dtype=np.float32)
+    for start in range(0, n, chunk):
+        rows = slice(start, min(start + chunk, n))
+        m = rows.stop - rows.start
+        block = centers[rng.integers(n_clusters, size=m)]
+        block += rng.standard_normal((m, d), dtype=np.float32) * scale
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out[rows] = block
+    return out
+
+
+def data_paths(args):
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    tag = f"{args.d}d_{args.clusters}c_{args.noise}"
+    bank, queries = cache / f"bank_{args.n}_{tag}.npy", cache / f"queries_{args.queries}_{tag}.npy"
+    if not bank.exists():
+        np.save(bank, make_data(args.n, args.d, args.clusters, seed=1, noise=args.noise))
+    if not queries.exists():
+        np.save(queries, make_data(args.queries, args.d, args.clusters, seed=2,
+                                   noise=args.noise))
+    return bank, queries
+
+
+def clocks():
+    return time.perf_counter(), time.process_time()
+
+
+def since(t):
+    wall, cpu = clocks()
+    return round(wall - t[0], 2), round(cpu - t[1], 2)
+
+
+def peak_rss_mib():
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def worker(args):
+    """One back-end in this process; prints one JSON line per searched setting."""
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    from sklearn_ood.detectors._neighbors import _search, build_index
+
+    faiss.omp_set_num_threads(args.threads)
+    threadpool_limits(args.threads)
+    bank_path, query_path = data_paths(args)
+    bank, queries = np.load(bank_path), np.load(query_path)
+    base = {"backend": args.worker, "n": len(bank), "threads": args.threads,
+            "rss_data_mib": peak_rss_mib()}
+    if args.fit:
+        from sklearn_ood import KNN
+        t = clocks()
+        KNN(algorithm=args.worker, random_state=0).fit(bank)
+        wall, cpu = since(t)
+        print(json.dumps({**base, "fit_wall": wall, "fit_cpu": cpu,
+                          "peak_rss_mib": peak_rss_mib()}), flush=True)
+        return
+    t = clocks()
+    index = build_index(bank, args.worker, seed=0)
+    build_wall, build_cpu = since(t)
+    exact_path = Path(args.cache) / f"exact_{bank_path.stem}_{args.queries}.npz"
+    knobs = {"faiss-ivf": [("n_probe", p) for p in IVF_PROBES],
+             "faiss-hnsw": [("ef_search", e) for e in HNSW_EFS]}.get(args.worker, [(None, None)])
+    for knob, value in knobs:
+        if knob == "n_probe":
+            index.nprobe = value
+        elif knob == "ef_search":
+            index.hnsw.efSearch = value
+        t = clocks()
+        sqdist, neighbors = _search(queries, bank, K, args.worker, index)
+        search_wall, search_cpu = since(t)
+        row = {**base, "knob": knob, "value": value, "build_wall": build_wall,
+               "build_cpu": build_cpu, "search_wall": search_wall, "search_cpu": search_cpu,
+               "peak_rss_mib": peak_rss_mib()}
+        if knob == "n_probe":  # 1 for equal lists; the expected scan cost grows with it
+            row["ivf_imbalance"] = round(index.invlists.imbalance_factor(), 2)
+        if exact_path.exists():
+            ref = np.load(exact_path)
+            hits = [len(np.intersect1d(a, b)) for a, b in zip(neighbors, ref["neighbors"])]
+            rel = (sqdist[:, -1] - ref["kth"]) / ref["kth"]
+            row.update(recall=round(float(np.mean(hits)) / K, 4),
+                       kth_rel_err_mean=float(f"{rel.mean():.2e}"),
+                       kth_rel_err_max=float(f"{rel.max():.2e}"))
+        elif args.worker == "brute":
+            np.savez(exact_path, neighbors=neighbors, kth=sqdist[:, -1])
+        print(json.dumps(row), flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--d", type=int, default=512)
+    parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument("--queries", type=int, default=10_000)
+    parser.add_argument("--noise", choices=["decaying", "isotropic"], default="decaying")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--backends", nargs="+",
+                        default=["brute", "faiss-flat", "faiss-ivf", "faiss-hnsw"])
+    parser.add_argument("--fit", nargs="+", default=None,
+                        help="time KNN(algorithm=...).fit on the bank instead")
+    parser.add_argument("--cache", default="/tmp/knn_bench")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        args.threads = args.threads[0]
+        return worker(args)
+    data_paths(args)  # generate once, outside the timed workers
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    for threads in args.threads:
+        env = {**os.environ, **{v: str(threads) for v in (
+            "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+        for backend in args.fit or args.backends:
+            cmd = [sys.executable, __file__, "--worker", backend, "--n", str(args.n),
+                   "--d", str(args.d), "--clusters", str(args.clusters),
+                   "--queries", str(args.queries), "--noise", args.noise,
+                   "--threads", str(threads),
+                   "--cache", args.cache] + (["--fit", backend] if args.fit else [])
+            subprocess.run(cmd, env=env, check=True)
+            print(f"load average: {os.getloadavg()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
