@@ -29,9 +29,8 @@ Usage::
     python perf/bench_detectors.py --memory [--n 5000] [--k 100]
     python perf/bench_detectors.py --knn [--n 50000] [--knn-queries 10000]
 
-faiss is not a dependency; to include it in ``--knn``, install it outside the
-project environment (``pip install --no-deps --target /tmp/faiss_pkg
-faiss-cpu``) and run with ``PYTHONPATH=/tmp/faiss_pkg``.
+faiss is the optional ``faiss`` extra (``pip install "sklearn-ood[faiss]"``);
+``perf/bench_knn_backends.py`` compares KNN's search algorithms on 1M rows.
 """
 
 import argparse
@@ -191,7 +190,7 @@ def run_knn(args):
     print(f"  kth_neighbor_sqdist (NearestNeighbors brute): {t1 - t0:.2f} s")
     print(f"  matmul + np.partition, chunk={chunk}:        {t2 - t1:.2f} s  "
           f"(max |diff| {np.abs(matmul - ours).max():.2e})")
-    try:  # optional, never a dependency: PYTHONPATH=/path/to/faiss_pkg
+    try:  # the optional faiss extra
         import faiss
     except ImportError:
         print("  faiss not importable: skipped")

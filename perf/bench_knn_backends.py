@@ -14,7 +14,8 @@ Each back-end runs in its own subprocess with ``--threads`` threads (OpenMP,
 BLAS, ``faiss.omp_set_num_threads``, scikit-learn's threadpool), one after
 the other: first the exact ones (``brute`` = scikit-learn's
 ``NearestNeighbors(algorithm="brute")``, as ``KNN`` searches by default;
-``faiss-flat`` = ``faiss.knn``), whose neighbours are the reference, then
+``faiss-flat`` = ``faiss.knn``), the first of which gives the reference
+neighbours, then
 the approximate ones, each index built once and searched with every knob
 value. Recall@k = mean over queries of |approx k nearest & exact k nearest| / k;
 the k-th distance error is ``(approx - exact) / exact`` of the k-th squared
@@ -26,7 +27,8 @@ normalisation, index, leave-one-out scores of 10,000 bank rows).
 Usage::
 
     PYTHONPATH=. python perf/bench_knn_backends.py --n 100000 --threads 1
-    PYTHONPATH=. python perf/bench_knn_backends.py --n 1000000 --threads 2
+    PYTHONPATH=. python perf/bench_knn_backends.py --n 1000000 --threads 2 \
+        --backends faiss-flat faiss-ivf --n-probe 1 4 16
     PYTHONPATH=. python perf/bench_knn_backends.py --n 1000000 --threads 2 --fit brute
 """
 
@@ -42,7 +44,6 @@ from pathlib import Path
 import numpy as np
 
 K = 50  # KNN's default n_neighbors
-IVF_PROBES = (1, 4, 16, 64)
 HNSW_EFS = (16, 64, 128, 256)
 
 
@@ -114,7 +115,7 @@ def worker(args):
     index = build_index(bank, args.worker, seed=0)
     build_wall, build_cpu = since(t)
     exact_path = Path(args.cache) / f"exact_{bank_path.stem}_{args.queries}.npz"
-    knobs = {"faiss-ivf": [("n_probe", p) for p in IVF_PROBES],
+    knobs = {"faiss-ivf": [("n_probe", p) for p in args.n_probe],
              "faiss-hnsw": [("ef_search", e) for e in HNSW_EFS]}.get(args.worker, [(None, None)])
     for knob, value in knobs:
         if knob == "n_probe":
@@ -136,7 +137,7 @@ def worker(args):
             row.update(recall=round(float(np.mean(hits)) / K, 4),
                        kth_rel_err_mean=float(f"{rel.mean():.2e}"),
                        kth_rel_err_max=float(f"{rel.max():.2e}"))
-        elif args.worker == "brute":
+        elif args.worker in ("brute", "faiss-flat"):  # the first exact one is the reference
             np.savez(exact_path, neighbors=neighbors, kth=sqdist[:, -1])
         print(json.dumps(row), flush=True)
 
@@ -151,6 +152,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--backends", nargs="+",
                         default=["brute", "faiss-flat", "faiss-ivf", "faiss-hnsw"])
+    parser.add_argument("--n-probe", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--fit", nargs="+", default=None,
                         help="time KNN(algorithm=...).fit on the bank instead")
     parser.add_argument("--cache", default="/tmp/knn_bench")
@@ -168,7 +170,7 @@ def main(argv=None):
             cmd = [sys.executable, __file__, "--worker", backend, "--n", str(args.n),
                    "--d", str(args.d), "--clusters", str(args.clusters),
                    "--queries", str(args.queries), "--noise", args.noise,
-                   "--threads", str(threads),
+                   "--threads", str(threads), "--n-probe", *map(str, args.n_probe),
                    "--cache", args.cache] + (["--fit", backend] if args.fit else [])
             subprocess.run(cmd, env=env, check=True)
             print(f"load average: {os.getloadavg()}", flush=True)
