@@ -21,6 +21,9 @@ from ._features import l2_normalize, pool_maps
 from ._neighbors import APPROXIMATE_ALGORITHMS, EXACT_ALGORITHMS, build_index, kth_neighbor_sqdist
 from .negative_aware_norm import negative_aware_rescaled_score
 
+# kth_neighbor_sqdist lives in _neighbors.py; it stays public (and documented) here.
+__all__ = ["KNN", "kth_neighbor_sqdist", "tuning_grid"]
+
 
 class KNN(BaseDetector):
     """Deep nearest-neighbour detector: distance to the k-th nearest training feature.
