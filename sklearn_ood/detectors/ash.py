@@ -37,8 +37,13 @@ def _ash_prune(features, percentile):
     k = n - int(np.round(n * percentile / 100.0))
     kept = np.zeros(h.shape, dtype=bool)
     if k > 0:
-        top = np.argsort(-h, axis=1, kind="stable")[:, :k]
-        np.put_along_axis(kept, top, True, axis=1)
+        # Linear time, no sort: keep what exceeds the k-th largest value t of the
+        # row, then the entries equal to t from the lowest index until k are kept.
+        t = np.partition(h, n - k, axis=1)[:, n - k, None]
+        kept = h > t
+        tied = h == t
+        kept |= tied & (np.cumsum(tied, axis=1, dtype=np.int32)
+                        <= k - kept.sum(axis=1, keepdims=True))
     pruned = np.where(kept, h, 0.0)
     s1, s2 = h.sum(axis=1, dtype=np.float64), pruned.sum(axis=1, dtype=np.float64)
     return pruned, kept, s1, s2, k
