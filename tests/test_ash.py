@@ -95,7 +95,7 @@ def test_float32_features_scored_in_float32_close_to_float64_by_hand(variant):
                  "s": lambda j: x[j] * math.exp(s1 / s2)}[variant]
         shaped.append([value(j) if j in keep else 0.0 for j in range(64)])
     det = ASH((W, b), variant=variant).fit(X)
-    # float32 pruning and product: relative error ~1e-7 (measured <= 6e-7)
+    # scored in float32: relative errors of order 1e-7
     np.testing.assert_allclose(det.score_samples(X), energy_loop(shaped, W, b), rtol=1e-5)
 
 

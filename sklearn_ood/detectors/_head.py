@@ -5,25 +5,24 @@ import numpy as np
 from .._validation import check_head
 
 
-def float64_logits(X, coef, intercept):
-    """Logits ``X W^T + b`` as float64, the ``N x D x K`` product in ``X``'s precision.
+def linear_logits(X, coef, intercept):
+    """Logits ``X W^T + b`` in the precision of ``X``: float32 for float32 features.
 
-    Float32 features are multiplied by a float32 copy of ``coef`` (float32
-    BLAS, no float64 copy of ``X``); only the ``N x K`` product is cast to
-    float64, before the intercept is added. Other input is multiplied in
-    float64.
+    Float32 features are multiplied by float32 copies of ``coef`` and
+    ``intercept`` (float32 BLAS, no float64 copy of ``X``); any other input
+    is computed in float64.
 
     Examples
     --------
     >>> import numpy as np
-    >>> z = float64_logits(np.ones((1, 2), dtype=np.float32), np.array([[1.0, 2.0]]),
-    ...                    np.array([0.5]))
+    >>> z = linear_logits(np.ones((1, 2), dtype=np.float32), np.array([[1.0, 2.0]]),
+    ...                   np.array([0.5]))
     >>> z, z.dtype
-    (array([[3.5]]), dtype('float64'))
+    (array([[3.5]], dtype=float32), dtype('float32'))
     """
     dtype = np.float32 if X.dtype == np.float32 else np.float64
-    product = np.asarray(X, dtype=dtype) @ np.asarray(coef, dtype=dtype).T
-    return product.astype(np.float64, copy=False) + intercept
+    return (np.asarray(X, dtype=dtype) @ np.asarray(coef, dtype=dtype).T
+            + np.asarray(intercept, dtype=dtype))
 
 
 class HeadMixin:
@@ -31,9 +30,9 @@ class HeadMixin:
 
     ``_fit_head(X)`` stores ``coef_`` and ``intercept_`` (both ``None`` when
     ``head`` is ``None`` and ``head_required`` is false, in which case ``X``
-    is read as logits); ``_logits(X)`` applies them (float64 unless ``X``
-    holds float32 logits), ``_float64_logits(X)`` too, by
-    :func:`float64_logits` (float64 logits, the product in ``X``'s precision).
+    is read as logits); ``_logits(X)`` applies them in float64 (unless ``X``
+    holds float32 logits), ``_logits_like(X)`` in the precision of ``X``
+    (:func:`linear_logits`).
     """
 
     head_required = False
@@ -54,7 +53,7 @@ class HeadMixin:
             return X
         return X @ self.coef_.T + self.intercept_
 
-    def _float64_logits(self, X):
+    def _logits_like(self, X):
         if self.coef_ is None:
-            return np.asarray(X, dtype=np.float64)
-        return float64_logits(X, self.coef_, self.intercept_)
+            return X
+        return linear_logits(X, self.coef_, self.intercept_)

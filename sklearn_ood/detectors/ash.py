@@ -20,7 +20,7 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseDetector
-from ._head import HeadMixin, float64_logits
+from ._head import HeadMixin, linear_logits
 from .logits import energy
 
 
@@ -122,9 +122,9 @@ def ash_energy(features, coef, intercept, variant="s", percentile=90.0):
     ``t = s1 / s2``. When ``exp(t)`` or the logits overflow, the score is the
     limit: ``+inf`` if some class gets a positive contribution, otherwise the
     energy of the finite logits (``-inf`` if every contribution is
-    negative) -- never NaN. The ``N x D x K`` product is computed in the
-    precision of ``features`` (float32 stays float32), the logits in float64
-    (:func:`~sklearn_ood.detectors._head.float64_logits`).
+    negative) -- never NaN. Float32 features are scored in float32
+    (:func:`~sklearn_ood.detectors._head.linear_logits`), except that ASH-S
+    scales and scores its logits in float64 (the overflow rule above).
 
     Examples
     --------
@@ -134,9 +134,10 @@ def ash_energy(features, coef, intercept, variant="s", percentile=90.0):
     array([2.1269])
     """
     if variant != "s":
-        return energy(float64_logits(ash(features, variant, percentile), coef, intercept))
+        return energy(linear_logits(ash(features, variant, percentile), coef, intercept))
     pruned, _, s1, s2, _ = _ash_prune(features, percentile)
-    logits = _scale_nonzero(float64_logits(pruned, coef, 0.0), s1, s2) + intercept
+    product = linear_logits(pruned, coef, 0.0).astype(np.float64, copy=False)
+    logits = _scale_nonzero(product, s1, s2) + intercept
     with np.errstate(divide="ignore", invalid="ignore"):
         return logsumexp(logits, axis=1)
 

@@ -132,9 +132,8 @@ class ReAct(HeadMixin, BaseDetector):
             self.clip_ = float(self.clip)
 
     def _score(self, X):
-        # Float32 features are clipped and multiplied in float32 (the clip value
-        # rounded to float32); the logits and the energy are float64.
-        return energy(self._float64_logits(react_clip(X, self.clip_)))
+        # Float32 features are scored in float32 (the clip value rounded to float32).
+        return energy(self._logits_like(react_clip(X, self.clip_)))
 
 
 def tuning_grid(n_samples):

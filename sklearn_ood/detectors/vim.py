@@ -173,8 +173,9 @@ class ViM(HeadMixin, AccumulatingDetector):
         self.alpha_ = float(self._logits(H).max(axis=1).mean() / mean_v)
 
     def _score(self, X):
-        # The N x D products in the precision of X (float32 stays float32), as
-        # _float64_logits; the fitted statistics stay float64 (METHODS.md).
+        # Float32 features are scored in float32 (the fitted statistics stay
+        # float64, METHODS.md); the two terms are combined in float64.
         dtype = np.float32 if X.dtype == np.float32 else np.float64
         v = virtual_logit(X, self.origin_.astype(dtype), self.null_space_.astype(dtype))
-        return -self.alpha_ * v.astype(np.float64) + logsumexp(self._float64_logits(X), axis=1)
+        energy = logsumexp(self._logits_like(X), axis=1)
+        return -self.alpha_ * v.astype(np.float64) + energy.astype(np.float64)
