@@ -137,6 +137,23 @@ def test_ash_properties(h, percentile):
             np.testing.assert_allclose(s_row.sum(), s2 * math.exp(s1 / s2))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from([np.float32, np.float64]).flatmap(lambda dtype: arrays(
+        dtype, st.tuples(st.integers(1, 4), st.integers(1, 12)),
+        elements=st.sampled_from([0.0, 1.0, 2.0, 2.5]))),
+    st.sampled_from([0, 10, 50, 65, 90, 100]),
+)
+def test_ash_keeps_the_k_largest_lowest_index_first_with_many_ties(h, percentile):
+    d = h.shape[1]
+    k = d - int(np.round(d * percentile / 100))
+    binarized = ash(h, "b", percentile)  # kept entries (zeros too) become s1 / k
+    for row, b_row in zip(h.astype(np.float64), binarized):
+        keep = sorted(range(d), key=lambda j: (-row[j], j))[:k]
+        expected = [row.sum() / k if j in keep else 0.0 for j in range(d)]
+        np.testing.assert_allclose(b_row, expected, rtol=1e-6)
+
+
 def test_tuning_grid_candidates_fit():
     candidates = list(ParameterGrid(tuning_grid(len(ASH_ROW))))
     assert len(candidates) == 5
