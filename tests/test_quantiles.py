@@ -29,29 +29,29 @@ def reference(X, q, axis=None):
 @settings(max_examples=150, deadline=None)
 @given(st.sampled_from([np.float32, np.float64]).flatmap(float_arrays), PERCENTILES,
        st.integers(1, 25))
-def test_percentile_of_all_equals_numpy(X, q, chunk_entries):
-    # chunk_entries from 1 entry (one row per chunk) to whole arrays.
-    assert percentile_of_all(X, q, chunk_entries=chunk_entries) == reference(X, q)
+def test_percentile_of_all_equals_numpy(X, q, chunk_rows):
+    # chunk_rows from 1 row to whole arrays.
+    assert percentile_of_all(X, q, chunk_rows=chunk_rows) == reference(X, q)
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.sampled_from([np.float32, np.float64]).flatmap(float_arrays), PERCENTILES,
        st.integers(1, 25))
-def test_column_percentiles_equal_numpy(X, q, chunk_entries):
+def test_column_percentiles_equal_numpy(X, q, chunk_rows):
     np.testing.assert_array_equal(
-        column_percentiles(X, [q, 60.0], chunk_entries=chunk_entries), reference(X, [q, 60.0], 0))
+        column_percentiles(X, [q, 60.0], chunk_rows=chunk_rows), reference(X, [q, 60.0], 0))
     np.testing.assert_array_equal(
-        column_percentiles(X, q, chunk_entries=chunk_entries), reference(X, q, 0))
+        column_percentiles(X, q, chunk_rows=chunk_rows), reference(X, q, 0))
 
 
 def test_small_cases_by_hand():
     X = np.array([[3.0, 1.0], [2.0, 1.0], [0.0, 1.0]], dtype=np.float32)
     # all six entries sorted: 0 1 1 1 2 3; position 0.5 * 5 = 2.5 -> (1 + 1) / 2
-    assert percentile_of_all(X, 50, chunk_entries=1) == 1.0
+    assert percentile_of_all(X, 50, chunk_rows=1) == 1.0
     assert percentile_of_all(X, 0) == 0.0 and percentile_of_all(X, 100) == 3.0
     assert percentile_of_all(X, 90) == 2.5  # position 4.5 -> (2 + 3) / 2
     # column 0 sorted 0 2 3, column 1 all equal
-    np.testing.assert_array_equal(column_percentiles(X, [0, 25, 100], chunk_entries=3),
+    np.testing.assert_array_equal(column_percentiles(X, [0, 25, 100], chunk_rows=3),
                                   [[0.0, 1.0], [1.0, 1.0], [3.0, 1.0]])
     assert percentile_of_all(np.array([[-5.0]]), 37) == -5.0
 
@@ -65,8 +65,8 @@ def test_values_that_differ_only_in_the_lowest_bits(dtype):
     X = (1.0 + steps * np.finfo(dtype).eps).astype(dtype)
     assert len(np.unique(X)) > 200
     for q in [0, 13.7, 50, 90, 99.99, 100]:
-        assert percentile_of_all(X, q, chunk_entries=50) == reference(X, q)
-        np.testing.assert_array_equal(column_percentiles(X, q, chunk_entries=50),
+        assert percentile_of_all(X, q, chunk_rows=17) == reference(X, q)
+        np.testing.assert_array_equal(column_percentiles(X, q, chunk_rows=17),
                                       reference(X, q, 0))
 
 
@@ -75,12 +75,12 @@ def test_chunk_boundaries_and_negative_values():
     X = (rng.standard_normal((1001, 7)) * 10.0 ** rng.integers(-20, 20, (1001, 7)))
     X[::3] = 0.0  # a tie over many chunks
     X32 = X.astype(np.float32)
-    for chunk_entries in [7, 20, 7 * 143, 10**6]:  # 1 row, 2 rows + a remainder, 7 chunks, one
+    for chunk_rows in [1, 3, 143, 10**6]:  # 1 row, 3 rows + a remainder, 7 chunks, one
         for q in [0, 33.3, 90, 100]:
-            assert percentile_of_all(X32, q, chunk_entries=chunk_entries) == reference(X32, q)
-            assert percentile_of_all(X, q, chunk_entries=chunk_entries) == reference(X, q)
+            assert percentile_of_all(X32, q, chunk_rows=chunk_rows) == reference(X32, q)
+            assert percentile_of_all(X, q, chunk_rows=chunk_rows) == reference(X, q)
         np.testing.assert_array_equal(
-            column_percentiles(X32, [60, 90], chunk_entries=chunk_entries),
+            column_percentiles(X32, [60, 90], chunk_rows=chunk_rows),
             reference(X32, [60, 90], 0))
 
 
@@ -90,11 +90,11 @@ def test_extra_memory_is_bounded_by_the_chunk():
     for fn, q in [(percentile_of_all, 90), (column_percentiles, [60, 90])]:
         tracemalloc.start()
         try:
-            fn(X, q, chunk_entries=2**16)
+            fn(X, q, chunk_rows=1024)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-        # chunk copy + keys (0.5 MiB), 65,536 counts per wanted rank, one column
+        # a few arrays of 1024 x 64 keys, 65,536 counts per wanted rank, one column
         assert peak < X.nbytes / 4, (fn.__name__, peak)
 
 

@@ -10,10 +10,8 @@ statistics exactly, then interpolate them in float64 with NumPy's own formula.
 
 import numpy as np
 
-from ._features import row_chunks
+from ._features import CHUNK_ROWS, row_chunks
 
-#: Entries of ``X`` copied at a time: the bound on the extra memory.
-CHUNK_ENTRIES = 1 << 22
 _DIGIT_BITS = 16
 
 
@@ -76,7 +74,7 @@ def _key_to_float(key, dtype):
     return float(np.array(bits, dtype=unsigned).view(dtype))
 
 
-def _select_ranks(X, ranks, chunk_entries):
+def _select_ranks(X, ranks, chunk_rows):
     """Values of rank ``ranks`` (0-based) among all entries of ``X``, by radix selection.
 
     Each entry's order key (:func:`_order_keys`) is read 16 bits at a time,
@@ -88,8 +86,7 @@ def _select_ranks(X, ranks, chunk_entries):
     """
     dtype = _work_dtype(X)
     nbits = 8 * dtype.itemsize
-    row_size = max(1, X.size // max(1, X.shape[0]))
-    chunks = row_chunks(X.shape[0], max(1, chunk_entries // row_size))
+    chunks = row_chunks(X.shape[0], chunk_rows)
     prefixes, below = [0] * len(ranks), [0] * len(ranks)
     for shift in range(nbits - _DIGIT_BITS, -1, -_DIGIT_BITS):
         counts = {p: np.zeros(1 << _DIGIT_BITS, dtype=np.int64) for p in prefixes}
@@ -109,7 +106,7 @@ def _select_ranks(X, ranks, chunk_entries):
     return [_key_to_float(key, dtype) for key in prefixes]
 
 
-def percentile_of_all(X, q, *, chunk_entries=CHUNK_ENTRIES):
+def percentile_of_all(X, q, *, chunk_rows=CHUNK_ROWS):
     """The ``q`` percentile of all entries of ``X``, exactly, in bounded memory.
 
     Equal to ``np.percentile(np.asarray(X, dtype=np.float64), q)``: the two
@@ -117,16 +114,16 @@ def percentile_of_all(X, q, *, chunk_entries=CHUNK_ENTRIES):
     ``n = X.size`` entries are found by radix selection on the floats' bit
     patterns (:func:`_select_ranks`: two passes over ``X`` by chunks of rows
     when ``X`` is float32, four otherwise), then linearly interpolated in
-    float64. The extra memory is about ``chunk_entries`` entries (a float32 or
-    float64 copy of one chunk and its keys), independent of the number of rows.
+    float64. The extra memory is a few arrays of one chunk's size (its keys
+    and their digits), independent of the number of rows.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, ...)
         Free of NaN. Float32 is read as is, anything else as float64.
     q : float in [0, 100]
-    chunk_entries : int, default=CHUNK_ENTRIES
-        Entries read at a time (whole rows, at least one).
+    chunk_rows : int, default=CHUNK_ROWS
+        Rows read at a time.
 
     Returns
     -------
@@ -138,38 +135,39 @@ def percentile_of_all(X, q, *, chunk_entries=CHUNK_ENTRIES):
     >>> X = np.array([[0.0, 10.0], [1.0, 20.0]], dtype=np.float32)
     >>> percentile_of_all(X, 50), float(np.percentile(X.astype(np.float64), 50))
     (5.5, 5.5)
-    >>> percentile_of_all(X, 100, chunk_entries=1)
+    >>> percentile_of_all(X, 100, chunk_rows=1)
     20.0
     """
     X = np.asarray(X)
     if X.size == 0:
         raise ValueError("percentile_of_all needs at least one entry; got an empty array.")
     lo, hi, t = _linear_positions(X.size, q)
-    a, b = _select_ranks(X, (lo, hi), chunk_entries)
+    a, b = _select_ranks(X, (lo, hi), chunk_rows)
     return float(_lerp(a, b, t))
 
 
-def column_percentiles(X, q, *, chunk_entries=CHUNK_ENTRIES):
+def column_percentiles(X, q, *, chunk_rows=CHUNK_ROWS):
     """Per-column ``q`` percentile(s) of ``X``, exactly, one block of columns at a time.
 
     Equal to ``np.percentile(np.asarray(X, dtype=np.float64), q, axis=0)``.
-    The columns are taken ``b = max(1, chunk_entries // n_samples)`` at a
-    time: the block is copied (in ``X``'s dtype if float32, else float64) as
-    a ``(b, n_samples)`` C-ordered array, partitioned in place around the
-    ranks that every ``q`` needs (one introselect per column, linear time),
-    and the two order statistics around each virtual index are interpolated
-    in float64. The extra memory is one block: about ``chunk_entries``
-    entries, or one column (``n_samples`` entries) when the rows are more
-    numerous -- linear in ``n_samples`` then, but ``1 / n_features`` of the
-    input.
+    The columns are taken ``b = max(1, chunk_rows * n_features // n_samples)``
+    at a time (a block as large as a chunk of ``chunk_rows`` rows): the block
+    is copied (in ``X``'s dtype if float32, else float64) as a
+    ``(b, n_samples)`` C-ordered array, partitioned in place around the ranks
+    that every ``q`` needs (one introselect per column, linear time), and the
+    two order statistics around each virtual index are interpolated in
+    float64. The extra memory is one block: one chunk, or one column
+    (``n_samples`` entries) once ``n_samples > chunk_rows * n_features`` --
+    linear in ``n_samples`` then, but ``1 / n_features`` of the input.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
         Free of NaN.
     q : float or sequence of float in [0, 100]
-    chunk_entries : int, default=CHUNK_ENTRIES
-        Entries copied at a time (whole columns, at least one).
+    chunk_rows : int, default=CHUNK_ROWS
+        A block holds about ``chunk_rows * n_features`` entries (whole
+        columns, at least one).
 
     Returns
     -------
@@ -181,7 +179,7 @@ def column_percentiles(X, q, *, chunk_entries=CHUNK_ENTRIES):
     >>> X = np.array([[0.0, 10.0], [1.0, 20.0], [2.0, 30.0]])
     >>> column_percentiles(X, 50)
     array([ 1., 20.])
-    >>> column_percentiles(X, [25, 100], chunk_entries=1)
+    >>> column_percentiles(X, [25, 100], chunk_rows=1)
     array([[ 0.5, 15. ],
            [ 2. , 30. ]])
     """
@@ -193,7 +191,7 @@ def column_percentiles(X, q, *, chunk_entries=CHUNK_ENTRIES):
     kth = sorted({rank for lo, hi, _ in positions for rank in (lo, hi)})
     dtype = _work_dtype(X)
     out = np.empty((len(positions), n_features))
-    width = max(1, chunk_entries // n_samples)
+    width = max(1, chunk_rows * n_features // n_samples)
     for start in range(0, n_features, width):
         cols = slice(start, min(start + width, n_features))
         block = np.array(X[:, cols].T, dtype=dtype, order="C")
