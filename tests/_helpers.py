@@ -246,3 +246,23 @@ def assert_unchanged_after_error(est, call, exc, match):
     with pytest.raises(exc, match=match):
         call()
     assert state(est) == before, "a failed call changed the fitted estimator"
+
+
+# ------------------------------------------------------------- float32 scoring
+def float32_features(n=200, d=64, k=10, seed=0):
+    """Post-ReLU-like float32 features (about 40 % zeros) and a float64 head."""
+    rng = np.random.default_rng(seed)
+    X = np.maximum(rng.standard_normal((n, d)) + 0.3, 0.0).astype(np.float32)
+    return X, (rng.standard_normal((k, d)) / np.sqrt(d), 0.1 * rng.standard_normal(k))
+
+
+def score_peak_bytes(det, X):
+    """``tracemalloc`` peak of ``det.score_samples(X)``, in bytes."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        det.score_samples(X)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -18,6 +18,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_ood.detectors.ash import ASH, ash, tuning_grid
 
 from _helpers import (
+    float32_features,
     AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_float32_input_gives_float64_scores,
@@ -82,6 +83,22 @@ def test_ash_estimator_scores(variant):
     np.testing.assert_allclose(det.score_samples(X), energy_loop(shaped, W, b))
 
 
+@pytest.mark.parametrize("variant", ["p", "b", "s"])
+def test_float32_features_scored_in_float32_close_to_float64_by_hand(variant):
+    X, (W, b) = float32_features()
+    k = 64 - round(64 * 0.9)  # 6 kept per row
+    shaped = []
+    for x in X.astype(np.float64):
+        keep = sorted(range(64), key=lambda j: (-x[j], j))[:k]
+        s1, s2 = x.sum(), x[keep].sum()
+        value = {"p": lambda j: x[j], "b": lambda j: s1 / k,
+                 "s": lambda j: x[j] * math.exp(s1 / s2)}[variant]
+        shaped.append([value(j) if j in keep else 0.0 for j in range(64)])
+    det = ASH((W, b), variant=variant).fit(X)
+    # scored in float32: relative errors of order 1e-7
+    np.testing.assert_allclose(det.score_samples(X), energy_loop(shaped, W, b), rtol=1e-5)
+
+
 def test_ash_s_overflow_gives_inf_not_nan():
     # D = 1000 equal entries, p = 99.9: k = 1, s1 / s2 = 1000, exp(1000) overflows
     h = np.ones((1, 1000))
@@ -118,6 +135,23 @@ def test_ash_properties(h, percentile):
         s1, s2 = row.sum(), p_row.sum()
         if s2 > 0:
             np.testing.assert_allclose(s_row.sum(), s2 * math.exp(s1 / s2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from([np.float32, np.float64]).flatmap(lambda dtype: arrays(
+        dtype, st.tuples(st.integers(1, 4), st.integers(1, 12)),
+        elements=st.sampled_from([0.0, 1.0, 2.0, 2.5]))),
+    st.sampled_from([0, 10, 50, 65, 90, 100]),
+)
+def test_ash_keeps_the_k_largest_lowest_index_first_with_many_ties(h, percentile):
+    d = h.shape[1]
+    k = d - int(np.round(d * percentile / 100))
+    binarized = ash(h, "b", percentile)  # kept entries (zeros too) become s1 / k
+    for row, b_row in zip(h.astype(np.float64), binarized):
+        keep = sorted(range(d), key=lambda j: (-row[j], j))[:k]
+        expected = [row.sum() / k if j in keep else 0.0 for j in range(d)]
+        np.testing.assert_allclose(b_row, expected, rtol=1e-6)
 
 
 def test_tuning_grid_candidates_fit():

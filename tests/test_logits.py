@@ -13,6 +13,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_ood import GEN, Energy, Entropy, MaxLogit, MaxSoftmax
 from sklearn_ood.metrics import auroc_scorer
 
+from _helpers import energy_loop, float32_features, score_peak_bytes
+
 LOGITS = np.array([[2.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 3.0, -1.0]])
 
 
@@ -37,6 +39,16 @@ def test_hand_computed_scores():
         Energy(temperature=2.0).fit(LOGITS).score_samples(LOGITS[:1]),
         [2 * np.log(np.e + 2)],
     )
+
+
+def test_energy_scores_float32_features_in_float32_close_to_float64_by_hand():
+    X, (W, b) = float32_features()
+    det = Energy((W, b), temperature=2.0).fit(X)
+    # T * logsumexp(z / T) = 2 * energy of (h W^T + b) / 2; in float32: errors ~1e-7
+    np.testing.assert_allclose(det.score_samples(X), 2 * energy_loop(X, W / 2, b / 2), rtol=1e-5)
+    # no float64 copy of the features (one would take 2 x X.nbytes)
+    X, head = float32_features(n=2000, d=256)
+    assert score_peak_bytes(Energy(head).fit(X), X) < 2 * X.nbytes
 
 
 @pytest.mark.parametrize("as_linear", [True, False])

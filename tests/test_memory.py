@@ -75,8 +75,6 @@ NOT_2D = {"RankFeat"}  # an SVD of each 4-D map; rejects 2-D features
 UNBOUNDED = {
     "Gram": "the Gram features of all rows (_gram(X), N x max_power x C float64) and "
             "the deviations of the 10 % hold-out",
-    "ReAct": "np.percentile of a float64 copy of all N x D entries",
-    "VRA": "np.percentile of a float64 copy of all rows, per column",
 }
 
 

@@ -19,6 +19,8 @@ from sklearn_ood.detectors.react import ReAct, tuning_grid
 from sklearn_ood.metrics import auroc, auroc_scorer
 
 from _helpers import (
+    float32_features,
+    score_peak_bytes,
     activations_with_spiky_ood,
     AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
@@ -85,6 +87,23 @@ def test_pipeline_grid_search_react():
     assert search.best_estimator_[-1].clip_ == np.percentile(X[y >= 0], p)
     no_clip = auroc(y, Energy(head).fit(X, y).score_samples(X))
     assert auroc(y, search.score_samples(X)) > no_clip + 0.3
+
+
+def test_clip_equals_numpy_percentile_of_a_float64_copy():
+    X, head = float32_features(n=3000, d=20)
+    for p in [0, 37.5, 90, 100]:
+        assert ReAct(head, percentile=p).fit(X).clip_ == np.percentile(X.astype(np.float64), p)
+
+
+def test_float32_features_scored_in_float32_close_to_float64_by_hand():
+    X, (W, b) = float32_features()
+    det = ReAct((W, b)).fit(X)
+    clipped = [[min(float(v), det.clip_) for v in x] for x in X]
+    # scored in float32: relative errors of order 1e-7
+    np.testing.assert_allclose(det.score_samples(X), energy_loop(clipped, W, b), rtol=1e-5)
+    # no float64 copy of the features (one would take 2 x X.nbytes)
+    X, head = float32_features(n=2000, d=256)
+    assert score_peak_bytes(ReAct(head).fit(X), X) < 2 * X.nbytes
 
 
 def test_tuning_grid_candidates_fit():

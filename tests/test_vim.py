@@ -10,6 +10,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_ood.detectors.vim import ViM, vim_principal_dim
 
 from _helpers import (
+    float32_features,
+    score_peak_bytes,
     AutoHead,
     check_failed_calls_leave_detector_unchanged,
     head_3_to_4,
@@ -70,6 +72,19 @@ def test_vim_matches_step_by_step_reference():
         lin.bias.copy_(torch.as_tensor(b))
     np.testing.assert_allclose(ViM(head=lin).fit(X_train).score_samples(X), expected,
                                rtol=1e-10)
+
+
+def test_float32_features_scored_in_float32_close_to_float64_by_hand():
+    X, (W, b) = float32_features()
+    det = ViM(head=(W, b)).fit(X)
+    H = X.astype(np.float64) - det.origin_
+    residual = np.sqrt(((H @ det.null_space_) ** 2).sum(axis=1))
+    energy = np.log(np.exp(X.astype(np.float64) @ W.T + b).sum(axis=1))
+    # scored in float32: relative errors of order 1e-7
+    np.testing.assert_allclose(det.score_samples(X), -det.alpha_ * residual + energy, rtol=1e-5)
+    # no float64 copy of the features (one would take 2 x X.nbytes)
+    X, head = float32_features(n=2000, d=256)
+    assert score_peak_bytes(ViM(head).fit(X), X) < 2 * X.nbytes
 
 
 def test_vim_principal_dim_rule():

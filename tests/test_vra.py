@@ -8,6 +8,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_ood.detectors.vra import VRA, tuning_grid
 
 from _helpers import (
+    float32_features,
     AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_float32_input_gives_float64_scores,
@@ -50,6 +51,17 @@ def test_absolute_thresholds_and_ood_rows_dropped():
     y = np.array([0, 0, 1, 1, -1])  # the last row is OOD
     det = VRA(HEAD, low_percentile=0, high_percentile=100).fit(TRAIN, y)
     np.testing.assert_array_equal(det.beta_, [3.0, 40.0])
+
+
+def test_thresholds_equal_numpy_percentiles_of_a_float64_copy():
+    X, head = float32_features(n=3000, d=20)
+    X[:, 3] = 0.5  # an all-equal column
+    det = VRA(head, low_percentile=0, high_percentile=37.5).fit(X)
+    np.testing.assert_array_equal(det.alpha_, np.percentile(X.astype(np.float64), 0, axis=0))
+    np.testing.assert_array_equal(det.beta_, np.percentile(X.astype(np.float64), 37.5, axis=0))
+    det = VRA(head, low_percentile=60, high_percentile=100).fit(X)
+    np.testing.assert_array_equal(det.alpha_, np.percentile(X.astype(np.float64), 60, axis=0))
+    np.testing.assert_array_equal(det.beta_, X.max(axis=0))
 
 
 def test_bad_thresholds():

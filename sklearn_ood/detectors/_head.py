@@ -1,6 +1,28 @@
 """The final linear layer, as detectors receive it through ``head=``."""
 
+import numpy as np
+
 from .._validation import check_head
+
+
+def linear_logits(X, coef, intercept):
+    """Logits ``X W^T + b`` in the precision of ``X``: float32 for float32 features.
+
+    Float32 features are multiplied by float32 copies of ``coef`` and
+    ``intercept`` (float32 BLAS, no float64 copy of ``X``); any other input
+    is computed in float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z = linear_logits(np.ones((1, 2), dtype=np.float32), np.array([[1.0, 2.0]]),
+    ...                   np.array([0.5]))
+    >>> z, z.dtype
+    (array([[3.5]], dtype=float32), dtype('float32'))
+    """
+    dtype = np.float32 if X.dtype == np.float32 else np.float64
+    return (np.asarray(X, dtype=dtype) @ np.asarray(coef, dtype=dtype).T
+            + np.asarray(intercept, dtype=dtype))
 
 
 class HeadMixin:
@@ -8,7 +30,9 @@ class HeadMixin:
 
     ``_fit_head(X)`` stores ``coef_`` and ``intercept_`` (both ``None`` when
     ``head`` is ``None`` and ``head_required`` is false, in which case ``X``
-    is read as logits); ``_logits(X)`` applies them.
+    is read as logits); ``_logits(X)`` applies them in float64 (unless ``X``
+    holds float32 logits), ``_logits_like(X)`` in the precision of ``X``
+    (:func:`linear_logits`).
     """
 
     head_required = False
@@ -28,3 +52,8 @@ class HeadMixin:
         if self.coef_ is None:
             return X
         return X @ self.coef_.T + self.intercept_
+
+    def _logits_like(self, X):
+        if self.coef_ is None:
+            return X
+        return linear_logits(X, self.coef_, self.intercept_)

@@ -20,7 +20,7 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseDetector
-from ._head import HeadMixin
+from ._head import HeadMixin, linear_logits
 from .logits import energy
 
 
@@ -28,17 +28,25 @@ def _ash_prune(features, percentile):
     """Keep the ``k = D - round(D * percentile / 100)`` largest entries per row.
 
     Ties at the cut are broken towards the lower feature index, so exactly
-    ``k`` entries are kept. Returns ``(pruned, kept_mask, s1, s2, k)``.
+    ``k`` entries are kept. Returns ``(pruned, kept_mask, s1, s2, k)``:
+    ``pruned`` is float32 for float32 features (else float64), the sums float64.
     """
-    h = np.asarray(features, dtype=np.float64)
+    h = np.asarray(features)
+    h = h if h.dtype == np.float32 else h.astype(np.float64, copy=False)
     n = h.shape[1]
     k = n - int(np.round(n * percentile / 100.0))
     kept = np.zeros(h.shape, dtype=bool)
     if k > 0:
-        top = np.argsort(-h, axis=1, kind="stable")[:, :k]
-        np.put_along_axis(kept, top, True, axis=1)
+        # Linear time, no sort: keep what exceeds the k-th largest value t of the
+        # row, then the entries equal to t from the lowest index until k are kept.
+        t = np.partition(h, n - k, axis=1)[:, n - k, None]
+        kept = h > t
+        tied = h == t
+        kept |= tied & (np.cumsum(tied, axis=1, dtype=np.int32)
+                        <= k - kept.sum(axis=1, keepdims=True))
     pruned = np.where(kept, h, 0.0)
-    return pruned, kept, h.sum(axis=1), pruned.sum(axis=1), k
+    s1, s2 = h.sum(axis=1, dtype=np.float64), pruned.sum(axis=1, dtype=np.float64)
+    return pruned, kept, s1, s2, k
 
 
 def _ash_log_scale(s1, s2):
@@ -84,7 +92,8 @@ def ash(features, variant="s", percentile=90.0):
 
     Returns
     -------
-    shaped : ndarray of shape (n_samples, n_features), float64
+    shaped : ndarray of shape (n_samples, n_features)
+        Float32 for float32 ``features``, else float64.
 
     Examples
     --------
@@ -100,7 +109,7 @@ def ash(features, variant="s", percentile=90.0):
         return pruned
     if variant == "b":
         fill = s1 / k if k > 0 else np.zeros_like(s1)
-        return np.where(kept, fill[:, None], 0.0)
+        return np.where(kept, fill[:, None].astype(pruned.dtype), 0.0)
     if variant == "s":
         return _scale_nonzero(pruned, s1, s2)
     raise ValueError(f"variant must be 'p', 'b' or 's'; got {variant!r}.")
@@ -113,7 +122,9 @@ def ash_energy(features, coef, intercept, variant="s", percentile=90.0):
     ``t = s1 / s2``. When ``exp(t)`` or the logits overflow, the score is the
     limit: ``+inf`` if some class gets a positive contribution, otherwise the
     energy of the finite logits (``-inf`` if every contribution is
-    negative) -- never NaN.
+    negative) -- never NaN. Float32 features are scored in float32
+    (:func:`~sklearn_ood.detectors._head.linear_logits`), except that ASH-S
+    scales and scores its logits in float64 (the overflow rule above).
 
     Examples
     --------
@@ -123,9 +134,10 @@ def ash_energy(features, coef, intercept, variant="s", percentile=90.0):
     array([2.1269])
     """
     if variant != "s":
-        return energy(ash(features, variant, percentile) @ coef.T + intercept)
+        return energy(linear_logits(ash(features, variant, percentile), coef, intercept))
     pruned, _, s1, s2, _ = _ash_prune(features, percentile)
-    logits = _scale_nonzero(pruned @ coef.T, s1, s2) + intercept
+    product = linear_logits(pruned, coef, 0.0).astype(np.float64, copy=False)
+    logits = _scale_nonzero(product, s1, s2) + intercept
     with np.errstate(divide="ignore", invalid="ignore"):
         return logsumexp(logits, axis=1)
 

@@ -305,7 +305,7 @@ class Energy(_LogitDetector):
         self.contamination = contamination
 
     def _score(self, X):
-        return energy(self._logits(X), self.temperature)
+        return energy(self._logits_like(X), self.temperature)
 
 
 class Entropy(_LogitDetector):

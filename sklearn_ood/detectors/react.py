@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
 from ._head import HeadMixin
+from ._quantiles import percentile_of_all
 from .logits import energy
 
 
@@ -27,7 +28,11 @@ def react_threshold(features, percentile=90.0):
     """ReAct clip value: the ``percentile`` of *all* entries of ``features``.
 
     The percentile is taken over the flattened ``(N * D)`` entries (not per
-    feature), with NumPy's default linear interpolation.
+    feature), with NumPy's default linear interpolation: exactly
+    ``np.percentile(features.astype(np.float64), percentile)``, found by
+    radix selection over chunks of rows
+    (:func:`~sklearn_ood.detectors._quantiles.percentile_of_all`), without a
+    float64 copy of ``features``.
 
     Examples
     --------
@@ -35,7 +40,7 @@ def react_threshold(features, percentile=90.0):
     >>> react_threshold(np.array([[0.0, 10.0], [1.0, 20.0]]), 50)
     5.5
     """
-    return float(np.percentile(np.asarray(features, dtype=np.float64), percentile))
+    return percentile_of_all(features, percentile)
 
 
 def react_clip(features, clip):
@@ -127,7 +132,8 @@ class ReAct(HeadMixin, BaseDetector):
             self.clip_ = float(self.clip)
 
     def _score(self, X):
-        return energy(self._logits(react_clip(np.asarray(X, dtype=np.float64), self.clip_)))
+        # Float32 features are scored in float32 (the clip value rounded to float32).
+        return energy(self._logits_like(react_clip(X, self.clip_)))
 
 
 def tuning_grid(n_samples):

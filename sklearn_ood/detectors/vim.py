@@ -173,6 +173,9 @@ class ViM(HeadMixin, AccumulatingDetector):
         self.alpha_ = float(self._logits(H).max(axis=1).mean() / mean_v)
 
     def _score(self, X):
-        X = X.astype(np.float64)
-        v = virtual_logit(X, self.origin_, self.null_space_)
-        return -self.alpha_ * v + logsumexp(self._logits(X), axis=1)
+        # Float32 features are scored in float32 (the fitted statistics stay
+        # float64, METHODS.md); the two terms are combined in float64.
+        dtype = np.float32 if X.dtype == np.float32 else np.float64
+        v = virtual_logit(X, self.origin_.astype(dtype), self.null_space_.astype(dtype))
+        energy = logsumexp(self._logits_like(X), axis=1)
+        return -self.alpha_ * v.astype(np.float64) + energy.astype(np.float64)

@@ -21,11 +21,17 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
 from ._head import HeadMixin
+from ._quantiles import column_percentiles
 from .logits import energy
 
 
 def vra_thresholds(features, low_percentile=60.0, high_percentile=90.0):
     """Per-feature ``(alpha, beta)``: two percentiles of each column (linear interpolation).
+
+    Exactly ``np.percentile(features.astype(np.float64), q, axis=0)``,
+    computed a block of columns at a time
+    (:func:`~sklearn_ood.detectors._quantiles.column_percentiles`), without a
+    float64 copy of ``features``.
 
     Examples
     --------
@@ -33,8 +39,8 @@ def vra_thresholds(features, low_percentile=60.0, high_percentile=90.0):
     >>> vra_thresholds(np.array([[0.0, 10.0], [1.0, 20.0], [2.0, 30.0]]), 50, 100)
     (array([ 1., 20.]), array([ 2., 30.]))
     """
-    h = np.asarray(features, dtype=np.float64)
-    return np.percentile(h, low_percentile, axis=0), np.percentile(h, high_percentile, axis=0)
+    alpha, beta = column_percentiles(features, [low_percentile, high_percentile])
+    return alpha, beta
 
 
 def vra_rectify(features, alpha, beta, gamma=0.0):
