@@ -60,6 +60,8 @@ import subprocess
 import sys
 import time
 
+from _memory import status_kib
+
 MIB = 2**20
 CHUNK = 16384
 
@@ -105,14 +107,6 @@ NOT_2D = {"RankFeat": "needs 4-D maps (N, C, H, W): it takes the SVD of each C x
                       "map and raises ValueError on 2-D features"}
 
 
-def _status_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
 def make_data(n, d, k, seed):
     import numpy as np
 
@@ -155,7 +149,7 @@ def child(name, n, d, k, threads, seed):
 
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     else:
-        baseline = _status_kib("VmRSS") * 1024
+        baseline = status_kib("VmRSS") * 1024
     t0, c0 = time.perf_counter(), time.process_time()
     est.fit(X, y if needs_y else None)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -164,7 +158,7 @@ def child(name, n, d, k, threads, seed):
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     else:
-        peak = _status_kib("VmHWM") * 1024
+        peak = status_kib("VmHWM") * 1024
     assert np.isfinite(est.offset_)
     print(json.dumps({
         "detector": name, "n": n, "d": d, "k": k, "threads": threads, "status": "ok",

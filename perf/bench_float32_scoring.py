@@ -56,6 +56,8 @@ import sys
 import tempfile
 import time
 
+from _memory import status_kib
+
 MIB = 2**20
 DETECTORS = ("Energy", "ReAct", "ASH", "ViM")
 
@@ -219,14 +221,6 @@ def mode_digits(args):
 PERCENTILE_FUNCS = ("ReAct new", "ReAct np.percentile", "VRA new", "VRA np.percentile")
 
 
-def _status_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
 def percentile_child(func, n, d, out):
     import tracemalloc
 
@@ -244,14 +238,14 @@ def percentile_child(func, n, d, out):
     }[func]
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
-    baseline = _status_kib("VmRSS")
+    baseline = status_kib("VmRSS")
     tracemalloc.start()
     w0, c0 = time.perf_counter(), time.process_time()
     result = call()
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    extra = _status_kib("VmHWM") - baseline
+    extra = status_kib("VmHWM") - baseline
     np.save(out, np.asarray(result, dtype=np.float64))
     print(json.dumps({"func": func, "n": n, "d": d, "wall_s": wall, "cpu_s": cpu,
                       "tracemalloc_mib": traced_peak / MIB, "extra_rss_mib": extra / 1024,

@@ -36,6 +36,8 @@ import subprocess
 import sys
 import time
 
+from _memory import status_kib
+
 MIB = 2**20
 D, K, GEN_CHUNK = 512, 10, 16384
 
@@ -57,14 +59,6 @@ def write(path, n_max, seed=0):
     np.save(path + ".labels.npy", y)
 
 
-def _status_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
 def child(path, n, chunk):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
@@ -76,7 +70,7 @@ def child(path, n, chunk):
     det = Mahalanobis()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
-    baseline = _status_kib("VmRSS") * 1024
+    baseline = status_kib("VmRSS") * 1024
     load_before = os.getloadavg()
     t0, c0 = time.perf_counter(), time.process_time()
     for start in range(0, n, chunk):
@@ -85,7 +79,7 @@ def child(path, n, chunk):
         det.partial_fit(X, y[start : start + rows])
         del X
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = _status_kib("VmHWM") * 1024
+    peak = status_kib("VmHWM") * 1024
     assert det.n_samples_seen_ == n and np.isfinite(det.offset_)
     print(json.dumps({
         "n": n, "d": D, "chunk": chunk, "calls": -(-n // chunk), "wall_s": round(wall, 1),
