@@ -159,3 +159,16 @@ def test_the_training_presets_are_unchanged():
     settings = resolve_settings("digits")
     assert settings.model_files == {} and settings.ood_groups == {}
     assert settings.id_data == "digits"
+
+
+def test_the_preset_leaves_out_the_gradient_detectors_unless_named(shared):
+    data, saved, _ = shared
+    default = resolve_settings(id_set=PRESET, data_dir=str(data), models_dir=str(saved))
+    keys = {spec.key for spec in default.detectors}
+    assert keys.isdisjoint(ID_SETS[PRESET]["left_out"])
+    assert {"energy", "knn", "block_selection", "negative_aware_norm-l1"} <= keys
+    named = resolve_settings(id_set=PRESET, data_dir=str(data), models_dir=str(saved),
+                             detectors=["odin", "energy"])
+    assert [spec.key for spec in named.detectors] == ["energy", "odin"]
+    other = resolve_settings(id_set="digits")
+    assert "odin" in {spec.key for spec in other.detectors}
