@@ -2,7 +2,6 @@
 
 import contextlib
 import itertools
-import warnings
 from numbers import Integral
 
 import numpy as np
@@ -237,37 +236,6 @@ def _forward(model, batch, blocks, captured):
             f"Block(s) {missing} did not run during the forward pass of "
             f"{type(model).__name__}; choose modules that forward() calls."
         )
-
-
-def as_input_tensor(X):
-    """Validate model input (array or tensor, first dim = samples) as a CPU/any tensor."""
-    if isinstance(X, torch.Tensor):
-        tensor = X
-    else:
-        array = np.asarray(X)
-        if array.dtype == object or not (
-            np.issubdtype(array.dtype, np.number) or array.dtype == bool
-        ):
-            raise TypeError(f"X must be a numeric array or tensor; got dtype {array.dtype}.")
-        with warnings.catch_warnings():
-            # Read-only arrays (memmaps) are fine: the input is never written to.
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            tensor = torch.from_numpy(np.ascontiguousarray(array))
-    if tensor.ndim < 2:
-        raise ValueError(
-            f"X must have a sample dimension and at least one feature dimension, e.g. "
-            f"images (n_samples, channels, height, width); got shape {tuple(tensor.shape)}."
-        )
-    if len(tensor) == 0:
-        raise ValueError(f"X is empty: shape {tuple(tensor.shape)}; need at least 1 sample.")
-    if tensor.is_complex():
-        raise TypeError("X must be real-valued; got a complex tensor.")
-    # Checked in chunks: a mask of the whole input would cost a quarter of its size.
-    if tensor.is_floating_point() and not all(
-        torch.isfinite(chunk).all() for chunk in torch.split(tensor, 1024)
-    ):
-        raise ValueError("Input X contains NaN or infinity.")
-    return tensor
 
 
 class BlockFeatureExtractor(TransformerMixin, BaseEstimator):

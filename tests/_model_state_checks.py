@@ -6,7 +6,6 @@ import torch
 from sklearn.utils.validation import validate_data
 from torch import nn
 
-from sklearn_ood.extraction import as_input_tensor
 
 
 class Faulty(nn.Module):
@@ -156,7 +155,7 @@ class TabularInput:
 
     def _validate_input(self, X, *, reset):
         X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
-        return as_input_tensor(X[:, None, None, :])
+        return X[:, None, None, :]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
