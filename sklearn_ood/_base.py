@@ -171,6 +171,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     #: ``_fit`` also receives the OOD rows (negative labels) as ``X_ood``, e.g.
     #: pseudo-OOD rows for a detector that fits a combiner on them.
     _fit_uses_ood_rows = False
+    #: What the error for non-finite training scores advises.
+    _non_finite_advice = "features too large or degenerate; rescale the features"
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -206,8 +208,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         if not np.all(np.isfinite(scores)):
             raise ValueError(
                 f"{type(self).__name__} produced non-finite scores on its "
-                "training data (features too large or degenerate); rescale "
-                "the features."
+                f"training data ({self._non_finite_advice})."
             )
         self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
 

@@ -85,6 +85,7 @@ class ModelDetector(BaseDetector):
     }
     #: Passes ``fit`` makes over its input (a one-shot iterator allows one).
     _fit_passes = 1
+    _non_finite_advice = "images: check the model and the images' scale"
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -119,14 +120,9 @@ class ModelDetector(BaseDetector):
                 scores = np.asarray(self._training_scores(data, rows), dtype=np.float64)
             if rows is None:  # every ID row was scored
                 scores = scores[offset_sample(len(scores))]
-            if not np.all(np.isfinite(scores)):
-                raise ValueError(
-                    f"{type(self).__name__} produced non-finite scores on its training "
-                    "images; check the model and the images' scale."
-                )
+            self._set_offset(scores)
             if not data.array:  # an array's channels are set by _validate_input
                 self.n_features_in_ = data.n_channels
-            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         return self
 
     def score_samples(self, X):
