@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.model_selection import ParameterGrid
 
 from sklearn_ood import KNN, Mahalanobis, benchmark, metrics
 from sklearn_ood._base import BaseDetector
 from sklearn_ood.benchmark import DETECTORS, BenchmarkError, run_benchmark
 from sklearn_ood.benchmark import models, result, specs
 from sklearn_ood.benchmark.cli import main
-from sklearn_ood.benchmark.evaluate import Inputs, evaluate, fit_rows
+from sklearn_ood.benchmark.evaluate import Inputs, evaluate, sample_rows
 from sklearn_ood.benchmark.settings import resolve_settings
 from sklearn_ood.benchmark.specs import DetectorSpec
 from sklearn_ood.benchmark.tune import add_tuned_rows, lowest_fpr95, search
@@ -400,7 +401,7 @@ def test_evaluate_fits_the_capped_fit_rows_and_scores_every_set():
     spec = DetectorSpec("recorder", "Recorder", lambda net: _Recorder(), labels=True,
                         max_fit=25, note=lambda detector, n_fit: f"fitted on {n_fit}")
     evaluation = evaluate(spec, inputs)
-    rows = fit_rows(80, 25, inputs.seed)
+    rows = sample_rows(80, 25, inputs.seed)
     assert len(rows) == 25 and np.all(np.diff(rows) > 0)  # a sample, in order
     h = inputs.features["plain"]
     np.testing.assert_array_equal(evaluation.detector.X_, h["fit"]["h"][rows])
@@ -447,13 +448,13 @@ def test_stages_feature_is_every_stage_averaged_and_other_keys_unchanged():
     np.testing.assert_array_equal(f["maps"].reshape(6, -1), last[:, 32:32 + 16 * 4])
 
 
-def test_lowest_fpr95_breaks_ties_by_auroc_and_puts_failures_last():
-    cv_results = {"mean_test_fpr95": np.array([np.nan, -0.3, -0.1, -0.1, -0.1]),
-                  "mean_test_auroc": np.array([np.nan, 0.99, 0.90, 0.95, 0.95])}
-    assert lowest_fpr95(cv_results) == 3  # FPR 0.1 thrice: best AUROC, then the first
-    failed = {"mean_test_fpr95": np.array([np.nan, -1.0]),
-              "mean_test_auroc": np.array([np.nan, 0.5])}
-    assert lowest_fpr95(failed) == 1
+def test_lowest_fpr95_breaks_ties_by_auroc_and_puts_nan_last():
+    nan = float("nan")
+    pseudo = [{"fpr95": nan, "auroc": nan}, {"fpr95": 0.3, "auroc": 0.99},
+              {"fpr95": 0.1, "auroc": 0.90}, {"fpr95": 0.1, "auroc": 0.95},
+              {"fpr95": 0.1, "auroc": 0.95}]
+    assert lowest_fpr95(pseudo) == 3  # FPR 0.1 thrice: best AUROC, then the first
+    assert lowest_fpr95([{"fpr95": nan, "auroc": nan}, {"fpr95": 1.0, "auroc": 0.5}]) == 1
 
 
 def _pseudo_fpr_auroc(detector, inputs):
@@ -465,20 +466,50 @@ def _pseudo_fpr_auroc(detector, inputs):
     return metrics.fpr_at_tpr(y, scores), metrics.auroc(y, scores)
 
 
-def test_search_agrees_with_a_hand_loop_over_the_grid():
+def test_search_keeps_the_hand_computed_best_candidate_fitted():
     inputs = _inputs()
     spec = DetectorSpec("knn", "KNN", lambda net: KNN(), grid=lambda n: None)
     grid = {"n_neighbors": [1, 3, 10, 40]}
-    found = search(spec, grid, inputs)
+    best = search(spec, ParameterGrid(grid), inputs, log=lambda message: None)
     fit = inputs.features["plain"]["fit"]["h"]
     by_hand = [_pseudo_fpr_auroc(KNN(n_neighbors=k).fit(fit), inputs)
                for k in grid["n_neighbors"]]
-    np.testing.assert_allclose(-found.cv_results_["mean_test_fpr95"], [f for f, _ in by_hand])
-    np.testing.assert_allclose(found.cv_results_["mean_test_auroc"], [a for _, a in by_hand])
-    best = min(range(4), key=lambda i: (by_hand[i][0], -by_hand[i][1]))
-    assert lowest_fpr95(found.cv_results_) == best
-    assert found.cv_results_["params"][best] == {"n_neighbors": grid["n_neighbors"][best]}
-    assert not hasattr(found, "best_estimator_")  # no refit: tune_detector fits the winner
+    first_best = min(range(4), key=lambda i: (by_hand[i][0], -by_hand[i][1]))
+    assert best.params == {"n_neighbors": grid["n_neighbors"][first_best]}
+    assert best.pseudo == pytest.approx(dict(zip(("fpr95", "auroc"), by_hand[first_best])))
+    assert best.detector.n_neighbors == best.params["n_neighbors"]
+    assert best.n_fit == 80
+
+
+def test_search_fits_each_candidate_once_on_the_capped_rows_and_skips_failures():
+    inputs = _inputs()
+    fits = []
+
+    class Counted(_Recorder):
+        def __init__(self, *, random_state=None, contamination=0.05, fail=False):
+            super().__init__(random_state=random_state, contamination=contamination)
+            self.fail = fail
+
+        def _fit(self, X, y):
+            if self.fail:
+                raise ValueError("this candidate cannot fit")
+            fits.append(len(X))
+            super()._fit(X, y)
+
+    spec = DetectorSpec("counted", "Counted", lambda net: Counted(), max_fit=25, max_eval=10,
+                        grid=lambda n: {"fail": [True, False]})
+    messages = []
+    rows, info = add_tuned_rows([evaluate(spec, inputs)], inputs, log=messages.append)
+    assert fits == [25, 25]  # the default row, then the one candidate that fits; no refit
+    assert any("cannot fit" in m for m in messages)
+    assert rows[1].params == {"fail": False}
+    assert all(len(scores) == 10 for scores in rows[1].scores.values())
+    # the validation rows and their puzzles keep the same sample
+    val = sample_rows(30, 10, inputs.seed)
+    np.testing.assert_array_equal(
+        inputs.scored(spec, "pseudo-OOD"), inputs.features["plain"]["pseudo-OOD"]["h"][val])
+    with pytest.raises(ValueError, match="cannot fit"):
+        search(spec, ParameterGrid({"fail": [True]}), inputs, log=lambda message: None)
 
 
 def test_tuned_rows_follow_their_default_row_and_the_choice_comes_last():

@@ -13,6 +13,7 @@ from sklearn_ood.benchmark import BenchmarkError, models, run_benchmark
 from sklearn_ood.benchmark.cli import main
 from sklearn_ood.benchmark.report import summary_table
 from sklearn_ood.benchmark.settings import ID_SETS, resolve_settings
+from sklearn_ood.benchmark.specs import DETECTORS as ALL_SPECS
 from sklearn_ood.models import ResNet
 
 PRESET = "cifar10-resnet18"
@@ -161,14 +162,21 @@ def test_the_training_presets_are_unchanged():
     assert settings.id_data == "digits"
 
 
-def test_the_preset_leaves_out_the_gradient_detectors_unless_named(shared):
+def test_the_preset_caps_the_gradient_detectors_and_says_so_in_their_names(shared):
     data, saved, _ = shared
     default = resolve_settings(id_set=PRESET, data_dir=str(data), models_dir=str(saved))
-    keys = {spec.key for spec in default.detectors}
-    assert keys.isdisjoint(ID_SETS[PRESET]["left_out"])
-    assert {"energy", "knn", "block_selection", "negative_aware_norm-l1"} <= keys
+    by_key = {spec.key: spec for spec in default.detectors}
+    assert list(by_key) == [spec.key for spec in ALL_SPECS]  # every detector runs
+    capped = ("odin", "input_preprocessed_mahalanobis", "adascale")
+    for spec in ALL_SPECS:
+        run = by_key[spec.key]
+        if spec.key in capped:
+            assert (run.max_fit, run.max_eval) == (1000, 1000)
+            assert run.name == spec.name + " (1,000 images per set)"
+        else:
+            assert run == spec
     named = resolve_settings(id_set=PRESET, data_dir=str(data), models_dir=str(saved),
                              detectors=["odin", "energy"])
-    assert [spec.key for spec in named.detectors] == ["energy", "odin"]
+    assert [spec.name for spec in named.detectors] == ["Energy", "ODIN (1,000 images per set)"]
     other = resolve_settings(id_set="digits")
-    assert "odin" in {spec.key for spec in other.detectors}
+    assert {s.key: s for s in other.detectors}["odin"].max_eval is None

@@ -25,9 +25,9 @@ def _presets():
             groups = "; ".join(f"{g}: {' '.join(sets)}" for g, sets in p["groups"].items())
             lines.append(f"  {name} OOD {groups}; loads {' and '.join(p['pretrained'].values())}"
                          f" from --models-dir (no training), max-train {cap}")
-            if p.get("left_out"):
-                lines.append(f"    runs every detector but {', '.join(p['left_out'])} "
-                             "(name them in --detectors to run them)")
+            for key, cap in p.get("caps", {}).items():
+                lines.append(f"    {key}: fitted on {cap['max_fit']:,} images, scored on "
+                             f"{cap['max_eval']:,} of each set")
             continue
         lines.append(f"  {name:8s} OOD {' '.join(p['ood'])}; {p['model']} width {p['width']}, "
                      f"{p['epochs']} epochs, batch {p['batch_size']}, max-train {cap}, "

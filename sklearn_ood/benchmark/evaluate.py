@@ -2,8 +2,8 @@
 
 Every spec goes through the same code: ``spec.make(net)`` builds the detector,
 ``spec.features`` names its input, ``spec.labels`` whether ``fit`` gets the
-class labels and ``spec.max_fit`` caps its fit rows. No detector is
-special-cased by name.
+class labels, ``spec.max_fit`` caps its fit rows and ``spec.max_eval`` the rows
+it is scored on. No detector is special-cased by name.
 """
 
 import time
@@ -17,7 +17,7 @@ from .features import head_of
 from .result import metric_rows
 
 __all__ = ["Evaluation", "Inputs", "accuracies", "build_detector", "evaluate", "evaluate_all",
-           "fit_rows"]
+           "fit_detector", "sample_rows", "score_detector"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,15 @@ class Inputs:
     def of(self, spec, image_set):
         """The input of ``spec``'s detector on one image set."""
         return self.features[spec.model][image_set][spec.features]
+
+    def scored(self, spec, image_set):
+        """What ``spec``'s detector is scored on: at most ``spec.max_eval`` rows of the set.
+
+        The sample is seeded by the run's seed and the set's size, so a set and
+        its jigsaw puzzles (the same size) keep the same rows.
+        """
+        X = self.of(spec, image_set)
+        return X[sample_rows(len(X), spec.max_eval, self.seed)]
 
 
 @dataclass(frozen=True)
@@ -106,14 +115,14 @@ def build_detector(spec, inputs, params=None):
     return detector.set_params(**(params or {}))
 
 
-def fit_rows(n, max_fit, seed):
-    """The fit rows a detector learns from: all, or a seeded sample of ``max_fit``.
+def sample_rows(n, cap, seed):
+    """The rows a detector reads of a set: all, or a seeded sample of ``cap``.
 
     Parameters
     ----------
     n : int
-        Number of fit rows.
-    max_fit : int or None
+        Number of rows of the set.
+    cap : int or None
         The cap (``None``: no cap).
     seed : int
 
@@ -124,15 +133,76 @@ def fit_rows(n, max_fit, seed):
 
     Examples
     --------
-    >>> from sklearn_ood.benchmark.evaluate import fit_rows
-    >>> fit_rows(5, None, 0), fit_rows(5, 5, 0)
+    >>> from sklearn_ood.benchmark.evaluate import sample_rows
+    >>> sample_rows(5, None, 0), sample_rows(5, 5, 0)
     (slice(None, None, None), slice(None, None, None))
-    >>> fit_rows(10, 3, 0)
+    >>> sample_rows(10, 3, 0)
     array([2, 4, 8])
     """
-    if max_fit is None or n <= max_fit:
+    if cap is None or n <= cap:
         return slice(None)
-    return np.sort(np.random.RandomState(seed).permutation(n)[:max_fit])
+    return np.sort(np.random.RandomState(seed).permutation(n)[:cap])
+
+
+def fit_detector(spec, inputs, params=None):
+    """Build the spec's detector and fit it on (at most ``spec.max_fit`` of) ``spec.fit_set``.
+
+    Parameters
+    ----------
+    spec : DetectorSpec
+    inputs : Inputs
+    params : dict, default=None
+        Parameters to set over the spec's defaults.
+
+    Returns
+    -------
+    detector : estimator
+        Fitted.
+    fit_s : float
+        Seconds ``fit`` took.
+    n_fit : int
+        Number of rows it was fitted on.
+    """
+    detector = build_detector(spec, inputs, params)
+    rows = sample_rows(len(inputs.labels[spec.fit_set]), spec.max_fit, inputs.seed)
+    X = inputs.of(spec, spec.fit_set)[rows]
+    y = inputs.labels[spec.fit_set][rows] if spec.labels else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        start = time.perf_counter()
+        detector.fit(X, y)
+        return detector, time.perf_counter() - start, len(X)
+
+
+def score_detector(spec, inputs, detector, *, name, params, fit_s, n_fit):
+    """Score a fitted detector on every evaluation set (at most ``spec.max_eval`` rows each).
+
+    Parameters
+    ----------
+    spec : DetectorSpec
+    inputs : Inputs
+    detector : estimator
+        Fitted by :func:`fit_detector`.
+    name : str
+        The row name.
+    params : dict
+        Parameters set over the spec's defaults.
+    fit_s : float
+        Seconds of fitting to report.
+    n_fit : int
+        Number of rows it was fitted on (for the spec's note).
+
+    Returns
+    -------
+    Evaluation
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        start = time.perf_counter()
+        scores = {s: detector.score_samples(inputs.scored(spec, s)) for s in inputs.eval_sets}
+        score_s = time.perf_counter() - start
+    note = None if spec.note is None else spec.note(detector, n_fit)
+    return Evaluation(name, spec, detector, dict(params or {}), scores, fit_s, score_s, note)
 
 
 def evaluate(spec, inputs, *, params=None):
@@ -143,28 +213,16 @@ def evaluate(spec, inputs, *, params=None):
     spec : DetectorSpec
     inputs : Inputs
     params : dict, default=None
-        Parameters to set over the spec's defaults (a tuned row).
+        Parameters to set over the spec's defaults.
 
     Returns
     -------
     Evaluation
         Named ``spec.name``.
     """
-    detector = build_detector(spec, inputs, params)
-    rows = fit_rows(len(inputs.labels[spec.fit_set]), spec.max_fit, inputs.seed)
-    X = inputs.of(spec, spec.fit_set)[rows]
-    y = inputs.labels[spec.fit_set][rows] if spec.labels else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        start = time.perf_counter()
-        detector.fit(X, y)
-        fit_s = time.perf_counter() - start
-        start = time.perf_counter()
-        scores = {s: detector.score_samples(inputs.of(spec, s)) for s in inputs.eval_sets}
-        score_s = time.perf_counter() - start
-    note = None if spec.note is None else spec.note(detector, len(X))
-    return Evaluation(spec.name, spec, detector, dict(params or {}), scores, fit_s, score_s,
-                      note)
+    detector, fit_s, n_fit = fit_detector(spec, inputs, params)
+    return score_detector(spec, inputs, detector, name=spec.name, params=params, fit_s=fit_s,
+                          n_fit=n_fit)
 
 
 def evaluate_all(specs, inputs, log):

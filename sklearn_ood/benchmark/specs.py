@@ -54,6 +54,10 @@ class DetectorSpec:
         ``n_samples`` ID fit rows; ``None``: nothing to tune.
     max_fit : int or None, default=None
         Fit on a seeded sample of at most this many fit rows; ``None``: all.
+    max_eval : int or None, default=None
+        Score a seeded sample of at most this many rows of each set (the ID
+        test and OOD sets, and in the search the validation rows and their
+        puzzles); ``None``: all.
     note : callable or None, default=None
         ``note(detector, n_fit)`` returns a line for the report's notes about
         the fitted detector and the number of rows it was fitted on.
@@ -71,6 +75,7 @@ class DetectorSpec:
     labels: bool = False
     grid: object = None
     max_fit: object = None
+    max_eval: object = None
     note: object = None
     fit_set: str = "fit"
 

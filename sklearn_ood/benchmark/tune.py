@@ -1,27 +1,24 @@
 """Pseudo-OOD tuning: a tuned row after each detector with a grid, and the overall choice.
 
-No OOD data is used. Each candidate of a spec's grid is fitted on the fit-set
-features and judged on the validation images versus their 3x3 jigsaw
-puzzles, by FPR@95 (ties: AUROC): ``GridSearchCV`` with that one split. The
-winner is evaluated like a default row (:func:`~.evaluate.evaluate`). The last
-row repeats the detector, default or tuned, with the best pseudo-OOD score.
+No OOD data is used. Each candidate of a spec's grid is fitted like the
+default row (the same fit rows) and judged on the validation images versus
+their 3x3 jigsaw puzzles, by FPR@95 (ties: AUROC). The winner, already
+fitted, is scored like a default row: nothing is fitted twice. The last row
+repeats the detector, default or tuned, with the best pseudo-OOD score.
 """
 
+import math
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-import numpy as np
-from sklearn.model_selection import GridSearchCV, ParameterGrid
+from sklearn.model_selection import ParameterGrid
 
-from ..metrics import OOD_SCORERS
-from .evaluate import build_detector, evaluate
+from .evaluate import fit_detector, score_detector
 from .result import CHOSEN_NAME, TUNED_SUFFIX, ood_metrics
 
-__all__ = ["add_tuned_rows", "lowest_fpr95", "pseudo_ood_metrics", "search", "tune_detector"]
-
-#: The search's metrics; ``fpr95`` is negated (scikit-learn maximises).
-SCORING = {"fpr95": OOD_SCORERS["fpr95"], "auroc": OOD_SCORERS["auroc"]}
+__all__ = ["Candidate", "add_tuned_rows", "lowest_fpr95", "pseudo_ood_metrics", "search",
+           "tune_detector"]
 
 
 def add_tuned_rows(evaluations, inputs, log):
@@ -46,7 +43,7 @@ def add_tuned_rows(evaluations, inputs, log):
         rows, then the tuned ones), ``tuned`` (tuned row -> its parameters)
         and ``chosen`` (the row with the best pseudo-OOD score).
     """
-    pseudo = {e.name: pseudo_ood_metrics(e, inputs) for e in evaluations}
+    pseudo = {e.name: pseudo_ood_metrics(e.spec, e.detector, inputs) for e in evaluations}
     ordered = []
     for default in evaluations:
         ordered.append(default)
@@ -55,84 +52,103 @@ def add_tuned_rows(evaluations, inputs, log):
             ordered.append(tuned)
             pseudo[tuned.name] = tuned_pseudo
     info = {"pseudo": pseudo, "tuned": {e.name: e.params for e in ordered if e.params}}
-    if ordered:  # the first of the lowest FPR95, ties broken by the highest AUROC
-        winner = min(ordered, key=lambda e: (pseudo[e.name]["fpr95"], -pseudo[e.name]["auroc"]))
+    if ordered:
+        winner = ordered[lowest_fpr95([pseudo[e.name] for e in ordered])]
         info["chosen"] = winner.name
         ordered.append(replace(winner, name=_chosen_name(winner)))
     return ordered, info
 
 
-def pseudo_ood_metrics(evaluation, inputs):
+def pseudo_ood_metrics(spec, detector, inputs):
     """Pseudo-OOD FPR95 and AUROC of a fitted detector: validation images vs their puzzles."""
-    spec = evaluation.spec
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        scores = [evaluation.detector.score_samples(inputs.of(spec, s))
+        scores = [detector.score_samples(inputs.scored(spec, s))
                   for s in ("validation", "pseudo-OOD")]
     m = ood_metrics(*scores)
     return {"fpr95": m["fpr95"], "auroc": m["auroc"]}
 
 
 def tune_detector(spec, inputs, log):
-    """Search the spec's grid on pseudo-OOD, then evaluate the winner like a default row.
+    """Search the spec's grid on pseudo-OOD, then score the fitted winner like a default row.
 
     Returns
     -------
     evaluation : Evaluation
-        Named ``spec.name + TUNED_SUFFIX``; its ``fit_s`` includes the search.
+        Named ``spec.name + TUNED_SUFFIX``; its ``fit_s`` is the whole search.
     pseudo : dict
         The winner's pseudo-OOD ``fpr95`` and ``auroc``.
     """
-    grid = spec.grid(len(inputs.labels["fit"]))
-    log(f"tuning {spec.name} on pseudo-OOD ({len(ParameterGrid(grid))} candidates)")
+    grid = ParameterGrid(spec.grid(len(inputs.labels["fit"])))
+    log(f"tuning {spec.name} on pseudo-OOD ({len(grid)} candidates)")
     start = time.perf_counter()
-    results = search(spec, grid, inputs).cv_results_
+    best = search(spec, grid, inputs, log)
     search_s = time.perf_counter() - start
-    best = lowest_fpr95(results)
-    tuned = evaluate(spec, inputs, params=results["params"][best])
-    tuned = replace(tuned, name=spec.name + TUNED_SUFFIX, fit_s=search_s + tuned.fit_s)
-    fpr, auroc = _fpr_auroc(results)
-    pseudo = {"fpr95": float(fpr[best]), "auroc": float(auroc[best])}
-    log(f"  {tuned.name}: {_format(tuned.params)} (pseudo FPR95 {pseudo['fpr95']:.3f})")
-    return tuned, pseudo
+    tuned = score_detector(spec, inputs, best.detector, name=spec.name + TUNED_SUFFIX,
+                           params=best.params, fit_s=search_s, n_fit=best.n_fit)
+    log(f"  {tuned.name}: {_format(tuned.params)} (pseudo FPR95 {best.pseudo['fpr95']:.3f})")
+    return tuned, best.pseudo
 
 
-def search(spec, grid, inputs):
-    """``GridSearchCV`` over ``grid``: fit on the fit rows, test on validation + puzzles.
+@dataclass(frozen=True)
+class Candidate:
+    """One fitted candidate of a search: its parameters, detector and pseudo-OOD metrics."""
 
-    The one split trains on the fit rows and tests on the validation rows and
-    their jigsaw puzzles (labelled -1, so every detector's ``fit`` drops them).
-    The search does not refit (``refit=False``): :func:`lowest_fpr95` picks the
-    winner from ``cv_results_`` and :func:`tune_detector` fits it on the fit rows.
-
-    Returns
-    -------
-    search : GridSearchCV
-        Fitted; ``cv_results_`` is read.
-    """
-    X_fit, X_val, X_pseudo = (inputs.of(spec, s) for s in ("fit", "validation", "pseudo-OOD"))
-    y_fit, y_val = inputs.labels["fit"], inputs.labels["validation"]
-    y_pseudo = np.full(len(X_pseudo), -1, dtype=np.result_type(y_val.dtype, np.int8))
-    X, y = np.concatenate([X_fit, X_val, X_pseudo]), np.concatenate([y_fit, y_val, y_pseudo])
-    split = [(np.arange(len(y_fit)), np.arange(len(y_fit), len(y)))]
-    searcher = GridSearchCV(build_detector(spec, inputs), grid, scoring=SCORING,
-                            refit=False, cv=split)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return searcher.fit(X, y)
+    params: dict
+    detector: object
+    n_fit: int
+    pseudo: dict
 
 
-def lowest_fpr95(cv_results):
-    """Index of the candidate with the lowest FPR95, ties broken by the highest AUROC.
+def search(spec, grid, inputs, log):
+    """Fit each candidate of ``grid`` like the spec's rows; keep the best on pseudo-OOD.
 
-    A candidate whose fit or scoring failed (NaN) comes last, and among
-    equals the first candidate wins.
+    Each candidate is fitted on the spec's fit rows (:func:`~.evaluate.fit_detector`)
+    and judged by :func:`pseudo_ood_metrics`. Only the best candidate so far is
+    kept (:func:`lowest_fpr95` order: the first of the lowest FPR95, ties broken
+    by the highest AUROC). A candidate whose fit or scoring raises an
+    ``Exception`` loses, as with ``GridSearchCV``'s ``error_score=nan``, and is
+    logged; if every candidate fails, the last error is raised.
 
     Parameters
     ----------
-    cv_results : dict
-        ``GridSearchCV.cv_results_`` with ``mean_test_fpr95`` (negated FPR)
-        and ``mean_test_auroc``.
+    spec : DetectorSpec
+    grid : ParameterGrid
+    inputs : Inputs
+    log : callable
+
+    Returns
+    -------
+    best : Candidate
+    """
+    best, error = None, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for params in grid:
+            try:
+                detector, _, n_fit = fit_detector(spec, inputs, params)
+                candidate = Candidate(params, detector, n_fit,
+                                      pseudo_ood_metrics(spec, detector, inputs))
+            except Exception as exc:  # noqa: BLE001 - a failing candidate loses
+                log(f"  {_format(params)} failed: {exc!r}")
+                error = exc
+                continue
+            if best is None or lowest_fpr95([best.pseudo, candidate.pseudo]) == 1:
+                best = candidate
+    if best is None:
+        raise error
+    return best
+
+
+def lowest_fpr95(pseudo):
+    """Index of the lowest FPR95, ties broken by the highest AUROC; the first among equals.
+
+    A NaN metric (a detector scoring NaN) ranks last.
+
+    Parameters
+    ----------
+    pseudo : list of dict
+        Each with ``fpr95`` and ``auroc``.
 
     Returns
     -------
@@ -140,21 +156,16 @@ def lowest_fpr95(cv_results):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from sklearn_ood.benchmark.tune import lowest_fpr95
-    >>> lowest_fpr95({"mean_test_fpr95": np.array([-0.2, -0.1, -0.1, np.nan]),
-    ...               "mean_test_auroc": np.array([0.99, 0.9, 0.95, np.nan])})
+    >>> lowest_fpr95([{"fpr95": 0.2, "auroc": 0.99}, {"fpr95": 0.1, "auroc": 0.9},
+    ...               {"fpr95": 0.1, "auroc": 0.95}, {"fpr95": float("nan"), "auroc": 1.0}])
     2
     """
-    fpr, auroc = _fpr_auroc(cv_results)
-    return int(np.lexsort((-auroc, fpr))[0])
+    def key(i):
+        fpr, auroc = pseudo[i]["fpr95"], pseudo[i]["auroc"]
+        return (math.inf if math.isnan(fpr) else fpr, math.inf if math.isnan(auroc) else -auroc)
 
-
-def _fpr_auroc(cv_results):
-    """FPR95 and AUROC per candidate; NaN (failed) gives FPR95 +inf, AUROC -inf."""
-    fpr = -np.nan_to_num(cv_results["mean_test_fpr95"], nan=-np.inf)
-    auroc = np.nan_to_num(cv_results["mean_test_auroc"], nan=-np.inf)
-    return fpr, auroc
+    return min(range(len(pseudo)), key=key)
 
 
 def _format(params):
