@@ -71,12 +71,6 @@ SPECS = {
 }
 NOT_2D = {"RankFeat"}  # an SVD of each 4-D map; rejects 2-D features
 
-# Not bounded yet: remove a mark when its fix lands (strict: an unexpected pass fails).
-UNBOUNDED = {
-    "Gram": "the Gram features of all rows (_gram(X), N x max_power x C float64) and "
-            "the deviations of the 10 % hold-out",
-}
-
 
 def make_data(n, seed=0):
     """Post-ReLU-like float32 features around K class means, balanced labels, a head."""
@@ -153,11 +147,7 @@ def test_measure_sees_a_float64_copy_of_the_rows():
     assert peak_growth(lambda: MeanByCopy(copy=False), X_FIT, None) < 0.05
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=UNBOUNDED[name]))
-    if name in UNBOUNDED else name
-    for name in SPECS
-])
+@pytest.mark.parametrize("name", SPECS)
 def test_fit_adds_no_copy_of_all_rows(name):
     kwargs, takes_head, takes_y = SPECS[name]
     Est = getattr(detectors, name)
