@@ -51,8 +51,12 @@ def gram_features(maps, max_power=5):
     out = np.empty((F.shape[0], max_power, F.shape[1]))
     A = F
     for i, p in enumerate(range(1, max_power + 1)):
-        if p > 1:
-            A = A * F  # F ** p by successive products: np.power costs several times more
+        # F ** p by successive products (np.power costs several times more), in place
+        # from p = 3 on (A is F itself at p = 1)
+        if p == 2:
+            A = A * F
+        elif p > 2:
+            A *= F
         r = np.einsum("ncp,np->nc", A, A.sum(axis=1))
         out[:, i] = np.sign(r) * np.abs(r) ** (1.0 / p)
     return out
@@ -71,12 +75,19 @@ def gram_deviation(g, mins, maxs):
     """
     g = g.reshape(g.shape[0], -1)
     dev = np.empty((g.shape[0], mins.shape[0]))
-    # One class at a time: an (N, K, D) temporary would take gigabytes.
+    # One class at a time (an (N, K, D) temporary would take gigabytes), in two
+    # (N, D) buffers.
+    below, above = np.empty_like(g), np.empty_like(g)
     for k, (lo, hi) in enumerate(zip(mins.reshape(mins.shape[0], -1),
                                      maxs.reshape(maxs.shape[0], -1))):
-        below = np.maximum(lo - g, 0.0) / np.abs(lo + 1e-6)
-        above = np.maximum(g - hi, 0.0) / np.abs(hi + 1e-6)
-        dev[:, k] = (below + above).sum(axis=1)
+        np.subtract(lo, g, out=below)
+        np.maximum(below, 0.0, out=below)
+        below /= np.abs(lo + 1e-6)
+        np.subtract(g, hi, out=above)
+        np.maximum(above, 0.0, out=above)
+        above /= np.abs(hi + 1e-6)
+        below += above
+        dev[:, k] = below.sum(axis=1)
     return dev
 
 
@@ -215,6 +226,7 @@ class Gram(BaseDetector):
                     part = g[chunk_codes == k]
                     lo[:, k] = _two_smallest(lo[:, k], part)
                     hi[:, k] = _two_smallest(hi[:, k], -part)  # minus the two largest
+            del grams  # before the next chunk's features
         self.mins_ = [lo[0] for lo in lows]
         self.maxs_ = [-hi[0] for hi in highs]
         # Pass 2, by chunks of the held-out rows: E_l, their mean deviation from their class.
@@ -229,6 +241,7 @@ class Gram(BaseDetector):
                     own[is_k] = gram_deviation(g[is_k], self.mins_[l][k:k + 1],
                                                self.maxs_[l][k:k + 1])[:, 0]
                 sums[l] += own.sum()
+            del g  # before the next chunk's features
         means = sums / max(held_rows.size, 1)
         self.normalizers_ = np.where(means > 0, means, 1.0)
         # For _training_scores only: the class whose bounds each row helped set (-1 for
@@ -238,10 +251,13 @@ class Gram(BaseDetector):
         self._loo_codes = np.where(held | (n_bound[codes] < 2), -1, codes)
         self._second = [(lo[1], -hi[1]) for lo, hi in zip(lows, highs)]
 
-    def _score(self, X):
+    def _score(self, X, loo_codes=None, second=None):
         total = 0.0
         for l, g in enumerate(self._gram(X)):
-            total = total + gram_deviation(g, self.mins_[l], self.maxs_[l]) / self.normalizers_[l]
+            dev = gram_deviation(g, self.mins_[l], self.maxs_[l])
+            if loo_codes is not None:
+                _leave_one_out(dev, g, loo_codes, self.mins_[l], self.maxs_[l], *second[l])
+            total = total + dev / self.normalizers_[l]
         return -np.min(total, axis=1)
 
     def _training_scores(self, X, rows):
@@ -253,22 +269,23 @@ class Gram(BaseDetector):
         del self._loo_codes, self._second
         scores = np.empty(rows.size)
         for chunk in row_chunks(rows.size):
-            codes, total = loo_codes[chunk], 0.0
-            for l, g in enumerate(self._gram(X[rows[chunk]])):
-                dev = gram_deviation(g, self.mins_[l], self.maxs_[l])
-                flat = g.reshape(g.shape[0], -1)
-                for k in np.unique(codes[codes >= 0]):
-                    is_k = codes == k
-                    part = flat[is_k]
-                    lo1, hi1 = self.mins_[l][k].ravel(), self.maxs_[l][k].ravel()
-                    lo = np.where(part == lo1, second[l][0][k].ravel(), lo1)
-                    hi = np.where(part == hi1, second[l][1][k].ravel(), hi1)
-                    below = np.maximum(lo - part, 0.0) / np.abs(lo + 1e-6)
-                    above = np.maximum(part - hi, 0.0) / np.abs(hi + 1e-6)
-                    dev[is_k, k] = (below + above).sum(axis=1)
-                total = total + dev / self.normalizers_[l]
-            scores[chunk] = -np.min(total, axis=1)
+            scores[chunk] = self._score(X[rows[chunk]], loo_codes[chunk], second)
         return scores
+
+
+def _leave_one_out(dev, g, codes, mins, maxs, mins2, maxs2):
+    """Replace ``dev[i, codes[i]]`` by the deviation from class ``codes[i]``'s bounds
+    without row ``i`` (``mins2`` / ``maxs2``: second smallest / largest), for ``codes[i] >= 0``."""
+    flat = g.reshape(g.shape[0], -1)
+    for k in np.unique(codes[codes >= 0]):
+        is_k = codes == k
+        part = flat[is_k]
+        lo1, hi1 = mins[k].ravel(), maxs[k].ravel()
+        lo = np.where(part == lo1, mins2[k].ravel(), lo1)
+        hi = np.where(part == hi1, maxs2[k].ravel(), hi1)
+        below = np.maximum(lo - part, 0.0) / np.abs(lo + 1e-6)
+        above = np.maximum(part - hi, 0.0) / np.abs(hi + 1e-6)
+        dev[is_k, k] = (below + above).sum(axis=1)
 
 
 def _two_smallest(two, values):
