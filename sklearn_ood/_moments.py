@@ -23,8 +23,8 @@ def row_chunks(n_samples, chunk_rows=CHUNK_ROWS):
             for start in range(0, n_samples, chunk_rows)]
 
 
-def class_moments(X, codes, n_classes, *, transform=None, tied=False, chunk_rows=CHUNK_ROWS,
-                  moments=None):
+def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=False,
+                  chunk_rows=CHUNK_ROWS, moments=None):
     """Count, mean and centred scatter matrix of the rows of ``X`` per class, by chunks.
 
     Statistics are float64; ``X`` is read ``chunk_rows`` rows at a time (each
@@ -46,6 +46,9 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, chunk_rows
         Return the within-class scatter summed over the classes, one
         ``(n_features, n_features)`` matrix (a shared covariance needs no
         more, whatever the number of classes).
+    diagonal : bool, default=False
+        Keep only the diagonals of the scatter matrices (the sums of squared
+        deviations, ``(n_features,)`` each): all that diagonal covariances need.
     chunk_rows : int, default=CHUNK_ROWS
     moments : tuple (counts, means, scatters), default=None
         Statistics of earlier rows, as returned by this function for
@@ -58,7 +61,8 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, chunk_rows
     means : ndarray of shape (n_classes, n_features)
     scatters : ndarray of shape (n_classes, n_features, n_features)
         ``sum_i (x_i - mean)(x_i - mean)^T`` over each class's rows; with
-        ``tied=True`` their sum, of shape ``(n_features, n_features)``.
+        ``tied=True`` their sum, of shape ``(n_features, n_features)``; with
+        ``diagonal=True`` their diagonals (the last axis dropped).
 
     Examples
     --------
@@ -69,6 +73,9 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, chunk_rows
     (array([3, 1]), array([ 2., 10.]), array([8., 0.]))
     >>> class_moments(X, np.array([0, 0, 1, 0]), 2, tied=True)[2]
     array([[8.]])
+    >>> class_moments(np.hstack([X, 2 * X]), np.array([0, 0, 1, 0]), 2, diagonal=True)[2]
+    array([[ 8., 32.],
+           [ 0.,  0.]])
     >>> first = class_moments(X[:2], np.array([0, 0]), 2)  # then two more rows:
     >>> [a.ravel() for a in class_moments(X[2:], np.array([1, 0]), 2, moments=first)]
     [array([3, 1]), array([ 2., 10.]), array([8., 0.])]
@@ -85,19 +92,21 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, chunk_rows
         if means is None:
             n_features = H.shape[1]
             means = np.zeros((n_classes, n_features))
-            scatters = np.zeros((n_features, n_features) if tied
-                                else (n_classes, n_features, n_features))
+            shape = (n_features,) if diagonal else (n_features, n_features)
+            scatters = np.zeros(shape if tied else (n_classes,) + shape)
         chunk_codes = codes[rows]
         for c in np.unique(chunk_codes):
             B = H[chunk_codes == c]
             n_a, n_b = counts[c], B.shape[0]
             mean_b = B.mean(axis=0)
             centred = B - mean_b
-            scatter_b = centred.T @ centred
+            scatter_b = np.einsum("ij,ij->j", centred, centred) if diagonal \
+                else centred.T @ centred
             if n_a > 0:
                 n = n_a + n_b
                 delta = mean_b - means[c]
-                scatter_b += np.outer(delta, delta) * (n_a * n_b / n)
+                outer = delta * delta if diagonal else np.outer(delta, delta)
+                scatter_b += outer * (n_a * n_b / n)
                 mean_b = means[c] + delta * (n_b / n)
             means[c] = mean_b
             if tied:

@@ -54,3 +54,7 @@ def test_class_moments_by_chunks_equal_a_two_pass_computation(chunk_rows):
         np.testing.assert_allclose(scatters[c], centred.T @ centred, rtol=1e-9)
     np.testing.assert_allclose(tied_means, means)
     np.testing.assert_allclose(tied, scatters.sum(axis=0), rtol=1e-9)
+    _, diag_means, diag = class_moments(X, codes, 3, diagonal=True, chunk_rows=chunk_rows)
+    np.testing.assert_allclose(diag_means, means)
+    np.testing.assert_allclose(diag, [np.var(H[codes == c], axis=0) * counts[c] for c in range(3)],
+                               rtol=1e-9)

@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
+from sklearn import mixture
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -41,6 +42,43 @@ def test_one_component_per_class_is_pytorch_ood_gmm():
     # without labels: one Gaussian of every row
     np.testing.assert_allclose(GaussianMixture().fit(X).score_samples(X_test),
                                _reference(X, np.zeros(32), X_test, 1e-6), rtol=1e-8)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("labels", [True, False])
+def test_one_component_equals_scikit_learn_em(covariance_type, labels):
+    # Closed form from class moments taken by chunks (9,000 rows: several chunks per
+    # class) against scikit-learn's EM on each class's rows, float32 input.
+    rng = np.random.default_rng(3)
+    X = (rng.normal(size=(9000, 5)) * [1, 2, 0.5, 3, 1] + [0, 1, -2, 0, 5]).astype(np.float32)
+    X[:, 1] += X[:, 0]  # correlated features
+    y = rng.integers(0, 3, 9000) if labels else np.zeros(9000, int)
+    det = GaussianMixture(covariance_type=covariance_type, reg_covar=1e-3)
+    det.fit(X, y if labels else None)
+    X_test = rng.normal(0, 3, (50, 5))
+    dens = np.zeros(50)
+    for c, m in enumerate(det.mixtures_):
+        ref = mixture.GaussianMixture(covariance_type=covariance_type, reg_covar=1e-3,
+                                      random_state=0).fit(X[y == c].astype(np.float64))
+        for attr in ["weights_", "means_", "covariances_", "precisions_cholesky_",
+                     "precisions_"]:
+            assert getattr(m, attr).shape == getattr(ref, attr).shape
+            np.testing.assert_allclose(getattr(m, attr), getattr(ref, attr), rtol=1e-10,
+                                       atol=1e-12)
+        dens += np.mean(y == c) * np.exp(ref.score_samples(X_test))
+    np.testing.assert_allclose(det.score_samples(X_test), np.log(dens), rtol=1e-10)
+
+
+def test_singular_one_component_covariance_says_what_to_do():
+    X = np.column_stack([np.arange(6.0), np.ones(6)])  # a constant feature
+    for covariance_type in ["full", "tied", "diag", "spherical"]:
+        det = GaussianMixture(covariance_type=covariance_type, reg_covar=0.0)
+        if covariance_type == "spherical":  # the mean variance is positive
+            assert np.isfinite(det.fit(X).offset_)
+            continue
+        with pytest.raises(ValueError, match="covariance is singular .* increase reg_covar"):
+            det.fit(X)
+        assert not hasattr(det, "mixtures_")
 
 
 def test_hand_values():

@@ -1,6 +1,7 @@
 """Gram against plain loops over channels, positions, powers, classes and blocks."""
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ from sklearn.model_selection import ParameterGrid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood import Gram
+from sklearn_ood._moments import row_chunks
+from sklearn_ood.detectors import gram
 from sklearn_ood.detectors.gram import tuning_grid
 
 
@@ -135,6 +138,41 @@ def test_offset_from_leave_one_out_training_scores():
     loo = sorted([-(4 - 1) / (4 + 1e-6), -(100 - 81) / (81 + 1e-6)] + [0.0] * 8)
     assert det.offset_ == pytest.approx(np.percentile(loo, 10))
     np.testing.assert_allclose(det.score_samples(X), 0.0)
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 4096])
+def test_fit_by_chunks_against_loops(monkeypatch, chunk_rows):
+    # Classes and the hold-out span several chunks of 3 rows; every training score
+    # (bound rows leave-one-out, held-out rows against the bounds) from plain loops.
+    monkeypatch.setattr(gram, "row_chunks", partial(row_chunks, chunk_rows=chunk_rows))
+    X, blocks = two_blocks(31, 6)
+    y = np.array([0, 1, 2] * 10 + [3])  # class 3: one bound row, scored as is
+    det = Gram([(2, 3), (3, 2)], max_power=2, holdout=0.3, random_state=1,
+               contamination=0.5).fit(X, y)
+    rng = np.random.RandomState(1)
+    held = set()
+    for k in range(4):
+        rows = np.flatnonzero(y == k)
+        if 0 < int(0.3 * rows.size) < rows.size:
+            held |= set(rng.permutation(rows)[:int(0.3 * rows.size)].tolist())
+    stats = stats_loop(blocks, 2)
+
+    def bounds(k, l, leave_out=None):
+        cols = list(zip(*[stats[j][l] for j in range(31)
+                          if y[j] == k and j not in held and j != leave_out]))
+        return [min(c) for c in cols], [max(c) for c in cols]
+
+    norms = [sum(deviation_loop(stats[i][l], *bounds(y[i], l)) for i in held) / len(held)
+             for l in range(2)]
+    np.testing.assert_allclose(det.normalizers_, norms)
+    scores = []
+    for i in range(31):
+        loo = i not in held and y[i] != 3
+        scores.append(-min(sum(deviation_loop(stats[i][l], *bounds(
+            k, l, leave_out=i if loo and k == y[i] else None)) / norms[l] for l in range(2))
+            for k in range(4)))
+    assert len(set(scores)) > 10
+    assert det.offset_ == pytest.approx(np.percentile(scores, 50))
 
 
 #: Training rows scored in-sample lie inside the range they set.

@@ -12,12 +12,14 @@ log-densities; :class:`GaussianMixture` fits one scikit-learn mixture per class.
 from numbers import Integral, Real
 
 import numpy as np
+from scipy import linalg
 from scipy.special import logsumexp
 from sklearn import mixture
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseDetector
+from .._moments import class_moments
 
 _FMAX = np.finfo(np.float64).max
 
@@ -39,13 +41,22 @@ def mixture_log_density(class_log_densities, priors):
 class GaussianMixture(BaseDetector):
     """Class-conditional Gaussian mixtures: log of the prior-weighted mixture density.
 
-    One scikit-learn ``sklearn.mixture.GaussianMixture`` (EM, float64) per
-    class on the ID training features, with class priors ``pi_c = n_c / N``;
-    score ``log sum_c pi_c p_c(h)``. Higher means more ID. With the default
+    One scikit-learn ``sklearn.mixture.GaussianMixture`` (float64) per class
+    on the ID training features, with class priors ``pi_c = n_c / N``; score
+    ``log sum_c pi_c p_c(h)``. Higher means more ID. With the default
     ``n_components=1`` each class is one full-covariance Gaussian with the
     maximum-likelihood covariance ``1/n_c`` plus ``reg_covar I``: pytorch-ood's
     ``GMM`` detector (``1e-6 I``, priors). Without labels (``fit(X)``) the
     training set is one class: one mixture of ``n_components`` Gaussians.
+
+    With one component EM's solution is closed-form (the class mean and
+    covariance), so ``fit`` computes it from class moments accumulated by
+    chunks of rows, for every ``covariance_type``, and sets the fitted
+    attributes of each scikit-learn mixture (``weights_``, ``means_``,
+    ``covariances_``, ``precisions_cholesky_``, ``precisions_``) to what its
+    EM would reach, up to rounding; no EM runs (``n_iter_ = 0``,
+    ``converged_ = True``, no ``lower_bound_``). With more components each
+    class's mixture is fitted by scikit-learn's EM.
 
     Name clashes: this is not scikit-learn's density estimator of the same
     name (used inside, one per class); not OpenOOD's ``gmm`` postprocessor (a
@@ -72,7 +83,8 @@ class GaussianMixture(BaseDetector):
     classes_ : ndarray of shape (n_classes,) or None
         Class labels; ``None`` when fitted without labels.
     mixtures_ : list of sklearn.mixture.GaussianMixture
-        The fitted mixture of each class.
+        The fitted mixture of each class (for one component, built from the
+        class moments: see above).
     priors_ : ndarray of shape (n_classes,)
         ``n_c / N``.
     offset_ : float
@@ -86,12 +98,17 @@ class GaussianMixture(BaseDetector):
 
     Notes
     -----
-    Memory: EM reads all the rows of a class at each iteration, so ``fit``
-    holds one class's rows at a time, in float64 (scikit-learn would fit
-    float32 input in float32), plus scikit-learn's own copies of them (the
-    k-means initialisation, the centred rows of the M-step): a few times the
-    rows of the largest class, never a copy of all rows unless there is one
-    class (``fit(X)`` without labels).
+    Memory: with ``n_components=1``, ``fit`` reads the rows
+    :data:`~sklearn_ood._moments.CHUNK_ROWS` at a time; beyond one chunk it
+    holds the class means and covariances (``n_classes x n_features^2``
+    float64, ``n_classes x n_features`` for "diag" and "spherical"), whatever
+    the number of rows. With ``n_components > 1`` scikit-learn's EM reads all
+    the rows of a class at each iteration, so ``fit`` holds one class's rows
+    at a time, in float64 (scikit-learn would fit float32 input in float32),
+    plus scikit-learn's own copies of them (the k-means initialisation, the
+    centred rows of the M-step): a few times the rows of the largest class,
+    which bounds the memory, and a copy of all rows when there is one class
+    (``fit(X)`` without labels).
 
     Examples
     --------
@@ -134,15 +151,64 @@ class GaussianMixture(BaseDetector):
                 f"{self.n_components} rows per class; {name} has {counts[c]} sample(s). "
                 "Lower n_components or add training data."
             )
-        rng = check_random_state(self.random_state)
-        self.mixtures_ = [
-            mixture.GaussianMixture(
-                self.n_components, covariance_type=self.covariance_type,
-                reg_covar=self.reg_covar, random_state=rng.randint(np.iinfo(np.int32).max),
-            ).fit(X[codes == c].astype(np.float64, copy=False))
-            for c in range(counts.size)
-        ]
+        if self.n_components == 1:
+            self.mixtures_ = self._one_gaussian_per_class(X, codes, counts.size)
+        else:
+            rng = check_random_state(self.random_state)
+            self.mixtures_ = [
+                mixture.GaussianMixture(
+                    self.n_components, covariance_type=self.covariance_type,
+                    reg_covar=self.reg_covar, random_state=rng.randint(np.iinfo(np.int32).max),
+                ).fit(X[codes == c].astype(np.float64, copy=False))
+                for c in range(counts.size)
+            ]
         self.priors_ = counts / counts.sum()
+
+    def _one_gaussian_per_class(self, X, codes, n_classes):
+        """scikit-learn's one-component EM solution, from class moments taken by chunks.
+
+        With one component the responsibilities are all 1, so EM's fixed point
+        is the class mean and the maximum-likelihood (``1 / n_c``) covariance
+        plus ``reg_covar`` on the diagonal: "tied" is then the class's full
+        covariance, "diag" its variances, "spherical" their mean.
+        """
+        kind = self.covariance_type
+        diagonal = kind in ("diag", "spherical")
+        counts, means, scatters = class_moments(X, codes, n_classes, diagonal=diagonal)
+        mixtures = []
+        for n, mean, scatter in zip(counts, means, scatters):
+            cov = scatter / n
+            if kind == "spherical":
+                cov = np.atleast_1d(cov.mean())
+            if diagonal:
+                cov += self.reg_covar
+                if not np.all(cov > 0):
+                    raise self._singular_error()
+                prec_chol = 1.0 / np.sqrt(cov)
+                precisions = prec_chol ** 2
+            else:
+                cov[np.diag_indices_from(cov)] += self.reg_covar
+                try:
+                    chol = linalg.cholesky(cov, lower=True)
+                except linalg.LinAlgError:
+                    raise self._singular_error() from None
+                prec_chol = linalg.solve_triangular(chol, np.eye(cov.shape[0]), lower=True).T
+                precisions = prec_chol @ prec_chol.T
+            if kind in ("full", "diag"):  # scikit-learn's shapes, one component
+                cov, prec_chol, precisions = cov[None], prec_chol[None], precisions[None]
+            m = mixture.GaussianMixture(1, covariance_type=kind, reg_covar=self.reg_covar)
+            m.weights_, m.means_, m.covariances_ = np.ones(1), mean[None], cov
+            m.precisions_cholesky_, m.precisions_ = prec_chol, precisions
+            m.converged_, m.n_iter_, m.n_features_in_ = True, 0, X.shape[1]
+            mixtures.append(m)
+        return mixtures
+
+    def _singular_error(self):
+        return ValueError(
+            "GaussianMixture: a class's covariance is singular (a single row, or a "
+            f"constant feature, with reg_covar={self.reg_covar}); increase reg_covar "
+            "or remove the constant features."
+        )
 
     def _score(self, X):
         X = X.astype(np.float64)

@@ -19,6 +19,10 @@ block maps, not the logits, so the class of a test sample is not the
 network's prediction but the class it deviates least from:
 ``score = -min_k sum_l delta_l^k / E_l``. Higher means more in-distribution. The threshold ``offset_`` is set from
 leave-one-out training scores (a row is not scored against bounds it set).
+
+Fit reads the rows by chunks: the bounds (with the second smallest and largest
+values, for the leave-one-out scores) in one pass, ``E_l`` in a pass over the
+held-out rows; no Gram features of all rows are kept.
 """
 
 from numbers import Integral, Real
@@ -28,6 +32,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._moments import row_chunks
 from ._blocks import check_block_sizes, split_blocks
 
 
@@ -46,8 +51,12 @@ def gram_features(maps, max_power=5):
     out = np.empty((F.shape[0], max_power, F.shape[1]))
     A = F
     for i, p in enumerate(range(1, max_power + 1)):
-        if p > 1:
-            A = A * F  # F ** p by successive products: np.power costs several times more
+        # F ** p by successive products (np.power costs several times more), in place
+        # from p = 3 on (A is F itself at p = 1)
+        if p == 2:
+            A = A * F
+        elif p > 2:
+            A *= F
         r = np.einsum("ncp,np->nc", A, A.sum(axis=1))
         out[:, i] = np.sign(r) * np.abs(r) ** (1.0 / p)
     return out
@@ -66,12 +75,19 @@ def gram_deviation(g, mins, maxs):
     """
     g = g.reshape(g.shape[0], -1)
     dev = np.empty((g.shape[0], mins.shape[0]))
-    # One class at a time: an (N, K, D) temporary would take gigabytes.
+    # One class at a time (an (N, K, D) temporary would take gigabytes), in two
+    # (N, D) buffers.
+    below, above = np.empty_like(g), np.empty_like(g)
     for k, (lo, hi) in enumerate(zip(mins.reshape(mins.shape[0], -1),
                                      maxs.reshape(maxs.shape[0], -1))):
-        below = np.maximum(lo - g, 0.0) / np.abs(lo + 1e-6)
-        above = np.maximum(g - hi, 0.0) / np.abs(hi + 1e-6)
-        dev[:, k] = (below + above).sum(axis=1)
+        np.subtract(lo, g, out=below)
+        np.maximum(below, 0.0, out=below)
+        below /= np.abs(lo + 1e-6)
+        np.subtract(g, hi, out=above)
+        np.maximum(above, 0.0, out=above)
+        above /= np.abs(hi + 1e-6)
+        below += above
+        dev[:, k] = below.sum(axis=1)
     return dev
 
 
@@ -116,6 +132,14 @@ class Gram(BaseDetector):
         Columns (2-D input) or channels (4-D maps) seen in ``fit``.
     input_ndim_ : int
         Dimensions of the input seen in ``fit`` (2 or 4).
+
+    Notes
+    -----
+    Memory: ``fit`` reads the rows :data:`~sklearn_ood._moments.CHUNK_ROWS` at
+    a time (the bound rows once, then the held-out rows), so beyond one chunk
+    and its Gram features it holds the bounds (four ``(n_classes, max_power,
+    C_l)`` arrays per block while fitting) and a few integers per row (class
+    codes, the hold-out mask).
 
     References
     ----------
@@ -187,29 +211,53 @@ class Gram(BaseDetector):
             n_held = int(np.floor(self.holdout * rows.size))
             if n_held and n_held < rows.size:
                 held[rng.permutation(rows)[:n_held]] = True
-        grams = self._gram(X)
         n_classes = codes.max() + 1
-        self.mins_, self.maxs_ = [], []
-        for g in grams:
-            fit_g, fit_codes = g[~held], codes[~held]
-            self.mins_.append(np.stack([fit_g[fit_codes == k].min(axis=0)
-                                        for k in range(n_classes)]))
-            self.maxs_.append(np.stack([fit_g[fit_codes == k].max(axis=0)
-                                        for k in range(n_classes)]))
-        norms = np.ones(len(grams))
-        if held.any():
-            for l, g in enumerate(grams):
-                dev = gram_deviation(g[held], self.mins_[l], self.maxs_[l])
-                mean = dev[np.arange(held.sum()), codes[held]].mean()
-                norms[l] = mean if mean > 0 else 1.0
-        self.normalizers_ = norms
-        # for _training_scores only, which gets the same X
-        self._fit_codes, self._fit_held, self._fit_grams = codes, held, grams
+        # Pass 1, by chunks of rows: the two smallest and the two largest g of each
+        # class's bound rows (the second ones give the leave-one-out bounds).
+        lows = highs = None
+        for chunk in row_chunks(X.shape[0]):
+            keep = ~held[chunk]
+            grams, chunk_codes = self._gram(X[chunk][keep]), codes[chunk][keep]
+            if lows is None:
+                lows = [np.full((2, n_classes) + g.shape[1:], np.inf) for g in grams]
+                highs = [np.full((2, n_classes) + g.shape[1:], np.inf) for g in grams]
+            for k in np.unique(chunk_codes):
+                for lo, hi, g in zip(lows, highs, grams):
+                    part = g[chunk_codes == k]
+                    lo[:, k] = _two_smallest(lo[:, k], part)
+                    hi[:, k] = _two_smallest(hi[:, k], -part)  # minus the two largest
+            del grams  # before the next chunk's features
+        self.mins_ = [lo[0] for lo in lows]
+        self.maxs_ = [-hi[0] for hi in highs]
+        # Pass 2, by chunks of the held-out rows: E_l, their mean deviation from their class.
+        held_rows = np.flatnonzero(held)
+        sums = np.zeros(len(lows))
+        for chunk in row_chunks(held_rows.size):
+            rows = held_rows[chunk]
+            for l, g in enumerate(self._gram(X[rows])):
+                own = np.empty(rows.size)
+                for k in np.unique(codes[rows]):
+                    is_k = codes[rows] == k
+                    own[is_k] = gram_deviation(g[is_k], self.mins_[l][k:k + 1],
+                                               self.maxs_[l][k:k + 1])[:, 0]
+                sums[l] += own.sum()
+            del g  # before the next chunk's features
+        means = sums / max(held_rows.size, 1)
+        self.normalizers_ = np.where(means > 0, means, 1.0)
+        # For _training_scores only: the class whose bounds each row helped set (-1 for
+        # held-out rows and classes of one bound row: scored against the bounds as they
+        # are) and the second smallest / largest values.
+        n_bound = np.bincount(codes[~held], minlength=n_classes)
+        self._loo_codes = np.where(held | (n_bound[codes] < 2), -1, codes)
+        self._second = [(lo[1], -hi[1]) for lo, hi in zip(lows, highs)]
 
-    def _score(self, X):
+    def _score(self, X, loo_codes=None, second=None):
         total = 0.0
         for l, g in enumerate(self._gram(X)):
-            total = total + gram_deviation(g, self.mins_[l], self.maxs_[l]) / self.normalizers_[l]
+            dev = gram_deviation(g, self.mins_[l], self.maxs_[l])
+            if loo_codes is not None:
+                _leave_one_out(dev, g, loo_codes, self.mins_[l], self.maxs_[l], *second[l])
+            total = total + dev / self.normalizers_[l]
         return -np.min(total, axis=1)
 
     def _training_scores(self, X, rows):
@@ -217,26 +265,40 @@ class Gram(BaseDetector):
         # its bank leave-one-out, a bound row is scored against its own class's
         # bounds without it (the second smallest / largest value where it is the
         # extreme); held-out rows were never in the bounds.
-        codes, held = self._fit_codes, self._fit_held
-        total = 0.0
-        for l, g in enumerate(self._fit_grams):
-            dev = gram_deviation(g, self.mins_[l], self.maxs_[l])
-            flat = g.reshape(g.shape[0], -1)
-            for k in range(dev.shape[1]):
-                members = np.flatnonzero((codes == k) & ~held)
-                if members.size < 2:
-                    continue
-                part = flat[members]
-                lo2 = np.partition(part, 1, axis=0)[:2]
-                hi2 = -np.partition(-part, 1, axis=0)[:2]
-                lo = np.where(part == lo2[0], lo2[1], lo2[0])
-                hi = np.where(part == hi2[0], hi2[1], hi2[0])
-                below = np.maximum(lo - part, 0.0) / np.abs(lo + 1e-6)
-                above = np.maximum(part - hi, 0.0) / np.abs(hi + 1e-6)
-                dev[members, k] = (below + above).sum(axis=1)
-            total = total + dev / self.normalizers_[l]
-        del self._fit_codes, self._fit_held, self._fit_grams
-        return -np.min(total, axis=1)[rows]
+        loo_codes, second = self._loo_codes[rows], self._second
+        del self._loo_codes, self._second
+        scores = np.empty(rows.size)
+        for chunk in row_chunks(rows.size):
+            scores[chunk] = self._score(X[rows[chunk]], loo_codes[chunk], second)
+        return scores
+
+
+def _leave_one_out(dev, g, codes, mins, maxs, mins2, maxs2):
+    """Replace ``dev[i, codes[i]]`` by the deviation from class ``codes[i]``'s bounds
+    without row ``i`` (``mins2`` / ``maxs2``: second smallest / largest), for ``codes[i] >= 0``."""
+    flat = g.reshape(g.shape[0], -1)
+    for k in np.unique(codes[codes >= 0]):
+        is_k = codes == k
+        part = flat[is_k]
+        lo1, hi1 = mins[k].ravel(), maxs[k].ravel()
+        lo = np.where(part == lo1, mins2[k].ravel(), lo1)
+        hi = np.where(part == hi1, maxs2[k].ravel(), hi1)
+        below = np.maximum(lo - part, 0.0) / np.abs(lo + 1e-6)
+        above = np.maximum(part - hi, 0.0) / np.abs(hi + 1e-6)
+        dev[is_k, k] = (below + above).sum(axis=1)
+
+
+def _two_smallest(two, values):
+    """Element-wise two smallest of ``two`` (2, ...) and the rows of ``values`` (n, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> _two_smallest(np.array([[1.0, 5.0], [3.0, 6.0]]), np.array([[2.0, 7.0], [0.0, 7.0]]))
+    array([[0., 5.],
+           [1., 6.]])
+    """
+    return np.partition(np.concatenate([two, values]), 1, axis=0)[:2]
 
 
 def tuning_grid(n_samples):
