@@ -17,7 +17,9 @@ features (the input of ``fc``) of the trained CIFAR-10 ResNet-18 in
 (ID) and ``tin_val_32.npz`` (near-OOD) in ``--data-dir``, extracted once with
 ``BlockFeatureExtractor`` and cached in ``PATH.npz`` (later runs read the
 file). Rows are L2-normalised as ``KNN`` does; recall and k-th error are
-also reported per query set (``by_set``).
+also reported per query set (``by_set``), with the AUROC of KNN's score
+(minus the k-th squared distance) for CIFAR-10 test (ID) against Tiny
+ImageNet (OOD) under each back-end (``auroc``).
 
 Each back-end runs in its own subprocess with ``--threads`` threads (OpenMP,
 BLAS, ``faiss.omp_set_num_threads``, scikit-learn's threadpool), one after
@@ -207,6 +209,11 @@ def worker(args):
                     for name in QUERY_SETS}
         elif args.worker in ("brute", "faiss-flat"):  # the first exact one is the reference
             np.savez(exact_path, neighbors=neighbors, kth=sqdist[:, -1])
+        if args.features:  # KNN's ID-vs-OOD AUROC (score -kth, CIFAR-10 test positive)
+            from sklearn.metrics import roc_auc_score
+
+            sets = np.load(feature_paths(args)[2])
+            row["auroc"] = round(roc_auc_score(sets == "cifar10_test", -sqdist[:, -1]), 5)
         print(json.dumps(row), flush=True)
 
 
