@@ -175,7 +175,7 @@ def worker(args):
     t = clocks()
     index = build_index(bank, args.worker, seed=0)
     build_wall, build_cpu = since(t)
-    exact_path = Path(args.cache) / f"exact_{bank_path.stem}_{args.queries}.npz"
+    exact_path = Path(args.cache) / f"exact_{bank_path.stem}_{query_path.stem}.npz"
     knobs = {"faiss-ivf": [("n_probe", p) for p in args.n_probe],
              "faiss-hnsw": [("ef_search", e) for e in args.ef_search]
              }.get(args.worker, [(None, None)])
