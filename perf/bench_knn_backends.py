@@ -10,6 +10,17 @@ the hardest case for an approximate index: all neighbours in a cluster
 nearly equidistant). The bank and the queries (same clusters,
 another seed) are written once to ``--cache`` as ``.npy`` files.
 
+``--features PATH.npz`` uses real deep features instead: the penultimate
+features (the input of ``fc``) of the trained CIFAR-10 ResNet-18 in
+``--model`` (``/work/shared/models``), the bank from
+``cifar10_train20k_jpeg.npz`` and the queries from ``cifar10_test_jpeg.npz``
+(ID) and ``tin_val_32.npz`` (near-OOD) in ``--data-dir``, extracted once with
+``BlockFeatureExtractor`` and cached in ``PATH.npz`` (later runs read the
+file). Rows are L2-normalised as ``KNN`` does; recall and k-th error are
+also reported per query set (``by_set``), with the AUROC of KNN's score
+(minus the k-th squared distance) for CIFAR-10 test (ID) against Tiny
+ImageNet (OOD) under each back-end (``auroc``).
+
 Each back-end runs in its own subprocess with ``--threads`` threads (OpenMP,
 BLAS, ``faiss.omp_set_num_threads``, scikit-learn's threadpool), one after
 the other: first the exact ones (``brute`` = scikit-learn's
@@ -30,6 +41,8 @@ Usage::
     PYTHONPATH=. python perf/bench_knn_backends.py --n 1000000 --threads 2 \
         --backends faiss-flat faiss-ivf --n-probe 1 4 16
     PYTHONPATH=. python perf/bench_knn_backends.py --n 1000000 --threads 2 --fit brute
+    PYTHONPATH=. python perf/bench_knn_backends.py --features /tmp/knn_bench/cifar10_r18.npz \
+        --threads 1
 """
 
 import argparse
@@ -44,7 +57,6 @@ from pathlib import Path
 import numpy as np
 
 K = 50  # KNN's default n_neighbors
-HNSW_EFS = (16, 64, 128, 256)
 
 
 def make_data(n, d, n_clusters, seed, noise="decaying", chunk=100_000):
@@ -64,9 +76,58 @@ def make_data(n, d, n_clusters, seed, noise="decaying", chunk=100_000):
     return out
 
 
+QUERY_SETS = {"cifar10_test": "cifar10_test_jpeg.npz", "tin_val": "tin_val_32.npz"}
+
+
+def extract_features(args):
+    """Penultimate features of the bank and query images, cached in ``args.features``."""
+    import torch
+
+    from sklearn_ood.datasets import load_npz
+    from sklearn_ood.extraction import BlockFeatureExtractor
+    from sklearn_ood.models import ResNet
+
+    torch.set_num_threads(args.threads[0])
+    model = ResNet(10, in_channels=3, width=16)
+    model.load_state_dict(torch.load(args.model, weights_only=True))
+    model.eval()
+    extractor = BlockFeatureExtractor(model, "penultimate", reduce="flatten", batch_size=256)
+    data = Path(args.data_dir)
+    images = {"bank": "cifar10_train20k_jpeg.npz", **QUERY_SETS}
+    t = clocks()
+    features = {}
+    for name, file in images.items():
+        X = load_npz(data / file)[0]
+        features[name] = extractor.fit(X[:1]).transform(X).astype(np.float32)
+    wall, cpu = since(t)
+    print(f"extracted {({k: v.shape for k, v in features.items()})} in {cpu} s CPU "
+          f"({wall} s wall)", flush=True)
+    np.savez(args.features, model=str(args.model), **features)
+
+
+def feature_paths(args):
+    """Bank, queries (every query set, in order) and query-set names as .npy in the cache."""
+    from sklearn_ood.detectors._features import l2_normalize
+
+    features = Path(args.features)
+    if not features.exists():
+        extract_features(args)
+    cache = Path(args.cache)
+    paths = [cache / f"{features.stem}_{name}.npy" for name in ("bank", "queries", "sets")]
+    if not all(p.exists() for p in paths):
+        z = np.load(features)
+        np.save(paths[0], l2_normalize(z["bank"]).astype(np.float32))
+        np.save(paths[1], np.concatenate([l2_normalize(z[s]) for s in QUERY_SETS]
+                                         ).astype(np.float32))
+        np.save(paths[2], np.concatenate([[s] * len(z[s]) for s in QUERY_SETS]))
+    return paths
+
+
 def data_paths(args):
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
+    if args.features:
+        return feature_paths(args)[:2]
     tag = f"{args.d}d_{args.clusters}c_{args.noise}"
     bank, queries = cache / f"bank_{args.n}_{tag}.npy", cache / f"queries_{args.queries}_{tag}.npy"
     if not bank.exists():
@@ -114,9 +175,10 @@ def worker(args):
     t = clocks()
     index = build_index(bank, args.worker, seed=0)
     build_wall, build_cpu = since(t)
-    exact_path = Path(args.cache) / f"exact_{bank_path.stem}_{args.queries}.npz"
+    exact_path = Path(args.cache) / f"exact_{bank_path.stem}_{query_path.stem}.npz"
     knobs = {"faiss-ivf": [("n_probe", p) for p in args.n_probe],
-             "faiss-hnsw": [("ef_search", e) for e in HNSW_EFS]}.get(args.worker, [(None, None)])
+             "faiss-hnsw": [("ef_search", e) for e in args.ef_search]
+             }.get(args.worker, [(None, None)])
     for knob, value in knobs:
         if knob == "n_probe":
             index.nprobe = value
@@ -132,13 +194,26 @@ def worker(args):
             row["ivf_imbalance"] = round(index.invlists.imbalance_factor(), 2)
         if exact_path.exists():
             ref = np.load(exact_path)
-            hits = [len(np.intersect1d(a, b)) for a, b in zip(neighbors, ref["neighbors"])]
+            hits = np.array([len(np.intersect1d(a, b))
+                             for a, b in zip(neighbors, ref["neighbors"])])
             rel = (sqdist[:, -1] - ref["kth"]) / ref["kth"]
             row.update(recall=round(float(np.mean(hits)) / K, 4),
                        kth_rel_err_mean=float(f"{rel.mean():.2e}"),
                        kth_rel_err_max=float(f"{rel.max():.2e}"))
+            if args.features:
+                sets = np.load(feature_paths(args)[2])
+                row["by_set"] = {name: {
+                    "recall": round(float(np.mean(hits[sets == name])) / K, 4),
+                    "kth_rel_err_mean": float(f"{rel[sets == name].mean():.2e}"),
+                    "kth_rel_err_max": float(f"{rel[sets == name].max():.2e}")}
+                    for name in QUERY_SETS}
         elif args.worker in ("brute", "faiss-flat"):  # the first exact one is the reference
             np.savez(exact_path, neighbors=neighbors, kth=sqdist[:, -1])
+        if args.features:  # KNN's ID-vs-OOD AUROC (score -kth, CIFAR-10 test positive)
+            from sklearn.metrics import roc_auc_score
+
+            sets = np.load(feature_paths(args)[2])
+            row["auroc"] = round(roc_auc_score(sets == "cifar10_test", -sqdist[:, -1]), 5)
         print(json.dumps(row), flush=True)
 
 
@@ -153,9 +228,14 @@ def main(argv=None):
     parser.add_argument("--backends", nargs="+",
                         default=["brute", "faiss-flat", "faiss-ivf", "faiss-hnsw"])
     parser.add_argument("--n-probe", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[16, 64, 128, 256])
     parser.add_argument("--fit", nargs="+", default=None,
                         help="time KNN(algorithm=...).fit on the bank instead")
     parser.add_argument("--cache", default="/tmp/knn_bench")
+    parser.add_argument("--features", metavar="PATH.npz",
+                        help="real features (extracted once into this file) instead of --n/--d")
+    parser.add_argument("--model", default="/work/shared/models/cifar10_resnet18_w16_plain.pt")
+    parser.add_argument("--data-dir", default="/work/shared/data")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -171,7 +251,11 @@ def main(argv=None):
                    "--d", str(args.d), "--clusters", str(args.clusters),
                    "--queries", str(args.queries), "--noise", args.noise,
                    "--threads", str(threads), "--n-probe", *map(str, args.n_probe),
+                   "--ef-search", *map(str, args.ef_search),
                    "--cache", args.cache] + (["--fit", backend] if args.fit else [])
+            if args.features:
+                cmd += ["--features", args.features, "--model", args.model,
+                        "--data-dir", args.data_dir]
             subprocess.run(cmd, env=env, check=True)
             print(f"load average: {os.getloadavg()}", flush=True)
 
