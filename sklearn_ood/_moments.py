@@ -23,8 +23,8 @@ def row_chunks(n_samples, chunk_rows=CHUNK_ROWS):
             for start in range(0, n_samples, chunk_rows)]
 
 
-def class_moments(X, codes, n_classes, *, transform=None, tied=False, chunk_rows=CHUNK_ROWS,
-                  moments=None):
+def class_moments(X, codes, n_classes, *, transform=None, tied=False, scatter=True,
+                  chunk_rows=CHUNK_ROWS, moments=None):
     """Count, mean and centred scatter matrix of the rows of ``X`` per class, by chunks.
 
     Statistics are float64; ``X`` is read ``chunk_rows`` rows at a time (each
@@ -46,6 +46,9 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, chunk_rows
         Return the within-class scatter summed over the classes, one
         ``(n_features, n_features)`` matrix (a shared covariance needs no
         more, whatever the number of classes).
+    scatter : bool, default=True
+        ``False``: counts and means only (``scatters`` is ``None``), for a
+        detector that needs no covariance: no ``D x D`` product per chunk.
     chunk_rows : int, default=CHUNK_ROWS
     moments : tuple (counts, means, scatters), default=None
         Statistics of earlier rows, as returned by this function for
@@ -56,9 +59,10 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, chunk_rows
     -------
     counts : ndarray of shape (n_classes,)
     means : ndarray of shape (n_classes, n_features)
-    scatters : ndarray of shape (n_classes, n_features, n_features)
+    scatters : ndarray of shape (n_classes, n_features, n_features) or None
         ``sum_i (x_i - mean)(x_i - mean)^T`` over each class's rows; with
-        ``tied=True`` their sum, of shape ``(n_features, n_features)``.
+        ``tied=True`` their sum, of shape ``(n_features, n_features)``;
+        ``None`` with ``scatter=False``.
 
     Examples
     --------
@@ -72,12 +76,15 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, chunk_rows
     >>> first = class_moments(X[:2], np.array([0, 0]), 2)  # then two more rows:
     >>> [a.ravel() for a in class_moments(X[2:], np.array([1, 0]), 2, moments=first)]
     [array([3, 1]), array([ 2., 10.]), array([8., 0.])]
+    >>> class_moments(X, np.array([0, 0, 1, 0]), 2, scatter=False)
+    (array([3, 1]), array([[ 2.],
+           [10.]]), None)
     """
     if moments is None:
         counts = np.zeros(n_classes, dtype=np.int64)
         means = scatters = None
     else:
-        counts, means, scatters = (np.array(a) for a in moments)  # copies
+        counts, means, scatters = (None if a is None else np.array(a) for a in moments)  # copies
     for rows in row_chunks(X.shape[0], chunk_rows):
         H = X[rows].astype(np.float64)
         if transform is not None:
@@ -85,26 +92,26 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, chunk_rows
         if means is None:
             n_features = H.shape[1]
             means = np.zeros((n_classes, n_features))
-            scatters = np.zeros((n_features, n_features) if tied
-                                else (n_classes, n_features, n_features))
+            if scatter:
+                scatters = np.zeros((n_features, n_features) if tied
+                                    else (n_classes, n_features, n_features))
         chunk_codes = codes[rows]
         for c in np.unique(chunk_codes):
             B = H[chunk_codes == c]
             n_a, n_b = counts[c], B.shape[0]
             mean_b = B.mean(axis=0)
-            centred = B - mean_b
-            scatter_b = centred.T @ centred
-            if n_a > 0:
-                n = n_a + n_b
-                delta = mean_b - means[c]
-                scatter_b += np.outer(delta, delta) * (n_a * n_b / n)
-                mean_b = means[c] + delta * (n_b / n)
-            means[c] = mean_b
-            if tied:
-                scatters += scatter_b
-            elif n_a == 0:
-                scatters[c] = scatter_b
-            else:
-                scatters[c] += scatter_b
+            delta = mean_b - means[c]
             counts[c] += n_b
+            if scatter:
+                centred = B - mean_b
+                scatter_b = centred.T @ centred
+                if n_a > 0:
+                    scatter_b += np.outer(delta, delta) * (n_a * n_b / counts[c])
+                if tied:
+                    scatters += scatter_b
+                elif n_a == 0:
+                    scatters[c] = scatter_b
+                else:
+                    scatters[c] += scatter_b
+            means[c] = mean_b if n_a == 0 else means[c] + delta * (n_b / counts[c])
     return counts, means, scatters
