@@ -386,8 +386,11 @@ class AccumulatingDetector(BaseDetector):
         self : object
             The fitted detector.
         """
+        reset = not hasattr(self, "n_samples_seen_")
+        if not reset:  # @_fit_context validates partial_fit's first call only
+            self._validate_params()
         with restore_on_error(self):
-            self._accumulate(X, y, reset=not hasattr(self, "n_samples_seen_"), partial=True)
+            self._accumulate(X, y, reset=reset, partial=True)
         return self
 
     def _accumulate(self, X, y, *, reset, partial):
