@@ -96,22 +96,44 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, scatter=Tr
                 scatters = np.zeros((n_features, n_features) if tied
                                     else (n_classes, n_features, n_features))
         chunk_codes = codes[rows]
+        if not scatter:
+            _merge_means(H, chunk_codes, counts, means)
+            continue
         for c in np.unique(chunk_codes):
             B = H[chunk_codes == c]
             n_a, n_b = counts[c], B.shape[0]
             mean_b = B.mean(axis=0)
             delta = mean_b - means[c]
             counts[c] += n_b
-            if scatter:
-                centred = B - mean_b
-                scatter_b = centred.T @ centred
-                if n_a > 0:
-                    scatter_b += np.outer(delta, delta) * (n_a * n_b / counts[c])
-                if tied:
-                    scatters += scatter_b
-                elif n_a == 0:
-                    scatters[c] = scatter_b
-                else:
-                    scatters[c] += scatter_b
+            centred = B - mean_b
+            scatter_b = centred.T @ centred
+            if n_a > 0:
+                scatter_b += np.outer(delta, delta) * (n_a * n_b / counts[c])
+            if tied:
+                scatters += scatter_b
+            elif n_a == 0:
+                scatters[c] = scatter_b
+            else:
+                scatters[c] += scatter_b
             means[c] = mean_b if n_a == 0 else means[c] + delta * (n_b / counts[c])
     return counts, means, scatters
+
+
+def _merge_means(H, codes, counts, means):
+    """Merge the per-class means of the rows ``H`` into ``counts`` and ``means`` (in place).
+
+    The class sums come from one pass over the rows sorted by class
+    (``np.add.reduceat``), whatever the number of classes; the means are
+    merged as in :func:`class_moments`.
+    """
+    if codes.size and (codes == codes[0]).all():  # one class: no sorting
+        present, n_b, sums = codes[:1], np.array([codes.size]), H.sum(axis=0)[None]
+    else:
+        order = np.argsort(codes, kind="stable")
+        present, starts, n_b = np.unique(codes[order], return_index=True, return_counts=True)
+        sums = np.add.reduceat(H[order], starts, axis=0)
+    n_a = counts[present]
+    counts[present] += n_b
+    mean_b = sums / n_b[:, None]
+    merged = means[present] + (mean_b - means[present]) * (n_b / counts[present])[:, None]
+    means[present] = np.where((n_a == 0)[:, None], mean_b, merged)

@@ -257,6 +257,7 @@ class LINe(HeadMixin, AccumulatingDetector):
     """
 
     head_required = True
+    _scatter = False  # class means only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
