@@ -151,9 +151,9 @@ class KNN(AccumulatingDetector):
     >>> det.score_samples(np.array([[2.0, 0.0], [-1.0, 0.0]])).round(4)
     array([-0.5858, -3.4142])
 
-    The same bank from chunks of rows:
+    The same bank from chunks of rows (the first with more than ``k`` rows):
 
-    >>> det = KNN(n_neighbors=2).partial_fit(X[:2]).partial_fit(X[2:])
+    >>> det = KNN(n_neighbors=1).partial_fit(X[:2]).partial_fit(X[2:])
     >>> det.bank_.shape, det.n_samples_seen_
     ((3, 2), 3)
     """
