@@ -248,10 +248,11 @@ class LINe(HeadMixin, AccumulatingDetector):
     >>> det.score_samples(h).round(4)
     array([2.1269, 2.1269])
 
-    The same Shapley values from one row at a time:
+    The same Shapley values from one row at a time (without ``y``, from the
+    predicted classes, here the labels above):
 
-    >>> det = LINe(head, clip=None, p_w=50, p_a=50).partial_fit(h[:1], [0])
-    >>> det.partial_fit(h[1:], [1]).shapley_
+    >>> det = LINe(head, clip=None, p_w=50, p_a=50).partial_fit(h[:1])
+    >>> det.partial_fit(h[1:]).shapley_
     array([[2. , 0. , 0.5],
            [0. , 2. , 0.5]])
     """
