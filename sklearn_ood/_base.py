@@ -280,28 +280,37 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
 
 class AccumulatingDetector(BaseDetector):
-    """Base class of the detectors fitted from class moments: ``partial_fit``.
+    """Base class of the detectors fitted from statistics that add up: ``partial_fit``.
 
-    The statistics are, per class, the count, the float64 mean and the centred
-    scatter matrix of the training features (:func:`~sklearn_ood._moments.class_moments`,
-    merged over chunks and calls by the same update), plus a reservoir
-    :func:`merge_offset_sample` of at most :data:`OFFSET_SAMPLE_SIZE` training
-    rows. ``fit(X, y)`` is one ``partial_fit(X, y)`` on a fresh estimator;
-    ``partial_fit`` merges the rows of each call into the statistics and the
-    reservoir, then finalises: the subclass's fitted attributes from the
-    statistics, and ``offset_`` from the scores of the reservoir rows.
+    The statistics are, per class, the count, the float64 mean and (unless
+    ``_scatter`` is false) the centred scatter matrix of the training features
+    (:func:`~sklearn_ood._moments.class_moments`, merged over chunks and calls
+    by the same update), plus a reservoir :func:`merge_offset_sample` of at
+    most :data:`OFFSET_SAMPLE_SIZE` training rows. ``fit(X, y)`` is one
+    ``partial_fit(X, y)`` on a fresh estimator; ``partial_fit`` merges the
+    rows of each call into the statistics and the reservoir, then finalises:
+    the subclass's fitted attributes from the statistics, and ``offset_`` from
+    the scores of the reservoir rows.
 
     A subclass sets ``_tied`` (one scatter summed over the classes),
+    ``_scatter`` (``False``: counts and means only, no ``D x D`` scatter),
     ``_uses_labels`` and ``_statistics_params`` (the parameters the statistics
     depend on: fixed by the first call) and implements
 
     - ``_moment_features(H)``: the features the statistics are taken of, from
       a float64 chunk of the input;
-    - ``_finish(labels, counts, means, scatter, sample, *, partial)``: the
-      fitted attributes (``labels`` are the sorted class labels seen, or
-      ``None``; ``sample`` the reservoir rows; ``partial`` is true in
-      ``partial_fit``);
+    - ``_finish(labels, *statistics, sample, *, partial)``: the fitted
+      attributes (``labels`` are the sorted class labels seen, or ``None``;
+      ``statistics`` are ``counts, means, scatter``, the scatter ``None``
+      without ``_scatter``; ``sample`` the reservoir rows; ``partial`` is
+      true in ``partial_fit``);
     - ``_score(X)``.
+
+    It may override ``_merge(X, codes, n_classes, statistics)`` (other
+    statistics that add up, e.g. KNN's bank of rows), ``_class_codes`` (how
+    labels become class indices) and ``_sample_scores(rows, positions)`` (the
+    training scores of the reservoir rows, ``positions`` their indices among
+    the in-distribution rows seen; by default ``_score(rows)``).
 
     Attributes
     ----------
@@ -311,6 +320,7 @@ class AccumulatingDetector(BaseDetector):
     """
 
     _tied = True
+    _scatter = True
     _uses_labels = True
     _statistics_params = ()
 
@@ -358,9 +368,10 @@ class AccumulatingDetector(BaseDetector):
         and only if the first did. A label first seen in a later call adds a
         class (no ``classes=`` argument as in scikit-learn's naive Bayes: the
         scores have no per-class output to keep in order). Every call
-        validates the parameters; those the statistics depend on
-        (``normalize``) must not change between calls. If a call raises (even
-        ``KeyboardInterrupt``), the detector is left as it was.
+        validates the parameters; those the statistics depend on (e.g.
+        ``normalize``; the class docstring names them) must not change between
+        calls. If a call raises (even ``KeyboardInterrupt``), the detector is
+        left as it was.
 
         Parameters
         ----------
@@ -375,8 +386,11 @@ class AccumulatingDetector(BaseDetector):
         self : object
             The fitted detector.
         """
+        reset = not hasattr(self, "n_samples_seen_")
+        if not reset:  # @_fit_context validates partial_fit's first call only
+            self._validate_params()
         with restore_on_error(self):
-            self._accumulate(X, y, reset=not hasattr(self, "n_samples_seen_"), partial=True)
+            self._accumulate(X, y, reset=reset, partial=True)
         return self
 
     def _accumulate(self, X, y, *, reset, partial):
@@ -391,22 +405,28 @@ class AccumulatingDetector(BaseDetector):
                     )
         X = self._validate_input(X, reset=reset)
         X, y = split_id_rows(X, y)
-        labels, codes, moments = self._class_codes(X.shape[0], y, reset)
+        labels, codes, moments = self._class_codes(X, y, reset)
         n_seen = 0 if reset else self.n_samples_seen_
-        with np.errstate(over="ignore", invalid="ignore"):
-            moments = class_moments(
-                X, codes, 1 if labels is None else labels.size, transform=self._moment_features,
-                tied=self._tied, moments=moments)
+        moments = self._merge(X, codes, 1 if labels is None else labels.size, moments)
         self._sample = merge_offset_sample(None if reset else self._sample, X, n_seen)
         self._labels, self._moments = labels, moments
         self._statistics_of = {param: getattr(self, param) for param in self._statistics_params}
         self.n_samples_seen_ = n_seen + X.shape[0]
         self._finish(labels, *moments, self._sample[2], partial=partial)
-        rows = self._sample[2]
-        self._set_offset(self._training_scores(rows, np.arange(rows.shape[0])))
+        self._set_offset(self._sample_scores(self._sample[2], self._sample[0]))
 
-    def _class_codes(self, n_samples, y, reset):
+    def _merge(self, X, codes, n_classes, statistics):
+        """The statistics of earlier calls (``None`` at first) with the rows ``X`` added."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return class_moments(X, codes, n_classes, transform=self._moment_features,
+                                 tied=self._tied, scatter=self._scatter, moments=statistics)
+
+    def _sample_scores(self, rows, positions):
+        return self._score(rows)
+
+    def _class_codes(self, X, y, reset):
         """Sorted labels, class index of each row and the statistics to merge into."""
+        n_samples = X.shape[0]
         name = type(self).__name__
         if y is None and self.__sklearn_tags__().target_tags.required:
             raise ValueError(
@@ -436,7 +456,7 @@ class AccumulatingDetector(BaseDetector):
 
         if labels.size > self._labels.size:
             counts, means = grow(counts), grow(means)
-            scatter = scatter if self._tied else grow(scatter)
+            scatter = scatter if self._tied or scatter is None else grow(scatter)
         return labels, np.searchsorted(labels, y), (counts, means, scatter)
 
     def _moment_features(self, H):

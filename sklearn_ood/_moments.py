@@ -24,7 +24,7 @@ def row_chunks(n_samples, chunk_rows=CHUNK_ROWS):
 
 
 def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=False,
-                  chunk_rows=CHUNK_ROWS, moments=None):
+                  scatter=True, chunk_rows=CHUNK_ROWS, moments=None):
     """Count, mean and centred scatter matrix of the rows of ``X`` per class, by chunks.
 
     Statistics are float64; ``X`` is read ``chunk_rows`` rows at a time (each
@@ -49,6 +49,9 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
     diagonal : bool, default=False
         Keep only the diagonals of the scatter matrices (the sums of squared
         deviations, ``(n_features,)`` each): all that diagonal covariances need.
+    scatter : bool, default=True
+        ``False``: counts and means only (``scatters`` is ``None``), for a
+        detector that needs no covariance: no ``D x D`` product per chunk.
     chunk_rows : int, default=CHUNK_ROWS
     moments : tuple (counts, means, scatters), default=None
         Statistics of earlier rows, as returned by this function for
@@ -59,10 +62,11 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
     -------
     counts : ndarray of shape (n_classes,)
     means : ndarray of shape (n_classes, n_features)
-    scatters : ndarray of shape (n_classes, n_features, n_features)
+    scatters : ndarray of shape (n_classes, n_features, n_features) or None
         ``sum_i (x_i - mean)(x_i - mean)^T`` over each class's rows; with
         ``tied=True`` their sum, of shape ``(n_features, n_features)``; with
-        ``diagonal=True`` their diagonals (the last axis dropped).
+        ``diagonal=True`` their diagonals (the last axis dropped); ``None``
+        with ``scatter=False``.
 
     Examples
     --------
@@ -79,12 +83,15 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
     >>> first = class_moments(X[:2], np.array([0, 0]), 2)  # then two more rows:
     >>> [a.ravel() for a in class_moments(X[2:], np.array([1, 0]), 2, moments=first)]
     [array([3, 1]), array([ 2., 10.]), array([8., 0.])]
+    >>> class_moments(X, np.array([0, 0, 1, 0]), 2, scatter=False)
+    (array([3, 1]), array([[ 2.],
+           [10.]]), None)
     """
     if moments is None:
         counts = np.zeros(n_classes, dtype=np.int64)
         means = scatters = None
     else:
-        counts, means, scatters = (np.array(a) for a in moments)  # copies
+        counts, means, scatters = (None if a is None else np.array(a) for a in moments)  # copies
     for rows in row_chunks(X.shape[0], chunk_rows):
         H = X[rows].astype(np.float64)
         if transform is not None:
@@ -92,28 +99,50 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
         if means is None:
             n_features = H.shape[1]
             means = np.zeros((n_classes, n_features))
-            shape = (n_features,) if diagonal else (n_features, n_features)
-            scatters = np.zeros(shape if tied else (n_classes,) + shape)
+            if scatter:
+                shape = (n_features,) if diagonal else (n_features, n_features)
+                scatters = np.zeros(shape if tied else (n_classes,) + shape)
         chunk_codes = codes[rows]
+        if not scatter:
+            _merge_means(H, chunk_codes, counts, means)
+            continue
         for c in np.unique(chunk_codes):
             B = H[chunk_codes == c]
             n_a, n_b = counts[c], B.shape[0]
             mean_b = B.mean(axis=0)
+            delta = mean_b - means[c]
+            counts[c] += n_b
             centred = B - mean_b
             scatter_b = np.einsum("ij,ij->j", centred, centred) if diagonal \
                 else centred.T @ centred
             if n_a > 0:
-                n = n_a + n_b
-                delta = mean_b - means[c]
                 outer = delta * delta if diagonal else np.outer(delta, delta)
-                scatter_b += outer * (n_a * n_b / n)
-                mean_b = means[c] + delta * (n_b / n)
-            means[c] = mean_b
+                scatter_b += outer * (n_a * n_b / counts[c])
             if tied:
                 scatters += scatter_b
             elif n_a == 0:
                 scatters[c] = scatter_b
             else:
                 scatters[c] += scatter_b
-            counts[c] += n_b
+            means[c] = mean_b if n_a == 0 else means[c] + delta * (n_b / counts[c])
     return counts, means, scatters
+
+
+def _merge_means(H, codes, counts, means):
+    """Merge the per-class means of the rows ``H`` into ``counts`` and ``means`` (in place).
+
+    The class sums come from one pass over the rows sorted by class
+    (``np.add.reduceat``), whatever the number of classes; the means are
+    merged as in :func:`class_moments`.
+    """
+    if codes.size and (codes == codes[0]).all():  # one class: no sorting
+        present, n_b, sums = codes[:1], np.array([codes.size]), H.sum(axis=0)[None]
+    else:
+        order = np.argsort(codes, kind="stable")
+        present, starts, n_b = np.unique(codes[order], return_index=True, return_counts=True)
+        sums = np.add.reduceat(H[order], starts, axis=0)
+    n_a = counts[present]
+    counts[present] += n_b
+    mean_b = sums / n_b[:, None]
+    merged = means[present] + (mean_b - means[present]) * (n_b / counts[present])[:, None]
+    means[present] = np.where((n_a == 0)[:, None], mean_b, merged)

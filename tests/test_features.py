@@ -58,3 +58,16 @@ def test_class_moments_by_chunks_equal_a_two_pass_computation(chunk_rows):
     np.testing.assert_allclose(diag_means, means)
     np.testing.assert_allclose(diag, [np.var(H[codes == c], axis=0) * counts[c] for c in range(3)],
                                rtol=1e-9)
+    # Means only: counts and means alike, no scatter (a class absent from some chunks,
+    # class 4 never seen: count 0, mean 0).
+    only = class_moments(X, codes, 5, scatter=False, chunk_rows=chunk_rows)
+    assert only[2] is None
+    np.testing.assert_array_equal(only[0], list(counts) + [0, 0])
+    np.testing.assert_allclose(only[1][:3], means, rtol=1e-12)
+    np.testing.assert_array_equal(only[1][3:], 0.0)
+    # ... and merged into the statistics of earlier rows.
+    first = class_moments(X[:30], codes[:30], 5, scatter=False, chunk_rows=chunk_rows)
+    merged = class_moments(X[30:], codes[30:], 5, scatter=False, chunk_rows=chunk_rows,
+                           moments=first)
+    np.testing.assert_array_equal(merged[0], only[0])
+    np.testing.assert_allclose(merged[1], only[1], rtol=1e-12)

@@ -1,7 +1,13 @@
-"""partial_fit of the detectors whose statistics add up (Mahalanobis, GaussianDensity, ViM)."""
+"""partial_fit of the detectors whose statistics add up.
+
+Mahalanobis, GaussianDensity and ViM (class moments), DICE, FDBD and NCI (the
+feature mean), LINe (class means) and KNN (its bank of rows).
+"""
 
 import copy
+import importlib.util
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +19,7 @@ from sklearn.utils.estimator_checks import (
     check_n_features_in_after_fitting,
 )
 
-from sklearn_ood import GaussianDensity, Mahalanobis, ViM
+from sklearn_ood import DICE, FDBD, KNN, NCI, GaussianDensity, LINe, Mahalanobis, ViM
 from sklearn_ood._base import OFFSET_SAMPLE_SIZE, merge_offset_sample, offset_sample
 from sklearn_ood._moments import CHUNK_ROWS
 
@@ -22,12 +28,23 @@ X = rng.normal(size=(300, 4)) + np.repeat(np.eye(4)[:3] * 3, 100, axis=0)
 Y = np.repeat([0, 1, 2], 100)
 HEAD = (rng.normal(size=(3, 4)), rng.normal(size=3))
 
+needs_faiss = pytest.mark.skipif(importlib.util.find_spec("faiss") is None,
+                                 reason='needs faiss-cpu: pip install "sklearn-ood[faiss]"')
+
 DETECTORS = {
     "Mahalanobis": lambda: Mahalanobis(),
     "Mahalanobis-normalize": lambda: Mahalanobis(normalize=True),
     "GaussianDensity": lambda: GaussianDensity(),
     "ViM": lambda: ViM(HEAD, n_components=2),
+    "DICE": lambda: DICE(HEAD, percentile=50),
+    "FDBD": lambda: FDBD(HEAD),
+    "NCI": lambda: NCI(HEAD),
+    "LINe": lambda: LINe(HEAD, clip=2.0, p_a=50, p_w=50),
+    "KNN": lambda: KNN(n_neighbors=5),
+    "KNN-NAN": lambda: KNN(n_neighbors=5, negative_aware_rescale=True),
 }
+#: The internal method called once per chunk of rows while the statistics are merged.
+CHUNK_METHOD = {"KNN": "_normalize"}
 
 
 def fitted_statistics(det):
@@ -37,6 +54,15 @@ def fitted_statistics(det):
         return {"projector": ns @ ns.T, "alpha": det.alpha_, "origin": det.origin_}
     if isinstance(det, GaussianDensity):
         return {"classes": det.classes_, "means": det.means_, "cov": det.covariances_}
+    if isinstance(det, DICE):
+        return {"mean": det.feature_mean_, "mask": det.mask_}
+    if isinstance(det, (FDBD, NCI)):
+        return {"mean": det.mean_}
+    if isinstance(det, LINe):
+        return {"shapley": det.shapley_, "masks": det.activation_masks_,
+                "thresholds": det.weight_thresholds_}
+    if isinstance(det, KNN):  # the same rows, in the order of the calls
+        return {"bank": det.bank_[np.lexsort(det.bank_.T)]}
     return {"classes": det.classes_, "means": det.means_, "cov": det.covariance_}
 
 
@@ -111,13 +137,17 @@ def test_vim_statistics_by_hand():
     np.testing.assert_allclose(det.alpha_, 1.5)
 
 
-def test_chunks_on_chunk_row_boundaries_are_bit_identical_to_fit():
+@pytest.mark.parametrize("make", [Mahalanobis, lambda: DICE((HEAD[0][:, :3], HEAD[1])),
+                                  lambda: LINe((HEAD[0][:, :3], HEAD[1])),
+                                  lambda: KNN(n_neighbors=3)],
+                         ids=["Mahalanobis", "DICE", "LINe", "KNN"])
+def test_chunks_on_chunk_row_boundaries_are_bit_identical_to_fit(make):
     # More rows than the reservoir holds, chunks at multiples of CHUNK_ROWS: partial_fit
     # merges exactly the chunks fit merges, and keeps the rows fit samples.
     X_big = np.random.default_rng(1).normal(size=(3 * CHUNK_ROWS + 7, 3))
-    y_big = np.arange(len(X_big)) % 4
-    fitted = Mahalanobis().fit(X_big, y_big)
-    det = Mahalanobis()
+    y_big = np.arange(len(X_big)) % 3
+    fitted = make().fit(X_big, y_big)
+    det = make()
     for rows in (slice(0, CHUNK_ROWS), slice(CHUNK_ROWS, 3 * CHUNK_ROWS),
                  slice(3 * CHUNK_ROWS, None)):
         det.partial_fit(X_big[rows], y_big[rows])
@@ -166,7 +196,8 @@ def test_keyboard_interrupt_in_the_chunk_loop_leaves_the_estimator_as_before(nam
     det = DETECTORS[name]().partial_fit(X_big, y_big)
     before = copy.deepcopy(det)
     cls = type(det)
-    original = cls._moment_features
+    method = CHUNK_METHOD.get(cls.__name__, "_moment_features")
+    original = getattr(cls, method)
     calls = []
 
     def interrupted(self, H):
@@ -175,7 +206,7 @@ def test_keyboard_interrupt_in_the_chunk_loop_leaves_the_estimator_as_before(nam
             raise KeyboardInterrupt
         return original(self, H)
 
-    monkeypatch.setattr(cls, "_moment_features", interrupted)
+    monkeypatch.setattr(cls, method, interrupted)
     with pytest.raises(KeyboardInterrupt):
         det.partial_fit(X_big, y_big)
     assert len(calls) == 2
@@ -294,6 +325,7 @@ def test_maps_keep_their_shape_across_calls():
         det.partial_fit(np.zeros((5, 3, 4, 4)))
 
 
+@pytest.mark.filterwarnings("ignore:LINe. no training sample for class")  # class 2 later
 @pytest.mark.parametrize("name", list(DETECTORS))
 def test_clone_and_pickle_after_partial_fit(name):
     det = DETECTORS[name]().partial_fit(X[:150], Y[:150])
@@ -305,12 +337,147 @@ def test_clone_and_pickle_after_partial_fit(name):
     assert_same_state(det, restored)
 
 
+HEAD_2D = (np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.zeros(3))
+
+
 @pytest.mark.parametrize("est", [Mahalanobis(), GaussianDensity(),
-                                 ViM((np.ones((3, 2)), np.zeros(3)), n_components=1)],
-                         ids=["Mahalanobis", "GaussianDensity", "ViM"])
+                                 ViM((np.ones((3, 2)), np.zeros(3)), n_components=1),
+                                 DICE(HEAD_2D), FDBD(HEAD_2D), NCI(HEAD_2D), LINe(HEAD_2D),
+                                 KNN(n_neighbors=2)],
+                         ids=["Mahalanobis", "GaussianDensity", "ViM", "DICE", "FDBD", "NCI",
+                              "LINe", "KNN"])
 def test_sklearn_partial_fit_checks(est):
     # scikit-learn yields these for classifiers, regressors and clusterers, not for
-    # outlier detectors: run them here (make_blobs gives 2 features, hence ViM's head).
+    # outlier detectors: run them here (make_blobs gives 2 features, hence the heads).
     check_estimators_partial_fit_n_features(type(est).__name__, est)
-    if not isinstance(est, ViM):  # this one fits on 4 features
+    if not hasattr(est, "head"):  # this one fits on 4 features
         check_n_features_in_after_fitting(type(est).__name__, est)
+
+
+def test_later_calls_validate_the_parameters():
+    # scikit-learn's _fit_context validates partial_fit's first call only.
+    det = Mahalanobis().partial_fit(X, Y).set_params(contamination=2.0)
+    before = copy.deepcopy(det)
+    with pytest.raises(InvalidParameterError, match="contamination"):
+        det.partial_fit(X, Y)
+    assert_same_state(det, before)
+
+
+@pytest.mark.parametrize("make, attr", [(lambda: DICE(HEAD_2D, percentile=50), "feature_mean_"),
+                                        (lambda: FDBD(HEAD_2D), "mean_"),
+                                        (lambda: NCI(HEAD_2D), "mean_")],
+                         ids=["DICE", "FDBD", "NCI"])
+def test_feature_mean_by_hand(make, attr):
+    # (0, 2), (4, 0) then (2, 7): mean (2, 3); the first call's mean is (2, 1). The
+    # class labels are not used, but a negative label still marks an OOD row.
+    det = make().partial_fit([[0.0, 2.0], [4.0, 0.0], [99.0, 99.0]], [5, 0, -1])
+    np.testing.assert_array_equal(getattr(det, attr), [2.0, 1.0])
+    det.partial_fit([[2.0, 7.0]])
+    np.testing.assert_allclose(getattr(det, attr), [2.0, 3.0])
+    assert det.n_samples_seen_ == 3
+
+
+def test_dice_mask_follows_the_mean():
+    # contrib = mean * W: with mean (2, 1), W rows (1, 0), (0, 1), (1, 1) give
+    # [[2, 0], [0, 1], [2, 1]], median 1: mask > 1 keeps (0, 0) and (2, 0);
+    # after (0, 9) the mean is (4/3, 10/3): [[4/3, 0], [0, 10/3], [4/3, 10/3]],
+    # median 4/3: only the 10/3 entries survive.
+    det = DICE(HEAD_2D, percentile=50).partial_fit([[0.0, 2.0], [4.0, 0.0]])
+    np.testing.assert_array_equal(det.mask_, [[True, False], [False, False], [True, False]])
+    det.partial_fit([[0.0, 6.0]])
+    np.testing.assert_array_equal(det.mask_, [[False, False], [False, True], [False, True]])
+
+
+def test_knn_bank_and_leave_one_out_offset_by_hand():
+    # Rows (3, 0), (0, 1), (0, -2), (5, 5): normalised e1, e2, -e2, (e1 + e2) / sqrt2.
+    # Leave-one-out squared distance to the nearest other row (k = 1):
+    # e1 -> diagonal 2 - sqrt2; e2 -> diagonal 2 - sqrt2; -e2 -> e1 2; diagonal -> 2 - sqrt2.
+    rows = np.array([[3.0, 0.0], [0.0, 1.0], [0.0, -2.0], [5.0, 5.0]])
+    det = KNN(n_neighbors=1, contamination=0.5).partial_fit(rows[:2])
+    np.testing.assert_array_equal(det.bank_, [[1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(det.offset_, -2.0)  # each other's neighbour, at 2
+    det.partial_fit(rows[2:])
+    r = 1 / np.sqrt(2)
+    np.testing.assert_allclose(det.bank_, [[1, 0], [0, 1], [0, -1], [r, r]])
+    loo = -np.array([2 - np.sqrt(2), 2 - np.sqrt(2), 2.0, 2 - np.sqrt(2)])
+    np.testing.assert_allclose(det.offset_, np.percentile(loo, 50))
+    # (0, -1) is -e2 itself: distance 0 (score_samples excludes nothing); -e1 is at 2
+    # from e2 and -e2, at 2 + sqrt2 from the diagonal.
+    np.testing.assert_allclose(det.score_samples([[0.0, -1.0], [-1.0, 0.0]]), [0.0, -2.0],
+                               atol=1e-12)
+
+
+def test_knn_needs_more_rows_than_neighbours_in_the_first_call():
+    det = KNN(n_neighbors=5)
+    with pytest.raises(ValueError, match="needs at least 6 in-distribution training rows"):
+        det.partial_fit(X[:5])
+    assert not hasattr(det, "bank_")
+    assert det.partial_fit(X[:6]).partial_fit(X[6:7]).bank_.shape == (7, 4)
+
+
+def test_knn_bank_keeps_the_dtype_of_the_first_call():
+    det = KNN(n_neighbors=2).partial_fit(X[:10].astype(np.float32)).partial_fit(X[10:20])
+    assert det.bank_.dtype == np.float32 and det.bank_.shape == (20, 4)
+    det.set_params(algorithm="faiss-flat")
+    with pytest.raises(ValueError, match="accumulated with algorithm='brute'"):
+        det.partial_fit(X[20:30])
+
+
+@needs_faiss
+@pytest.mark.parametrize("algorithm", ["faiss-flat", "faiss-ivf", "faiss-hnsw"])
+def test_knn_faiss_chunks_give_the_index_of_fit(algorithm):
+    # The approximate indexes are rebuilt from the whole bank at every call.
+    make = lambda: KNN(n_neighbors=5, algorithm=algorithm, random_state=0)  # noqa: E731
+    fitted = make().fit(X)
+    det = make().partial_fit(X[:100]).partial_fit(X[100:])
+    assert det.bank_.dtype == np.float32
+    np.testing.assert_array_equal(det.bank_, fitted.bank_)
+    assert (det.index_ is None) == (algorithm == "faiss-flat")
+    if det.index_ is not None:
+        assert det.index_.ntotal == 300
+    assert det.offset_ == fitted.offset_
+    np.testing.assert_array_equal(det.score_samples(X), fitted.score_samples(X))
+
+
+def test_line_shapley_values_by_hand():
+    # W rows (1, 0), (0, 1), (1, 1); class 0: (2, 0), (4, 2) -> mean (3, 1), Phi (3, 0);
+    # class 1: (0, 5) -> Phi (0, 5); class 2 never seen: the mean of all rows (2, 7/3).
+    det = LINe(HEAD_2D, clip=None)
+    with pytest.warns(UserWarning, match=r"class\(es\) \[1, 2\]"):
+        det.partial_fit([[2.0, 0.0]], [0])
+    with pytest.warns(UserWarning, match=r"class\(es\) \[2\]"):
+        det.partial_fit([[0.0, 5.0], [4.0, 2.0]], [1, 0])
+    np.testing.assert_allclose(det.shapley_, [[3.0, 0.0], [0.0, 5.0], [2.0, 7 / 3]])
+
+
+def test_line_without_labels_uses_the_predicted_classes():
+    # Predictions of (I; 1 1) with zero bias: (2, 0) -> 2 (logits 2, 0, 2: argmax 0),
+    # (0, 3) -> 2 (0, 3, 3: argmax 1); the means are those of the predicted classes.
+    rows = np.array([[2.0, 0.0], [0.0, 3.0], [4.0, 1.0]])
+    det = LINe(HEAD_2D, clip=None).partial_fit(rows[:1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no missing-class warning without labels
+        det.partial_fit(rows[1:])
+    pred = np.argmax(rows @ HEAD_2D[0].T, axis=1)
+    assert pred.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(det.shapley_, HEAD_2D[0] * rows)
+    with pytest.raises(ValueError, match="received y with class labels after a fit without"):
+        det.partial_fit(rows, [0, 1, 2])
+
+
+def test_line_refuses_a_new_head_and_clip_percentile():
+    det = LINe(HEAD, clip=None).partial_fit(X, Y)
+    before = copy.deepcopy(det)
+    det.set_params(head=(HEAD[0] * 2, HEAD[1]))
+    with pytest.raises(ValueError, match="accumulated with another head"):
+        det.partial_fit(X, Y)
+    det.set_params(head=HEAD, clip_percentile=90)
+    with pytest.raises(ValueError, match="partial_fit needs clip_percentile=None"):
+        det.partial_fit(X, Y)
+    det.set_params(clip_percentile=None)
+    assert_same_state(det, before)
+    # fit computes the exact percentile, as before.
+    fitted = LINe(HEAD, clip_percentile=90).fit(X, Y)
+    assert fitted.clip_ == np.percentile(X, 90)
+    with pytest.raises(ValueError, match="LINe: y holds class indices in \\[0, 3\\]"):
+        LINe(HEAD).partial_fit(X[:4], [0, 1, 2, 3])

@@ -18,7 +18,7 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from .._base import BaseDetector
+from .._base import AccumulatingDetector, BaseDetector
 from ._head import HeadMixin
 from .logits import energy
 
@@ -41,12 +41,17 @@ def dice_mask(coef, feature_mean, percentile=90.0):
     return contrib > np.percentile(contrib, percentile)
 
 
-class DICE(HeadMixin, BaseDetector):
+class DICE(HeadMixin, AccumulatingDetector):
     """DICE: sparsify the final layer to its largest mean contributions.
 
     ``contrib = mean_train(h)[None, :] * W``; ``mask_ = contrib >
     percentile(contrib, percentile)`` over all ``K * D`` entries. Score:
     ``logsumexp(h (W * mask_)^T + b)``; higher means more ID.
+
+    The mean is accumulated in float64 by chunks, so ``partial_fit`` on the
+    chunks of ``X``, in any order, gives it up to rounding (see
+    ``partial_fit``); the mask is recomputed from it after every call. ``y``
+    is ignored.
 
     Parameters
     ----------
@@ -70,6 +75,9 @@ class DICE(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    n_samples_seen_ : int
+        Number of training rows seen by ``fit`` and the ``partial_fit``
+        calls since.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the features seen in ``fit``; defined only when ``X`` has
         string column names (a pandas DataFrame).
@@ -93,9 +101,17 @@ class DICE(HeadMixin, BaseDetector):
     >>> det.mask_
     array([[ True, False],
            [False,  True]])
+
+    The same mean and mask from chunks of rows:
+
+    >>> det = DICE(head, percentile=50).partial_fit(h[:1]).partial_fit(h[1:])
+    >>> det.feature_mean_, det.n_samples_seen_
+    (array([2., 2.]), 2)
     """
 
     head_required = True
+    _uses_labels = False
+    _scatter = False  # the mean only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -107,9 +123,9 @@ class DICE(HeadMixin, BaseDetector):
         self.percentile = percentile
         self.contamination = contamination
 
-    def _fit(self, X, y):
-        self._fit_head(X)
-        self.feature_mean_ = X.mean(axis=0, dtype=np.float64)  # no float64 copy of X
+    def _finish(self, labels, counts, means, scatter, sample, *, partial):
+        self._fit_head(sample)
+        self.feature_mean_ = means[0]
         self.mask_ = dice_mask(self.coef_, self.feature_mean_, self.percentile)
 
     def _score(self, X):

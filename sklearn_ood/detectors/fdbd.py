@@ -10,7 +10,7 @@ the training mean and the head.
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
-from .._base import BaseDetector
+from .._base import AccumulatingDetector, BaseDetector
 from ._head import HeadMixin
 
 _TINY = np.finfo(np.float64).tiny
@@ -54,7 +54,7 @@ def fdbd_score(X, coef, intercept, normalizer):
     return dist.sum(axis=1) / np.maximum(normalizer, _TINY)
 
 
-class FDBD(HeadMixin, BaseDetector):
+class FDBD(HeadMixin, AccumulatingDetector):
     """Feature distance to the decision boundaries (fDBD), over the distance to the mean.
 
     For the affine head, the distance of ``h`` to the boundary between the
@@ -64,6 +64,10 @@ class FDBD(HeadMixin, BaseDetector):
     the mean training feature (no labels), in float64. Higher means more ID.
     The paper speaks of an average; the code sums, and pytorch-ood averages
     (``1/(K-1)``): the same ranking. We follow the code (the sum).
+
+    ``mu`` is accumulated in float64 by chunks, so ``partial_fit`` on the
+    chunks of ``X``, in any order, gives it up to rounding (see
+    ``partial_fit``).
 
     Parameters
     ----------
@@ -85,6 +89,9 @@ class FDBD(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    n_samples_seen_ : int
+        Number of training rows seen by ``fit`` and the ``partial_fit``
+        calls since.
 
     References
     ----------
@@ -101,6 +108,8 @@ class FDBD(HeadMixin, BaseDetector):
     """
 
     head_required = True
+    _uses_labels = False
+    _scatter = False  # the mean only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -112,9 +121,9 @@ class FDBD(HeadMixin, BaseDetector):
         self.normalizer = normalizer
         self.contamination = contamination
 
-    def _fit(self, X, y):
-        self._fit_head(X)
-        self.mean_ = X.mean(axis=0, dtype=np.float64)  # no float64 copy of X
+    def _finish(self, labels, counts, means, scatter, sample, *, partial):
+        self._fit_head(sample)
+        self.mean_ = means[0]
 
     def _score(self, X):
         X = X.astype(np.float64)

@@ -16,8 +16,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._base import BaseDetector
-from ._features import l2_normalize, pool_maps
+from .._base import AccumulatingDetector, BaseDetector
+from ._features import l2_normalize, pool_maps, row_chunks
 from ._neighbors import APPROXIMATE_ALGORITHMS, EXACT_ALGORITHMS, build_index, kth_neighbor_sqdist
 from .negative_aware_norm import negative_aware_rescaled_score
 
@@ -25,7 +25,7 @@ from .negative_aware_norm import negative_aware_rescaled_score
 __all__ = ["KNN", "kth_neighbor_sqdist", "tuning_grid"]
 
 
-class KNN(BaseDetector):
+class KNN(AccumulatingDetector):
     """Deep nearest-neighbour detector: distance to the k-th nearest training feature.
 
     Features are L2-normalised (zero rows stay zero); the bank is the
@@ -63,6 +63,19 @@ class KNN(BaseDetector):
 
     4-D maps ``(N, C, H, W)`` are accepted and average-pooled over ``H, W``
     before normalisation.
+
+    ``partial_fit(X)`` appends the normalised rows of each call to the bank
+    (the bank is the statistic: ``N x D`` values, in the dtype of the first
+    call, float32 for faiss), so calls on the chunks of ``X`` in their order
+    give the bank of ``fit(X)`` exactly (in another order, its rows in that
+    order: the same scores). Each call copies the bank once into a larger
+    array, rebuilds the index of an approximate algorithm from the whole bank
+    (so it equals the index ``fit`` builds; appending to it would leave the
+    IVF lists trained on the first chunk), and recomputes ``offset_`` from
+    the leave-one-out scores of the reservoir rows (at most 10,000) against
+    the whole current bank: a call costs ``O(min(N, 10,000) x N x D)``,
+    about one ``fit``, whatever the size of the chunk. ``algorithm`` (it sets
+    the bank's dtype) must not change between calls; ``y`` is ignored.
 
     Parameters
     ----------
@@ -119,6 +132,9 @@ class KNN(BaseDetector):
         string column names (a pandas DataFrame).
     input_ndim_ : int
         2 for features, 4 for maps: the kind of input seen in ``fit``.
+    n_samples_seen_ : int
+        Number of training rows seen by ``fit`` and the ``partial_fit``
+        calls since (the rows of ``bank_``).
 
     References
     ----------
@@ -134,6 +150,12 @@ class KNN(BaseDetector):
     >>> # squared distances of (1, 0) to the normalised rows: 0, 2, 2 - sqrt(2)
     >>> det.score_samples(np.array([[2.0, 0.0], [-1.0, 0.0]])).round(4)
     array([-0.5858, -3.4142])
+
+    The same bank from chunks of rows (the first with more than ``k`` rows):
+
+    >>> det = KNN(n_neighbors=1).partial_fit(X[:2]).partial_fit(X[2:])
+    >>> det.bank_.shape, det.n_samples_seen_
+    ((3, 2), 3)
     """
 
     _parameter_constraints = {
@@ -148,6 +170,8 @@ class KNN(BaseDetector):
         "random_state": ["random_state"],
     }
     _allow_nd = True
+    _uses_labels = False
+    _statistics_params = ("algorithm",)
 
     def __init__(self, *, n_neighbors=50, contamination=0.05, negative_aware_rescale=False,
                  algorithm="brute", n_lists=None, n_probe=16, hnsw_m=32, ef_search=128,
@@ -162,17 +186,32 @@ class KNN(BaseDetector):
         self.ef_search = ef_search
         self.random_state = random_state
 
-    def _fit(self, X, y):
-        if X.shape[0] <= self.n_neighbors:
+    def _normalize(self, X):
+        return l2_normalize(pool_maps(X))
+
+    def _merge(self, X, codes, n_classes, statistics):
+        # The bank so far and the normalised rows of X, in one new array (normalised
+        # chunk by chunk: no temporary of the size of X).
+        old = None if statistics is None else statistics[0]
+        if old is not None:
+            dtype = old.dtype
+        else:
+            dtype = X.dtype if self.algorithm == "brute" else np.float32  # faiss: float32
+        n_old = 0 if old is None else old.shape[0]
+        bank = np.empty((n_old + X.shape[0], X.shape[1]), dtype=dtype)
+        bank[:n_old] = old
+        for rows in row_chunks(X.shape[0]):
+            bank[n_old + rows.start:n_old + rows.stop] = self._normalize(X[rows])
+        return (bank,)
+
+    def _finish(self, labels, bank, sample, *, partial):
+        if bank.shape[0] <= self.n_neighbors:
             raise ValueError(
                 f"KNN with n_neighbors={self.n_neighbors} needs at least "
                 f"{self.n_neighbors + 1} in-distribution training rows (a training "
                 "row's own match is excluded when setting offset_); got "
-                f"n_samples={X.shape[0]}. Lower n_neighbors or add training data."
+                f"n_samples={bank.shape[0]}. Lower n_neighbors or add training data."
             )
-        bank = l2_normalize(pool_maps(X))
-        if self.algorithm != "brute":
-            bank = bank.astype(np.float32, copy=False)  # faiss searches in float32
         seed = 0
         if self.algorithm == "faiss-ivf":
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -182,16 +221,17 @@ class KNN(BaseDetector):
         self.bank_ = bank
 
     def _score(self, X, *, bank_rows=None):
-        H = l2_normalize(pool_maps(X)) if bank_rows is None else self.bank_[bank_rows]
+        H = self._normalize(X) if bank_rows is None else self.bank_[bank_rows]
         d = kth_neighbor_sqdist(H, self.bank_, self.n_neighbors, exclude=bank_rows,
                                 algorithm=self.algorithm, index=self.index_)
         if self.negative_aware_rescale:
             return negative_aware_rescaled_score(np.sqrt(d), X)
         return -d
 
-    def _training_scores(self, X, rows):
-        # X is the bank: each sampled row's own match is left out (class docstring).
-        return self._score(X[rows], bank_rows=rows)
+    def _sample_scores(self, rows, positions):
+        # The reservoir rows are bank rows `positions`: each one's own match is
+        # left out (class docstring).
+        return self._score(rows, bank_rows=positions)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -21,7 +21,8 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from .._base import BaseDetector
+from .._base import AccumulatingDetector, BaseDetector
+from .._moments import class_moments
 from ._features import row_chunks
 from ._head import HeadMixin
 from .logits import energy
@@ -56,18 +57,15 @@ def line_shapley(features, labels, coef):
     array([[ 2., -3.],
            [10.,  0.]])
     """
-    features = np.asarray(features)
-    n_classes = coef.shape[0]
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    sums = np.zeros((n_classes, features.shape[1]))
-    for rows in row_chunks(features.shape[0]):
-        np.add.at(sums, labels[rows], features[rows].astype(np.float64))
-    means = np.where(
-        counts[:, None] > 0,
-        sums / np.maximum(counts, 1.0)[:, None],
-        sums.sum(axis=0) / features.shape[0],
-    )
-    return coef * means
+    counts, means, _ = class_moments(np.asarray(features), np.asarray(labels), coef.shape[0],
+                                     scatter=False)
+    return _shapley_from_means(coef, counts, means)
+
+
+def _shapley_from_means(coef, counts, means):
+    """``W[c] * mean_c``, the mean of all rows for a class without any."""
+    overall = counts @ means / counts.sum()
+    return coef * np.where(counts[:, None] > 0, means, overall)
 
 
 def line_masks(shapley, coef, p_a=90.0, p_w=90.0):
@@ -160,7 +158,7 @@ def _check_class_indices(y, n_classes):
     return as_int
 
 
-class LINe(HeadMixin, BaseDetector):
+class LINe(HeadMixin, AccumulatingDetector):
     """LINe: energy with class-specific masks of important neurons and weights.
 
     Fit (on unclipped ID training features ``h`` with labels ``y``):
@@ -170,6 +168,14 @@ class LINe(HeadMixin, BaseDetector):
     entries, signed ``W``). Score: ``hc = min(h, clip_)``,
     ``yhat = argmax(hc W^T + b)``, ``logsumexp((hc * m_yhat) (W * M_yhat)^T + b)``;
     higher means more ID. See :func:`line_scores`.
+
+    The class means are accumulated in float64 by chunks, so ``partial_fit``
+    on the chunks of ``X``, in any order, gives them up to rounding, and the
+    masks are recomputed from them after every call (see ``partial_fit``).
+    The head must not change between calls (without ``y`` the classes are
+    its predictions). ``partial_fit`` refuses ``clip_percentile``: an exact
+    percentile of all training entries does not add up over calls (an
+    absolute ``clip``, the paper's, needs no statistic).
 
     Parameters
     ----------
@@ -205,6 +211,9 @@ class LINe(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    n_samples_seen_ : int
+        Number of in-distribution training rows seen by ``fit`` and the
+        ``partial_fit`` calls since.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the features seen in ``fit``; defined only when ``X`` has
         string column names (a pandas DataFrame).
@@ -238,9 +247,18 @@ class LINe(HeadMixin, BaseDetector):
            [False,  True, False]])
     >>> det.score_samples(h).round(4)
     array([2.1269, 2.1269])
+
+    The same Shapley values from one row at a time (without ``y``, from the
+    predicted classes, here the labels above):
+
+    >>> det = LINe(head, clip=None, p_w=50, p_a=50).partial_fit(h[:1])
+    >>> det.partial_fit(h[1:]).shapley_
+    array([[2. , 0. , 0.5],
+           [0. , 2. , 0.5]])
     """
 
     head_required = True
+    _scatter = False  # class means only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -259,30 +277,81 @@ class LINe(HeadMixin, BaseDetector):
         self.clip_percentile = clip_percentile
         self.contamination = contamination
 
-    def _fit(self, X, y):
+    def partial_fit(self, X, y=None):
+        """Add a chunk of training rows to the class means, then refit.
+
+        As :meth:`~sklearn_ood._base.AccumulatingDetector.partial_fit`; with
+        ``clip_percentile=None`` only (an exact percentile of all training
+        entries cannot be accumulated over calls).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training features.
+        y : array-like of shape (n_samples,), default=None
+            Class indices of the chunk (negative: OOD, ignored), in every
+            call or in none.
+
+        Returns
+        -------
+        self : object
+            The fitted detector.
+        """
+        if self.clip_percentile is not None:
+            raise ValueError(
+                f"LINe.partial_fit needs clip_percentile=None (got "
+                f"{self.clip_percentile!r}): the percentile of all training entries "
+                "cannot be accumulated exactly over calls. Pass an absolute clip, or "
+                "call fit on all the rows."
+            )
+        return super().partial_fit(X, y)
+
+    def _class_codes(self, X, y, reset):
+        """The head's classes, each row's class (``y``, else predicted), the means so far."""
+        coef_before = None if reset else (self.coef_, self.intercept_)
         self._fit_head(X)
         n_classes = self.coef_.shape[0]
+        if coef_before is not None and not (
+                np.array_equal(coef_before[0], self.coef_)
+                and np.array_equal(coef_before[1], self.intercept_)):
+            raise ValueError(
+                "LINe's class means were accumulated with another head; call fit, or "
+                "partial_fit on a fresh estimator, to change it."
+            )
+        if not reset and (y is None) == self._labels_given:
+            given, before = ("without", "with") if y is None else ("with", "without")
+            raise ValueError(
+                f"LINe received y {given} class labels after a fit {before} them; pass "
+                "labels in every call or in none."
+            )
+        self._labels_given = y is not None
         if y is None:
-            labels = np.concatenate([np.argmax(self._logits(X[rows].astype(np.float64)), axis=1)
-                                     for rows in row_chunks(X.shape[0])])
+            codes = np.concatenate([np.argmax(self._logits(X[rows].astype(np.float64)), axis=1)
+                                    for rows in row_chunks(X.shape[0])])
         else:
-            labels = _check_class_indices(y, n_classes)
-            missing = np.setdiff1d(np.arange(n_classes), labels)
-            if missing.size:
-                warnings.warn(
-                    f"LINe: no training sample for class(es) {missing.tolist()} of the "
-                    f"{n_classes}-class head; their Shapley values use the mean of all "
-                    "training features.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-        self.shapley_ = line_shapley(X, labels, self.coef_)
+            codes = _check_class_indices(y, n_classes)
+        return np.arange(n_classes), codes, None if reset else self._moments
+
+    def _merge(self, X, codes, n_classes, statistics):
+        if self.clip_percentile is not None:  # fit only (partial_fit refuses it)
+            self.clip_ = react_threshold(X, self.clip_percentile)
+        return super()._merge(X, codes, n_classes, statistics)
+
+    def _finish(self, labels, counts, means, scatter, sample, *, partial):
+        missing = labels[counts == 0]
+        if missing.size and self._labels_given:
+            warnings.warn(
+                f"LINe: no training sample for class(es) {missing.tolist()} of the "
+                f"{labels.size}-class head; their Shapley values use the mean of all "
+                "training features.",
+                UserWarning,
+                stacklevel=5,
+            )
+        self.shapley_ = _shapley_from_means(self.coef_, counts, means)
         self.activation_masks_, self.weight_thresholds_ = line_masks(
             self.shapley_, self.coef_, self.p_a, self.p_w
         )
-        if self.clip_percentile is not None:
-            self.clip_ = react_threshold(X, self.clip_percentile)
-        else:
+        if self.clip_percentile is None:
             self.clip_ = None if self.clip is None else float(self.clip)
 
     def _score(self, X):

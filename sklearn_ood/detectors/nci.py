@@ -12,7 +12,7 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from .._base import BaseDetector
+from .._base import AccumulatingDetector, BaseDetector
 from ._head import HeadMixin
 
 _TINY = np.finfo(np.float64).tiny
@@ -35,7 +35,7 @@ def nci_score(X, coef, intercept, mean, alpha):
     return np.einsum("ij,ij->i", centred, coef[pred]) / dist + alpha * np.abs(X).sum(axis=1)
 
 
-class NCI(HeadMixin, BaseDetector):
+class NCI(HeadMixin, AccumulatingDetector):
     """Neural-collapse inspired (NCI): alignment with the predicted class weight plus an L1 norm.
 
     Score (NCI ``nci_postprocessor.py``, identical in OpenOOD):
@@ -44,6 +44,10 @@ class NCI(HeadMixin, BaseDetector):
     float64. As the code, the first term ("pScore") is not divided by
     ``||w_yhat||`` (equinorm weights under neural collapse). Higher means
     more ID.
+
+    ``mu`` is accumulated in float64 by chunks, so ``partial_fit`` on the
+    chunks of ``X``, in any order, gives it up to rounding (see
+    ``partial_fit``).
 
     Parameters
     ----------
@@ -65,6 +69,9 @@ class NCI(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    n_samples_seen_ : int
+        Number of training rows seen by ``fit`` and the ``partial_fit``
+        calls since.
 
     References
     ----------
@@ -81,6 +88,8 @@ class NCI(HeadMixin, BaseDetector):
     """
 
     head_required = True
+    _uses_labels = False
+    _scatter = False  # the mean only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -92,9 +101,9 @@ class NCI(HeadMixin, BaseDetector):
         self.alpha = alpha
         self.contamination = contamination
 
-    def _fit(self, X, y):
-        self._fit_head(X)
-        self.mean_ = X.mean(axis=0, dtype=np.float64)  # no float64 copy of X
+    def _finish(self, labels, counts, means, scatter, sample, *, partial):
+        self._fit_head(sample)
+        self.mean_ = means[0]
 
     def _score(self, X):
         return nci_score(X.astype(np.float64), self.coef_, self.intercept_, self.mean_,
