@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._moments import class_moments
+from ._moments import class_moments, row_chunks
 from ._validation import check_labels, split_id_rows, validate_features
 
 #: At most this many training rows, drawn with a fixed seed, give the threshold
@@ -226,13 +226,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        # By chunks of rows (scores are row-wise), so that float64 copies made
-        # inside _score never exceed one chunk, whatever the number of rows.
-        scores = np.empty(X.shape[0], dtype=np.float64)
-        for start in range(0, X.shape[0], SCORE_CHUNK_ROWS):
-            rows = slice(start, start + SCORE_CHUNK_ROWS)
-            scores[rows] = self._score(X[rows])
-        return scores
+        return self._scores_by_chunks(X)
 
     def decision_function(self, X):
         """Shifted score: negative for predicted OOD, non-negative for ID.
@@ -265,7 +259,20 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         return validate_features(self, X, reset=reset, allow_nd=self._allow_nd)
 
     def _training_scores(self, X, rows):
-        return self._score(X[rows])
+        return self._scores_by_chunks(X, rows)
+
+    def _scores_by_chunks(self, X, rows=None):
+        """``_score`` of the rows of ``X`` (all, or ``rows``), by chunks of rows.
+
+        Scores are row-wise, so float64 copies made inside ``_score`` never
+        exceed one chunk (:data:`SCORE_CHUNK_ROWS` rows, fewer for wide rows:
+        :func:`~sklearn_ood._moments.row_chunks`), whatever the number of rows.
+        """
+        n = X.shape[0] if rows is None else len(rows)
+        scores = np.empty(n, dtype=np.float64)
+        for chunk in row_chunks(n, SCORE_CHUNK_ROWS, row_size=int(np.prod(X.shape[1:]))):
+            scores[chunk] = self._score(X[chunk] if rows is None else X[rows[chunk]])
+        return scores
 
     def _fit(self, X, y):  # pragma: no cover - overridden
         raise NotImplementedError
@@ -422,7 +429,7 @@ class AccumulatingDetector(BaseDetector):
                                  tied=self._tied, scatter=self._scatter, moments=statistics)
 
     def _sample_scores(self, rows, positions):
-        return self._score(rows)
+        return self._scores_by_chunks(rows)
 
     def _class_codes(self, X, y, reset):
         """Sorted labels, class index of each row and the statistics to merge into."""

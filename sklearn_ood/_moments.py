@@ -10,25 +10,35 @@ import numpy as np
 #: extra memory of a fit is its statistics plus one chunk, never a float64 copy.
 CHUNK_ROWS = 4096
 
+#: Values per chunk: wide rows (large block maps) are read fewer rows at a time,
+#: so that a float64 copy of a chunk stays within 64 MiB.
+CHUNK_VALUES = 2**23
 
-def row_chunks(n_samples, chunk_rows=CHUNK_ROWS):
+
+def row_chunks(n_samples, chunk_rows=CHUNK_ROWS, *, row_size=1):
     """Slices of consecutive rows covering ``range(n_samples)``.
+
+    Each holds ``chunk_rows`` rows, fewer when rows of ``row_size`` values
+    would make a chunk of more than :data:`CHUNK_VALUES` values (at least one row).
 
     Examples
     --------
     >>> row_chunks(5, 2)
     [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    >>> len(row_chunks(1000, row_size=512 * 7 * 7)), 2**23 // (512 * 7 * 7)
+    (3, 334)
     """
-    return [slice(start, min(start + chunk_rows, n_samples))
-            for start in range(0, n_samples, chunk_rows)]
+    step = max(1, min(chunk_rows, CHUNK_VALUES // max(1, row_size)))
+    return [slice(start, min(start + step, n_samples)) for start in range(0, n_samples, step)]
 
 
 def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=False,
                   scatter=True, chunk_rows=CHUNK_ROWS, moments=None):
     """Count, mean and centred scatter matrix of the rows of ``X`` per class, by chunks.
 
-    Statistics are float64; ``X`` is read ``chunk_rows`` rows at a time (each
-    chunk cast to float64 and passed through ``transform``), and chunk
+    Statistics are float64; ``X`` is read ``chunk_rows`` rows at a time (fewer
+    for wide rows, see :func:`row_chunks`; each chunk cast to float64 and
+    passed through ``transform``), and chunk
     statistics are merged with Chan, Golub & LeVeque's pairwise update, which
     is as accurate as a two-pass computation. With one chunk the result is
     bit-identical to the two-pass ``mean`` and ``centred.T @ centred``.
@@ -92,7 +102,7 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
         means = scatters = None
     else:
         counts, means, scatters = (None if a is None else np.array(a) for a in moments)  # copies
-    for rows in row_chunks(X.shape[0], chunk_rows):
+    for rows in row_chunks(X.shape[0], chunk_rows, row_size=int(np.prod(X.shape[1:]))):
         H = X[rows].astype(np.float64)
         if transform is not None:
             H = transform(H)

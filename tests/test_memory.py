@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from sklearn_ood import _base, detectors
+from sklearn_ood import _base, _moments, detectors
 from sklearn_ood._base import BaseDetector
 from sklearn_ood.detectors._features import CHUNK_ROWS
 
@@ -161,3 +161,60 @@ def test_gaussian_mixture_em_holds_one_class_at_a_time():
     # them (0.88x in all, measured at K = 10), but no copy of all rows.
     growth = peak_growth(lambda: detectors.GaussianMixture(2, random_state=0), X_FIT, Y_FIT)
     assert 8 / 4 / K < growth < 1.0  # above: one class of float64 rows
+
+
+@pytest.mark.parametrize("name", ["FeatureNorm", "NegativeAwareNorm", "Gram", "RankFeat"])
+def test_wide_rows_are_read_in_fewer_rows_per_chunk(name, monkeypatch):
+    # Block maps of C x H x W values per row: a chunk holds at most CHUNK_VALUES values
+    # (here shrunk to 4 rows of 2 x 2 x 2 maps), in fit and in score_samples alike,
+    # with the scores of unchunked reading.
+    rng = np.random.default_rng(0)
+    maps = np.abs(rng.normal(size=(30, 2, 2, 2))).astype(np.float32)
+    y = np.arange(30) % 2
+    make = getattr(detectors, name)
+    kwargs = {"random_state": 0} if name == "Gram" else {}
+    if name == "RankFeat":
+        kwargs["head"] = (rng.normal(size=(2, 2)).astype(np.float32), np.zeros(2, np.float32))
+    whole = make(**kwargs).fit(maps, y)
+    expected = whole.score_samples(maps)
+    monkeypatch.setattr(_moments, "CHUNK_VALUES", 4 * 8)
+    read = []
+    original = make._score
+
+    def recording(self, X, *args, **kw):
+        read.append(X.shape[0])
+        return original(self, X, *args, **kw)
+
+    monkeypatch.setattr(make, "_score", recording)
+    det = make(**kwargs).fit(maps, y)
+    assert read and max(read) == 4  # the threshold's training scores
+    read.clear()
+    np.testing.assert_array_equal(det.score_samples(maps), expected)
+    assert max(read) == 4 and sum(read) == 30
+    assert det.offset_ == whole.offset_
+
+
+@pytest.mark.parametrize("name, reader", [("Mahalanobis", "_moment_features"),
+                                          ("RelativeMahalanobis", "_features"),
+                                          ("KNN", "_normalize")])
+def test_wide_maps_are_accumulated_in_fewer_rows_per_chunk(name, reader, monkeypatch):
+    # The statistics of 4-D maps (pooled class moments, KNN's bank) are read at most
+    # CHUNK_VALUES values at a time too, and add up to those of unchunked reading.
+    rng = np.random.default_rng(1)
+    maps = np.abs(rng.normal(size=(30, 2, 2, 2))).astype(np.float32)
+    y = np.arange(30) % 2
+    make = getattr(detectors, name)
+    kwargs = {"n_neighbors": 3} if name == "KNN" else {}
+    expected = make(**kwargs).fit(maps, y).score_samples(maps)
+    monkeypatch.setattr(_moments, "CHUNK_VALUES", 4 * 8)
+    read = []
+    original = getattr(make, reader)
+
+    def recording(self, X):
+        read.append(X.shape[0])
+        return original(self, X)
+
+    monkeypatch.setattr(make, reader, recording)
+    scores = make(**kwargs).fit(maps, y).score_samples(maps)
+    assert read and max(read) <= 4
+    np.testing.assert_allclose(scores, expected, rtol=1e-10, atol=1e-12)

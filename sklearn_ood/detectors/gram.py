@@ -136,7 +136,8 @@ class Gram(BaseDetector):
     Notes
     -----
     Memory: ``fit`` reads the rows :data:`~sklearn_ood._moments.CHUNK_ROWS` at
-    a time (the bound rows once, then the held-out rows), so beyond one chunk
+    a time, fewer for wide maps (:func:`~sklearn_ood._moments.row_chunks`; the
+    bound rows once, then the held-out rows), so beyond one chunk
     and its Gram features it holds the bounds (four ``(n_classes, max_power,
     C_l)`` arrays per block while fitting) and a few integers per row (class
     codes, the hold-out mask).
@@ -215,7 +216,8 @@ class Gram(BaseDetector):
         # Pass 1, by chunks of rows: the two smallest and the two largest g of each
         # class's bound rows (the second ones give the leave-one-out bounds).
         lows = highs = None
-        for chunk in row_chunks(X.shape[0]):
+        size = int(np.prod(X.shape[1:]))  # values per row: wide maps, fewer rows per chunk
+        for chunk in row_chunks(X.shape[0], row_size=size):
             keep = ~held[chunk]
             grams, chunk_codes = self._gram(X[chunk][keep]), codes[chunk][keep]
             if lows is None:
@@ -232,7 +234,7 @@ class Gram(BaseDetector):
         # Pass 2, by chunks of the held-out rows: E_l, their mean deviation from their class.
         held_rows = np.flatnonzero(held)
         sums = np.zeros(len(lows))
-        for chunk in row_chunks(held_rows.size):
+        for chunk in row_chunks(held_rows.size, row_size=size):
             rows = held_rows[chunk]
             for l, g in enumerate(self._gram(X[rows])):
                 own = np.empty(rows.size)
@@ -268,7 +270,7 @@ class Gram(BaseDetector):
         loo_codes, second = self._loo_codes[rows], self._second
         del self._loo_codes, self._second
         scores = np.empty(rows.size)
-        for chunk in row_chunks(rows.size):
+        for chunk in row_chunks(rows.size, row_size=int(np.prod(X.shape[1:]))):
             scores[chunk] = self._score(X[rows[chunk]], loo_codes[chunk], second)
         return scores
 

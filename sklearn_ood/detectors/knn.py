@@ -200,7 +200,7 @@ class KNN(AccumulatingDetector):
         n_old = 0 if old is None else old.shape[0]
         bank = np.empty((n_old + X.shape[0], X.shape[1]), dtype=dtype)
         bank[:n_old] = old
-        for rows in row_chunks(X.shape[0]):
+        for rows in row_chunks(X.shape[0], row_size=int(np.prod(X.shape[1:]))):
             bank[n_old + rows.start:n_old + rows.stop] = self._normalize(X[rows])
         return (bank,)
 
