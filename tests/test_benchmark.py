@@ -500,9 +500,11 @@ def test_search_fits_each_candidate_once_on_the_capped_rows_and_skips_failures()
                         grid=lambda n: {"fail": [True, False]})
     messages = []
     rows, info = add_tuned_rows([evaluate(spec, inputs)], inputs, log=messages.append)
-    assert fits == [25, 25]  # the default row, then the one candidate that fits; no refit
+    # the default row's fit only: the candidate with its parameters (fail=False) is that
+    # row, and the winner is not fitted again
+    assert fits == [25]
     assert any("cannot fit" in m for m in messages)
-    assert rows[1].params == {"fail": False}
+    assert rows[1].params == {"fail": False} and rows[1].detector is rows[0].detector
     assert all(len(scores) == 10 for scores in rows[1].scores.values())
     # the validation rows and their puzzles keep the same sample
     val = sample_rows(30, 10, inputs.seed)

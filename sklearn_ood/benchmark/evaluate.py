@@ -77,6 +77,8 @@ class Evaluation:
         ``"ID test"`` and each OOD set -> scores.
     fit_s, score_s : float
         Seconds to fit (tuned rows: search included) and to score.
+    n_fit : int
+        Number of rows the detector was fitted on.
     note : str or None
         A line for the report's notes.
     """
@@ -88,6 +90,7 @@ class Evaluation:
     scores: dict
     fit_s: float
     score_s: float
+    n_fit: int
     note: object = None
 
     def rows(self):
@@ -202,7 +205,8 @@ def score_detector(spec, inputs, detector, *, name, params, fit_s, n_fit):
         scores = {s: detector.score_samples(inputs.scored(spec, s)) for s in inputs.eval_sets}
         score_s = time.perf_counter() - start
     note = None if spec.note is None else spec.note(detector, n_fit)
-    return Evaluation(name, spec, detector, dict(params or {}), scores, fit_s, score_s, note)
+    return Evaluation(name, spec, detector, dict(params or {}), scores, fit_s, score_s, n_fit,
+                      note)
 
 
 def evaluate(spec, inputs, *, params=None):

@@ -2,8 +2,9 @@
 
 No OOD data is used. Each candidate of a spec's grid is fitted like the
 default row (the same fit rows) and judged on the validation images versus
-their 3x3 jigsaw puzzles, by FPR@95 (ties: AUROC). The winner, already
-fitted, is scored like a default row: nothing is fitted twice. The last row
+their 3x3 jigsaw puzzles, by FPR@95 (ties: AUROC); the candidate with the
+default row's parameters is that row. The winner, already fitted, is scored
+like a default row: nothing is fitted twice. The last row
 repeats the detector, default or tuned, with the best pseudo-OOD score.
 """
 
@@ -48,7 +49,8 @@ def add_tuned_rows(evaluations, inputs, log):
     for default in evaluations:
         ordered.append(default)
         if default.spec.grid is not None:
-            tuned, tuned_pseudo = tune_detector(default.spec, inputs, log)
+            tuned, tuned_pseudo = tune_detector(default.spec, inputs, log,
+                                                default=(default, pseudo[default.name]))
             ordered.append(tuned)
             pseudo[tuned.name] = tuned_pseudo
     info = {"pseudo": pseudo, "tuned": {e.name: e.params for e in ordered if e.params}}
@@ -69,8 +71,11 @@ def pseudo_ood_metrics(spec, detector, inputs):
     return {"fpr95": m["fpr95"], "auroc": m["auroc"]}
 
 
-def tune_detector(spec, inputs, log):
+def tune_detector(spec, inputs, log, default=None):
     """Search the spec's grid on pseudo-OOD, then score the fitted winner like a default row.
+
+    ``default`` (the default row's Evaluation and its pseudo-OOD metrics) is
+    passed on to :func:`search`.
 
     Returns
     -------
@@ -82,7 +87,7 @@ def tune_detector(spec, inputs, log):
     grid = ParameterGrid(spec.grid(len(inputs.labels["fit"])))
     log(f"tuning {spec.name} on pseudo-OOD ({len(grid)} candidates)")
     start = time.perf_counter()
-    best = search(spec, grid, inputs, log)
+    best = search(spec, grid, inputs, log, default)
     search_s = time.perf_counter() - start
     tuned = score_detector(spec, inputs, best.detector, name=spec.name + TUNED_SUFFIX,
                            params=best.params, fit_s=search_s, n_fit=best.n_fit)
@@ -100,11 +105,13 @@ class Candidate:
     pseudo: dict
 
 
-def search(spec, grid, inputs, log):
+def search(spec, grid, inputs, log, default=None):
     """Fit each candidate of ``grid`` like the spec's rows; keep the best on pseudo-OOD.
 
     Each candidate is fitted on the spec's fit rows (:func:`~.evaluate.fit_detector`)
-    and judged by :func:`pseudo_ood_metrics`. Only the best candidate so far is
+    and judged by :func:`pseudo_ood_metrics`; a candidate with the parameters
+    of ``default``'s detector is that row's detector and metrics, not fitted
+    again. Only the best candidate so far is
     kept (:func:`lowest_fpr95` order: the first of the lowest FPR95, ties broken
     by the highest AUROC). A candidate whose fit or scoring raises an
     ``Exception`` loses, as with ``GridSearchCV``'s ``error_score=nan``, and is
@@ -116,6 +123,8 @@ def search(spec, grid, inputs, log):
     grid : ParameterGrid
     inputs : Inputs
     log : callable
+    default : (Evaluation, dict) or None, default=None
+        The default row and its pseudo-OOD metrics.
 
     Returns
     -------
@@ -125,14 +134,18 @@ def search(spec, grid, inputs, log):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for params in grid:
-            try:
-                detector, _, n_fit = fit_detector(spec, inputs, params)
-                candidate = Candidate(params, detector, n_fit,
-                                      pseudo_ood_metrics(spec, detector, inputs))
-            except Exception as exc:  # noqa: BLE001 - a failing candidate loses
-                log(f"  {_format(params)} failed: {exc!r}")
-                error = exc
-                continue
+            if default is not None and _has_params(default[0].detector, params):
+                row, pseudo = default
+                candidate = Candidate(params, row.detector, row.n_fit, pseudo)
+            else:
+                try:
+                    detector, _, n_fit = fit_detector(spec, inputs, params)
+                    candidate = Candidate(params, detector, n_fit,
+                                          pseudo_ood_metrics(spec, detector, inputs))
+                except Exception as exc:  # noqa: BLE001 - a failing candidate loses
+                    log(f"  {_format(params)} failed: {exc!r}")
+                    error = exc
+                    continue
             if best is None or lowest_fpr95([best.pseudo, candidate.pseudo]) == 1:
                 best = candidate
     if best is None:
@@ -166,6 +179,20 @@ def lowest_fpr95(pseudo):
         return (math.inf if math.isnan(fpr) else fpr, math.inf if math.isnan(auroc) else -auroc)
 
     return min(range(len(pseudo)), key=key)
+
+
+def _has_params(detector, params):
+    """Whether ``detector`` already has ``params`` (same types and values)."""
+    current = detector.get_params(deep=False)
+
+    def same(a, b):
+        try:
+            return type(a) is type(b) and bool(a == b)
+        except (TypeError, ValueError):  # e.g. arrays: not compared, fitted again
+            return False
+
+    return all(name in current and same(current[name], value)
+               for name, value in params.items())
 
 
 def _format(params):
