@@ -42,6 +42,7 @@ from .detectors import (
 from .diagnostics import neural_collapse
 from .display import ScoreDistributionDisplay, plot_precision_recall, plot_roc
 from .extraction import BlockFeatureExtractor
+from .held_out_classes import ClassSubsetDetector, HeldOutClassSplit
 from .pseudo_ood import Jigsaw, jigsaw, make_pseudo_ood
 from .tuning import PseudoOODSplit, tune_on_pseudo_ood
 
@@ -52,6 +53,7 @@ __all__ = [
     "ASH",
     "BlockFeatureExtractor",
     "BlockSelection",
+    "ClassSubsetDetector",
     "DICE",
     "Energy",
     "Entropy",
@@ -62,6 +64,7 @@ __all__ = [
     "GEN",
     "GradNorm",
     "Gram",
+    "HeldOutClassSplit",
     "InputPreprocessedMahalanobis",
     "Jigsaw",
     "jigsaw",

@@ -48,8 +48,10 @@ from sklearn.utils import Bunch, check_random_state, indexable
 from sklearn.utils.validation import _num_samples, check_array
 
 from ._validation import check_id_labels, check_images, check_labels
+from .held_out_classes import ClassSubsetDetector, HeldOutClassSplit
 from .metrics import OOD_SCORERS
 from .pseudo_ood import make_pseudo_ood
+from .selection import SelectionRule, make_pseudo_ood_sources, source_scorers
 
 __all__ = ["PseudoOODSplit", "tune_on_pseudo_ood"]
 
@@ -204,7 +206,7 @@ def _stack_pseudo(X, y, X_pseudo, *, images):
 
 def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=None,
                        method="jigsaw", ratio=1.0, scoring="fpr95", cv=3, n_jobs=None,
-                       random_state=None, refit=True):
+                       random_state=None, refit=True, rule="auto"):
     """Grid-search an OOD detector's parameters against pseudo-OOD images.
 
     (a) :func:`make_pseudo_ood` builds pseudo-OOD images from ``X`` (in image
@@ -245,20 +247,32 @@ def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=N
     X_pseudo : array-like, default=None
         Your own pseudo-OOD (or held-out real OOD) images -- features when
         ``extractor`` is None; replaces ``method`` and ``ratio``.
-    method : str or callable, default="jigsaw"
-        Corruption, see :func:`make_pseudo_ood`.
+    method : str, callable or list of str, default="jigsaw"
+        Corruption, see :func:`make_pseudo_ood`; or several pseudo-OOD
+        *sources* (names of :data:`sklearn_ood.selection.SOURCES`, e.g.
+        ``["held_out", "jigsaw", "noise", "blur", "permute"]``), each scored
+        apart and combined by ``rule`` (see :mod:`sklearn_ood.selection`):
+        ``"held_out"`` (needs ``y``) fits each fold's detector on some
+        classes, its head restricted to them
+        (:class:`~sklearn_ood.held_out_classes.ClassSubsetDetector`), and
+        scores the rows of the other classes as OOD
+        (:class:`~sklearn_ood.held_out_classes.HeldOutClassSplit` folds).
     ratio : float, default=1.0
-        Pseudo-OOD images per ID image, see :func:`make_pseudo_ood`.
+        Pseudo-OOD images per ID image (per corruption), see
+        :func:`make_pseudo_ood`.
     scoring : {"fpr95", "auroc", "aupr_in", "aupr_out"}, callable, list or dict, \
             default="fpr95"
         A name from :data:`sklearn_ood.metrics.OOD_SCORERS`, any scorer, or
         several of these (a list of names or a dict name -> scorer) for a
         multi-metric search; ``refit`` then names the metric that decides.
         ``fpr95`` is negated (scikit-learn maximises), so ``best_score_`` is
-        ``-FPR@95``.
+        ``-FPR@95``. With several sources: a name, the metric of every
+        source, whose scores are ``cv_results_["mean_test_<metric>_<source>"]``.
     cv : int or cross-validation splitter, default=3
-        An int gives ``PseudoOODSplit(cv, shuffle=True)``; a splitter object
-        is used as it is.
+        An int gives ``PseudoOODSplit(cv, shuffle=True)`` (with
+        ``"held_out"`` among the sources: ``HeldOutClassSplit(cv,
+        shuffle=True)``, 20 % of the classes left out per fold); a splitter
+        object is used as it is.
     n_jobs : int, default=None
         Parallel candidate fits in ``GridSearchCV`` (features only: the model
         does not run in the workers).
@@ -271,7 +285,17 @@ def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=N
         As ``GridSearchCV``'s ``refit``: refit the best detector on all ID
         features and build ``best_estimator_``; with several metrics, the
         name of the deciding metric or a callable choosing the best index
-        from ``cv_results_`` (``False``: no best candidate is chosen).
+        from ``cv_results_`` (``False``: no best candidate is chosen). With
+        several sources ``True`` means :class:`~sklearn_ood.selection.SelectionRule`
+        over the sources' scores.
+    rule : {"auto", "worst_rank", "mean_rank"}, default="auto"
+        With several sources: how the per-source ranks of the candidates are
+        combined (:func:`~sklearn_ood.selection.combine_sources`). ``"auto"``:
+        ``"worst_rank"`` when ``param_grid`` lists detectors (choosing a
+        method: methods fail by kinds of OOD, and the worst rank keeps out a
+        method one source finds blind), ``"mean_rank"`` when it tunes one
+        detector's knobs (they trade one kind for another smoothly, and the
+        mean evens out each source's sampling noise).
 
     Returns
     -------
@@ -280,13 +304,17 @@ def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=N
           and refitted it on the ID rows;
         - ``cv_results_``: ``search_.cv_results_``;
         - ``best_index_``, ``best_params_``, ``best_score_``: the winner
-          (``None`` when ``refit=False``);
+          (``None`` when ``refit=False``; with several sources
+          ``best_score_`` is NaN, the rule's value being in ``selection_``);
         - ``best_estimator_``: ``Pipeline([("extractor", extractor),
           ("detector", best detector)])``, both fitted (the detector alone
           when ``extractor`` is None; ``None`` when ``refit=False``);
         - ``features_``, ``labels_``: the cached features of the ID and
-          pseudo-OOD images and their labels (pseudo-OOD ``-1``), to try
-          other detectors without another forward pass.
+          pseudo-OOD images and their labels (pseudo-OOD ``-1``; with
+          several sources ``-1, -2, ...``, one per corruption), to try
+          other detectors without another forward pass;
+        - ``selection_``: with several sources, the rule's value of every
+          candidate (lower is better), else ``None``.
 
     See Also
     --------
@@ -318,6 +346,7 @@ def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=N
         "detector" in grid
         for grid in ([param_grid] if hasattr(param_grid, "items") else param_grid)
     )
+    sources = None if isinstance(method, str) or callable(method) else tuple(method)
     if detector is None and not on_pipeline:
         raise ValueError(
             "detector is None: pass the detector to tune, or list detectors under "
@@ -329,7 +358,9 @@ def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=N
         data_seed, cv_seed = check_random_state(random_state).randint(_INT32_MAX, size=2)
 
     # (a) ID + pseudo-OOD inputs, labelled -1 (ID rows without a class: NaN).
-    if X_pseudo is not None:
+    if sources is not None:
+        X_aug, y_aug = _sources_data(extractor, X, y, X_pseudo, sources, ratio, data_seed)
+    elif X_pseudo is not None:
         X_aug, y_aug = _stack_pseudo(X, y, X_pseudo, images=extractor is not None)
     elif extractor is None:
         raise ValueError(
@@ -351,22 +382,75 @@ def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=N
     # ID rows (every detector's fit drops the rows labelled -1).
     estimator = Pipeline([("detector", detector)]) if on_pipeline else detector
     splitter = PseudoOODSplit(cv, random_state=cv_seed) if isinstance(cv, Integral) else cv
-    search = GridSearchCV(estimator, param_grid, scoring=_scorers(scoring), cv=splitter,
+    scorers, selection = _scorers(scoring) if sources is None else None, None
+    if sources is not None:
+        estimator, param_grid, splitter, scorers, selection = _sources_search(
+            estimator, param_grid, splitter, cv, cv_seed, sources, scoring, rule, on_pipeline)
+        refit = selection if refit is True else refit
+    search = GridSearchCV(estimator, param_grid, scoring=scorers, cv=splitter,
                           n_jobs=n_jobs, refit=refit)
     search.fit(features, y_aug)
 
     result = Bunch(search_=search, cv_results_=search.cv_results_, best_index_=None,
                    best_params_=None, best_score_=None, best_estimator_=None,
-                   features_=features, labels_=y_aug)
+                   features_=features, labels_=y_aug,
+                   selection_=None if selection is None else selection.scores(
+                       search.cv_results_))
     if refit is False:
         return result
     result.best_index_ = int(search.best_index_)
     result.best_params_ = search.best_params_
-    result.best_score_ = float(search.best_score_)
+    if sources is not None and "held_out" in sources and not on_pipeline:
+        # the search ran over ClassSubsetDetector(detector): the detector's own names
+        result.best_params_ = {k.removeprefix("detector__"): v
+                               for k, v in search.best_params_.items()}
+    # A callable refit leaves no best_score_ (the rule's value is in selection_).
+    result.best_score_ = float(getattr(search, "best_score_", np.nan))
     best = search.best_estimator_
-    best_detector = best.steps[-1][1] if on_pipeline else best
+    if isinstance(best, ClassSubsetDetector):
+        best_detector = best.detector_
+    else:
+        best_detector = best.steps[-1][1] if on_pipeline else best
     result.best_estimator_ = (
         best_detector if extractor is None
         else Pipeline([("extractor", extractor), ("detector", best_detector)])
     )
     return result
+
+
+# --------------------------------------------------------- several pseudo-OOD sources
+def _sources_data(extractor, X, y, X_pseudo, sources, ratio, seed):
+    """ID images and one corrupted copy per corruption source, labelled -1, -2, ..."""
+    if X_pseudo is not None:
+        raise ValueError("X_pseudo replaces the corruptions of one method; with several "
+                         "sources (method as a list) leave X_pseudo=None.")
+    if extractor is None:
+        raise ValueError("extractor=None reads X as features, where no corruption can be "
+                         "made; several sources need images and an extractor.")
+    if "held_out" in sources and y is None:
+        raise ValueError("The 'held_out' source leaves classes out: pass y, the class "
+                         "labels of X.")
+    return make_pseudo_ood_sources(X, y, sources=sources, ratio=ratio, random_state=seed)
+
+
+def _sources_search(estimator, param_grid, splitter, cv, cv_seed, sources, scoring, rule,
+                    on_pipeline):
+    """The search of several sources: estimator, grid, folds, per-source scorers, rule."""
+    if not isinstance(scoring, str) or scoring not in OOD_SCORERS:
+        raise ValueError(f"With several sources scoring must name one metric of "
+                         f"{sorted(OOD_SCORERS)} (each source is scored by it); got "
+                         f"{scoring!r}.")
+    scorers = source_scorers(sources, scoring)
+    if rule == "auto":
+        rule = "worst_rank" if on_pipeline else "mean_rank"
+    if "held_out" in sources:
+        grids = [param_grid] if hasattr(param_grid, "items") else param_grid
+        if on_pipeline:
+            estimator = ClassSubsetDetector(None)
+        else:
+            estimator = ClassSubsetDetector(estimator)
+            grids = [{f"detector__{k}": v for k, v in grid.items()} for grid in grids]
+        param_grid = grids
+        if isinstance(cv, Integral):
+            splitter = HeldOutClassSplit(cv, random_state=cv_seed)
+    return estimator, param_grid, splitter, scorers, SelectionRule(list(scorers), rule)
