@@ -21,7 +21,9 @@ from sklearn_ood.benchmark.cli import main
 from sklearn_ood.benchmark.evaluate import Inputs, evaluate, sample_rows
 from sklearn_ood.benchmark.settings import resolve_settings
 from sklearn_ood.benchmark.specs import DetectorSpec
-from sklearn_ood.benchmark.tune import add_tuned_rows, lowest_fpr95, search
+from sklearn_ood.benchmark.data import PSEUDO_PREFIX
+from sklearn_ood.benchmark.sources import SOURCES, class_splits, search_rows
+from sklearn_ood.benchmark.tune import add_tuned_rows, rule_values, search
 
 TINY = ["--epochs", "1", "--max-train", "300", "--quiet"]
 METRICS = ("auroc", "fpr95", "aupr_in", "aupr_out")
@@ -381,15 +383,16 @@ class _Recorder(BaseDetector):
 
 
 def _inputs(seed=3):
-    """Features of one fake model: two ID classes, their puzzles near the origin, far OOD."""
+    """Features of one fake model: two ID classes, four pseudo-OOD sets, far OOD."""
     rng = np.random.default_rng(0)
 
     def blobs(n):
         return rng.normal(size=(n, 4)) + np.where(np.arange(n) % 2, 2.0, -2.0)[:, None]
 
-    sets = {"fit": blobs(80), "validation": blobs(30),
-            "pseudo-OOD": rng.normal(scale=1.5, size=(30, 4)), "ID test": blobs(30),
+    sets = {"fit": blobs(80), "validation": blobs(30), "ID test": blobs(30),
             "far": rng.normal(size=(20, 4)) + [6.0, -6.0, 6.0, -6.0]}
+    for i, name in enumerate(SOURCES[1:]):
+        sets[PSEUDO_PREFIX + name] = rng.normal(scale=1.0 + 0.5 * i, size=(30, 4))
     labels = {"fit": np.arange(80) % 2, "validation": np.arange(30) % 2,
               "ID test": np.arange(30) % 2}
     features = {"plain": {name: {"h": X} for name, X in sets.items()}}
@@ -448,35 +451,71 @@ def test_stages_feature_is_every_stage_averaged_and_other_keys_unchanged():
     np.testing.assert_array_equal(f["maps"].reshape(6, -1), last[:, 32:32 + 16 * 4])
 
 
-def test_lowest_fpr95_breaks_ties_by_auroc_and_puts_nan_last():
-    nan = float("nan")
-    pseudo = [{"fpr95": nan, "auroc": nan}, {"fpr95": 0.3, "auroc": 0.99},
-              {"fpr95": 0.1, "auroc": 0.90}, {"fpr95": 0.1, "auroc": 0.95},
-              {"fpr95": 0.1, "auroc": 0.95}]
-    assert lowest_fpr95(pseudo) == 3  # FPR 0.1 thrice: best AUROC, then the first
-    assert lowest_fpr95([{"fpr95": nan, "auroc": nan}, {"fpr95": 1.0, "auroc": 0.5}]) == 1
+def test_rule_values_prefer_the_candidate_no_source_ranks_last():
+    # a: 2nd of 3 on every source; b: 1st on four, last on jigsaw; c: last on four.
+    good = {"fpr95": 0.2, "auroc": 0.9}
+    a = dict.fromkeys(SOURCES, good)
+    b = dict(dict.fromkeys(SOURCES, {"fpr95": 0.1, "auroc": 0.95}),
+             jigsaw={"fpr95": 0.9, "auroc": 0.5})
+    c = dict(dict.fromkeys(SOURCES, {"fpr95": 0.5, "auroc": 0.7}), jigsaw=good)
+    assert int(np.argmin(rule_values([a, b, c], "worst_rank"))) == 0
+    assert int(np.argmin(rule_values([a, b, c], "mean_rank"))) == 1  # forgives jigsaw
+    # equal FPR95: the AUROC decides; a NaN ranks last
+    tie = dict(a, held_out={"fpr95": 0.2, "auroc": 0.95})
+    assert int(np.argmin(rule_values([a, tie], "worst_rank"))) == 1
+    nan = dict(a, noise={"fpr95": float("nan"), "auroc": float("nan")})
+    assert int(np.argmin(rule_values([nan, a], "worst_rank"))) == 1
 
 
-def _pseudo_fpr_auroc(detector, inputs):
-    """Pseudo-OOD FPR95 and AUROC of a fitted detector, computed by hand."""
-    h = inputs.features["plain"]
-    scores = np.r_[detector.score_samples(h["validation"]["h"]),
-                   detector.score_samples(h["pseudo-OOD"]["h"])]
-    y = np.r_[np.zeros(30), -np.ones(30)]
-    return metrics.fpr_at_tpr(y, scores), metrics.auroc(y, scores)
+def _ranks(values):
+    """1 = lowest key, ties share the mean of their ranks."""
+    return [1 + sum(v < x for v in values) + 0.5 * (sum(v == x for v in values) - 1)
+            for x in values]
+
+
+def _sources_by_hand(make, inputs, labels=False):
+    """Per-source pseudo-OOD FPR95 and AUROC of ``make()``, every detector fitted by hand."""
+    h, y_fit, y_val = inputs.features["plain"], inputs.labels["fit"], inputs.labels["validation"]
+    fitted = make().fit(h["fit"]["h"], y_fit if labels else None)
+    val = fitted.score_samples(h["validation"]["h"])
+    out = {}
+    for name in SOURCES[1:]:
+        ood = fitted.score_samples(h[PSEUDO_PREFIX + name]["h"])
+        y = np.r_[np.zeros(len(val)), -np.ones(len(ood))]
+        out[name] = (metrics.fpr_at_tpr(y, np.r_[val, ood]), metrics.auroc(y, np.r_[val, ood]))
+    per_split = []
+    for held in (0, 1):  # two classes: each held out once, the other kept
+        kept = y_fit != held
+        s = make().fit(h["fit"]["h"][kept], np.zeros(kept.sum(), int) if labels else None
+                       ).score_samples(h["validation"]["h"])
+        y = np.where(y_val == held, -1, 0)
+        per_split.append((metrics.fpr_at_tpr(y, s), metrics.auroc(y, s)))
+    out["held_out"] = tuple(np.mean(per_split, axis=0))
+    return {k: dict(zip(("fpr95", "auroc"), v)) for k, v in out.items()}
+
+
+def _winner_by_hand(pseudo, worst):
+    """The first best candidate by worst rank (ties: mean rank), or by mean rank."""
+    keys = [[(p[s]["fpr95"], -p[s]["auroc"]) for p in pseudo] for s in SOURCES]
+    ranks = np.array([_ranks(k) for k in keys]).T
+    if worst:
+        return min(range(len(pseudo)), key=lambda i: (ranks[i].max(), ranks[i].mean(), i))
+    return min(range(len(pseudo)), key=lambda i: (ranks[i].mean(), i))
 
 
 def test_search_keeps_the_hand_computed_best_candidate_fitted():
     inputs = _inputs()
+    assert [h.tolist() for h in class_splits(inputs.labels["fit"], inputs.seed)] in (
+        [[0], [1]], [[1], [0]])
     spec = DetectorSpec("knn", "KNN", lambda net: KNN(), grid=lambda n: None)
-    grid = {"n_neighbors": [1, 3, 10, 40]}
-    best = search(spec, ParameterGrid(grid), inputs, log=lambda message: None)
-    fit = inputs.features["plain"]["fit"]["h"]
-    by_hand = [_pseudo_fpr_auroc(KNN(n_neighbors=k).fit(fit), inputs)
-               for k in grid["n_neighbors"]]
-    first_best = min(range(4), key=lambda i: (by_hand[i][0], -by_hand[i][1]))
-    assert best.params == {"n_neighbors": grid["n_neighbors"][first_best]}
-    assert best.pseudo == pytest.approx(dict(zip(("fpr95", "auroc"), by_hand[first_best])))
+    grid = {"n_neighbors": [1, 3, 10, 30]}
+    splits = class_splits(inputs.labels["fit"], inputs.seed)
+    best = search(spec, ParameterGrid(grid), inputs, lambda message: None, splits)
+    by_hand = [_sources_by_hand(lambda: KNN(n_neighbors=k), inputs) for k in grid["n_neighbors"]]
+    winner = _winner_by_hand(by_hand, worst=False)  # knobs: the best mean rank
+    assert best.params == {"n_neighbors": grid["n_neighbors"][winner]}
+    for source in SOURCES:
+        assert best.pseudo[source] == pytest.approx(by_hand[winner][source])
     assert best.detector.n_neighbors == best.params["n_neighbors"]
     assert best.n_fit == 80
 
@@ -493,35 +532,40 @@ def test_search_fits_each_candidate_once_on_the_capped_rows_and_skips_failures()
         def _fit(self, X, y):
             if self.fail:
                 raise ValueError("this candidate cannot fit")
-            fits.append(len(X))
+            fits.append((len(X), len(np.unique(y))))
             super()._fit(X, y)
 
-    spec = DetectorSpec("counted", "Counted", lambda net: Counted(), max_fit=25, max_eval=10,
-                        grid=lambda n: {"fail": [True, False]})
+    spec = DetectorSpec("counted", "Counted", lambda net: Counted(), max_fit=25, max_eval=20,
+                        labels=True, grid=lambda n: {"fail": [True, False]})
     messages = []
     rows, info = add_tuned_rows([evaluate(spec, inputs)], inputs, log=messages.append)
-    # the default row's fit only: the candidate with its parameters (fail=False) is that
-    # row, and the winner is not fitted again
-    assert fits == [25]
+    # On the fit rows (2 classes), the default row's fit only: the candidate with its
+    # parameters (fail=False) is that row, and the winner is not fitted again. The
+    # search reads a fifth of the capped sample: 4 of the 30 validation rows (and the
+    # same rows of their corrupted copies); the held-out source fits the detector once
+    # per class split, on 25 // 5 rows of one class.
+    rows_read = search_rows(spec, inputs)
+    np.testing.assert_array_equal(rows_read, sample_rows(30, 4, inputs.seed))
+    assert set(inputs.labels["validation"][rows_read]) == {0, 1}
+    assert fits == [(25, 2), (5, 1), (5, 1)]
     assert any("cannot fit" in m for m in messages)
     assert rows[1].params == {"fail": False} and rows[1].detector is rows[0].detector
-    assert all(len(scores) == 10 for scores in rows[1].scores.values())
-    # the validation rows and their puzzles keep the same sample
-    val = sample_rows(30, 10, inputs.seed)
-    np.testing.assert_array_equal(
-        inputs.scored(spec, "pseudo-OOD"), inputs.features["plain"]["pseudo-OOD"]["h"][val])
+    assert all(len(scores) == 20 for scores in rows[1].scores.values())
     with pytest.raises(ValueError, match="cannot fit"):
-        search(spec, ParameterGrid({"fail": [True]}), inputs, log=lambda message: None)
+        search(spec, ParameterGrid({"fail": [True]}), inputs, lambda message: None,
+               class_splits(inputs.labels["fit"], inputs.seed))
 
 
 def test_tuned_rows_follow_their_default_row_and_the_choice_comes_last():
     inputs = _inputs()
-    knn = DetectorSpec("knn", "KNN", lambda net: KNN(n_neighbors=40),
-                       grid=lambda n: {"n_neighbors": [1, 3, 10, 40]})
+    knn = DetectorSpec("knn", "KNN", lambda net: KNN(n_neighbors=30),
+                       grid=lambda n: {"n_neighbors": [1, 3, 10, 30, 40]})
     mahalanobis = DetectorSpec("mahalanobis", "Mahalanobis", lambda net: Mahalanobis(),
                                labels=True)
     defaults = [evaluate(spec, inputs) for spec in (knn, mahalanobis)]
     rows, info = add_tuned_rows(defaults, inputs, log=lambda message: None)
+    # n_neighbors=40 cannot fit the 40 rows of one class: its held-out source is NaN
+    assert info["tuned"]["KNN" + result.TUNED_SUFFIX] != {"n_neighbors": 40}
     tuned_name = "KNN" + result.TUNED_SUFFIX
     assert [r.name for r in rows[:3]] == ["KNN", tuned_name, "Mahalanobis"]
     assert list(info["pseudo"]) == ["KNN", "Mahalanobis", tuned_name]
@@ -531,11 +575,20 @@ def test_tuned_rows_follow_their_default_row_and_the_choice_comes_last():
     tuned_knn = KNN(n_neighbors=k).fit(fit)
     np.testing.assert_array_equal(
         rows[1].scores["far"], tuned_knn.score_samples(inputs.features["plain"]["far"]["h"]))
-    fpr, auroc = _pseudo_fpr_auroc(tuned_knn, inputs)
-    assert info["pseudo"][tuned_name] == pytest.approx({"fpr95": fpr, "auroc": auroc})
-    # the last row repeats the best of the three on pseudo-OOD
-    pseudo = info["pseudo"]
-    winner = min(rows[:3], key=lambda r: (pseudo[r.name]["fpr95"], -pseudo[r.name]["auroc"]))
-    assert info["chosen"] == winner.name and len(rows) == 4
-    assert rows[3].name.startswith(f"{result.CHOSEN_NAME}: {winner.name}")
-    assert rows[3].scores is winner.scores
+    by_hand = _sources_by_hand(lambda: KNN(n_neighbors=k), inputs)
+    for source in SOURCES:
+        assert info["pseudo"][tuned_name][source] == pytest.approx(by_hand[source])
+    maha = _sources_by_hand(Mahalanobis, inputs, labels=True)
+    for source in SOURCES:
+        assert info["pseudo"]["Mahalanobis"][source] == pytest.approx(maha[source])
+    # the knobs: the best mean rank of the candidates
+    candidates = [_sources_by_hand(lambda: KNN(n_neighbors=n), inputs) for n in (1, 3, 10, 30)]
+    assert (1, 3, 10, 30)[_winner_by_hand(candidates, worst=False)] == k
+    # the last row repeats the best worst rank of the three rows
+    names = [r.name for r in rows[:3]]
+    winner = names[_winner_by_hand([info["pseudo"][n] for n in names], worst=True)]
+    assert info["chosen"] == winner and len(rows) == 4
+    assert rows[3].name.startswith(f"{result.CHOSEN_NAME}: {winner}")
+    assert rows[3].scores is rows[names.index(winner)].scores
+    assert info["sources"] == list(SOURCES)
+    assert (info["rule"], info["tune_rule"]) == ("worst_rank", "mean_rank")

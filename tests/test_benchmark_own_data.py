@@ -228,3 +228,21 @@ def test_help_names_no_machine_path():
     sub = build_parser()._subparsers._group_actions[0].choices["benchmark"]
     text = sub.format_help()
     assert "package.module:factory" in text and "/work/" not in text
+
+
+def test_val_file_validates_and_every_training_image_fits(own):
+    # --val: the validation images come from the file; the fit set is every training image
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(3), 10)
+    x = np.clip(rng.normal(60 + 60 * y[:, None, None], 20, (30, SIZE, SIZE)), 0, 255)
+    np.savez(own / "val.npz", x=x.astype(np.uint8), y=y)
+    argv = args(own, "--val", str(own / "val.npz"), detectors=("energy", "knn"))
+    argv.remove("--no-tune")
+    assert main(argv) == 0
+    report = (own / "out" / "results.md").read_text()
+    assert "fit 120, validation 30, ID test 30, ood_pngs 6" in report  # 150 = 120 + 30 test
+    assert f"validation (pseudo-OOD tuning only): the 30 images of --val {own / 'val.npz'}" \
+        in report
+    np.savez(own / "bad_val.npz", x=x.astype(np.uint8), y=y + 1)  # class 3 is no ID class
+    assert main(args(own, "--val", str(own / "bad_val.npz"))) == 2
+    assert main(args(own, "--val", str(own / "ood_pngs"))) == 2

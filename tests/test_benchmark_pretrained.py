@@ -11,6 +11,7 @@ import torch
 
 from sklearn_ood.benchmark import BenchmarkError, models, run_benchmark
 from sklearn_ood.benchmark.cli import main
+from sklearn_ood.benchmark.data import split_test
 from sklearn_ood.benchmark.report import summary_table
 from sklearn_ood.benchmark.settings import ID_SETS, resolve_settings
 from sklearn_ood.benchmark.specs import DETECTORS as ALL_SPECS
@@ -85,14 +86,19 @@ def test_the_preset_loads_the_models_and_groups_the_ood_sets(shared, monkeypatch
                            detectors=DETECTORS, tune=False)
     assert result.ood_sets == ["tin", "dtd", "mnist"]
     assert result.config["ood_groups"] == {"near": ["tin"], "far": ["dtd", "mnist"]}
-    # 240 training images: a validation split of 50, the other 190 fit the detectors
-    assert result.info["n_images"] == {"fit": 190, "validation": 50, "ID test": 60,
+    # The models saw all 240 training images: they all fit the detectors, and the
+    # validation images are 50 of the 60 test images (5 per class), the ID test the rest.
+    assert result.info["n_images"] == {"fit": 240, "validation": 50, "ID test": 10,
                                        "tin": 30, "dtd": 20, "mnist": 25}
-    # the loaded weights are the saved ones: accuracy recomputed from the saved models
+    assert "50 images of the ID test set" in result.info["validation"]
+    # the loaded weights are the saved ones: accuracy recomputed from the saved models on
+    # the 10 test images left, one per class
     X_test = np.load(data / "cifar10_test_jpeg.npz")["x"].transpose(0, 3, 1, 2) / 255.0
-    y_test = np.arange(60) % 10
+    X_test, y_test, _, y_val = split_test(X_test.astype(np.float32), np.arange(60) % 10,
+                                          seed=0)
+    assert np.bincount(y_val).tolist() == [5] * 10 and sorted(y_test) == list(range(10))
     for kind, key in (("plain", "accuracy"), ("l2", "accuracy_l2")):
-        logits = _logits(nets[kind], X_test.astype(np.float32))
+        logits = _logits(nets[kind], X_test)
         assert result.info[key] == pytest.approx(np.mean(logits.argmax(1) == y_test))
     assert set(result.info["nc1"]) == {"plain", "l2"}
     # per detector: the sets, near and far averages (means of their sets), overall average

@@ -72,8 +72,9 @@ def build_parser():
             "an ID set, or load them, extract features once, run every detector of the "
             "library on the ID test set vs each OOD set, and write results.md, "
             "results.csv and PNG plots (ROC curves, score histograms, summary). "
-            "Detectors with knobs also get a row tuned on pseudo-OOD (jigsaw puzzles of "
-            "held-out ID training images; no OOD data)."),
+            "Detectors with knobs also get a row tuned on pseudo-OOD (held-out classes, "
+            "and jigsaw puzzles, noisy, blurred and pixel-permuted copies of validation "
+            "images the models were not trained on; no OOD data)."),
         epilog=_presets() + "\n\n" + _OWN_HELP + "\n\ndetectors (key, name):\n" + _detector_list())
     b.add_argument("--id", dest="id_set", default="digits", metavar="NAME|PATH",
                    help=f"in-distribution set: {', '.join(ID_SETS)} (default: digits, "
@@ -123,6 +124,12 @@ def build_parser():
                         "per-block averages of MultiBlockMahalanobis")
     b.add_argument("--head", metavar="NAME",
                    help="with your model: the module name of its final nn.Linear")
+    b.add_argument("--val", metavar="PATH",
+                   help="validation images for pseudo-OOD tuning: an .npz file (arrays x: "
+                        "images, y: class labels in the ID set's order) of images your "
+                        "model was NOT trained on; the fit set is then every "
+                        "training image (default: a stratified 10%% of the training images "
+                        "held out from training; cifar10-resnet18: 1,000 test images)")
     b.add_argument("--save-weights", metavar="PATH", help="save the trained models to PATH")
     b.add_argument("--seed", type=int, default=0,
                    help="seed of the data split, training, jigsaw puzzles (default: 0); "
@@ -157,7 +164,7 @@ def _benchmark(args):
         weights=args.weights,
         save_weights_to=args.save_weights, seed=args.seed, detectors=args.detectors,
         max_train=args.max_train, tune=not args.no_tune, progress=not args.quiet,
-        blocks=args.blocks, head=args.head)
+        blocks=args.blocks, head=args.head, val=args.val)
     paths = write_report(result, args.out, plots=not args.no_plots)
     print("\n".join(header_lines(result)))
     print()

@@ -1,4 +1,11 @@
-"""The benchmark's data: ID and OOD sets by name, the fit/validation split, pseudo-OOD."""
+"""The benchmark's data: ID and OOD sets by name, the fit/validation split, pseudo-OOD.
+
+The validation images (pseudo-OOD tuning only) are never images the models
+were trained on: a stratified split of the training images held out from
+training, or, for a preset whose models were trained on every training image
+(``validation="test"``), a stratified split of the test set (OpenOOD v1.5's
+protocol), or the user's own file (``--val``).
+"""
 
 import os
 from dataclasses import dataclass
@@ -9,11 +16,11 @@ from sklearn.model_selection import train_test_split
 from ..datasets import (
     BENCHMARKS, load_benchmark, load_digits_ood, load_image_folder, load_images, load_npz,
 )
-from ..pseudo_ood import make_pseudo_ood
+from ..selection import CORRUPTIONS, make_pseudo_ood_sources
 from .exceptions import BenchmarkError
 
-__all__ = ["EMBEDDED_OOD", "OWN_SPLIT", "Data", "check_path", "load_data", "looks_like_path",
-           "split_train"]
+__all__ = ["EMBEDDED_OOD", "OWN_SPLIT", "PSEUDO_PREFIX", "Data", "check_path", "load_data",
+           "looks_like_path", "split_test", "split_train"]
 
 EMBEDDED_OOD = ("digits_8_9", "photo_patches")
 VAL_FRACTION, VAL_MIN, VAL_MAX = 0.1, 50, 1000
@@ -24,6 +31,8 @@ FOLDER_SIZE, FOLDER_CHANNELS = (32, 32), 3
 OWN_SPLIT = (f"a stratified {TEST_FRACTION:.0%} test split (seeded by --seed), the rest "
              f"training images, split as every ID set's into fit and a stratified "
              f"validation set ({VAL_FRACTION:.0%}, {VAL_MIN} to {VAL_MAX} images)")
+#: Image-set name of each corruption's pseudo-OOD images: ``PSEUDO_PREFIX + "jigsaw"``.
+PSEUDO_PREFIX = "pseudo-OOD "
 
 
 @dataclass(frozen=True)
@@ -35,17 +44,20 @@ class Data:
     X_fit, y_fit : ndarray
         ID training images that train the models and fit the detectors.
     X_val, y_val : ndarray
-        The held-out validation split (pseudo-OOD tuning only).
+        The validation images (pseudo-OOD tuning only), never trained on.
     X_test, y_test : ndarray
         The ID test set.
     ood : dict
         OOD set name -> images.
     n_classes : int
         Number of ID classes.
-    pseudo : ndarray or None
-        Jigsaw puzzles of the validation images (``None`` without tuning).
+    pseudo : dict
+        Corruption (:data:`~sklearn_ood.selection.CORRUPTIONS`) -> one corrupted
+        copy of each validation image (empty without tuning).
     notes : tuple of str
         Remarks for the report (how an ID path was split).
+    validation : str
+        Which images validate, for the report.
     """
 
     X_fit: np.ndarray
@@ -56,17 +68,17 @@ class Data:
     y_test: np.ndarray
     ood: dict
     n_classes: int
-    pseudo: object = None
+    pseudo: dict = None
     notes: tuple = ()
+    validation: str = ""
 
     @property
     def image_sets(self):
-        """Every image set the models see, by name (``"pseudo-OOD"`` only with
-        tuning)."""
+        """Every image set the models see, by name (the pseudo-OOD sets,
+        ``PSEUDO_PREFIX + corruption``, only with tuning)."""
         sets = {"fit": self.X_fit, "validation": self.X_val, "ID test": self.X_test,
                 **self.ood}
-        if self.pseudo is not None:
-            sets["pseudo-OOD"] = self.pseudo
+        sets.update({PSEUDO_PREFIX + k: X for k, X in (self.pseudo or {}).items()})
         return sets
 
     @property
@@ -102,22 +114,55 @@ def load_data(settings, log):
     if settings.id_data not in BENCHMARKS and settings.id_data != "digits":
         notes = (f"--id {settings.id_data}: {len(X_train) + len(X_test)} images in "
                  f"{n_classes} classes, split into {OWN_SPLIT}.",)
-    try:
-        X_fit, y_fit, X_val, y_val = split_train(
-            X_train, y_train, max_train=settings.max_train, seed=settings.seed)
-    except ValueError as exc:
-        raise BenchmarkError(f"--id {settings.id_set}: the training images cannot be split "
-                             f"into fit and validation sets: {exc}") from exc
-    pseudo = _jigsaw_puzzles(X_val, y_val, settings.seed) if settings.tune else None
-    data = Data(X_fit, y_fit, X_val, y_val, X_test, y_test, ood, n_classes, pseudo, notes)
+    X_fit, y_fit, X_val, y_val, X_test, y_test, validation = _validation_split(
+        settings, X_train, y_train, X_test, y_test, n_classes)
+    pseudo = _pseudo_ood(X_val, y_val, settings.seed) if settings.tune else {}
+    data = Data(X_fit, y_fit, X_val, y_val, X_test, y_test, ood, n_classes, pseudo, notes,
+                validation)
     log("images: " + ", ".join(f"{k} {v}" for k, v in data.n_images.items()))
     return data
 
 
-def _jigsaw_puzzles(X, y, seed):
-    """The pseudo-OOD images: one 3x3 jigsaw puzzle per image, as float32."""
-    X_aug, _ = make_pseudo_ood(X, y, method="jigsaw", random_state=seed)
-    return X_aug[len(X):].astype(np.float32)
+def _validation_split(settings, X_train, y_train, X_test, y_test, n_classes):
+    """``(X_fit, y_fit, X_val, y_val, X_test, y_test, description)``: the validation
+    images from ``--val``, the test set (``settings.validation == "test"``) or the
+    training images (held out from training)."""
+    s = settings
+    try:
+        if s.val_path is not None:
+            X_val, y_val = _read_path(s.val_path, "--val", size=X_train.shape[2:],
+                                      channels=X_train.shape[1])
+            _check_val_labels(y_val, n_classes)
+            X_fit, y_fit = cap_fit(X_train, y_train, s.max_train, s.seed)
+            how = f"the {len(X_val)} images of --val {s.val_path}"
+        elif s.validation == "test":
+            X_test, y_test, X_val, y_val = split_test(X_test, y_test, seed=s.seed)
+            X_fit, y_fit = cap_fit(X_train, y_train, s.max_train, s.seed)
+            how = (f"{len(X_val)} images of the ID test set (stratified, seed {s.seed}), "
+                   f"never trained on; the ID test set is the other {len(X_test)}")
+        else:
+            X_fit, y_fit, X_val, y_val = split_train(
+                X_train, y_train, max_train=s.max_train, seed=s.seed)
+            how = (f"{len(X_val)} training images (stratified, seed {s.seed}) held out "
+                   "from the fit set")
+    except ValueError as exc:
+        raise BenchmarkError(f"--id {s.id_set}: the images cannot be split into fit, "
+                             f"validation and test sets: {exc}") from exc
+    return X_fit, y_fit, X_val, y_val, X_test, y_test, how
+
+
+def _check_val_labels(y, n_classes):
+    if y is None or y.min() < 0 or y.max() >= n_classes:
+        raise BenchmarkError(f"--val: the validation images need class labels 0 to "
+                             f"{n_classes - 1} (those of the ID set); got "
+                             f"{'none' if y is None else sorted(set(y.tolist()))[:10]}.")
+
+
+def _pseudo_ood(X, y, seed):
+    """Corruption -> one corrupted copy of each validation image, as float32."""
+    X_aug, y_aug = make_pseudo_ood_sources(X, y, sources=CORRUPTIONS, random_state=seed)
+    return {name: X_aug[y_aug == -(i + 1)].astype(np.float32)
+            for i, name in enumerate(CORRUPTIONS)}
 
 
 def _load_sets(id_set, ood_sets, data_dir, seed, ood_paths=None):
@@ -191,12 +236,29 @@ def _load_own_id(path, seed):
     return (X_train, y_train), (X_test, y_test), n_classes
 
 
+def _n_val(n):
+    return int(min(VAL_MAX, max(VAL_MIN, round(VAL_FRACTION * n))))
+
+
 def split_train(X, y, *, max_train, seed):
     """Hold out the stratified validation split; cap the fit set at ``max_train``."""
-    n_val = int(min(VAL_MAX, max(VAL_MIN, round(VAL_FRACTION * len(X)))))
     X_fit, X_val, y_fit, y_val = train_test_split(
-        X, y, test_size=n_val, stratify=y, random_state=seed)
-    if max_train and max_train < len(X_fit):
-        X_fit, _, y_fit, _ = train_test_split(
-            X_fit, y_fit, train_size=max_train, stratify=y_fit, random_state=seed)
+        X, y, test_size=_n_val(len(X)), stratify=y, random_state=seed)
+    X_fit, y_fit = cap_fit(X_fit, y_fit, max_train, seed)
     return X_fit, y_fit, X_val, y_val
+
+
+def split_test(X, y, *, seed):
+    """``(X_test, y_test, X_val, y_val)``: a stratified validation split of the test set
+    (10 %, 50 to 1,000 images: 1,000 of CIFAR-10's 10,000), the rest the ID test set."""
+    X_test, X_val, y_test, y_val = train_test_split(
+        X, y, test_size=_n_val(len(X)), stratify=y, random_state=seed)
+    return X_test, y_test, X_val, y_val
+
+
+def cap_fit(X, y, max_train, seed):
+    """At most ``max_train`` fit images (stratified; 0: all)."""
+    if max_train and max_train < len(X):
+        X, _, y, _ = train_test_split(X, y, train_size=max_train, stratify=y,
+                                      random_state=seed)
+    return X, y

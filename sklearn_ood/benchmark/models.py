@@ -137,8 +137,8 @@ def _load_pretrained(settings, data, log):
         width=s.width, l2_normalize=kind == "l2") for kind, path in s.model_files.items()}
     log(f"loaded {', '.join(nets)} model(s) from {s.models_dir}")
     note = (f"Models loaded from {s.models_dir}, not trained here. They were trained on all "
-            "the ID training images, so the validation split used for pseudo-OOD tuning "
-            "holds training images of the models (pseudo-OOD tuning is optimistic).")
+            "the ID training images, so the validation images of pseudo-OOD tuning come "
+            + ("from --val." if s.val_path else "from the test set."))
     return Models(nets, s.model, s.width, (note,))
 
 

@@ -5,6 +5,7 @@ backend, so the tables need nothing beyond NumPy.
 """
 
 import csv
+import json
 import os
 import re
 
@@ -15,7 +16,7 @@ from .result import CHOSEN_NAME, GROUP_SUFFIX, METRIC_COLUMNS, TUNED_SUFFIX, fin
 
 __all__ = [
     "CSV_COLUMNS", "markdown_report", "plot_histograms", "plot_roc_curves", "plot_summary",
-    "summary_table", "write_csv", "write_report",
+    "summary_table", "write_csv", "write_report", "write_selection",
 ]
 
 CSV_COLUMNS = ("detector", "ood_set", *METRIC_COLUMNS, "fit_s", "score_s")
@@ -101,19 +102,58 @@ def detail_table(result):
     return "\n".join(lines)
 
 
+_SOURCE_LABELS = {"held_out": "held-out classes", "jigsaw": "jigsaw", "noise": "noise",
+                  "blur": "blur", "permute": "permute"}
+
+
 def _pseudo_table(result):
+    """Per row: its tuned parameters, pseudo-OOD FPR95 per source, the rule's rank, and
+    the real FPR95 (averages: groups, then all) for comparison."""
     pseudo = result.info.get("pseudo") or {}
     if not pseudo:
         return ""
-    avgs = {name: sets["average"] for name, sets in _by_detector(result.rows).items()}
-    lines = ["| detector | tuned parameters | pseudo-OOD AUROC↑ | pseudo-OOD FPR95↓ | "
-             "real avg AUROC↑ | real avg FPR95↓ |", "|---|---|---:|---:|---:|---:|"]
+    sources = result.info["sources"]
+    table = _by_detector(result.rows)
+    groups = list(result.config.get("ood_groups") or {})
+    selection = result.info["selection"]
+    order = sorted(selection, key=selection.get)
+    rank = {name: order.index(name) + 1 for name in selection}
+    head = (["detector", "tuned parameters"]
+            + [f"{_SOURCE_LABELS.get(s, s)} FPR95↓" for s in sources]
+            + ["rule rank↓"] + [f"real {g} FPR95↓" for g in groups]
+            + ["real avg FPR95↓", "real avg AUROC↑"])
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|"]
     for name, m in pseudo.items():
         params = result.info["tuned"].get(name)
         params = ", ".join(f"{k}={v}" for k, v in params.items()) if params else "(defaults)"
-        lines.append(f"| {name} | {params} | {_pct(m['auroc'])} | {_pct(m['fpr95'])} | "
-                     f"{_pct(avgs[name]['auroc'])} | {_pct(avgs[name]['fpr95'])} |")
+        sets = table[name]
+        cells = ([name, params] + [_pct(m[s]["fpr95"]) for s in sources] + [str(rank[name])]
+                 + [_pct(sets[g + GROUP_SUFFIX]["fpr95"]) for g in groups]
+                 + [_pct(sets["average"]["fpr95"]), _pct(sets["average"]["auroc"])])
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def write_selection(result, path):
+    """``selection.json``: what the pseudo-OOD selection saw, for tables across runs.
+
+    Holds the run's ID set, OOD sets and groups, the validation images, the
+    sources, the rule and the held-out class splits, the chosen row and, per
+    row, its tuned parameters, per-source pseudo-OOD metrics and the rule's
+    value. The real-OOD metrics of the rows are in ``results.csv``.
+    """
+    info = result.info
+    rows = {name: {"params": {k: repr(v) for k, v in info["tuned"].get(name, {}).items()},
+                   "pseudo": m, "rule": info["selection"][name]}
+            for name, m in info["pseudo"].items()}
+    doc = {"id_set": result.config["id_set"], "ood_sets": result.ood_sets,
+           "ood_groups": result.config.get("ood_groups") or {},
+           "validation": info.get("validation", ""), "sources": info["sources"],
+           "rule": info["rule"], "held_out": info["held_out"], "chosen": info["chosen"],
+           "rows": rows}
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
 
 
 def header_lines(result):
@@ -132,6 +172,8 @@ def header_lines(result):
            f"{c['epochs']} epochs, batch size {c['batch_size']}, augmentation "
            f"{c['augment']}, seed {c['seed']}")),
         "- images: " + ", ".join(f"{k} {v}" for k, v in info["n_images"].items()),
+        *([f"- validation (pseudo-OOD tuning only): {info['validation']}"]
+          if info.get("validation") else []),
         f"- ID test accuracy: plain model {100 * info['accuracy']:.2f} %"
         + (f", L2 model {100 * info['accuracy_l2']:.2f} %" if "accuracy_l2" in info else ""),
         *(["- OOD groups: " + "; ".join(f"{g} {', '.join(sets)}"
@@ -154,8 +196,17 @@ def markdown_report(result):
              "include the search).", "", summary_table(result), ""]
     pseudo = _pseudo_table(result)
     if pseudo:
-        parts += ["## Pseudo-OOD tuning (validation images vs their 3x3 jigsaw puzzles)", "",
-                  pseudo, ""]
+        info = result.info
+        parts += ["## Pseudo-OOD tuning", "",
+                  "No OOD data: each row's FPR95 on each pseudo-OOD source -- held-out "
+                  "classes (the detector fitted without them, head restricted, "
+                  f"{len(info['held_out'])} class splits: "
+                  + "; ".join(" ".join(map(str, h)) for h in info["held_out"])
+                  + ") and the validation images vs their jigsaw puzzles, noisy, blurred "
+                  "and pixel-permuted copies. Rule: each candidate's worst rank over the "
+                  "sources (ties: the mean rank); \"rule rank\" orders the rows by it, "
+                  f"the first is chosen: **{info['chosen']}**. The real FPR95 columns are "
+                  "for comparison only.", "", pseudo, ""]
     if result.info["notes"]:
         parts += ["## Notes", ""] + [f"- {n}" for n in result.info["notes"]] + [""]
     parts += ["## All metrics", "", detail_table(result), ""]
@@ -319,7 +370,8 @@ def plot_summary(result, out_dir):
 
 
 def write_report(result, out_dir, *, plots=True):
-    """Write ``results.md``, ``results.csv`` and (unless ``plots=False``) the PNGs.
+    """Write ``results.md``, ``results.csv``, ``selection.json`` (with tuning) and
+    (unless ``plots=False``) the PNGs.
 
     Returns the list of written paths.
     """
@@ -329,6 +381,9 @@ def write_report(result, out_dir, *, plots=True):
         f.write(markdown_report(result))
     write_csv(result.rows, csv_path)
     paths = [md, csv_path]
+    if result.info.get("pseudo"):
+        paths.append(os.path.join(out_dir, "selection.json"))
+        write_selection(result, paths[-1])
     if plots:
         paths += plot_summary(result, out_dir)
         paths += plot_roc_curves(result, out_dir)

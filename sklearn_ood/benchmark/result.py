@@ -19,7 +19,7 @@ __all__ = [
 METRIC_COLUMNS = ("auroc", "fpr95", "aupr_in", "aupr_out")
 #: Appended to a detector's name for its row tuned on pseudo-OOD.
 TUNED_SUFFIX = ", tuned (pseudo-OOD)"
-#: Start of the name of the row repeating the best detector on pseudo-OOD.
+#: Start of the name of the row repeating the detector the pseudo-OOD rule picks.
 CHOSEN_NAME = "tuned, method chosen by pseudo-OOD"
 #: Appended to an OOD group's name (e.g. ``"near"``) for the ``ood_set`` of its average row.
 GROUP_SUFFIX = " average"
@@ -45,10 +45,13 @@ class BenchmarkResult:
         The settings actually used.
     info : dict
         ``accuracy`` (and ``accuracy_l2``) on the ID test set, ``timings``
-        (seconds per stage), ``n_images`` per set, ``tuned`` (row ->
-        parameters), ``pseudo`` (row -> pseudo-OOD FPR95/AUROC), ``chosen``
-        (the row with the best pseudo-OOD score), ``nc1`` (model kind -> NC1
-        of its fit-set fc inputs), ``notes``.
+        (seconds per stage), ``n_images`` per set, ``validation`` (which
+        images validated), ``tuned`` (row -> parameters), ``pseudo`` (row ->
+        pseudo-OOD source -> FPR95/AUROC), ``sources``, ``rule``,
+        ``held_out`` (the classes each held-out split leaves out),
+        ``selection`` (row -> the rule's value, lower is better), ``chosen``
+        (the row the rule picks), ``nc1`` (model kind -> NC1 of its fit-set
+        fc inputs), ``notes``.
     """
 
     rows: list

@@ -11,23 +11,30 @@ Protocol (what a row of the result table means):
    every detector) and a held-out stratified *validation* set (10 %, at
    least 50 and at most 1000 images), used only for pseudo-OOD tuning. The
    split is made whether or not tuning runs, so ``--no-tune`` leaves the
-   default rows unchanged. ``max_train`` caps the fit set (stratified).
+   default rows unchanged. ``max_train`` caps the fit set (stratified). A
+   preset whose models were trained on every training image
+   (``cifar10-resnet18``) takes its validation images from the test set
+   instead (1,000 of CIFAR-10's 10,000; the ID test set is the other 9,000),
+   and ``val`` gives validation images of one's own: pseudo-OOD never
+   validates on images the models were trained on.
 2. Two models of the same architecture and seed are trained with skorch: the
    plain one and one with an L2-normalised penultimate feature (Haas et al.).
-3. Every image set (fit, validation and its jigsaw puzzles, ID test, each OOD
-   set) runs ONCE through each model; one extractor call captures the last
-   stage's map (per-channel ``max`` and ``avg``, and the flattened map) and
-   the fc input (``penultimate``).
+3. Every image set (fit, validation and its corrupted copies, ID test, each
+   OOD set) runs ONCE through each model; one extractor call captures the
+   last stage's map (per-channel ``max`` and ``avg``, and the flattened map)
+   and the fc input (``penultimate``).
 4. Each detector is fitted on the fit-set features its paper names (class
    labels where the method uses them) with its documented default
    parameters, and scores the ID test set and each OOD set. Metrics:
    AUROC, FPR at 95 % ID TPR (ID positive), AUPR-In, AUPR-Out.
-5. Detectors with knobs get a second row, tuned on pseudo-OOD by
-   ``GridSearchCV`` over the grid beside the detector's class: each candidate
-   is fitted on the fit-set features and judged by FPR@95 (ties: AUROC) on the
-   validation images versus their 3x3 jigsaw puzzles -- no OOD data is used.
-   A last row is the detector (default or tuned) with the best pseudo-OOD
-   score overall.
+5. Detectors with knobs get a second row, tuned on pseudo-OOD: each candidate
+   of the grid beside the detector's class is fitted on the fit-set features
+   and judged by FPR@95 (ties: AUROC) on five sources -- held-out classes
+   and the validation images versus their jigsaw puzzles, noisy, blurred and
+   pixel-permuted copies (:mod:`~sklearn_ood.benchmark.sources`) -- no OOD
+   data is used. The candidate with the best worst rank over the sources
+   wins; a last row is the detector (default or tuned) with the best worst
+   rank over all rows.
 """
 
 import contextlib
@@ -49,7 +56,7 @@ __all__ = ["run_benchmark"]
 def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=None, model=None,
                   width=None, epochs=None, batch_size=None, lr=None, augment=None, weights=None,
                   save_weights_to=None, seed=0, detectors=None, max_train=None, tune=True,
-                  progress=False, blocks=None, head=None):
+                  progress=False, blocks=None, head=None, val=None):
     """Train (or load) the models and run every detector; see the module docstring.
 
     Parameters
@@ -103,6 +110,11 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
         the map-based detectors (skipped with one block).
     head : str, default=None
         A model of yours: its final ``nn.Linear``.
+    val : str, default=None
+        An ``.npz`` file (arrays ``x``, ``y``: images and their class labels,
+        in the ID set's class order) of validation images for pseudo-OOD tuning
+        (images the model was not trained on); the fit set is then every
+        training image. ``None``: the ID set's validation split.
 
     Returns
     -------
@@ -131,7 +143,7 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
         id_set, ood_sets, data_dir=data_dir, models_dir=models_dir, model=model, width=width,
         epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, weights=weights,
         save_weights_to=save_weights_to, seed=seed, detectors=detectors, max_train=max_train,
-        tune=tune, progress=progress, blocks=blocks, head=head)
+        tune=tune, progress=progress, blocks=blocks, head=head, val=val)
     log, clock = _Logger(settings.progress), _Stopwatch()
     with clock("data"):
         data = load_data(settings, log)
@@ -141,7 +153,8 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
     with clock("extract"):
         features = extract_all(models.nets, data.image_sets, progress=settings.progress, log=log)
     inputs = Inputs(models.nets, features, data.labels, settings.eval_sets, settings.seed)
-    info = {"timings": clock.timings, "n_images": data.n_images, **accuracies(inputs, log),
+    info = {"timings": clock.timings, "n_images": data.n_images, "validation": data.validation,
+            **accuracies(inputs, log),
             "nc1": {kind: float(neural_collapse(features[kind]["fit"]["h"], data.y_fit)["nc1"])
                     for kind in models.nets},
             "tuned": {}, "pseudo": {}}

@@ -21,7 +21,10 @@ MIN_TRAIN = 100
 #: (model kind -> file name in ``--models-dir``: the models are loaded, never
 #: trained; the training options then only describe how they were trained) and
 #: ``caps`` (detector key -> ``max_fit`` and ``max_eval`` over its spec's: fewer
-#: images for the costly detectors, named in the row, see :func:`preset_detectors`).
+#: images for the costly detectors, named in the row, see :func:`preset_detectors`)
+#: and ``validation`` (``"test"``: the validation images are a stratified split of
+#: the test set, for models trained on every training image; default: of the
+#: training images, held out from training).
 ID_SETS = {
     "digits": dict(ood=EMBEDDED_OOD, model="smallcnn", width=16, epochs=30,
                    batch_size=64, max_train=0, augment="none"),
@@ -31,9 +34,10 @@ ID_SETS = {
                     max_train=0, augment="flip-crop"),
     # The papers' setting: the two shared ResNet-18-layout models trained on all
     # 50,000 CIFAR-10 training images (JPEG copy), detectors fitted on the
-    # 20,000-image class-balanced subset, OpenOOD's near-/far-OOD split.
+    # 20,000-image class-balanced subset, OpenOOD's near-/far-OOD split; the
+    # validation images are 1,000 test images, as in OpenOOD v1.5.
     "cifar10-resnet18": dict(
-        data="cifar10_jpeg", ood=("tin", "dtd", "mnist"),
+        data="cifar10_jpeg", ood=("tin", "dtd", "mnist"), validation="test",
         groups={"near": ("tin",), "far": ("dtd", "mnist")}, model="resnet18", width=16,
         epochs=20, batch_size=128, max_train=0, augment="flip-crop",
         pretrained={"plain": "cifar10_resnet18_w16_plain.pt",
@@ -132,6 +136,11 @@ class Settings:
         The user's model: its blocks to read, the feature block last.
     head : str or None
         The user's model: its final ``nn.Linear``.
+    validation : {"train", "test"}
+        Where the validation images come from when ``val_path`` is ``None``:
+        the training images (held out from training) or the test set.
+    val_path : str or None
+        An ``.npz`` file or image folder of validation images (``--val``).
     """
 
     id_set: str
@@ -157,6 +166,8 @@ class Settings:
     progress: bool
     blocks: tuple = ()
     head: object = None
+    validation: str = "train"
+    val_path: object = None
 
     @property
     def own_model(self):
@@ -202,13 +213,13 @@ class Settings:
                     lr=self.lr, augment=self.augment, seed=self.seed,
                     max_train=self.max_train, weights=self.weights, tune=self.tune,
                     detectors=[s.key for s in self.detectors], data_dir=self.data_dir,
-                    blocks=list(self.blocks), head=self.head)
+                    blocks=list(self.blocks), head=self.head, val=self.val_path)
 
 
 def resolve_settings(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=None,
                      model=None, width=None, epochs=None, batch_size=None, lr=None, augment=None,
                      weights=None, save_weights_to=None, seed=0, detectors=None, max_train=None,
-                     tune=True, progress=False, blocks=None, head=None):
+                     tune=True, progress=False, blocks=None, head=None, val=None):
     """Fill in the ID set's defaults and check every option.
 
     Parameters are those of :func:`~sklearn_ood.benchmark.run_benchmark`; ``None``
@@ -235,6 +246,11 @@ def resolve_settings(id_set="digits", ood_sets=None, *, data_dir=None, models_di
     """
     ood_sets = check_sets(id_set, ood_sets, data_dir)
     ood_sets, ood_paths = _name_paths(id_set, ood_sets)
+    if val is not None:
+        check_path(val, "--val")
+        if not val.endswith(".npz"):
+            raise BenchmarkError(f"--val {val!r} must be an .npz file (arrays x: images, y: "
+                                 "their class labels, in the ID set's class order).")
     preset = ID_SETS.get(id_set, OWN_PRESET)
     specs = preset_detectors(preset, detectors)
     own_model = model is not None and ":" in model
@@ -265,7 +281,8 @@ def resolve_settings(id_set="digits", ood_sets=None, *, data_dir=None, models_di
         augment=_default(augment, preset["augment"]), weights=weights,
         save_weights_to=save_weights_to, seed=seed, detectors=tuple(specs),
         max_train=_default(max_train, preset["max_train"]), tune=bool(tune),
-        progress=bool(progress), blocks=tuple(blocks or ()), head=head)
+        progress=bool(progress), blocks=tuple(blocks or ()), head=head,
+        validation=preset.get("validation", "train"), val_path=val)
     _check_training(settings)
     if own_model:
         return settings

@@ -1,11 +1,18 @@
 """Pseudo-OOD tuning: a tuned row after each detector with a grid, and the overall choice.
 
 No OOD data is used. Each candidate of a spec's grid is fitted like the
-default row (the same fit rows) and judged on the validation images versus
-their 3x3 jigsaw puzzles, by FPR@95 (ties: AUROC); the candidate with the
-default row's parameters is that row. The winner, already fitted, is scored
-like a default row: nothing is fitted twice. The last row
-repeats the detector, default or tuned, with the best pseudo-OOD score.
+default row (the same fit rows) and judged on every pseudo-OOD source
+(:mod:`~sklearn_ood.benchmark.sources`: held-out classes, and the validation
+images vs their jigsaw puzzles, noisy, blurred and pixel-permuted copies) by
+FPR@95 (ties: AUROC); the candidate with the default row's parameters is that
+row. :func:`~sklearn_ood.selection.combine_sources` combines the sources' ranks:
+the tuned row is the spec's candidate with the best mean rank
+(:data:`TUNE_RULE`: knobs of one method trade one kind of OOD for another
+smoothly, and the mean evens out each source's sampling noise), and the last
+row repeats the row with the best worst rank among all rows
+(:data:`CHOOSE_RULE`: methods fail in kinds, and the worst rank keeps a method
+that one source finds blind out). The winner, already fitted, is scored like a
+default row: nothing is fitted twice on the fit rows.
 """
 
 import math
@@ -13,13 +20,20 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 
+import numpy as np
 from sklearn.model_selection import ParameterGrid
 
+from ..selection import combine_sources
 from .evaluate import fit_detector, score_detector
-from .result import CHOSEN_NAME, TUNED_SUFFIX, ood_metrics
+from .result import CHOSEN_NAME, TUNED_SUFFIX
+from .sources import SOURCES, class_splits, source_metrics
 
-__all__ = ["Candidate", "add_tuned_rows", "lowest_fpr95", "pseudo_ood_metrics", "search",
+__all__ = ["CHOOSE_RULE", "TUNE_RULE", "Candidate", "add_tuned_rows", "rule_values", "search",
            "tune_detector"]
+
+#: How the sources' ranks are combined (:func:`~sklearn_ood.selection.combine_sources`)
+#: to tune a spec's knobs, and to choose the method among all rows.
+TUNE_RULE, CHOOSE_RULE = "mean_rank", "worst_rank"
 
 
 def add_tuned_rows(evaluations, inputs, log):
@@ -30,7 +44,7 @@ def add_tuned_rows(evaluations, inputs, log):
     evaluations : list of Evaluation
         The default rows, in table order.
     inputs : Inputs
-        With the ``"validation"`` and ``"pseudo-OOD"`` features and labels.
+        With the validation features and labels and the pseudo-OOD sets.
     log : callable
         Called with one progress message at a time.
 
@@ -40,38 +54,79 @@ def add_tuned_rows(evaluations, inputs, log):
         Each default row followed by its tuned row (when its spec has a grid),
         then the chosen row.
     info : dict
-        ``pseudo`` (row -> pseudo-OOD ``fpr95`` and ``auroc``: the default
-        rows, then the tuned ones), ``tuned`` (tuned row -> its parameters)
-        and ``chosen`` (the row with the best pseudo-OOD score).
+        ``pseudo`` (row -> source -> pseudo-OOD ``fpr95`` and ``auroc``: the
+        default rows, then the tuned ones), ``tuned`` (tuned row -> its
+        parameters), ``sources``, ``rule`` (:data:`CHOOSE_RULE`),
+        ``tune_rule`` (:data:`TUNE_RULE`), ``held_out`` (the classes each
+        held-out split leaves out), ``selection`` (row -> the rule's value
+        among all rows, lower is better) and ``chosen`` (the row it picks).
     """
-    pseudo = {e.name: pseudo_ood_metrics(e.spec, e.detector, inputs) for e in evaluations}
+    splits = class_splits(inputs.labels["fit"], inputs.seed)
+    log("held-out class splits: " + "; ".join(" ".join(map(str, h)) for h in splits))
+    pseudo = {}
+    for e in evaluations:
+        pseudo[e.name] = source_metrics(e.spec, e.detector, inputs, {}, splits)
     ordered = []
     for default in evaluations:
         ordered.append(default)
         if default.spec.grid is not None:
-            tuned, tuned_pseudo = tune_detector(default.spec, inputs, log,
+            tuned, tuned_pseudo = tune_detector(default.spec, inputs, log, splits,
                                                 default=(default, pseudo[default.name]))
             ordered.append(tuned)
             pseudo[tuned.name] = tuned_pseudo
-    info = {"pseudo": pseudo, "tuned": {e.name: e.params for e in ordered if e.params}}
+    info = {"pseudo": pseudo, "tuned": {e.name: e.params for e in ordered if e.params},
+            "sources": list(SOURCES), "rule": CHOOSE_RULE, "tune_rule": TUNE_RULE,
+            "held_out": [h.tolist() for h in splits]}
     if ordered:
-        winner = ordered[lowest_fpr95([pseudo[e.name] for e in ordered])]
+        values = rule_values([pseudo[e.name] for e in ordered], CHOOSE_RULE)
+        info["selection"] = {e.name: float(v) for e, v in zip(ordered, values)}
+        winner = ordered[int(np.argmin(values))]
         info["chosen"] = winner.name
         ordered.append(replace(winner, name=_chosen_name(winner)))
     return ordered, info
 
 
-def pseudo_ood_metrics(spec, detector, inputs):
-    """Pseudo-OOD FPR95 and AUROC of a fitted detector: validation images vs their puzzles."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        scores = [detector.score_samples(inputs.scored(spec, s))
-                  for s in ("validation", "pseudo-OOD")]
-    m = ood_metrics(*scores)
-    return {"fpr95": m["fpr95"], "auroc": m["auroc"]}
+def rule_values(pseudo, rule):
+    """A rule's value of each candidate (lower is better) from its per-source metrics.
+
+    Each source ranks the candidates by FPR95, ties broken by AUROC (a NaN
+    ranks last); ``rule`` combines the ranks.
+
+    Parameters
+    ----------
+    pseudo : list of dict
+        Per candidate: source -> ``{"fpr95", "auroc"}`` for every source of
+        :data:`~sklearn_ood.benchmark.sources.SOURCES`.
+    rule : {"worst_rank", "mean_rank"}
+
+    Returns
+    -------
+    values : ndarray of shape (n_candidates,)
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.tune import rule_values
+    >>> sources = ("held_out", "jigsaw", "noise", "blur", "permute")
+    >>> a = dict.fromkeys(sources, {"fpr95": 0.2, "auroc": 0.9})    # 2nd everywhere
+    >>> b = dict(dict.fromkeys(sources, {"fpr95": 0.1, "auroc": 0.95}),
+    ...          jigsaw={"fpr95": 0.9, "auroc": 0.5})                # last on jigsaw
+    >>> c = dict.fromkeys(sources, {"fpr95": 0.3, "auroc": 0.8})
+    >>> [round(float(v), 3) for v in rule_values([a, b, c], "worst_rank")]
+    [2.225, 3.175, 3.35]
+    >>> [round(float(v), 3) for v in rule_values([a, b, c], "mean_rank")]
+    [1.8, 1.4, 2.8]
+    """
+    def key(m):
+        fpr, auroc = m["fpr95"], m["auroc"]
+        if math.isnan(fpr) or math.isnan(auroc):
+            return np.nan
+        return -fpr + 1e-4 * auroc  # FPR95 steps are >= 1/n_ood >= 1e-4 apart here
+
+    scores = np.array([[key(p[s]) for s in SOURCES] for p in pseudo], dtype=np.float64)
+    return combine_sources(scores, rule)
 
 
-def tune_detector(spec, inputs, log, default=None):
+def tune_detector(spec, inputs, log, splits, default=None):
     """Search the spec's grid on pseudo-OOD, then score the fitted winner like a default row.
 
     ``default`` (the default row's Evaluation and its pseudo-OOD metrics) is
@@ -82,16 +137,16 @@ def tune_detector(spec, inputs, log, default=None):
     evaluation : Evaluation
         Named ``spec.name + TUNED_SUFFIX``; its ``fit_s`` is the whole search.
     pseudo : dict
-        The winner's pseudo-OOD ``fpr95`` and ``auroc``.
+        The winner's per-source pseudo-OOD ``fpr95`` and ``auroc``.
     """
     grid = ParameterGrid(spec.grid(len(inputs.labels["fit"])))
     log(f"tuning {spec.name} on pseudo-OOD ({len(grid)} candidates)")
     start = time.perf_counter()
-    best = search(spec, grid, inputs, log, default)
+    best = search(spec, grid, inputs, log, splits, default)
     search_s = time.perf_counter() - start
     tuned = score_detector(spec, inputs, best.detector, name=spec.name + TUNED_SUFFIX,
                            params=best.params, fit_s=search_s, n_fit=best.n_fit)
-    log(f"  {tuned.name}: {_format(tuned.params)} (pseudo FPR95 {best.pseudo['fpr95']:.3f})")
+    log(f"  {tuned.name}: {_format(tuned.params)}")
     return tuned, best.pseudo
 
 
@@ -105,17 +160,17 @@ class Candidate:
     pseudo: dict
 
 
-def search(spec, grid, inputs, log, default=None):
-    """Fit each candidate of ``grid`` like the spec's rows; keep the best on pseudo-OOD.
+def search(spec, grid, inputs, log, splits, default=None):
+    """Fit each candidate of ``grid`` like the spec's rows; keep the rule's best.
 
     Each candidate is fitted on the spec's fit rows (:func:`~.evaluate.fit_detector`)
-    and judged by :func:`pseudo_ood_metrics`; a candidate with the parameters
-    of ``default``'s detector is that row's detector and metrics, not fitted
-    again. Only the best candidate so far is
-    kept (:func:`lowest_fpr95` order: the first of the lowest FPR95, ties broken
-    by the highest AUROC). A candidate whose fit or scoring raises an
-    ``Exception`` loses, as with ``GridSearchCV``'s ``error_score=nan``, and is
-    logged; if every candidate fails, the last error is raised.
+    and judged on every source (:func:`~.sources.source_metrics`); a candidate
+    with the parameters of ``default``'s detector is that row's detector and
+    metrics, not fitted again. The candidates are compared by
+    :func:`rule_values` with :data:`TUNE_RULE` (the first among equals wins). A candidate whose fit
+    or scoring raises an ``Exception`` loses, as with ``GridSearchCV``'s
+    ``error_score=nan``, and is logged; if every candidate fails, the last
+    error is raised.
 
     Parameters
     ----------
@@ -123,6 +178,8 @@ def search(spec, grid, inputs, log, default=None):
     grid : ParameterGrid
     inputs : Inputs
     log : callable
+    splits : list of ndarray
+        The held-out classes of each split.
     default : (Evaluation, dict) or None, default=None
         The default row and its pseudo-OOD metrics.
 
@@ -130,55 +187,25 @@ def search(spec, grid, inputs, log, default=None):
     -------
     best : Candidate
     """
-    best, error = None, None
+    candidates, error = [], None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for params in grid:
             if default is not None and _has_params(default[0].detector, params):
                 row, pseudo = default
-                candidate = Candidate(params, row.detector, row.n_fit, pseudo)
-            else:
-                try:
-                    detector, _, n_fit = fit_detector(spec, inputs, params)
-                    candidate = Candidate(params, detector, n_fit,
-                                          pseudo_ood_metrics(spec, detector, inputs))
-                except Exception as exc:  # noqa: BLE001 - a failing candidate loses
-                    log(f"  {_format(params)} failed: {exc!r}")
-                    error = exc
-                    continue
-            if best is None or lowest_fpr95([best.pseudo, candidate.pseudo]) == 1:
-                best = candidate
-    if best is None:
+                candidates.append(Candidate(params, row.detector, row.n_fit, pseudo))
+                continue
+            try:
+                detector, _, n_fit = fit_detector(spec, inputs, params)
+                candidates.append(Candidate(
+                    params, detector, n_fit,
+                    source_metrics(spec, detector, inputs, params, splits)))
+            except Exception as exc:  # noqa: BLE001 - a failing candidate loses
+                log(f"  {_format(params)} failed: {exc!r}")
+                error = exc
+    if not candidates:
         raise error
-    return best
-
-
-def lowest_fpr95(pseudo):
-    """Index of the lowest FPR95, ties broken by the highest AUROC; the first among equals.
-
-    A NaN metric (a detector scoring NaN) ranks last.
-
-    Parameters
-    ----------
-    pseudo : list of dict
-        Each with ``fpr95`` and ``auroc``.
-
-    Returns
-    -------
-    index : int
-
-    Examples
-    --------
-    >>> from sklearn_ood.benchmark.tune import lowest_fpr95
-    >>> lowest_fpr95([{"fpr95": 0.2, "auroc": 0.99}, {"fpr95": 0.1, "auroc": 0.9},
-    ...               {"fpr95": 0.1, "auroc": 0.95}, {"fpr95": float("nan"), "auroc": 1.0}])
-    2
-    """
-    def key(i):
-        fpr, auroc = pseudo[i]["fpr95"], pseudo[i]["auroc"]
-        return (math.inf if math.isnan(fpr) else fpr, math.inf if math.isnan(auroc) else -auroc)
-
-    return min(range(len(pseudo)), key=key)
+    return candidates[int(np.argmin(rule_values([c.pseudo for c in candidates], TUNE_RULE)))]
 
 
 def _has_params(detector, params):

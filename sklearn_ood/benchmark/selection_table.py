@@ -1,0 +1,127 @@
+"""How well pseudo-OOD chose, per benchmark run: a table from the runs' result files.
+
+``python -m sklearn_ood.benchmark.selection_table DIR [DIR ...]`` reads the
+``selection.json`` and ``results.csv`` that ``sklearn-ood benchmark`` wrote to
+each ``--out`` folder and prints, per run, for each pseudo-OOD source alone
+and for the run's rule: the row it chooses among all rows (default and tuned;
+the last, repeated row left out), that row's rank among them by real-OOD
+average FPR95 and AUROC (and per OOD group), its gap to the best row, and the
+Spearman correlation between the pseudo-OOD FPR95 and the real average FPR95
+across the rows. A source alone chooses the row with its lowest FPR95 (ties:
+AUROC); the tuned rows are the rule's. No OOD data enters any choice: the real
+metrics only judge it.
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from .result import CHOSEN_NAME, GROUP_SUFFIX, TUNED_SUFFIX
+
+__all__ = ["choices", "load_run", "main", "markdown"]
+
+
+def load_run(out_dir):
+    """``(selection, real)``: the run's ``selection.json`` and, per row, its real
+    metrics by OOD set (``"average"``, ``"near average"``, ...) from ``results.csv``."""
+    with open(os.path.join(out_dir, "selection.json")) as f:
+        selection = json.load(f)
+    real = {}
+    with open(os.path.join(out_dir, "results.csv"), newline="") as f:
+        for row in csv.DictReader(f):
+            if not row["detector"].startswith(CHOSEN_NAME):
+                real.setdefault(row["detector"], {})[row["ood_set"]] = {
+                    "auroc": float(row["auroc"]), "fpr95": float(row["fpr95"])}
+    return selection, real
+
+
+def _rank_and_gap(real, names, chosen, column, metric):
+    values = np.array([real[n][column][metric] for n in names])
+    value = real[chosen][column][metric]
+    if metric == "fpr95":
+        return int(np.sum(values < value)) + 1, 100 * (value - values.min())
+    return int(np.sum(values > value)) + 1, 100 * (values.max() - value)
+
+
+def choices(selection, real):
+    """One dict per chooser (each source, then ``"rule"``): the chosen row, its rank and
+    gap by real FPR95 and AUROC per column (groups, then ``"average"``), Spearman."""
+    names = list(selection["rows"])
+    rows = selection["rows"]
+    columns = [g + GROUP_SUFFIX for g in selection["ood_groups"]] + ["average"]
+    avg_fpr = [real[n]["average"]["fpr95"] for n in names]
+    out = []
+    for source in [*selection["sources"], "rule"]:
+        if source == "rule":
+            chosen = selection["chosen"]
+            pseudo = [rows[n]["rule"] for n in names]
+        else:
+            m = [rows[n]["pseudo"][source] for n in names]
+            key = [(np.inf if np.isnan(x["fpr95"]) else x["fpr95"],
+                    -np.nan_to_num(x["auroc"], nan=-np.inf)) for x in m]
+            chosen = names[min(range(len(names)), key=key.__getitem__)]
+            pseudo = [x["fpr95"] for x in m]
+        entry = {"source": source, "chosen": chosen, "n_rows": len(names),
+                 "spearman": float(spearmanr(pseudo, avg_fpr, nan_policy="omit")[0])}
+        for column in columns:
+            for metric in ("fpr95", "auroc"):
+                entry[column, metric] = _rank_and_gap(real, names, chosen, column, metric)
+                entry[column, metric, "value"] = 100 * real[chosen][column][metric]
+        out.append(entry)
+    return out
+
+
+def _tuned_vs_default(selection, real):
+    """Mean real average FPR95 and AUROC of the tuned rows minus their default rows."""
+    tuned = [n for n in selection["rows"] if n.endswith(TUNED_SUFFIX)]
+    d = [[real[n]["average"][m] - real[n[:-len(TUNED_SUFFIX)]]["average"][m]
+          for m in ("fpr95", "auroc")] for n in tuned]
+    return len(tuned), 100 * np.mean(d, axis=0)
+
+
+def markdown(out_dirs):
+    """The Markdown tables of :func:`choices` for each run folder."""
+    parts = []
+    for out_dir in out_dirs:
+        selection, real = load_run(out_dir)
+        groups = list(selection["ood_groups"])
+        columns = [g + GROUP_SUFFIX for g in groups] + ["average"]
+        labels = [f"{g} FPR95 / AUROC" for g in groups] + ["avg FPR95 / AUROC"]
+        n_tuned, (d_fpr, d_auc) = _tuned_vs_default(selection, real)
+        entries = choices(selection, real)
+        parts += [f"**{selection['id_set']}** (OOD: {', '.join(selection['ood_sets'])}; "
+                  f"{entries[0]['n_rows']} rows; validation: {selection['validation']}; "
+                  f"{n_tuned} tuned rows vs their default rows: {d_fpr:+.1f} FPR95, "
+                  f"{d_auc:+.1f} AUROC on average)", "",
+                  "| chooser | chosen row | " + " | ".join(labels) + " | Spearman |",
+                  "|---|---|" + "---:|" * (len(labels) + 1)]
+        for e in entries:
+            cells = []
+            for column in columns:
+                (rf, gf), (ra, ga) = e[column, "fpr95"], e[column, "auroc"]
+                cells.append(f"{e[column, 'fpr95', 'value']:.1f} (#{rf}, +{gf:.1f}) / "
+                             f"{e[column, 'auroc', 'value']:.1f} (#{ra}, -{ga:.1f})")
+            name = "rule: " + selection["rule"] if e["source"] == "rule" else e["source"]
+            parts.append(f"| {name} | {e['chosen']} | " + " | ".join(cells)
+                         + f" | {e['spearman']:+.2f} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def main(argv=None):
+    """Print :func:`markdown` of the run folders given on the command line."""
+    parser = argparse.ArgumentParser(prog="python -m sklearn_ood.benchmark.selection_table",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("out_dirs", nargs="+", metavar="DIR",
+                        help="--out folders of sklearn-ood benchmark runs")
+    print(markdown(parser.parse_args(argv).out_dirs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

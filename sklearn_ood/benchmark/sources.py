@@ -1,0 +1,163 @@
+"""The pseudo-OOD sources of the search: corruptions and held-out classes.
+
+Every candidate of the search is judged on each source of
+:mod:`sklearn_ood.selection`, by FPR@95 and AUROC, without OOD data:
+
+- a corruption (jigsaw, noise, blur, permute): the fitted candidate scores the
+  validation images against one corrupted copy of each;
+- held-out classes: for each of at most :data:`N_SPLITS` seeded class splits
+  (:func:`~sklearn_ood.held_out_classes.held_out_schedule`, 20 % of the classes
+  out, no class out twice while the splits have not covered them all), the
+  candidate is fitted again on the fit rows of the kept classes,
+  with its head restricted to their rows, and scores the validation images of
+  the kept classes (ID) against those of the held-out classes (OOD); the
+  metrics are averaged over the splits. Detectors that run the model read its
+  logits through the model itself: they get a copy of the model whose final
+  layer keeps the kept classes' rows.
+
+A spec capped for cost (``max_eval``: the detectors that run the model) reads
+``1 / SEARCH_SHARE`` of its capped rows in the search: of the validation
+images and each corrupted copy, and of the fit rows of each held-out fit.
+"""
+
+import copy
+import math
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from ..held_out_classes import ClassSubsetDetector, _n_held_out, held_out_schedule
+from ..selection import CORRUPTIONS, source_rows
+from .data import PSEUDO_PREFIX
+from .evaluate import build_detector, sample_rows
+from .features import layout_of
+from .result import ood_metrics
+
+__all__ = ["HELD_OUT", "N_SPLITS", "SEARCH_SHARE", "SOURCES", "class_splits",
+           "held_out_metrics", "restricted_model", "search_rows", "source_metrics"]
+
+#: Class splits of the held-out source, and the fraction of classes each leaves out.
+N_SPLITS, HELD_OUT = 3, 0.2
+#: A capped spec's search reads this share of its ``max_eval`` and ``max_fit`` rows.
+SEARCH_SHARE = 5
+#: The sources, in the order of the report.
+SOURCES = ("held_out", *CORRUPTIONS)
+
+
+def class_splits(y, seed):
+    """The classes each held-out split leaves out (seeded): ``ceil(K / m)`` splits of
+    ``m`` classes (each class out once), at most :data:`N_SPLITS`.
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.sources import class_splits
+    >>> [h.tolist() for h in class_splits([0, 1, 2, 3, 4, 5, 6, 7], seed=0)]
+    [[2, 6], [1, 7], [0, 3]]
+    """
+    classes = np.unique(y)
+    m = _n_held_out(HELD_OUT, classes.size)
+    return held_out_schedule(classes, min(N_SPLITS, math.ceil(classes.size / m)), m,
+                             random_state=seed)
+
+
+def source_metrics(spec, detector, inputs, params, splits):
+    """FPR95 and AUROC of a candidate on every source: ``{source: {"fpr95", "auroc"}}``.
+
+    Parameters
+    ----------
+    spec : DetectorSpec
+    detector : estimator
+        The candidate fitted on the spec's fit rows (for the corruptions).
+    inputs : Inputs
+        With the ``"validation"`` features and labels and the pseudo-OOD sets.
+    params : dict
+        The candidate's parameters over the spec's defaults (for the held-out fits).
+    splits : list of ndarray
+        The held-out classes of each split (:func:`class_splits`).
+    """
+    rows = search_rows(spec, inputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        val = detector.score_samples(inputs.of(spec, "validation")[rows])
+        out = {}
+        for name in CORRUPTIONS:
+            ood = detector.score_samples(inputs.of(spec, PSEUDO_PREFIX + name)[rows])
+            m = ood_metrics(val, ood)
+            out[name] = {"fpr95": m["fpr95"], "auroc": m["auroc"]}
+    return {"held_out": held_out_metrics(spec, inputs, params, splits), **out}
+
+
+def search_rows(spec, inputs):
+    """The validation rows (and rows of each corrupted copy) the search reads: all, or
+    for a capped spec a seeded sample of ``max_eval // SEARCH_SHARE``."""
+    n = len(inputs.labels["validation"])
+    cap = None if spec.max_eval is None else spec.max_eval // SEARCH_SHARE
+    return sample_rows(n, cap, inputs.seed)
+
+
+def held_out_metrics(spec, inputs, params, splits):
+    """Mean FPR95 and AUROC over the class splits: kept vs held-out validation classes.
+
+    NaN when a split's detector cannot be fitted on the kept classes' rows (e.g.
+    KNN with more neighbours than rows): the candidate then ranks last on this
+    source. A split whose validation sample lacks its kept or held-out classes
+    is skipped.
+    """
+    y_fit = inputs.labels[spec.fit_set]
+    rows = search_rows(spec, inputs)
+    y_val, X_val = inputs.labels["validation"][rows], inputs.of(spec, "validation")[rows]
+    max_fit = spec.max_fit
+    if spec.max_eval is not None and max_fit is not None:
+        max_fit //= SEARCH_SHARE
+    metrics = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for held in splits:
+            kept = np.setdiff1d(np.unique(y_fit), held)
+            is_id, is_ood = source_rows(y_val, "held_out", seen=kept)
+            if not (is_id.any() and is_ood.any()):  # a tiny search sample missed a class
+                continue
+            fit_rows = np.flatnonzero(np.isin(y_fit, kept))
+            fit_rows = fit_rows[sample_rows(len(fit_rows), max_fit, inputs.seed)]
+            X, y = inputs.of(spec, spec.fit_set)[fit_rows], y_fit[fit_rows]
+            try:
+                detector = _fit_without(spec, inputs, params, kept, X, y)
+            except Exception:  # noqa: BLE001 - the source is missing for this candidate
+                return {"fpr95": np.nan, "auroc": np.nan}
+            scores = detector.score_samples(X_val)
+            m = ood_metrics(scores[is_id], scores[is_ood])
+            metrics.append((m["fpr95"], m["auroc"]))
+    if not metrics:
+        return {"fpr95": np.nan, "auroc": np.nan}
+    fpr95, auroc = np.mean(metrics, axis=0)
+    return {"fpr95": float(fpr95), "auroc": float(auroc)}
+
+
+def _fit_without(spec, inputs, params, kept, X, y):
+    """The candidate fitted on the kept classes' rows ``X``, its head restricted."""
+    if spec.features == "images":
+        # A detector that runs the model reads the logits of its final layer.
+        nets = dict(inputs.nets, **{spec.model: restricted_model(inputs.nets[spec.model],
+                                                                 kept)})
+        detector = build_detector(spec, replace(inputs, nets=nets), params)
+        return detector.fit(X, np.searchsorted(kept, y) if spec.labels else None)
+    return ClassSubsetDetector(build_detector(spec, inputs, params),
+                               use_labels=spec.labels).fit(X, y)
+
+
+def restricted_model(model, kept):
+    """A copy of ``model`` whose final layer (its layout's ``head``) keeps the rows ``kept``."""
+    model = copy.deepcopy(model)
+    parent_name, _, attr = layout_of(model).head.rpartition(".")
+    parent = model.get_submodule(parent_name)
+    old = getattr(parent, attr)
+    new = torch.nn.Linear(old.in_features, len(kept), bias=old.bias is not None)
+    index = torch.as_tensor(np.asarray(kept), dtype=torch.long)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[index])
+        if old.bias is not None:
+            new.bias.copy_(old.bias[index])
+    setattr(parent, attr, new.to(old.weight.device, old.weight.dtype))
+    return model.eval()
