@@ -16,7 +16,7 @@ from sklearn.model_selection import ParameterGrid
 from sklearn_ood import KNN, Mahalanobis, benchmark, metrics
 from sklearn_ood._base import BaseDetector
 from sklearn_ood.benchmark import DETECTORS, BenchmarkError, run_benchmark
-from sklearn_ood.benchmark import models, result, specs
+from sklearn_ood.benchmark import models, result, sources, specs
 from sklearn_ood.benchmark.cli import main
 from sklearn_ood.benchmark.evaluate import Inputs, evaluate, sample_rows
 from sklearn_ood.benchmark.settings import resolve_settings
@@ -395,7 +395,8 @@ def _inputs(seed=3):
         sets[PSEUDO_PREFIX + name] = rng.normal(scale=1.0 + 0.5 * i, size=(30, 4))
     labels = {"fit": np.arange(80) % 2, "validation": np.arange(30) % 2,
               "ID test": np.arange(30) % 2}
-    features = {"plain": {name: {"h": X} for name, X in sets.items()}}
+    # "images": the same rows, for specs that stand for detectors running the model
+    features = {"plain": {name: {"h": X, "images": X} for name, X in sets.items()}}
     return Inputs({"plain": None}, features, labels, ("ID test", "far"), seed)
 
 
@@ -449,6 +450,21 @@ def test_stages_feature_is_every_stage_averaged_and_other_keys_unchanged():
     np.testing.assert_array_equal(f["h"], last[:, -net.fc.in_features:])
     np.testing.assert_array_equal(f["maxavg"], last[:, :32])
     np.testing.assert_array_equal(f["maps"].reshape(6, -1), last[:, 32:32 + 16 * 4])
+
+
+def test_restricted_model_keeps_the_rows_of_the_kept_classes():
+    import torch
+
+    from sklearn_ood.models import SmallCNN
+
+    torch.manual_seed(0)
+    net = SmallCNN(4, in_channels=1, width=4).eval()
+    X = torch.from_numpy(np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32))
+    copy = sources.restricted_model(net, np.array([0, 2]))
+    with torch.no_grad():
+        full, kept = net(X), copy(X)
+    torch.testing.assert_close(kept, full[:, [0, 2]])
+    assert net.fc.out_features == 4 and copy.fc.out_features == 2  # the original is intact
 
 
 def test_rule_values_prefer_the_candidate_no_source_ranks_last():
@@ -520,7 +536,7 @@ def test_search_keeps_the_hand_computed_best_candidate_fitted():
     assert best.n_fit == 80
 
 
-def test_search_fits_each_candidate_once_on_the_capped_rows_and_skips_failures():
+def test_search_fits_each_candidate_once_on_the_capped_rows_and_skips_failures(monkeypatch):
     inputs = _inputs()
     fits = []
 
@@ -535,19 +551,31 @@ def test_search_fits_each_candidate_once_on_the_capped_rows_and_skips_failures()
             fits.append((len(X), len(np.unique(y))))
             super()._fit(X, y)
 
-    spec = DetectorSpec("counted", "Counted", lambda net: Counted(), max_fit=25, max_eval=20,
-                        labels=True, grid=lambda n: {"fail": [True, False]})
+    spec = DetectorSpec("counted", "Counted", lambda net: Counted(), features="images",
+                        max_fit=25, max_eval=20, labels=True,
+                        grid=lambda n: {"fail": [True, False]})
     messages = []
+    assert search_rows(spec, inputs) == slice(None)  # 30 validation rows: fewer than 200
+    monkeypatch.setattr(sources, "MIN_SEARCH_ROWS", 2)
+    monkeypatch.setattr(sources, "restricted_model", lambda model, kept: model)  # no model
     rows, info = add_tuned_rows([evaluate(spec, inputs)], inputs, log=messages.append)
     # On the fit rows (2 classes), the default row's fit only: the candidate with its
     # parameters (fail=False) is that row, and the winner is not fitted again. The
-    # search reads a fifth of the capped sample: 4 of the 30 validation rows (and the
-    # same rows of their corrupted copies); the held-out source fits the detector once
-    # per class split, on 25 // 5 rows of one class.
+    # search of a detector that runs the model reads a fifth of its capped sample: 4
+    # of the 30 validation rows (and the same rows of their corrupted copies); the
+    # held-out source fits the detector once per class split, on 25 // 5 rows of one
+    # class.
     rows_read = search_rows(spec, inputs)
     np.testing.assert_array_equal(rows_read, sample_rows(30, 4, inputs.seed))
     assert set(inputs.labels["validation"][rows_read]) == {0, 1}
     assert fits == [(25, 2), (5, 1), (5, 1)]
+    # a feature detector reads every validation row; its held-out fits are capped
+    monkeypatch.setattr(sources, "HELD_OUT_MAX_FIT", 7)
+    features = dataclasses.replace(spec, features="h", max_fit=None, max_eval=None)
+    assert search_rows(features, inputs) == slice(None)
+    fits.clear()
+    sources.held_out_metrics(features, inputs, {}, class_splits(inputs.labels["fit"], 0))
+    assert fits == [(7, 1), (7, 1)]
     assert any("cannot fit" in m for m in messages)
     assert rows[1].params == {"fail": False} and rows[1].detector is rows[0].detector
     assert all(len(scores) == 20 for scores in rows[1].scores.values())
@@ -592,3 +620,46 @@ def test_tuned_rows_follow_their_default_row_and_the_choice_comes_last():
     assert rows[3].scores is rows[names.index(winner)].scores
     assert info["sources"] == list(SOURCES)
     assert (info["rule"], info["tune_rule"]) == ("worst_rank", "mean_rank")
+
+
+def test_selection_table_ranks_each_choice_among_the_rows(tmp_path):
+    import json
+
+    from sklearn_ood.benchmark import selection_table
+
+    def m(fpr, auroc):
+        return {"fpr95": fpr, "auroc": auroc}
+
+    # three rows; jigsaw alone picks B (lowest jigsaw FPR95), the rule picked C
+    rows = {"A": {"pseudo": {"held_out": m(0.1, 0.9), "jigsaw": m(0.5, 0.7)}, "rule": 2.0},
+            "B": {"pseudo": {"held_out": m(0.3, 0.8), "jigsaw": m(0.2, 0.9)}, "rule": 2.5},
+            "C": {"pseudo": {"held_out": m(0.2, 0.8), "jigsaw": m(0.3, 0.8)}, "rule": 1.5}}
+    for r in rows.values():
+        r["params"] = {}
+    (tmp_path / "selection.json").write_text(json.dumps(dict(
+        id_set="x", ood_sets=["o"], ood_groups={}, validation="v",
+        sources=["held_out", "jigsaw"], rule="worst_rank", held_out=[[0]], chosen="C",
+        rows=rows)))
+    real = {"A": (0.40, 0.90), "B": (0.60, 0.80), "C": (0.50, 0.85),
+            result.CHOSEN_NAME + ": C": (0.5, 0.85)}  # the repeated row is left out
+    with open(tmp_path / "results.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["detector", "ood_set", "auroc", "fpr95"])
+        for name, (fpr, auroc) in real.items():
+            writer.writerow([name, "average", auroc, fpr])
+    selection, loaded = selection_table.load_run(tmp_path)
+    by = {e["source"]: e for e in selection_table.choices(selection, loaded)}
+    assert by["held_out"]["chosen"] == "A" and by["jigsaw"]["chosen"] == "B"
+    assert by["rule"]["chosen"] == "C" and by["rule"]["n_rows"] == 3
+    assert by["rule"]["average", "fpr95"] == (2, pytest.approx(10.0))  # 2nd, +10 points
+    assert by["jigsaw"]["average", "auroc"] == (3, pytest.approx(10.0))
+    # Spearman of the jigsaw FPR95 (0.5, 0.2, 0.3) with the real (0.4, 0.6, 0.5): -1
+    assert by["jigsaw"]["spearman"] == pytest.approx(-1.0)
+    assert "rule: worst_rank | C | 50.0 / 85.0 (#2, +10.0 / #2, -5.0)" in \
+        selection_table.markdown([tmp_path])
+    assert "   * - jigsaw alone" in selection_table.rst([tmp_path])
+    # why: the best real row (A) and the chosen one (C), with their ranks per source
+    head, rows = selection_table.why(selection, loaded, 1)
+    assert head[-3:] == ["held_out FPR95 (rank)", "jigsaw FPR95 (rank)", "worst rank"]
+    assert rows == [["A (#1)", "40.0", "10.0 (#1)", "50.0 (#3)", "3"],
+                    ["C (#2) **chosen**", "50.0", "20.0 (#2)", "30.0 (#2)", "2"]]

@@ -8,16 +8,20 @@ Every candidate of the search is judged on each source of
 - held-out classes: for each of at most :data:`N_SPLITS` seeded class splits
   (:func:`~sklearn_ood.held_out_classes.held_out_schedule`, 20 % of the classes
   out, no class out twice while the splits have not covered them all), the
-  candidate is fitted again on the fit rows of the kept classes,
-  with its head restricted to their rows, and scores the validation images of
-  the kept classes (ID) against those of the held-out classes (OOD); the
-  metrics are averaged over the splits. Detectors that run the model read its
-  logits through the model itself: they get a copy of the model whose final
-  layer keeps the kept classes' rows.
+  candidate is fitted again on the fit rows of the kept classes, with its head
+  restricted to their rows, and scores the validation images of the kept
+  classes (ID) against those of the held-out classes (OOD); the metrics are
+  averaged over the splits. For the run time, a held-out fit reads at most
+  :data:`HELD_OUT_MAX_FIT` rows of the kept classes (seeded). Detectors that
+  run the model read its logits through the model itself: they get a copy of
+  the model whose final layer keeps the kept classes' rows.
 
-A spec capped for cost (``max_eval``: the detectors that run the model) reads
-``1 / SEARCH_SHARE`` of its capped rows in the search: of the validation
-images and each corrupted copy, and of the fit rows of each held-out fit.
+A detector that runs the model (``features="images"``: a forward pass per
+image at least, the gradient detectors a backward and a second forward pass
+too) reads ``1 / SEARCH_SHARE`` of its rows in the search (at least
+``MIN_SEARCH_ROWS`` validation images): of the validation images (or of its
+``max_eval`` cap) and each corrupted copy, and of the fit rows of each
+held-out fit.
 """
 
 import copy
@@ -28,20 +32,24 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..held_out_classes import ClassSubsetDetector, _n_held_out, held_out_schedule
+from ..held_out_classes import ClassSubsetDetector, held_out_schedule
 from ..selection import CORRUPTIONS, source_rows
 from .data import PSEUDO_PREFIX
 from .evaluate import build_detector, sample_rows
 from .features import layout_of
 from .result import ood_metrics
 
-__all__ = ["HELD_OUT", "N_SPLITS", "SEARCH_SHARE", "SOURCES", "class_splits",
-           "held_out_metrics", "restricted_model", "search_rows", "source_metrics"]
+__all__ = ["HELD_OUT", "HELD_OUT_MAX_FIT", "MIN_SEARCH_ROWS", "N_SPLITS", "SEARCH_SHARE",
+           "SOURCES", "class_splits", "held_out_metrics", "restricted_model", "search_rows",
+           "source_metrics"]
 
 #: Class splits of the held-out source, and the fraction of classes each leaves out.
 N_SPLITS, HELD_OUT = 3, 0.2
-#: A capped spec's search reads this share of its ``max_eval`` and ``max_fit`` rows.
-SEARCH_SHARE = 5
+#: A detector that runs the model reads this share of its rows in the search, and
+#: at least this many validation images.
+SEARCH_SHARE, MIN_SEARCH_ROWS = 5, 200
+#: At most this many fit rows of the kept classes fit a held-out detector.
+HELD_OUT_MAX_FIT = 8000
 #: The sources, in the order of the report.
 SOURCES = ("held_out", *CORRUPTIONS)
 
@@ -57,7 +65,7 @@ def class_splits(y, seed):
     [[2, 6], [1, 7], [0, 3]]
     """
     classes = np.unique(y)
-    m = _n_held_out(HELD_OUT, classes.size)
+    m = min(max(1, round(HELD_OUT * classes.size)), classes.size - 1)
     return held_out_schedule(classes, min(N_SPLITS, math.ceil(classes.size / m)), m,
                              random_state=seed)
 
@@ -90,10 +98,13 @@ def source_metrics(spec, detector, inputs, params, splits):
 
 
 def search_rows(spec, inputs):
-    """The validation rows (and rows of each corrupted copy) the search reads: all, or
-    for a capped spec a seeded sample of ``max_eval // SEARCH_SHARE``."""
+    """The validation rows (and rows of each corrupted copy) the search reads: those
+    the spec is scored on (``max_eval``), a seeded fifth of them (``SEARCH_SHARE``,
+    at least ``MIN_SEARCH_ROWS``) for a detector that runs the model."""
     n = len(inputs.labels["validation"])
-    cap = None if spec.max_eval is None else spec.max_eval // SEARCH_SHARE
+    cap = spec.max_eval
+    if spec.features == "images":
+        cap = max(min(cap or n, n) // SEARCH_SHARE, MIN_SEARCH_ROWS)
     return sample_rows(n, cap, inputs.seed)
 
 
@@ -108,8 +119,8 @@ def held_out_metrics(spec, inputs, params, splits):
     y_fit = inputs.labels[spec.fit_set]
     rows = search_rows(spec, inputs)
     y_val, X_val = inputs.labels["validation"][rows], inputs.of(spec, "validation")[rows]
-    max_fit = spec.max_fit
-    if spec.max_eval is not None and max_fit is not None:
+    max_fit = min(spec.max_fit or HELD_OUT_MAX_FIT, HELD_OUT_MAX_FIT)
+    if spec.features == "images":
         max_fit //= SEARCH_SHARE
     metrics = []
     with warnings.catch_warnings():
