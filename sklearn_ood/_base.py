@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._moments import class_moments, row_chunks
+from ._tags import DetectorTags, get_detector_tags
 from ._validation import check_labels, split_id_rows, validate_features
 
 #: At most this many training rows, drawn with a fixed seed, give the threshold
@@ -133,9 +134,13 @@ class BaseDetector(OutlierMixin, BaseEstimator):
       training row scored against itself is optimistic overrides it (KNN
       scores its bank leave-one-out, as scikit-learn's ``LocalOutlierFactor``
       computes ``negative_outlier_factor_``);
-    - ``_validate_input(X, reset)``: the input check. By default 2-D
-      features (4-D maps too when ``_allow_nd``); detectors that take images
-      and run a model override it (:class:`~sklearn_ood.model_detectors.ModelDetector`).
+    - ``_validate_input(X, reset)``: the input check. By default the
+      array ranks its :class:`~sklearn_ood._tags.DetectorTags` declare (2-D
+      features, 4-D maps or both); detectors that take images and run a
+      model override it (:class:`~sklearn_ood.model_detectors.ModelDetector`).
+
+    What a detector takes and needs (input, head, labels, tuning grid) is
+    declared once, in its class attribute ``_detector_tags``.
 
     The base class supplies the rest, identical for every detector:
 
@@ -166,11 +171,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
     }
-    #: Accept 4-D feature maps ``(N, C, H, W)`` besides 2-D features.
-    _allow_nd = False
-    #: ``_fit`` also receives the OOD rows (negative labels) as ``X_ood``, e.g.
-    #: pseudo-OOD rows for a detector that fits a combiner on them.
-    _fit_uses_ood_rows = False
+    _detector_tags = DetectorTags(input="features")
     #: What the error for non-finite training scores advises.
     _non_finite_advice = "features too large or degenerate; rescale the features"
 
@@ -255,6 +256,16 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
 
+    @property
+    def _allow_nd(self):
+        """Whether ``fit`` accepts 4-D feature maps ``(N, C, H, W)``."""
+        return 4 in get_detector_tags(self).ndim
+
+    @property
+    def _fit_uses_ood_rows(self):
+        """Whether ``_fit`` also receives the OOD rows (negative labels) as ``X_ood``."""
+        return get_detector_tags(self).ood_rows
+
     def _validate_input(self, X, *, reset):
         return validate_features(self, X, reset=reset, allow_nd=self._allow_nd)
 
@@ -283,6 +294,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.target_tags.required = get_detector_tags(self).labels == "required"
         return tags
 
 
@@ -300,9 +312,10 @@ class AccumulatingDetector(BaseDetector):
     the scores of the reservoir rows.
 
     A subclass sets ``_tied`` (one scatter summed over the classes),
-    ``_scatter`` (``False``: counts and means only, no ``D x D`` scatter),
-    ``_uses_labels`` and ``_statistics_params`` (the parameters the statistics
-    depend on: fixed by the first call) and implements
+    ``_scatter`` (``False``: counts and means only, no ``D x D`` scatter) and
+    ``_statistics_params`` (the parameters the statistics depend on: fixed by
+    the first call), declares in its ``_detector_tags`` whether it uses class
+    labels, and implements
 
     - ``_moment_features(H)``: the features the statistics are taken of, from
       a float64 chunk of the input;
@@ -328,8 +341,11 @@ class AccumulatingDetector(BaseDetector):
 
     _tied = True
     _scatter = True
-    _uses_labels = True
     _statistics_params = ()
+
+    @property
+    def _uses_labels(self):
+        return get_detector_tags(self).labels is not None
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):

@@ -21,9 +21,9 @@ from torch import nn
 
 from sklearn_ood.metrics import fpr95_scorer
 from sklearn_ood.model_detectors import AdaSCALE
-from sklearn_ood.model_detectors.adascale import tuning_grid
 from sklearn_ood.pseudo_ood import make_pseudo_ood
 from sklearn_ood.tuning import PseudoOODSplit
+from sklearn_ood.discovery import tuning_grid
 
 C, H, W, D, K = 2, 3, 3, 40, 5
 
@@ -156,7 +156,7 @@ def test_clone_pickle_pipeline_and_grid_search():
     pipe = make_pipeline(AdaSCALE(net, variant="L", random_state=0)).fit(X)
     np.testing.assert_array_equal(pipe.score_samples(X), det.score_samples(X))
     X_aug, y_aug = make_pseudo_ood(X, method="noise", random_state=0)
-    grid = {"percentiles": tuning_grid(len(X))["percentiles"][::3]}
+    grid = {"percentiles": tuning_grid(AdaSCALE, len(X))["percentiles"][::3]}
     search = GridSearchCV(AdaSCALE(net), grid, scoring=fpr95_scorer,
                           cv=PseudoOODSplit(3, random_state=0)).fit(X_aug, y_aug)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()

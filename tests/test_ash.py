@@ -15,7 +15,7 @@ from hypothesis.extra.numpy import arrays
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.ash import ASH, ash, tuning_grid
+from sklearn_ood.detectors.ash import ASH, ash
 
 from _helpers import (
     float32_features,
@@ -27,6 +27,7 @@ from _helpers import (
     head_width_failures,
     energy_loop,
 )
+from sklearn_ood.discovery import tuning_grid
 
 
 ASH_ROW = np.array([[1.0, 4.0, 0.0, 2.0, 3.0]])  # D=5, p=60: k = 5 - 3 = 2
@@ -155,7 +156,7 @@ def test_ash_keeps_the_k_largest_lowest_index_first_with_many_ties(h, percentile
 
 
 def test_tuning_grid_candidates_fit():
-    candidates = list(ParameterGrid(tuning_grid(len(ASH_ROW))))
+    candidates = list(ParameterGrid(tuning_grid(ASH, len(ASH_ROW))))
     assert len(candidates) == 5
     # ASH_ROW = [1, 4, 0, 2, 3]: k = 5 - round(5 * p / 100) entries kept
     pruned = {

@@ -174,7 +174,17 @@ def test_detectors_are_named_after_their_classes():
     assert not any("gda" in key for key in keys)
     # --detectors takes a key or a name, in any case; the table keeps its own order
     chosen = specs.select_detectors(["NEGATIVEAWARENORM (l2 MODEL)", "max_softmax", "KNN"])
-    assert [spec.key for spec in chosen] == ["max_softmax", "knn", "negative_aware_norm-l2"]
+    assert [spec.key for spec in chosen] == ["knn", "max_softmax", "negative_aware_norm-l2"]
+
+
+def test_every_registered_detector_is_a_row_or_says_why_not():
+    from sklearn_ood.discovery import all_detectors
+
+    rows = {spec.name for spec in DETECTORS}
+    for name, cls in all_detectors():
+        key = specs._key(cls)
+        assert (key in specs.NOT_RUN) != any(row.split(" (")[0] == name for row in rows), name
+    assert set(specs.NOT_RUN) == {"mc_dropout"}
 
 
 def test_unknown_detector(tmp_path, capsys):

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.dice import DICE, tuning_grid
+from sklearn_ood.detectors.dice import DICE
 
 from _helpers import (
     AutoHead,
@@ -21,6 +21,7 @@ from _helpers import (
     head_width_failures,
     energy_loop,
 )
+from sklearn_ood.discovery import tuning_grid
 
 
 DICE_W = np.array([[1.0, 2.0, 3.0], [0.1, 0.2, 0.3]])
@@ -52,7 +53,7 @@ def test_dice_strict_threshold_and_refit():
 
 
 def test_tuning_grid_candidates_fit():
-    candidates = list(ParameterGrid(tuning_grid(len(DICE_TRAIN))))
+    candidates = list(ParameterGrid(tuning_grid(DICE, len(DICE_TRAIN))))
     assert len(candidates) == 5
     # contributions sorted .15 .2 .3 1.5 2 3; the p-th percentile sits at 5 * p / 100:
     # 10 -> .175, 30 -> .25, 50 -> .9, 70 -> 1.75, 90 -> 2.5; strict > keeps 5 .. 1 weights

@@ -41,10 +41,10 @@ def test_api_pages_list_every_public_name():
             assert f"   {page}" in pages["index"]
 
 
-def test_api_pages_list_module_functions_and_tuning_grids():
+def test_api_pages_list_module_functions():
     pages = _api_extension().api_pages()
     detectors = pages["detectors"]
-    for name in ("ash", "energy", "kth_neighbor_sqdist", "nap_score", "tuning_grid"):
+    for name in ("ash", "energy", "kth_neighbor_sqdist", "nap_score"):
         assert f"   {name}" in detectors.splitlines(), name
     assert "   auroc_scorer" in pages["metrics"].splitlines()
     assert "   load_digits_ood" in pages["datasets"].splitlines()

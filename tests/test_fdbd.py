@@ -7,7 +7,7 @@ import pytest
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.fdbd import FDBD, tuning_grid
+from sklearn_ood.detectors.fdbd import FDBD
 
 from _helpers import (
     CONTRACT_HEAD,
@@ -18,6 +18,7 @@ from _helpers import (
     head_3_to_4,
     head_width_failures,
 )
+from sklearn_ood.discovery import tuning_grid
 
 
 class AutoHeadFDBD(AutoHead, FDBD):
@@ -78,7 +79,7 @@ def test_tuning_grid_candidates_fit():
     rng = np.random.default_rng(1)
     W, b = CONTRACT_HEAD
     X_train, X = rng.normal(size=(8, 4)), rng.normal(size=(3, 4))
-    candidates = list(ParameterGrid(tuning_grid(len(X_train))))
+    candidates = list(ParameterGrid(tuning_grid(FDBD, len(X_train))))
     assert len(candidates) == 2
     for params in candidates:
         det = FDBD(CONTRACT_HEAD, **params).fit(X_train)

@@ -13,11 +13,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_ood.detectors.gaussian_density import (
     GaussianDensity,
     cholesky_with_jitter,
-    tuning_grid,
 )
 from sklearn_ood.metrics import auroc_scorer
 
 from _helpers import blobs_with_ood, check_failed_calls_leave_detector_unchanged
+from sklearn_ood.discovery import tuning_grid
 
 TINY = np.finfo(np.float64).tiny
 LADDER = [0, np.finfo(np.float64).tiny] + [10**e for e in range(-308, 0)]
@@ -187,7 +187,7 @@ def test_tuning_grid_candidates_fit():
     # Class 0 never varies along the second feature: a singular covariance.
     X = np.array([[0.0, 1.0], [2.0, 1.0], [1.0, 1.0], [5.0, 0.0], [6.0, 2.0], [7.0, 1.0]])
     y = np.array([0, 0, 0, 1, 1, 1])
-    candidates = list(ParameterGrid(tuning_grid(len(X))))
+    candidates = list(ParameterGrid(tuning_grid(GaussianDensity, len(X))))
     assert len(candidates) == 4
     det = GaussianDensity()
     x = np.array([[1.0, 2.0], [6.0, 1.0]])

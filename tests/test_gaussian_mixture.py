@@ -10,9 +10,10 @@ from sklearn import mixture
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.gaussian_mixture import GaussianMixture, tuning_grid
+from sklearn_ood.detectors.gaussian_mixture import GaussianMixture
 
 from _helpers import blobs_with_ood, check_failed_calls_leave_detector_unchanged
+from sklearn_ood.discovery import tuning_grid
 
 
 @parametrize_with_checks([GaussianMixture(), GaussianMixture(2, random_state=0)])
@@ -123,7 +124,7 @@ def test_errors_say_what_to_do():
 def test_tuning_grid_candidates_fit():
     X, y = blobs_with_ood(16)
     X, y = X[y >= 0], y[y >= 0]
-    candidates = list(ParameterGrid(tuning_grid(len(X))))
+    candidates = list(ParameterGrid(tuning_grid(GaussianMixture, len(X))))
     assert len(candidates) == 6
     for params in candidates:
         det = GaussianMixture(random_state=0, **params).fit(X, y)

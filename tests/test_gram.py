@@ -11,7 +11,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_ood import Gram
 from sklearn_ood._moments import row_chunks
 from sklearn_ood.detectors import gram
-from sklearn_ood.detectors.gram import tuning_grid
+from sklearn_ood.discovery import tuning_grid
 
 
 def g_loop(M, p):
@@ -123,7 +123,7 @@ def test_tuning_grid_candidates_fit():
     X, blocks = two_blocks(20, 0)
     Xt, blocks_t = two_blocks(4, 1)
     y = np.repeat([0, 1], 10)
-    for params in ParameterGrid(tuning_grid(20)):
+    for params in ParameterGrid(tuning_grid(Gram, 20)):
         det = Gram([(2, 3), (3, 2)], holdout=0, **params).fit(X, y)
         p = params["max_power"]
         expected = score_loop(stats_loop(blocks, p), list(y), stats_loop(blocks_t, p), [1, 1])

@@ -16,7 +16,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors import _neighbors
-from sklearn_ood.detectors.knn import KNN, kth_neighbor_sqdist, tuning_grid
+from sklearn_ood.detectors.knn import KNN, kth_neighbor_sqdist
 from sklearn_ood.metrics import auroc, auroc_scorer
 
 from _helpers import (
@@ -24,6 +24,7 @@ from _helpers import (
     check_failed_calls_leave_detector_unchanged,
     negative_aware_norm_by_hand,
 )
+from sklearn_ood.discovery import tuning_grid
 
 KNN_TRAIN_PREDICT = (
     "by design offset_ uses leave-one-out training scores while score_samples on the "
@@ -193,7 +194,7 @@ def test_negative_aware_rescale_4d_uses_pooled_distance_and_flattened_norm():
     (201, [1, 5, 10, 20, 50, 100, 200]),
 ])
 def test_tuning_grid_candidates_fit(n_samples, ks):
-    candidates = list(ParameterGrid(tuning_grid(n_samples)))
+    candidates = list(ParameterGrid(tuning_grid(KNN, n_samples)))
     assert [params["n_neighbors"] for params in candidates] == ks
     X = np.random.default_rng(n_samples).normal(size=(n_samples, 3))
     det = KNN()

@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.line import LINe, line_masks, tuning_grid
+from sklearn_ood.detectors.line import LINe, line_masks
 from sklearn_ood.metrics import auroc_scorer
 
 from _helpers import (
@@ -27,6 +27,7 @@ from _helpers import (
     head_width_failures,
     lse,
 )
+from sklearn_ood.discovery import tuning_grid
 
 
 # 3 classes, 4 features. The fixture is chosen so that every pitfall variant in
@@ -198,7 +199,7 @@ def test_pipeline_grid_search_line():
 
 
 def test_tuning_grid_candidates_fit():
-    candidates = list(ParameterGrid(tuning_grid(len(LINE_TRAIN))))
+    candidates = list(ParameterGrid(tuning_grid(LINe, len(LINE_TRAIN))))
     assert len(candidates) == 18
     det = LINe((LINE_W, LINE_B))
     for params in candidates:

@@ -14,6 +14,7 @@ from sklearn_ood import GEN, Energy, Entropy, MaxLogit, MaxSoftmax
 from sklearn_ood.metrics import auroc_scorer
 
 from _helpers import energy_loop, float32_features, score_peak_bytes
+from sklearn_ood.discovery import tuning_grid
 
 LOGITS = np.array([[2.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 3.0, -1.0]])
 
@@ -161,9 +162,7 @@ def test_gen_by_hand(gamma, n_top):
 def test_gen_tuning_grid_candidates_fit():
     from sklearn.model_selection import ParameterGrid
 
-    from sklearn_ood.detectors.logits import tuning_grid
-
-    candidates = list(ParameterGrid(tuning_grid(len(LOGITS))))
+    candidates = list(ParameterGrid(tuning_grid(GEN, len(LOGITS))))
     assert len(candidates) == 42
     for params in candidates:
         scores = GEN(**params).fit(LOGITS).score_samples(LOGITS)

@@ -20,9 +20,9 @@ from torch import nn
 
 from sklearn_ood.metrics import fpr95_scorer
 from sklearn_ood.model_detectors import MCDropout
-from sklearn_ood.model_detectors.mc_dropout import tuning_grid
 from sklearn_ood.pseudo_ood import make_pseudo_ood
 from sklearn_ood.tuning import PseudoOODSplit
+from sklearn_ood.discovery import tuning_grid
 
 D_IN, D, K, P = 12, 6, 4, 0.4
 
@@ -134,7 +134,7 @@ def test_clone_pickle_pipeline_and_grid_search():
     pipe = make_pipeline(MCDropout(net, n_passes=4, random_state=0)).fit(X)
     np.testing.assert_array_equal(pipe.score_samples(X), det.score_samples(X))
     X_aug, y_aug = make_pseudo_ood(X, method="noise", random_state=0)
-    search = GridSearchCV(MCDropout(net, n_passes=4, random_state=0), tuning_grid(len(X)),
+    search = GridSearchCV(MCDropout(net, n_passes=4, random_state=0), tuning_grid(MCDropout, len(X)),
                           scoring=fpr95_scorer, cv=PseudoOODSplit(3, random_state=0))
     search.fit(X_aug, y_aug)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()

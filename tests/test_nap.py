@@ -15,11 +15,12 @@ from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.nap import NAP, nap_combine, nap_score, tuning_grid
+from sklearn_ood.detectors.nap import NAP, nap_combine, nap_score
 from sklearn_ood.extraction import BlockFeatureExtractor
 from sklearn_ood.metrics import auroc_scorer
 
 from _helpers import check_bad_maps_leave_detector_unchanged, images, small_net
+from sklearn_ood.discovery import tuning_grid
 
 
 def loop_nap(maps, eps=1.0):
@@ -246,7 +247,7 @@ def test_nap_is_invariant_to_channel_and_pixel_order(maps, seed):
 
 
 def test_tuning_grid_candidates_fit_with_a_head_only():
-    candidates = list(ParameterGrid(tuning_grid(len(NAP_MAPS))))
+    candidates = list(ParameterGrid(tuning_grid(NAP, len(NAP_MAPS))))
     assert len(candidates) == 4
     neg_e = energy_by_hand(NAP_MAPS)
     det = NAP(head=(HEAD_COEF, HEAD_BIAS))

@@ -10,7 +10,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors._features import CHUNK_ROWS
-from sklearn_ood.detectors.neco import NECO, tuning_grid
+from sklearn_ood.detectors.neco import NECO
 
 from _helpers import (
     CONTRACT_HEAD,
@@ -19,6 +19,7 @@ from _helpers import (
     head_3_to_4,
     head_width_failures,
 )
+from sklearn_ood.discovery import tuning_grid
 
 
 class AutoHeadNECO(AutoHead, NECO):
@@ -125,7 +126,7 @@ def test_neco_errors():
 def test_tuning_grid_candidates_fit():
     rng = np.random.default_rng(11)
     X_train, X = rng.normal(size=(25, 5)), rng.normal(size=(4, 5))
-    candidates = list(ParameterGrid(tuning_grid(len(X_train))))
+    candidates = list(ParameterGrid(tuning_grid(NECO, len(X_train))))
     assert len(candidates) == 6
     for params in candidates:
         det = NECO(**params).fit(X_train)

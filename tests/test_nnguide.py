@@ -7,7 +7,7 @@ import pytest
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.nnguide import NNGuide, tuning_grid
+from sklearn_ood.detectors.nnguide import NNGuide
 
 from _helpers import (
     CONTRACT_HEAD,
@@ -19,6 +19,7 @@ from _helpers import (
     head_width_failures,
     lse,
 )
+from sklearn_ood.discovery import tuning_grid
 
 
 class AutoHeadNNGuide(AutoHead, NNGuide):
@@ -100,7 +101,7 @@ def test_tuning_grid_candidates_fit(n_samples):
     W, b = CONTRACT_HEAD
     rng = np.random.default_rng(n_samples)
     X_train, X = rng.normal(size=(n_samples, 4)), rng.normal(size=(3, 4))
-    candidates = list(ParameterGrid(tuning_grid(n_samples)))
+    candidates = list(ParameterGrid(tuning_grid(NNGuide, n_samples)))
     assert candidates and all(c["n_neighbors"] <= n_samples for c in candidates)
     for params in candidates:
         det = NNGuide(CONTRACT_HEAD, random_state=0, **params).fit(X_train)

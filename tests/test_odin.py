@@ -22,9 +22,9 @@ from torch import nn
 
 from sklearn_ood.metrics import fpr95_scorer
 from sklearn_ood.model_detectors import ODIN
-from sklearn_ood.model_detectors.odin import tuning_grid
 from sklearn_ood.pseudo_ood import make_pseudo_ood
 from sklearn_ood.tuning import PseudoOODSplit
+from sklearn_ood.discovery import tuning_grid
 
 C, H, W, K = 2, 3, 3, 4
 STD = np.array([0.5, 0.25])
@@ -147,7 +147,7 @@ def test_clone_pickle_pipeline_and_grid_search():
     np.testing.assert_array_equal(pipe.score_samples(X), direct.score_samples(_normalise(X)))
 
     X_aug, y_aug = make_pseudo_ood(X, method="noise", random_state=0)
-    grid = tuning_grid(len(X))
+    grid = tuning_grid(ODIN, len(X))
     search = GridSearchCV(ODIN(net), {"magnitude": grid["magnitude"]}, scoring=fpr95_scorer,
                           cv=PseudoOODSplit(3, random_state=0)).fit(X_aug, y_aug)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()

@@ -9,9 +9,10 @@ from scipy import stats
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.openmax import OpenMax, openmax_unknown_probability, tuning_grid
+from sklearn_ood.detectors.openmax import OpenMax, openmax_unknown_probability
 
 from _helpers import CONTRACT_HEAD, NearestMeanHead, check_failed_calls_leave_detector_unchanged
+from sklearn_ood.discovery import tuning_grid
 
 OPENMAX_NO_Y = "OpenMax needs class labels and this check calls fit(X) without y"
 
@@ -131,7 +132,7 @@ def test_openmax_errors_say_what_to_pass():
 
 def test_tuning_grid_candidates_fit():
     Z, y, Z_test = _logit_data(14)
-    candidates = list(ParameterGrid(tuning_grid(len(Z))))
+    candidates = list(ParameterGrid(tuning_grid(OpenMax, len(Z))))
     assert len(candidates) == 18
     for params in candidates:
         det = OpenMax(**params).fit(Z, y)

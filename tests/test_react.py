@@ -15,7 +15,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors.logits import Energy
-from sklearn_ood.detectors.react import ReAct, tuning_grid
+from sklearn_ood.detectors.react import ReAct
 from sklearn_ood.metrics import auroc, auroc_scorer
 
 from _helpers import (
@@ -30,6 +30,7 @@ from _helpers import (
     head_width_failures,
     energy_loop,
 )
+from sklearn_ood.discovery import tuning_grid
 
 
 # Per-column 50th percentiles are (1, 5); over all six entries it is 3.
@@ -107,7 +108,7 @@ def test_float32_features_scored_in_float32_close_to_float64_by_hand():
 
 
 def test_tuning_grid_candidates_fit():
-    candidates = list(ParameterGrid(tuning_grid(len(REACT_TRAIN))))
+    candidates = list(ParameterGrid(tuning_grid(ReAct, len(REACT_TRAIN))))
     assert len(candidates) == 5
     # sorted entries 0 1 2 4 5 6: the p-th percentile sits at 5 * p / 100 -> 4 .. 4.95
     clips = {80: 5.0, 85: 5.25, 90: 5.5, 95: 5.75, 99: 5.95}

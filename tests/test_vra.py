@@ -5,7 +5,7 @@ import pytest
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.vra import VRA, tuning_grid
+from sklearn_ood.detectors.vra import VRA
 
 from _helpers import (
     float32_features,
@@ -17,6 +17,7 @@ from _helpers import (
     head_width_failures,
     energy_loop,
 )
+from sklearn_ood.discovery import tuning_grid
 
 # column 0: 0 1 2 3 4, column 1: 10 20 30 40 50
 TRAIN = np.array([[0.0, 10.0], [1.0, 20.0], [2.0, 30.0], [3.0, 40.0], [4.0, 50.0]])
@@ -72,7 +73,7 @@ def test_bad_thresholds():
 
 
 def test_tuning_grid_candidates_fit():
-    candidates = list(ParameterGrid(tuning_grid(len(TRAIN))))
+    candidates = list(ParameterGrid(tuning_grid(VRA, len(TRAIN))))
     assert len(candidates) == 16
     for params in candidates:
         det = VRA(HEAD, **params).fit(TRAIN)

@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
+from .._tags import DetectorTags
 from ._head import HeadMixin
 from .logits import energy
 
@@ -109,8 +110,11 @@ class DICE(HeadMixin, AccumulatingDetector):
     (array([2., 2.]), 2)
     """
 
-    head_required = True
-    _uses_labels = False
+    # Tuning: ``percentile`` from sparse to dense masks (the paper: 90 on CIFAR, 70 on ImageNet).
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        grid={"percentile": [10, 30, 50, 70, 90]}, paper="Sun & Li, ECCV 2022")
+
     _scatter = False  # the mean only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
@@ -131,21 +135,3 @@ class DICE(HeadMixin, AccumulatingDetector):
     def _score(self, X):
         masked = np.where(self.mask_, self.coef_, 0.0)
         return energy(np.asarray(X, dtype=np.float64) @ masked.T + self.intercept_)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for DICE.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``percentile`` from sparse to dense masks (the paper uses 90 on CIFAR,
-        70 on ImageNet), for :class:`~sklearn.model_selection.ParameterGrid`;
-        the same for every ``n_samples``.
-    """
-    return {"percentile": [10, 30, 50, 70, 90]}

@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
 from .._base import AccumulatingDetector, BaseDetector
+from .._tags import DetectorTags
 from ._head import HeadMixin
 
 _TINY = np.finfo(np.float64).tiny
@@ -107,8 +108,11 @@ class FDBD(HeadMixin, AccumulatingDetector):
     array([0.7071])
     """
 
-    head_required = True
-    _uses_labels = False
+    # Tuning: both normalisers (OpenOOD's sweep).
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        grid={"normalizer": ["distance", "norm"]}, paper="Liu & Qin, ICML 2024")
+
     _scatter = False  # the mean only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
@@ -129,19 +133,3 @@ class FDBD(HeadMixin, AccumulatingDetector):
         X = X.astype(np.float64)
         centre = self.mean_ if self.normalizer == "distance" else 0.0
         return fdbd_score(X, self.coef_, self.intercept_, np.linalg.norm(X - centre, axis=1))
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for FDBD.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: the same grid).
-
-    Returns
-    -------
-    grid : dict of str to list
-        Both normalisers (OpenOOD's sweep).
-    """
-    return {"normalizer": ["distance", "norm"]}

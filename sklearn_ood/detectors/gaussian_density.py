@@ -20,6 +20,7 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
+from .._tags import DetectorTags
 from ._features import l2_normalize
 
 _TINY = np.finfo(np.float64).tiny
@@ -209,6 +210,12 @@ class GaussianDensity(AccumulatingDetector):
     array([2., 2.])
     """
 
+    # Tuning: ``reg_covar`` from DDU's rule (0) up to 1e-2.
+    _detector_tags = DetectorTags(
+        input="features", labels="required",
+        grid={"reg_covar": [0.0, 1e-6, 1e-4, 1e-2]},
+        paper="Mukhoti et al., CVPR 2023; Haas et al., TMLR 2023")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "normalize": ["boolean"],
@@ -250,28 +257,3 @@ class GaussianDensity(AccumulatingDetector):
             self._features(X), self.means_, self.cholesky_factors_
         )
         return np.maximum(logsumexp(log_dens, axis=1), -_FMAX)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for GaussianDensity.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``reg_covar`` from DDU's rule (0) up to 1e-2, for
-        :class:`~sklearn.model_selection.ParameterGrid`; the same for every
-        ``n_samples``.
-    """
-    # The default reg_covar=0 is DDU's jitter rule; larger values regularise singular
-    # class covariances (the L2 model's features lie on a sphere).
-    return {"reg_covar": [0.0, 1e-6, 1e-4, 1e-2]}

@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from .._moments import class_moments
 
 _FMAX = np.finfo(np.float64).max
@@ -120,6 +121,12 @@ class GaussianMixture(BaseDetector):
     array([-1.6121])
     """
 
+    # Tuning: 1 or 2 components per class, ``reg_covar`` from scikit-learn's 1e-6 to 1e-2.
+    _detector_tags = DetectorTags(
+        input="features", labels="optional",
+        grid={"n_components": [1, 2], "reg_covar": [1e-6, 1e-4, 1e-2]},
+        paper="pytorch-ood GMM (no paper)")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left")],
@@ -214,20 +221,3 @@ class GaussianMixture(BaseDetector):
         X = X.astype(np.float64)
         log_dens = np.column_stack([m.score_samples(X) for m in self.mixtures_])
         return mixture_log_density(log_dens, self.priors_)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for GaussianMixture.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: the same grid).
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``n_components`` 1 or 2 per class and ``reg_covar`` from
-        scikit-learn's default 1e-6 to 1e-2.
-    """
-    return {"n_components": [1, 2], "reg_covar": [1e-6, 1e-4, 1e-2]}

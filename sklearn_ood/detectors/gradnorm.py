@@ -15,6 +15,7 @@ from scipy.special import softmax
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._head import HeadMixin
 
 
@@ -81,7 +82,10 @@ class GradNorm(HeadMixin, BaseDetector):
     array([1.5493])
     """
 
-    head_required = True
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        paper="Huang, Geng & Li, NeurIPS 2021")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",

@@ -32,6 +32,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from .._moments import row_chunks
 from ._blocks import check_block_sizes, split_blocks
 
@@ -158,7 +159,11 @@ class Gram(BaseDetector):
     True
     """
 
-    _allow_nd = True
+    # Tuning: ``max_power`` from 1 to the original's 10 (OpenOOD fixes 5).
+    _detector_tags = DetectorTags(
+        input="maps", ndim=(2, 4), labels="optional",
+        grid={"max_power": [1, 2, 3, 5, 10]}, paper="Sastry & Oore, ICML 2020")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "block_shapes": [list, tuple, None],
@@ -301,19 +306,3 @@ def _two_smallest(two, values):
            [1., 6.]])
     """
     return np.partition(np.concatenate([two, values]), 1, axis=0)[:2]
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for Gram.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: the grid is fixed).
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``max_power`` from 1 to the original's 10 (OpenOOD fixes 5).
-    """
-    return {"max_power": [1, 2, 3, 5, 10]}

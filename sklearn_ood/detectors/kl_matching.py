@@ -13,6 +13,7 @@ import numpy as np
 from scipy.special import log_softmax, softmax
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._features import row_chunks
 from ._head import HeadMixin
 
@@ -124,6 +125,10 @@ class KLMatching(HeadMixin, BaseDetector):
     >>> det.score_samples(np.log(np.array([[0.7, 0.3]]))).round(4)
     array([-0.])
     """
+
+    _detector_tags = DetectorTags(
+        input="features", head="or_logits", fit_set="validation",
+        paper="Hendrycks et al., ICML 2022")
 
     _parameter_constraints = {**BaseDetector._parameter_constraints, "head": "no_validation"}
 

@@ -17,12 +17,23 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import AccumulatingDetector, BaseDetector
+from .._tags import DetectorTags
 from ._features import l2_normalize, pool_maps, row_chunks
 from ._neighbors import APPROXIMATE_ALGORITHMS, EXACT_ALGORITHMS, build_index, kth_neighbor_sqdist
 from .negative_aware_norm import negative_aware_rescaled_score
 
 # kth_neighbor_sqdist lives in _neighbors.py; it stays public (and documented) here.
-__all__ = ["KNN", "kth_neighbor_sqdist", "tuning_grid"]
+__all__ = ["KNN", "kth_neighbor_sqdist"]
+
+
+def _n_neighbors_grid(n_samples):
+    """KNN's tuning grid: ``n_neighbors`` of 1 to 200 (the paper: 50 on CIFAR-10), below
+    ``n_samples`` (KNN needs ``n_neighbors + 1`` training rows).
+
+    >>> _n_neighbors_grid(30)
+    {'n_neighbors': [1, 5, 10, 20]}
+    """
+    return {"n_neighbors": [k for k in (1, 5, 10, 20, 50, 100, 200) if k < n_samples]}
 
 
 class KNN(AccumulatingDetector):
@@ -158,6 +169,10 @@ class KNN(AccumulatingDetector):
     ((3, 2), 3)
     """
 
+    _detector_tags = DetectorTags(
+        input="features", ndim=(2, 4), grid=_n_neighbors_grid,
+        paper="Sun et al., ICML 2022")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
@@ -169,8 +184,6 @@ class KNN(AccumulatingDetector):
         "ef_search": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
-    _allow_nd = True
-    _uses_labels = False
     _statistics_params = ("algorithm",)
 
     def __init__(self, *, n_neighbors=50, contamination=0.05, negative_aware_rescale=False,
@@ -237,26 +250,3 @@ class KNN(AccumulatingDetector):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.algorithm == "faiss-ivf" and self.random_state is None
         return tags
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for KNN.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``n_neighbors`` of 1 to 200 (the paper uses 50 on CIFAR-10), for
-        :class:`~sklearn.model_selection.ParameterGrid`; only the values below
-        ``n_samples``, as KNN needs ``n_neighbors + 1`` training rows.
-
-    Examples
-    --------
-    >>> tuning_grid(30)
-    {'n_neighbors': [1, 5, 10, 20]}
-    """
-    return {"n_neighbors": [k for k in (1, 5, 10, 20, 50, 100, 200) if k < n_samples]}

@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
+from .._tags import DetectorTags
 from .._moments import class_moments
 from ._features import row_chunks
 from ._head import HeadMixin
@@ -257,7 +258,14 @@ class LINe(HeadMixin, AccumulatingDetector):
            [0. , 2. , 0.5]])
     """
 
-    head_required = True
+    # Tuning: ``p_w`` and ``p_a`` over the paper's values (10, 90) and between, and
+    # ``clip_percentile`` (a clip read from the training features fits any feature scale,
+    # unlike the paper's absolute clip).
+    _detector_tags = DetectorTags(
+        input="features", head="required", labels="optional",
+        grid={"p_w": [10, 50, 90], "p_a": [10, 50, 90], "clip_percentile": [90, 99]},
+        paper="Ahn, Park & Kim, CVPR 2023")
+
     _scatter = False  # class means only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
@@ -359,23 +367,3 @@ class LINe(HeadMixin, AccumulatingDetector):
             X, self.coef_, self.intercept_, self.shapley_, self.activation_masks_,
             self.weight_thresholds_, self.clip_,
         )
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for LINe.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``p_w`` and ``p_a`` over the paper's values (10 and 90) and between,
-        and ``clip_percentile`` (a clip read from the training features,
-        which fits any feature scale, instead of the paper's absolute clip),
-        for :class:`~sklearn.model_selection.ParameterGrid`; the same for
-        every ``n_samples``.
-    """
-    return {"p_w": [10, 50, 90], "p_a": [10, 50, 90], "clip_percentile": [90, 99]}

@@ -23,6 +23,7 @@ from scipy.special import log_softmax, logsumexp, softmax
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._head import HeadMixin
 
 
@@ -177,6 +178,10 @@ class MaxSoftmax(_LogitDetector):
     0.9102
     """
 
+    _detector_tags = DetectorTags(
+        input="features", head="or_logits", labels="optional",
+        paper="Hendrycks & Gimpel, ICLR 2017; Guo et al., ICML 2017")
+
     _parameter_constraints = {
         **_LogitDetector._parameter_constraints,
         "temperature": [Interval(Real, 0, None, closed="neither"), StrOptions({"fit"})],
@@ -249,6 +254,10 @@ class MaxLogit(_LogitDetector):
     array([4. , 0.5])
     """
 
+    _detector_tags = DetectorTags(
+        input="features", head="or_logits",
+        paper="Hendrycks et al., ICML 2022")
+
     def __init__(self, head=None, *, contamination=0.05):
         self.head = head
         self.contamination = contamination
@@ -293,6 +302,10 @@ class Energy(_LogitDetector):
     >>> Energy().fit(logits).score_samples(logits).round(4)
     array([0.6931, 1.6931])
     """
+
+    _detector_tags = DetectorTags(
+        input="features", head="or_logits",
+        paper="Liu et al., NeurIPS 2020")
 
     _parameter_constraints = {
         **_LogitDetector._parameter_constraints,
@@ -343,6 +356,10 @@ class Entropy(_LogitDetector):
     >>> Entropy().fit(logits).score_samples(logits).round(4)
     array([-0.6931, -0.5623])
     """
+
+    _detector_tags = DetectorTags(
+        input="features", head="or_logits",
+        paper="entropy baseline (pytorch-ood Entropy)")
 
     def __init__(self, head=None, *, contamination=0.05):
         self.head = head
@@ -395,6 +412,12 @@ class GEN(_LogitDetector):
     array([-0.866])
     """
 
+    # Tuning: OpenOOD's sweep of ``gamma`` and ``n_top``.
+    _detector_tags = DetectorTags(
+        input="features", head="or_logits",
+        grid={"gamma": [0.01, 0.1, 0.5, 1, 2, 5, 10], "n_top": [10, 50, 100, 200, 500, 1000]},
+        paper="Liu, Lochman & Zach, CVPR 2023")
+
     _parameter_constraints = {
         **_LogitDetector._parameter_constraints,
         "gamma": [Interval(Real, 0, None, closed="neither")],
@@ -409,19 +432,3 @@ class GEN(_LogitDetector):
 
     def _score(self, X):
         return generalized_entropy(self._logits(X), self.gamma, self.n_top)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for GEN.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: the grid is fixed).
-
-    Returns
-    -------
-    grid : dict of str to list
-        OpenOOD's sweep: ``gamma`` in {0.01, ..., 10}, ``n_top`` in {10, ..., 1000}.
-    """
-    return {"gamma": [0.01, 0.1, 0.5, 1, 2, 5, 10], "n_top": [10, 50, 100, 200, 500, 1000]}

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.linalg import pinvh
 
 from .._base import AccumulatingDetector, BaseDetector
+from .._tags import DetectorTags
 from ._features import check_finite_covariance, l2_normalize, pool_maps
 from .negative_aware_norm import negative_aware_rescaled_score
 
@@ -154,12 +155,15 @@ class Mahalanobis(AccumulatingDetector):
            [0., 1.]]), 4)
     """
 
+    _detector_tags = DetectorTags(
+        input="features", ndim=(2, 4), labels="optional",
+        paper="Lee et al., NeurIPS 2018; Mueller & Hein, ICML 2025")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "negative_aware_rescale": ["boolean"],
         "normalize": ["boolean"],
     }
-    _allow_nd = True
     _statistics_params = ("normalize",)
 
     def __init__(self, *, contamination=0.05, negative_aware_rescale=False, normalize=False):

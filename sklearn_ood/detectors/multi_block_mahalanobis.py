@@ -35,6 +35,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import StrOptions
 
 from .._base import BaseDetector, offset_sample
+from .._tags import DetectorTags
 from ._blocks import block_sizes_from_names, check_block_sizes, split_blocks
 from ._features import check_finite_covariance, class_moments, row_chunks
 from .mahalanobis import min_mahalanobis_sqdist
@@ -118,7 +119,10 @@ class MultiBlockMahalanobis(BaseDetector):
     ([2, 3], 50)
     """
 
-    _fit_uses_ood_rows = True
+    _detector_tags = DetectorTags(
+        input="blocks", labels="required", ood_rows=True,
+        paper="Lee et al., NeurIPS 2018")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "block_sizes": [list, tuple, None],

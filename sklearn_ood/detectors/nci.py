@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
+from .._tags import DetectorTags
 from ._head import HeadMixin
 
 _TINY = np.finfo(np.float64).tiny
@@ -87,8 +88,11 @@ class NCI(HeadMixin, AccumulatingDetector):
     array([0.8])
     """
 
-    head_required = True
-    _uses_labels = False
+    # Tuning: ``alpha`` of OpenOOD's sweep and 0 (pScore alone, pytorch-ood's default).
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        grid={"alpha": [0.0, 1e-4, 1e-3, 1e-2, 0.1]}, paper="Liu & Qin, CVPR 2025")
+
     _scatter = False  # the mean only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
@@ -108,20 +112,3 @@ class NCI(HeadMixin, AccumulatingDetector):
     def _score(self, X):
         return nci_score(X.astype(np.float64), self.coef_, self.intercept_, self.mean_,
                          self.alpha)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for NCI.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: the same grid).
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``alpha`` of OpenOOD's sweep ``{1e-4, 1e-3, 1e-2, 0.1}`` and 0
-        (pScore alone, pytorch-ood's default).
-    """
-    return {"alpha": [0.0, 1e-4, 1e-3, 1e-2, 0.1]}

@@ -17,6 +17,7 @@ from scipy.linalg import eigh
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._features import check_finite_covariance, class_moments
 from ._head import HeadMixin
 
@@ -120,6 +121,13 @@ class NECO(HeadMixin, BaseDetector):
     array([1., 0.])
     """
 
+    # Tuning: ``n_components`` as fractions of explained variance, which fit any width
+    # (the paper tunes ``d`` per model).
+    _detector_tags = DetectorTags(
+        input="features", head="optional",
+        grid={"n_components": [0.5, 0.7, 0.8, 0.9, 0.95, 0.99]},
+        paper="Ben Ammar et al., ICLR 2024")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -172,20 +180,3 @@ class NECO(HeadMixin, BaseDetector):
         if self.coef_ is not None:
             scores = scores * self._logits(X).max(axis=1)
         return scores
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for NECO.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: fractions fit any size).
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``n_components`` as fractions of explained training variance, which fit
-        any feature width (the paper tunes ``d`` per model).
-    """
-    return {"n_components": [0.5, 0.7, 0.8, 0.9, 0.95, 0.99]}

@@ -14,6 +14,7 @@ The pure function :func:`negative_aware_norm` holds the score (paper Eq. 10),
 import numpy as np
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 
 _TINY = np.finfo(np.float64).tiny
 _FMAX = np.finfo(np.float64).max
@@ -132,7 +133,9 @@ class NegativeAwareNorm(BaseDetector):
     array([7., 4.])
     """
 
-    _allow_nd = True
+    _detector_tags = DetectorTags(
+        input="maps", ndim=(2, 4), paper="Park et al., ICCV 2023")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "divide_by_active": ["boolean"],

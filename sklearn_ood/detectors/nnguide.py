@@ -16,6 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._features import CHUNK_ROWS, l2_normalize, row_chunks
 from ._head import HeadMixin
 
@@ -55,6 +56,17 @@ def nnguide_score(X, energy, bank, k):
         sims.partition(sims.shape[1] - k, axis=1)
         guidance[rows] = sims[:, sims.shape[1] - k:].mean(axis=1)
     return guidance * energy
+
+
+def _neighbor_grid(n_samples):
+    """NNGuide's tuning grid: ``n_neighbors`` of 1 to 100 (10 official, 100 OpenOOD), up to
+    ``n_samples``, and ``bank_fraction`` of 1 %, 10 % and 100 %.
+
+    >>> _neighbor_grid(20)
+    {'n_neighbors': [1, 5, 10], 'bank_fraction': [0.01, 0.1, 1.0]}
+    """
+    return {"n_neighbors": [k for k in (1, 5, 10, 50, 100) if k <= n_samples],
+            "bank_fraction": [0.01, 0.1, 1.0]}
 
 
 class NNGuide(HeadMixin, BaseDetector):
@@ -114,7 +126,10 @@ class NNGuide(HeadMixin, BaseDetector):
            [0.    , 0.6931]])
     """
 
-    head_required = True
+    _detector_tags = DetectorTags(
+        input="features", head="required", grid=_neighbor_grid,
+        paper="Park, Jung & Teoh, ICCV 2023")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -149,26 +164,3 @@ class NNGuide(HeadMixin, BaseDetector):
         X = X.astype(np.float64)
         return nnguide_score(X, logsumexp(self._logits(X), axis=1), self.bank_,
                              self.n_neighbors)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for NNGuide.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``n_neighbors`` of 1 to 100 (10 official, 100 OpenOOD), only values
-        up to ``n_samples``, and ``bank_fraction`` of 1 %, 10 % and 100 %.
-
-    Examples
-    --------
-    >>> tuning_grid(20)
-    {'n_neighbors': [1, 5, 10], 'bank_fraction': [0.01, 0.1, 1.0]}
-    """
-    return {"n_neighbors": [k for k in (1, 5, 10, 50, 100) if k <= n_samples],
-            "bank_fraction": [0.01, 0.1, 1.0]}

@@ -16,6 +16,7 @@ from scipy.special import softmax
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._features import row_chunks
 from ._head import HeadMixin
 from .she import check_class_indices
@@ -194,6 +195,12 @@ class OpenMax(HeadMixin, BaseDetector):
     array([-0.01, -1.  ])
     """
 
+    # Tuning: a subset of pytorch-ood's grid.
+    _detector_tags = DetectorTags(
+        input="features", head="or_logits", labels="required",
+        grid={"tailsize": [10, 25, 50], "alpha": [1, 3, 10], "euclid_weight": [0.5, 1.0]},
+        paper="Bendale & Boult, CVPR 2016")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -246,26 +253,3 @@ class OpenMax(HeadMixin, BaseDetector):
         Z = self._logits(X.astype(np.float64))
         d = openmax_distances(Z, self.mavs_, self.euclid_weight)
         return -openmax_unknown_probability(Z, d, self.weibull_params_, self.alpha)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for OpenMax.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: a tail longer than a
-        class uses all of the class's rows).
-
-    Returns
-    -------
-    grid : dict of str to list
-        A subset of pytorch-ood's grid: ``tailsize`` {10, 25, 50}, ``alpha``
-        {1, 3, 10} and ``euclid_weight`` {0.5, 1}.
-    """
-    return {"tailsize": [10, 25, 50], "alpha": [1, 3, 10], "euclid_weight": [0.5, 1.0]}

@@ -23,6 +23,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._head import HeadMixin
 from .logits import energy
 
@@ -104,8 +105,10 @@ class RankFeat(HeadMixin, BaseDetector):
     array([0.9741])
     """
 
-    head_required = True
-    _allow_nd = True
+    _detector_tags = DetectorTags(
+        input="maps", ndim=(4,), head="required",
+        paper="Song, Sebe & Wang, NeurIPS 2022")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",

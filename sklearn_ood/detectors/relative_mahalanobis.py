@@ -14,6 +14,7 @@ import numpy as np
 from scipy.linalg import pinvh
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._features import check_finite_covariance, class_moments, l2_normalize, pool_maps
 from .mahalanobis import min_mahalanobis_sqdist
 
@@ -115,11 +116,14 @@ class RelativeMahalanobis(BaseDetector):
     array([ 0.8, -4. ])
     """
 
+    _detector_tags = DetectorTags(
+        input="features", ndim=(2, 4), labels="required",
+        paper="Ren et al., arXiv 2106.09022")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "normalize": ["boolean"],
     }
-    _allow_nd = True
 
     def __init__(self, *, normalize=False, contamination=0.05):
         self.normalize = normalize
@@ -158,7 +162,3 @@ class RelativeMahalanobis(BaseDetector):
             self.background_precision_,
         )
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags

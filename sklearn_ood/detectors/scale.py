@@ -19,6 +19,7 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._head import HeadMixin
 from .ash import _ash_prune, _scale_nonzero
 
@@ -89,7 +90,11 @@ class SCALE(HeadMixin, BaseDetector):
     array([7.632, 8.775])
     """
 
-    head_required = True
+    # Tuning: OpenOOD's sweep of ``percentile``.
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        grid={"percentile": [65, 70, 75, 80, 85, 90, 95]}, paper="Xu et al., ICLR 2024")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -106,19 +111,3 @@ class SCALE(HeadMixin, BaseDetector):
 
     def _score(self, X):
         return scale_energy(X, self.coef_, self.intercept_, self.percentile)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for SCALE.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: the grid is fixed).
-
-    Returns
-    -------
-    grid : dict of str to list
-        OpenOOD's sweep of ``percentile``: 65, 70, ..., 95.
-    """
-    return {"percentile": [65, 70, 75, 80, 85, 90, 95]}

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._features import row_chunks
 from ._head import HeadMixin
 
@@ -132,7 +133,10 @@ class SHE(HeadMixin, BaseDetector):
     array([3., 6.])
     """
 
-    head_required = True
+    _detector_tags = DetectorTags(
+        input="features", head="required", labels="required",
+        paper="Zhang et al., ICLR 2023")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -180,7 +184,3 @@ class SHE(HeadMixin, BaseDetector):
         X = X.astype(np.float64)
         return she_score(X, self._logits(X), self.patterns_)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags

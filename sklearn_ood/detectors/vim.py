@@ -15,6 +15,7 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
+from .._tags import DetectorTags
 from ._features import check_finite_covariance
 from ._head import HeadMixin
 
@@ -123,13 +124,14 @@ class ViM(HeadMixin, AccumulatingDetector):
     1.5
     """
 
-    head_required = True
+    _detector_tags = DetectorTags(
+        input="features", head="required", paper="Wang et al., CVPR 2022")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
         "n_components": [Interval(Integral, 0, None, closed="left"), None],
     }
-    _uses_labels = False
 
     def __init__(self, head=None, *, n_components=None, contamination=0.05):
         self.head = head

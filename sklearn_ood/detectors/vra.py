@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._head import HeadMixin
 from ._quantiles import column_percentiles
 from .logits import energy
@@ -110,7 +111,13 @@ class VRA(HeadMixin, BaseDetector):
     (array([1., 2.]), array([2., 3.]))
     """
 
-    head_required = True
+    # Tuning: ``high_percentile`` as OpenOOD's sweep; ``low_percentile`` around the official
+    # 60 (OpenOOD's 1-15 are percentiles of all entries under its raise-to-threshold rule).
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        grid={"low_percentile": [30, 45, 60, 75], "high_percentile": [85, 90, 95, 99]},
+        paper="Xu et al., NeurIPS 2023")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -151,22 +158,3 @@ class VRA(HeadMixin, BaseDetector):
     def _score(self, X):
         g = vra_rectify(X, self.alpha_, self.beta_, self.gamma)
         return energy(self._logits(g))
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for VRA.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: the grid is fixed).
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``high_percentile`` as OpenOOD's sweep {85, 90, 95, 99};
-        ``low_percentile`` around the official 60 (OpenOOD's 1-15 are
-        percentiles of all entries under its raise-to-threshold rule, not
-        per-feature suppression levels).
-    """
-    return {"low_percentile": [30, 45, 60, 75], "high_percentile": [85, 90, 95, 99]}

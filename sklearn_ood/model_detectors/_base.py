@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseDetector, offset_sample, restore_on_error
+from .._tags import DetectorTags
 from ..streaming import _as_sliceable, _input_kind
 from ._input import ModelInput
 
@@ -83,6 +84,7 @@ class ModelDetector(BaseDetector):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
     }
+    _detector_tags = DetectorTags(input="images")
     #: Passes ``fit`` makes over its input (a one-shot iterator allows one).
     _fit_passes = 1
     _non_finite_advice = "images: check the model and the images' scale"

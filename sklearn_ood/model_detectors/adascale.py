@@ -13,11 +13,11 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._tags import DetectorTags
 from ._base import ModelDetector
 from ._model_state import input_gradient, model_run, on_device
 
-__all__ = ["AdaSCALE", "adaptive_percentiles", "scale_ratio", "shift_statistic",
-           "tuning_grid"]
+__all__ = ["AdaSCALE", "adaptive_percentiles", "scale_ratio", "shift_statistic"]
 
 
 def _top_k_sum(order_by, values, k):
@@ -145,7 +145,7 @@ class AdaSCALE(ModelDetector):
         AdaSCALE-A scales the activations, AdaSCALE-L the logits.
     percentiles : tuple (p_min, p_max), default=(75, 85)
         ``0 < p_min <= p_max < 100`` (OpenOOD's configuration; the authors
-        fix ``p_min = 60`` and tune ``p_max``, see :func:`tuning_grid`).
+        fix ``p_min = 60`` and tune ``p_max``: the tuning grid of the class's tags).
     shift_weight : float >= 0, default=10.0
         ``lambda``, the weight of the shift term.
     correction_percent : float in (0, 100], default=5.0
@@ -223,6 +223,12 @@ class AdaSCALE(ModelDetector):
     >>> det.score_samples(X[:3]).shape
     (3,)
     """
+
+    # Tuning: the authors' recipe, ``p_min = 60`` and ``p_max`` swept, other knobs fixed.
+    _detector_tags = DetectorTags(
+        input="images", head="optional",
+        grid={"percentiles": [(60, p) for p in (65, 70, 75, 80, 85, 90, 95, 99)]},
+        paper="Regmi, 2025")
 
     _parameter_constraints = {
         **ModelDetector._parameter_constraints,
@@ -375,17 +381,3 @@ def _resolve_head(model, head):
             f"{[n for n in modules if n]}."
         )
     return head
-
-
-def tuning_grid(n_samples):
-    """AdaSCALE's default pseudo-OOD tuning grid (``n_samples`` unused).
-
-    The authors' recipe: ``p_min = 60``, ``p_max`` in {65, 70, ..., 95, 99},
-    the other knobs fixed.
-
-    Examples
-    --------
-    >>> tuning_grid(100)["percentiles"][:3]
-    [(60, 65), (60, 70), (60, 75)]
-    """
-    return {"percentiles": [(60, p) for p in (65, 70, 75, 80, 85, 90, 95, 99)]}

@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval
 from ..detectors.feature_norm import feature_norm
 from ..extraction import iter_block_batches, resolve_blocks
 from ..pseudo_ood import jigsaw
+from .._tags import DetectorTags
 from ._base import ModelDetector
 
 __all__ = ["BlockSelection", "candidate_blocks"]
@@ -195,6 +196,9 @@ class BlockSelection(ModelDetector):
     >>> det.score_samples(X).shape
     (20,)
     """
+
+    _detector_tags = DetectorTags(
+        input="images", paper="Yu et al., CVPR 2023")
 
     _parameter_constraints = {
         **ModelDetector._parameter_constraints,

@@ -16,11 +16,12 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ..extraction import resolve_blocks
+from .._tags import DetectorTags
 from ._base import ModelDetector
 from ._model_state import model_run, on_device
 from .odin import check_input_std, signed_step
 
-__all__ = ["InputPreprocessedMahalanobis", "class_mahalanobis", "tuning_grid"]
+__all__ = ["InputPreprocessedMahalanobis", "class_mahalanobis"]
 
 
 def class_mahalanobis(features, means, precision):
@@ -152,8 +153,8 @@ class InputPreprocessedMahalanobis(ModelDetector):
         penultimate feature (``"flatten"``, OpenOOD's ``mds_ensemble`` default).
     magnitude : float >= 0, default=0.0014
         ``epsilon``, the perturbation size (OpenOOD's default; the paper
-        tunes it in {0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01}, see
-        :func:`tuning_grid`).
+        tunes it in {0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01}, the
+        class's tuning grid).
     input_std : None, float or array-like of shape (channels,), default=None
         The per-channel std of the images' normalisation; the step of channel
         ``c`` is divided by it (the reference code divides by the CIFAR std,
@@ -195,7 +196,6 @@ class InputPreprocessedMahalanobis(ModelDetector):
     sklearn_ood.Mahalanobis : the feature-space baseline on cached features
         (no pre-processing, one feature).
     ODIN : the same kind of input pre-processing on the softmax.
-    tuning_grid : the default grid over ``magnitude``.
 
     Notes
     -----
@@ -247,6 +247,12 @@ class InputPreprocessedMahalanobis(ModelDetector):
     >>> det.score_samples(X[:3]).shape
     (3,)
     """
+
+    # Tuning: the paper's magnitudes.
+    _detector_tags = DetectorTags(
+        input="images", labels="optional",
+        grid={"magnitude": [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01]},
+        paper="Lee et al., NeurIPS 2018")
 
     _parameter_constraints = {
         **ModelDetector._parameter_constraints,
@@ -373,14 +379,3 @@ def _min_distance(features, means, precision):
     closest = class_mahalanobis(features, means, precision).argmin(1)
     d = features - means[closest]
     return ((d @ precision) * d).sum(1)
-
-
-def tuning_grid(n_samples):
-    """The default pseudo-OOD tuning grid (``n_samples`` unused): the paper's magnitudes.
-
-    Examples
-    --------
-    >>> tuning_grid(100)
-    {'magnitude': [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01]}
-    """
-    return {"magnitude": [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01]}

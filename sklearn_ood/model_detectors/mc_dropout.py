@@ -13,10 +13,11 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._tags import DetectorTags
 from ._base import ModelDetector
 from ._model_state import DROPOUT_TYPES, model_run, on_device
 
-__all__ = ["MCDropout", "mc_dropout_score", "tuning_grid"]
+__all__ = ["MCDropout", "mc_dropout_score"]
 
 
 def mc_dropout_score(probs, mode="mean"):
@@ -184,6 +185,11 @@ class MCDropout(ModelDetector):
     True
     """
 
+    # Tuning: the score mode (more passes only reduce the Monte-Carlo noise).
+    _detector_tags = DetectorTags(
+        input="images", grid={"mode": ["mean", "var"]},
+        paper="Gal & Ghahramani, ICML 2016")
+
     _parameter_constraints = {
         **ModelDetector._parameter_constraints,
         "n_passes": [Interval(Integral, 1, None, closed="left")],
@@ -236,16 +242,3 @@ class MCDropout(ModelDetector):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = not isinstance(self.random_state, Integral)
         return tags
-
-
-def tuning_grid(n_samples):
-    """MC dropout's default pseudo-OOD tuning grid (``n_samples`` unused): the score mode.
-
-    More passes only reduce the Monte-Carlo noise, so ``n_passes`` is not tuned.
-
-    Examples
-    --------
-    >>> tuning_grid(100)
-    {'mode': ['mean', 'var']}
-    """
-    return {"mode": ["mean", "var"]}
