@@ -166,7 +166,10 @@ class TabularAdaSCALE(TabularInput, AdaSCALE):
     pass
 
 
-@parametrize_with_checks([TabularAdaSCALE(AnyWidth(), perturb_fraction=0.5, random_state=0)],
+# A float64 model: check_methods_subset_invariance compares the scores of a subset to
+# 1e-7, and float32 kernels chosen by batch size differ by ~1e-6 on some CPUs.
+@parametrize_with_checks([TabularAdaSCALE(AnyWidth().double(), perturb_fraction=0.5,
+                                          random_state=0)],
                          expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
