@@ -86,7 +86,7 @@ def test_own_data_and_model_end_to_end(own, monkeypatch):
     assert main(args(own)) == 0
     rows = read_csv(own / "out" / "results.csv")
     assert [(r["detector"], r["ood_set"]) for r in rows] == [
-        (name, s) for name in ("Energy", "Mahalanobis", "KNN") for s in ("ood_pngs", "average")]
+        (name, s) for name in ("Energy", "KNN", "Mahalanobis") for s in ("ood_pngs", "average")]
     for row in rows:
         assert 0.0 <= float(row["auroc"]) <= 1.0
     report = (own / "out" / "results.md").read_text()
