@@ -31,7 +31,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
-from .._base import BaseDetector
+from .._base import BaseDetector, offset_sample
 from .._moments import row_chunks
 from ._blocks import check_block_sizes, split_blocks
 
@@ -246,12 +246,19 @@ class Gram(BaseDetector):
             del g  # before the next chunk's features
         means = sums / max(held_rows.size, 1)
         self.normalizers_ = np.where(means > 0, means, 1.0)
-        # For _training_scores only: the class whose bounds each row helped set (-1 for
-        # held-out rows and classes of one bound row: scored against the bounds as they
-        # are) and the second smallest / largest values.
+        # The threshold's training scores, leave-one-out: a row inside the bounds it
+        # helped set scores 0, which is optimistic. As KNN scores its bank, a bound
+        # row is scored against its own class's bounds without it (the second
+        # smallest / largest value where it is the extreme); held-out rows, and the
+        # rows of a class with one bound row, against the bounds as they are (-1).
         n_bound = np.bincount(codes[~held], minlength=n_classes)
-        self._loo_codes = np.where(held | (n_bound[codes] < 2), -1, codes)
-        self._second = [(lo[1], -hi[1]) for lo, hi in zip(lows, highs)]
+        loo_codes = np.where(held | (n_bound[codes] < 2), -1, codes)
+        second = [(lo[1], -hi[1]) for lo, hi in zip(lows, highs)]
+        rows = offset_sample(X.shape[0])
+        scores = np.empty(rows.size)
+        for chunk in row_chunks(rows.size, row_size=size):
+            scores[chunk] = self._score(X[rows[chunk]], loo_codes[rows[chunk]], second)
+        return scores
 
     def _score(self, X, loo_codes=None, second=None):
         total = 0.0
@@ -261,18 +268,6 @@ class Gram(BaseDetector):
                 _leave_one_out(dev, g, loo_codes, self.mins_[l], self.maxs_[l], *second[l])
             total = total + dev / self.normalizers_[l]
         return -np.min(total, axis=1)
-
-    def _training_scores(self, X, rows):
-        # A row inside the bounds it helped set scores 0: optimistic. As KNN scores
-        # its bank leave-one-out, a bound row is scored against its own class's
-        # bounds without it (the second smallest / largest value where it is the
-        # extreme); held-out rows were never in the bounds.
-        loo_codes, second = self._loo_codes[rows], self._second
-        del self._loo_codes, self._second
-        scores = np.empty(rows.size)
-        for chunk in row_chunks(rows.size, row_size=int(np.prod(X.shape[1:]))):
-            scores[chunk] = self._score(X[rows[chunk]], loo_codes[chunk], second)
-        return scores
 
 
 def _leave_one_out(dev, g, codes, mins, maxs, mins2, maxs2):
