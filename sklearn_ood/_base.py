@@ -456,16 +456,16 @@ class AccumulatingDetector(BaseDetector):
                     )
         X = self._validate_input(X, reset=reset)
         X, y = split_id_rows(X, y)
-        labels, codes, moments = self._class_codes(X, y, reset)
+        classes, codes, moments = self._class_codes(X, y, reset)
         n_seen = 0 if reset else self.n_samples_seen_
-        moments = self._merge(X, codes, 1 if labels is None else labels.size, moments)
+        moments = self._merge(X, codes, 1 if classes is None else classes.size, moments)
         self.reservoir_ = merge_offset_sample(None if reset else self.reservoir_, X, n_seen)
-        self.classes_seen_, self.statistics_ = labels, moments
+        self.classes_seen_, self.statistics_ = classes, moments
         self.statistics_params_ = {param: getattr(self, param)
                                    for param in self._statistics_params}
         self.n_samples_seen_ = n_seen + X.shape[0]
         sample = self.reservoir_[2]
-        self._set_offset(self._fit_statistics(labels, *moments, sample, partial=partial),
+        self._set_offset(self._fit_statistics(classes, *moments, sample, partial=partial),
                          sample, None)
 
     def _merge(self, X, codes, n_classes, statistics):
