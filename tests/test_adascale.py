@@ -99,7 +99,7 @@ def test_matches_hand_computation(variant, percentiles, lam, kc, ks, o, eps):
     train, _ = by_hand(net, fit_X, fit_X, variant=variant, p_min=percentiles[0],
                        p_max=percentiles[1], lam=lam, kc_pct=kc, ks_pct=ks, o=o, eps=eps)
     assert det.offset_ == pytest.approx(np.percentile(train, 5), rel=1e-10)
-    assert not hasattr(det, "_fit_features")
+    assert [key for key in vars(det) if key.startswith("_")] == []  # no cache left
 
 
 def test_ecdf_subset_and_explicit_head():

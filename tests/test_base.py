@@ -150,10 +150,10 @@ class MeanPixel(ModelDetector):
         self.device = device
         self.contamination = contamination
 
-    def _fit(self, X):
-        self.n_fit_ = sum(len(batch) for batch in X.batches())
+    def _fit_images(self, data):
+        self.n_fit_ = sum(len(batch) for batch in data.batches())
 
-    def _score(self, batches):
+    def _score_batches(self, batches):
         with torch.no_grad():
             return np.concatenate([self.model(x).flatten(1).mean(1).double().numpy()
                                    for x in batches])
@@ -239,6 +239,13 @@ def fitted(name, X=X2):
 
 
 ALL_2D = list(DETECTORS_2D)
+
+
+@pytest.mark.parametrize("name", ALL_2D)
+def test_fit_keeps_no_private_state(name):
+    # The fit steps hand data on through return values: a fitted detector holds its
+    # parameters and documented fitted attributes (test_docstrings), nothing else.
+    assert [key for key in vars(fitted(name)) if key.startswith("_")] == []
 
 
 # ----------------------------------------------------------------- bad input: 2-D

@@ -163,6 +163,14 @@ def test_gaussian_mixture_em_holds_one_class_at_a_time():
     assert 8 / 4 / K < growth < 1.0  # above: one class of float64 rows
 
 
+def test_gram_with_a_head_holds_one_class_per_row():
+    # The paper's recipe first reads the predicted classes: one integer per row.
+    head = (np.random.default_rng(1).normal(size=(K, 4)), np.zeros(K))
+    growth = peak_growth(lambda: detectors.Gram([(4, 8)], head=head, random_state=0),
+                         X_FIT, Y_FIT)
+    assert growth < BOUND
+
+
 @pytest.mark.parametrize("name", ["FeatureNorm", "NegativeAwareNorm", "Gram", "RankFeat"])
 def test_wide_rows_are_read_in_fewer_rows_per_chunk(name, monkeypatch):
     # Block maps of C x H x W values per row: a chunk holds at most CHUNK_VALUES values

@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass, field
 
 from .._tags import get_detector_tags
-from ..detectors import KNN, NAP, GaussianDensity, Mahalanobis, MaxSoftmax, NegativeAwareNorm
+from ..detectors import (
+    KNN, NAP, GaussianDensity, Gram, Mahalanobis, MaxSoftmax, NegativeAwareNorm,
+)
 from ..discovery import all_detectors
 from .exceptions import BenchmarkError
 from .features import head_of, layout_of, stage_channels
@@ -181,6 +183,9 @@ VARIANTS = [
     Variant("negative_aware_norm-l2", "NegativeAwareNorm (L2 model)", NegativeAwareNorm,
             model="l2"),
     Variant("nap-e", "NAP-E (w=0.4)", NAP, {"weight": 0.4}, head=True),
+    # Sastry & Oore's recipe: the bounds of the class the network predicts, deviations
+    # over the max softmax (the default row: the nearest class's bounds, no network).
+    Variant("gram-paper", "Gram (paper: predicted class)", Gram, head=True),
 ]
 
 #: Changes to a detector's default row. The benchmark's fit set holds no OOD rows, so

@@ -79,6 +79,11 @@ class DICE(HeadMixin, AccumulatingDetector):
     n_samples_seen_ : int
         Number of training rows seen by ``fit`` and the ``partial_fit``
         calls since.
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the features seen in ``fit``; defined only when ``X`` has
         string column names (a pandas DataFrame).
@@ -127,7 +132,7 @@ class DICE(HeadMixin, AccumulatingDetector):
         self.percentile = percentile
         self.contamination = contamination
 
-    def _finish(self, labels, counts, means, scatter, sample, *, partial):
+    def _fit_statistics(self, classes, counts, means, scatter, sample, *, partial):
         self._fit_head(sample)
         self.feature_mean_ = means[0]
         self.mask_ = dice_mask(self.coef_, self.feature_mean_, self.percentile)

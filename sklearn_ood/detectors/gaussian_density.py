@@ -170,6 +170,11 @@ class GaussianDensity(AccumulatingDetector):
     n_samples_seen_ : int
         Number of in-distribution training rows seen by ``fit`` and the
         ``partial_fit`` calls since.
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
@@ -236,18 +241,19 @@ class GaussianDensity(AccumulatingDetector):
     def _moment_features(self, H):
         return l2_normalize(H) if self.normalize else H
 
-    def _finish(self, labels, counts, means, scatters, sample, *, partial):
+    def _fit_statistics(self, classes, counts, means, scatters, sample, *, partial):
         ready = counts >= 2
         if not ready.all():
             if not partial or not ready.any():
-                c = labels[np.argmin(counts)].item()
+                c = classes[np.argmin(counts)].item()
                 raise ValueError(
                     f"GaussianDensity needs at least 2 samples per class to estimate a "
                     f"covariance; class {c!r} has 1 sample."
                 )
             # partial_fit: a class joins the model with its second row.
-            labels, counts, means, scatters = (a[ready] for a in (labels, counts, means, scatters))
-        self.classes_, self.means_ = labels, means
+            classes, counts, means, scatters = (a[ready] for a in
+                                                (classes, counts, means, scatters))
+        self.classes_, self.means_ = classes, means
         self.covariances_ = scatters / (counts - 1)[:, None, None]
         jitters = (self.reg_covar,) + tuple(j for j in JITTER_LADDER if j > self.reg_covar)
         self.jitter_, self.cholesky_factors_ = cholesky_with_jitter(self.covariances_, jitters)

@@ -146,6 +146,11 @@ class KNN(AccumulatingDetector):
     n_samples_seen_ : int
         Number of training rows seen by ``fit`` and the ``partial_fit``
         calls since (the rows of ``bank_``).
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
 
     References
     ----------
@@ -217,7 +222,7 @@ class KNN(AccumulatingDetector):
             bank[n_old + rows.start:n_old + rows.stop] = self._normalize(X[rows])
         return (bank,)
 
-    def _finish(self, labels, bank, sample, *, partial):
+    def _fit_statistics(self, classes, bank, sample, *, partial):
         if bank.shape[0] <= self.n_neighbors:
             raise ValueError(
                 f"KNN with n_neighbors={self.n_neighbors} needs at least "
@@ -241,10 +246,11 @@ class KNN(AccumulatingDetector):
             return negative_aware_rescaled_score(np.sqrt(d), X)
         return -d
 
-    def _sample_scores(self, rows, positions):
-        # The reservoir rows are bank rows `positions`: each one's own match is
-        # left out (class docstring).
-        return self._score(rows, bank_rows=positions)
+    def _training_scores(self, X, rows):
+        # X holds the reservoir rows (rows is None), which are the bank rows at their
+        # positions among the training rows: each one's own match is left out (class
+        # docstring).
+        return self._score(X, bank_rows=self.reservoir_[0])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -215,6 +215,11 @@ class LINe(HeadMixin, AccumulatingDetector):
     n_samples_seen_ : int
         Number of in-distribution training rows seen by ``fit`` and the
         ``partial_fit`` calls since.
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the features seen in ``fit``; defined only when ``X`` has
         string column names (a pandas DataFrame).
@@ -326,31 +331,31 @@ class LINe(HeadMixin, AccumulatingDetector):
                 "LINe's class means were accumulated with another head; call fit, or "
                 "partial_fit on a fresh estimator, to change it."
             )
-        if not reset and (y is None) == self._labels_given:
+        if not reset and (y is None) != (self.classes_seen_ is None):
             given, before = ("without", "with") if y is None else ("with", "without")
             raise ValueError(
                 f"LINe received y {given} class labels after a fit {before} them; pass "
                 "labels in every call or in none."
             )
-        self._labels_given = y is not None
-        if y is None:
+        if y is None:  # classes_seen_ stays None: the classes are the head's predictions
             codes = np.concatenate([np.argmax(self._logits(X[rows].astype(np.float64)), axis=1)
                                     for rows in row_chunks(X.shape[0])])
         else:
             codes = _check_class_indices(y, n_classes)
-        return np.arange(n_classes), codes, None if reset else self._moments
+        classes = None if y is None else np.arange(n_classes)
+        return classes, codes, None if reset else self.statistics_
 
     def _merge(self, X, codes, n_classes, statistics):
         if self.clip_percentile is not None:  # fit only (partial_fit refuses it)
             self.clip_ = react_threshold(X, self.clip_percentile)
-        return super()._merge(X, codes, n_classes, statistics)
+        return super()._merge(X, codes, self.coef_.shape[0], statistics)  # the head's classes
 
-    def _finish(self, labels, counts, means, scatter, sample, *, partial):
-        missing = labels[counts == 0]
-        if missing.size and self._labels_given:
+    def _fit_statistics(self, classes, counts, means, scatter, sample, *, partial):
+        missing = [] if classes is None else classes[counts == 0].tolist()
+        if missing:  # with labels only: without, the classes are the predicted ones
             warnings.warn(
-                f"LINe: no training sample for class(es) {missing.tolist()} of the "
-                f"{labels.size}-class head; their Shapley values use the mean of all "
+                f"LINe: no training sample for class(es) {missing} of the "
+                f"{counts.size}-class head; their Shapley values use the mean of all "
                 "training features.",
                 UserWarning,
                 stacklevel=5,

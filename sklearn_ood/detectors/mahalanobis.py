@@ -118,6 +118,11 @@ class Mahalanobis(AccumulatingDetector):
     n_samples_seen_ : int
         Number of in-distribution training rows seen by ``fit`` and the
         ``partial_fit`` calls since.
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
 
     See Also
     --------
@@ -178,8 +183,8 @@ class Mahalanobis(AccumulatingDetector):
     def _moment_features(self, H):
         return self._features(H)
 
-    def _finish(self, labels, counts, means, scatter, sample, *, partial):
-        self.classes_, self.means_ = labels, means
+    def _fit_statistics(self, classes, counts, means, scatter, sample, *, partial):
+        self.classes_, self.means_ = classes, means
         with np.errstate(over="ignore", invalid="ignore"):
             self.covariance_ = scatter / counts.sum()
         check_finite_covariance(self.covariance_, "Mahalanobis")

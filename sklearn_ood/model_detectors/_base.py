@@ -54,14 +54,20 @@ class ModelDetector(BaseDetector):
     MC dropout's masks, drawn per batch, then differ from an array's).
 
     A subclass stores ``model``, ``batch_size`` and ``device`` as parameters
-    and implements:
+    and follows the fit contract of :class:`~sklearn_ood._base.BaseDetector`
+    with hooks named for what they take:
 
-    - ``_fit(X)``: ``X`` is a :class:`~sklearn_ood.model_detectors._input.ModelInput`;
-      ``X.batches()`` is one pass over the in-distribution images, after
-      which ``X.y`` holds their labels (``None`` without classes);
-    - ``_score(batches)``: the scores of an iterable of image batches;
-    - optionally ``_training_scores(X, rows)``: the scores of the ID rows
-      ``rows`` (``None``: all), by default ``_score(X.batches(rows))``.
+    - ``_fit_images(data)``: the fitting hook. ``data`` is a
+      :class:`~sklearn_ood.model_detectors._input.ModelInput`;
+      ``data.batches()`` is one pass over the in-distribution images, after
+      which ``data.y`` holds their labels (``None`` without classes). It sets
+      the fitted attributes and returns the training scores when its pass
+      gave them (those of the rows ``data.offset_rows()``, known once a pass
+      was made), else ``None``;
+    - ``_score_batches(batches)``: the scores of an iterable of image batches;
+    - optionally ``_training_scores(data, rows)``: the scores of the ID rows
+      ``rows`` (``None``: all), by default
+      ``_score_batches(data.batches(rows))``.
 
     The model runs either with :func:`~sklearn_ood.extraction.iter_block_batches`
     (forward passes only) or inside :func:`~sklearn_ood.model_detectors._model_state.model_run`
@@ -117,11 +123,12 @@ class ModelDetector(BaseDetector):
                     "or a DataLoader."
                 )
             with data:
-                self._fit(data)
-                rows = data.offset_rows()
-                scores = np.asarray(self._training_scores(data, rows), dtype=np.float64)
-            if rows is None:  # every ID row was scored
-                scores = scores[offset_sample(len(scores))]
+                scores = self._fit_images(data)
+                if scores is None:
+                    rows = data.offset_rows()
+                    scores = np.asarray(self._training_scores(data, rows), dtype=np.float64)
+                    if rows is None:  # every ID row was scored
+                        scores = scores[offset_sample(len(scores))]
             self._set_offset(scores)
             if not data.array:  # an array's channels are set by _validate_input
                 self.n_features_in_ = data.n_channels
@@ -144,7 +151,7 @@ class ModelDetector(BaseDetector):
         check_is_fitted(self)
         data = self._input(self._validate_input(X, reset=False))
         with data:
-            return np.asarray(self._score(data.batches()), dtype=np.float64)
+            return np.asarray(self._score_batches(data.batches()), dtype=np.float64)
 
     def _input(self, X, y=None, *, fit=False):
         return ModelInput(X, y, batch_size=self.batch_size, detector=self, fit=fit,
@@ -172,7 +179,14 @@ class ModelDetector(BaseDetector):
         return X
 
     def _training_scores(self, X, rows):
-        return self._score(X.batches(rows))
+        return self._score_batches(X.batches(rows))
+
+    def _fit_images(self, data):  # pragma: no cover - overridden
+        """Learn from the ID images; return the offset sample's scores, or ``None``."""
+        raise NotImplementedError
+
+    def _score_batches(self, batches):  # pragma: no cover - overridden
+        raise NotImplementedError
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

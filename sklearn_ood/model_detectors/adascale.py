@@ -263,7 +263,7 @@ class AdaSCALE(ModelDetector):
         self.random_state = random_state
         self.contamination = contamination
 
-    def _fit(self, X):
+    def _fit_images(self, data):
         p = tuple(self.percentiles)
         if len(p) != 2 or not all(isinstance(v, Real) for v in p) or not 0 < p[0] <= p[1] < 100:
             raise ValueError(
@@ -271,7 +271,7 @@ class AdaSCALE(ModelDetector):
                 f"got {self.percentiles!r}."
             )
         self.head_ = _resolve_head(self.model, self.head)
-        h, h_perturbed = self._features(X.batches())
+        h, h_perturbed = self._features(data.batches())
         D = h.shape[1]
         self.n_penultimate_ = D
         self.correction_k_ = max(1, int(D * self.correction_percent / 100))
@@ -282,13 +282,10 @@ class AdaSCALE(ModelDetector):
             rng = check_random_state(self.random_state)
             subset = np.sort(rng.choice(len(q), self.max_samples, replace=False))
         self.fit_shifts_ = np.sort(q[subset])
-        self._fit_features = (h, q)  # the training scores reuse them (no second pass)
+        rows = data.offset_rows()  # the training scores reuse the pass's features
+        return self._scores_from(h[rows], q[rows])
 
-    def _training_scores(self, X, rows):
-        h, q = self.__dict__.pop("_fit_features")
-        return self._scores_from(h, q) if rows is None else self._scores_from(h[rows], q[rows])
-
-    def _score(self, batches):
+    def _score_batches(self, batches):
         h, h_perturbed = self._features(batches)
         return self._scores_from(h, self._shift(h, h_perturbed))
 

@@ -274,7 +274,7 @@ class InputPreprocessedMahalanobis(ModelDetector):
         self.device = device
         self.contamination = contamination
 
-    def _fit(self, X):
+    def _fit_images(self, data):
         blocks = resolve_blocks(self.model, self.blocks)
         if self.block_weights is None:
             weights = np.ones(len(blocks))
@@ -288,11 +288,11 @@ class InputPreprocessedMahalanobis(ModelDetector):
         features = {name: [] for name in blocks}
         with model_run(self.model) as hooks, torch.no_grad():
             capture = _BlockCapture(self.model, blocks, hooks)
-            for x in on_device(self.model, X.batches(), device=self.device):
+            for x in on_device(self.model, data.batches(), device=self.device):
                 for name, h in capture(x, blocks).items():
                     features[name].append(h.to("cpu", torch.float64).numpy())
-        self.input_std_ = check_input_std(self.input_std, X.n_channels)
-        y = X.y
+        self.input_std_ = check_input_std(self.input_std, data.n_channels)
+        y = data.y
         if y is None:
             n = sum(len(h) for h in features[blocks[0]])
             self.classes_, codes = None, np.zeros(n, dtype=np.intp)
@@ -331,7 +331,7 @@ class InputPreprocessedMahalanobis(ModelDetector):
         with data:
             return self._score_blocks(data.batches())
 
-    def _score(self, batches):
+    def _score_batches(self, batches):
         return self._score_blocks(batches) @ self.block_weights_
 
     def _score_blocks(self, batches):

@@ -207,7 +207,7 @@ class MCDropout(ModelDetector):
         self.random_state = random_state
         self.contamination = contamination
 
-    def _fit(self, X):
+    def _fit_images(self, data):
         names = [name for name, module in self.model.named_modules() if _is_dropout(module)]
         if not names:
             raise ValueError(
@@ -222,7 +222,7 @@ class MCDropout(ModelDetector):
             )
         self.dropout_modules_ = names
 
-    def _score(self, batches):
+    def _score_batches(self, batches):
         modules = dict(self.model.named_modules())
         dropout = {id(modules[name]) for name in self.dropout_modules_}
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)

@@ -188,11 +188,11 @@ class ODIN(ModelDetector):
         self.device = device
         self.contamination = contamination
 
-    def _fit(self, X):
+    def _fit_images(self, data):
         self.input_std_ = (None if self.input_std is None else
-                           check_input_std(self.input_std, X.n_channels))
+                           check_input_std(self.input_std, data.n_channels))
 
-    def _score(self, batches):
+    def _score_batches(self, batches):
         T = float(self.temperature)
         scores = []
         with model_run(self.model):
