@@ -11,6 +11,7 @@ import weakref
 import numpy as np
 import pytest
 import torch
+from _model_state_checks import assert_unchanged, prepare
 from scipy.special import logsumexp
 from sklearn.pipeline import make_pipeline
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
@@ -423,6 +424,17 @@ def test_faults_leave_model_and_extractor_as_they_were(fault, method, images):
     assert [m.training for m in net.modules()] == flags
     assert [p.requires_grad for p in net.parameters()] == grads
     np.testing.assert_array_equal(ext.transform(images), expected)  # still usable
+
+
+@pytest.mark.parametrize("method", ["transform", "fit_transform"])
+def test_loader_failing_mid_pass_leaves_the_model_as_it_was(method, images):
+    net = Net()
+    before = prepare(net)  # mixed flags, a frozen parameter, .grad tensors held
+    ext = BlockFeatureExtractor(net, ["act1", "act2"]).fit(images)
+    loader = DataLoader(Failing(images, 6, RuntimeError("bad file")), batch_size=4)
+    with pytest.raises(RuntimeError, match="bad file"):
+        getattr(ext, method)(loader)  # batch 0 ran through the model, batch 1 failed
+    assert_unchanged(net, before)
 
 
 def test_fault_during_fit_leaves_unfitted(images):

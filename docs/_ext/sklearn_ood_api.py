@@ -23,6 +23,7 @@ MODULES = [
     ("sklearn_ood.detectors", "Feature detectors: score functions (``sklearn_ood.detectors``)", True),
     ("sklearn_ood.model_detectors", "Model detectors (``sklearn_ood.model_detectors``)", True),
     ("sklearn_ood.extraction", "Feature extraction (``sklearn_ood.extraction``)", False),
+    ("sklearn_ood.streaming", "Input batches and labels (``sklearn_ood.streaming``)", False),
     ("sklearn_ood.metrics", "Metrics and scorers (``sklearn_ood.metrics``)", False),
     ("sklearn_ood.tuning", "Tuning (``sklearn_ood.tuning``)", False),
     ("sklearn_ood.pseudo_ood", "Pseudo-OOD data (``sklearn_ood.pseudo_ood``)", False),
