@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import itertools
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -17,6 +18,7 @@ from ._validation import FLOAT_DTYPES
 from .block_outputs import (  # noqa: F401 (REDUCTIONS, TOKEN_REDUCTIONS, Token re-exported)
     REDUCTIONS, TOKEN_REDUCTIONS, Token, make_reducers,
 )
+from .exceptions import LabelsNotPassedWarning
 from .streaming import InputStream, add_note
 
 #: The context manager every model run goes through
@@ -485,6 +487,14 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         as the first rows of the output. If anything fails, the extractor is
         left as it was before the call.
 
+        The features leave without the labels the data may yield, so in a
+        ``Pipeline`` the next step sees only the ``y`` given to ``fit``. When
+        the data yields labels and ``y`` is None, a
+        :class:`~sklearn_ood.exceptions.LabelsNotPassedWarning` says so: pass
+        them as ``y`` (``pipe.fit(loader, labels_of(loader))``, with
+        :func:`~sklearn_ood.streaming.labels_of`), or extract with
+        :meth:`transform_with_labels` and fit the detector on its output.
+
         Parameters
         ----------
         X : array-like, torch.Tensor, Dataset, DataLoader or iterable of batches
@@ -497,10 +507,34 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         -------
         features : ndarray
             As returned by :meth:`transform`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn.pipeline import make_pipeline
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from sklearn_ood import BlockFeatureExtractor, Mahalanobis
+        >>> from sklearn_ood.streaming import labels_of
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+        >>> images = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+        >>> loader = DataLoader(TensorDataset(images, torch.arange(40) % 2), batch_size=16)
+        >>> pipe = make_pipeline(BlockFeatureExtractor(net, "1"), Mahalanobis())
+        >>> pipe.fit(loader, labels_of(loader))[-1].classes_
+        array([0, 1])
         """
         with restore_on_error(self):
             data = self._fit(X, y)
             features = self._extract(data, with_labels=False)[0]
+            if y is None and data.has_labels:
+                warnings.warn(
+                    f"X yields labels, but y is None: {type(self).__name__}.fit_transform "
+                    "returns the features without them, so the next step of a Pipeline "
+                    "is fitted without labels. Pass them as y, e.g. pipe.fit(X, "
+                    "labels_of(X)) with sklearn_ood.streaming.labels_of, or extract with "
+                    "transform_with_labels and fit the detector on features and labels. "
+                    "If the next step uses no labels, pass y anyway or ignore this warning.",
+                    LabelsNotPassedWarning, stacklevel=3,  # the caller of set_output's wrapper
+                )
             return features
 
     def _extract(self, data, *, with_labels):

@@ -29,7 +29,7 @@ from torch.utils.data import (
     default_collate,
 )
 
-__all__ = ["iter_input_batches", "n_samples"]
+__all__ = ["iter_input_batches", "labels_of", "n_samples"]
 
 _RANDOM_SAMPLERS = (RandomSampler, SubsetRandomSampler, WeightedRandomSampler)
 
@@ -75,6 +75,10 @@ def iter_input_batches(X, *, batch_size=128):
         (say, by a ``Dataset`` item) keeps its type and gets a note naming the
         batch (and the item, for a ``Dataset``) on Python >= 3.11.
 
+    See Also
+    --------
+    labels_of : the labels alone, e.g. for the ``y`` of a ``Pipeline``.
+
     Examples
     --------
     >>> import torch
@@ -105,6 +109,72 @@ def n_samples(X):
     """
     kind = _input_kind(X)
     return _length(_as_sliceable(X) if kind == "array" else X, kind)
+
+
+def labels_of(X, *, batch_size=128):
+    """The labels ``X`` yields, in the order it yields its samples; no model runs.
+
+    The ``y`` to pass with data that carries its labels (a ``Dataset`` of
+    ``(image, label)`` items, a ``DataLoader``) where a ``Pipeline`` needs
+    them, since a ``Pipeline`` hands its final step only the ``y`` it is
+    given: ``pipe.fit(loader, labels_of(loader))``. ``X`` is read once, each
+    item loaded as a pass of the model would load it (transforms included)
+    but without the model; for a large data set whose labels you hold
+    (``dataset.targets`` of a torchvision data set without a
+    ``target_transform``), pass those instead.
+
+    Parameters
+    ----------
+    X : Dataset, DataLoader or iterable of batches
+        Any input of :func:`iter_input_batches` that yields labels.
+    batch_size : int, default=128
+        Samples per batch for datasets.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,)
+
+    Raises
+    ------
+    TypeError
+        For a one-shot iterator (a generator): reading its labels would use
+        it up.
+    ValueError
+        For a ``DataLoader`` that shuffles (its order changes at every pass)
+        or an input that yields no labels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> loader = DataLoader(TensorDataset(torch.zeros(5, 1, 4, 4), torch.arange(5) % 2),
+    ...                     batch_size=2)
+    >>> labels_of(loader)
+    array([0, 1, 0, 1, 0])
+    """
+    data = InputStream(X, owner="labels_of")
+    if data.one_shot:
+        raise TypeError(
+            "labels_of reads X once, and X is a one-shot iterator (a generator) that "
+            "would then be used up; pass a Dataset or a DataLoader, or collect the "
+            "labels in the pass that uses the data (BlockFeatureExtractor."
+            "transform_with_labels)."
+        )
+    if data.shuffles:
+        raise ValueError(
+            "X is a DataLoader that shuffles: its samples come in a new order at every "
+            "pass, so labels read now would not match the next pass. Pass a DataLoader "
+            "with shuffle=False, or collect the labels in the pass that uses the data "
+            "(BlockFeatureExtractor.transform_with_labels)."
+        )
+    for _ in data.batches(batch_size=batch_size, labels=True):
+        pass
+    if data.labels is None:
+        raise ValueError(
+            f"X ({type(X).__name__}) yields no labels: its items or batches are images, "
+            "not (images, labels) tuples."
+        )
+    return data.labels
 
 
 def check_images(X, *, owner, name="X", channels=None):

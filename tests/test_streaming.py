@@ -17,8 +17,9 @@ from sklearn.pipeline import make_pipeline
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from sklearn_ood import BlockFeatureExtractor, Energy
+from sklearn_ood.exceptions import LabelsNotPassedWarning
 from sklearn_ood.extraction import iter_block_batches
-from sklearn_ood.streaming import iter_input_batches, n_samples
+from sklearn_ood.streaming import iter_input_batches, labels_of, n_samples
 
 N = 10
 
@@ -245,7 +246,9 @@ def test_pipeline_fits_on_loader_and_generator(images):
     net = Net()
     loader = DataLoader(TensorDataset(torch.from_numpy(images), torch.from_numpy(LABELS)),
                         batch_size=4)
-    pipe = make_pipeline(BlockFeatureExtractor(net, "flat"), Energy(head=net.fc)).fit(loader)
+    pipe = make_pipeline(BlockFeatureExtractor(net, "flat"), Energy(head=net.fc))
+    with pytest.warns(LabelsNotPassedWarning):  # Energy uses none: harmless here
+        pipe.fit(loader)
     with torch.no_grad():
         logits = net.eval()(torch.from_numpy(images)).numpy().astype(np.float64)
     np.testing.assert_allclose(pipe.score_samples(loader), logsumexp(logits, axis=1),
@@ -258,8 +261,9 @@ def test_pipeline_fits_on_loader_and_generator(images):
 
 def test_fit_transform_reads_a_generator_once(images):
     net = Net()
-    features = BlockFeatureExtractor(net, "act2", batch_size=4).fit_transform(
-        batches_of(images, LABELS))
+    with pytest.warns(LabelsNotPassedWarning):
+        features = BlockFeatureExtractor(net, "act2", batch_size=4).fit_transform(
+            batches_of(images, LABELS))
     np.testing.assert_allclose(features, reference(net, images), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="empty"):
         BlockFeatureExtractor(net, "act2").fit_transform(iter([]))
@@ -281,6 +285,20 @@ def test_iter_block_batches_yields_labels(images):
     np.testing.assert_array_equal(np.concatenate([y for _, _, y in out]), LABELS)
     np.testing.assert_allclose(np.concatenate([b["act2"] for _, b, _ in out]),
                                reference(net, images), rtol=1e-5, atol=1e-6)
+
+
+def test_labels_of_reads_the_labels_in_order_and_refuses_what_it_cannot():
+    tensors = TensorDataset(torch.from_numpy(np.zeros((N, 1, 2, 2), np.float32)),
+                            torch.from_numpy(LABELS))
+    for X in (tensors, ItemDataset(np.zeros((N, 1, 2, 2)), LABELS),
+              DataLoader(tensors, batch_size=3), DataLoader(tensors, batch_size=None)):
+        np.testing.assert_array_equal(labels_of(X), LABELS)
+    with pytest.raises(TypeError, match="one-shot"):
+        labels_of(batches_of(np.zeros((N, 1, 2, 2), np.float32), LABELS))
+    with pytest.raises(ValueError, match="shuffle=False"):
+        labels_of(DataLoader(tensors, batch_size=3, shuffle=True))
+    with pytest.raises(ValueError, match="yields no labels"):
+        labels_of(ItemDataset(np.zeros((N, 1, 2, 2))))
 
 
 def test_n_samples():

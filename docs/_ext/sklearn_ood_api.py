@@ -32,6 +32,7 @@ MODULES = [
     ("sklearn_ood.datasets", "Data sets (``sklearn_ood.datasets``)", False),
     ("sklearn_ood.diagnostics", "Diagnostics (``sklearn_ood.diagnostics``)", False),
     ("sklearn_ood.benchmark", "Benchmark (``sklearn_ood.benchmark``)", False),
+    ("sklearn_ood.exceptions", "Warnings (``sklearn_ood.exceptions``)", False),
 ]
 
 
