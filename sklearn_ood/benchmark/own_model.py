@@ -19,6 +19,7 @@ import importlib
 import numpy as np
 import torch
 
+from .._torch import model_run
 from ..extraction import resolve_blocks
 from .exceptions import BenchmarkError
 from .features import Layout
@@ -142,9 +143,10 @@ def _probe(model, names, probe):
             outputs.setdefault(name, output)
         return record
 
-    handles = [modules[n].register_forward_hook(hook(n)) for n in names]
     try:
-        with torch.no_grad():
+        with model_run(model) as hooks, torch.no_grad():
+            for n in names:
+                hooks.forward(modules[n], hook(n))
             logits = model(torch.as_tensor(np.ascontiguousarray(probe)))
     except Exception as exc:  # noqa: BLE001 - the model cannot run on these images
         raise BenchmarkError(
@@ -152,9 +154,6 @@ def _probe(model, names, probe):
             f"{tuple(probe.shape[1:])} (channels, height, width), and the forward pass raised "
             f"{type(exc).__name__}: {exc}. Give images of the size and channels the model "
             "expects.") from exc
-    finally:
-        for handle in handles:
-            handle.remove()
     return outputs, logits
 
 

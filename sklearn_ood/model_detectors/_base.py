@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseDetector, offset_sample, restore_on_error
 from .._tags import DetectorTags
-from ..streaming import _as_sliceable, _input_kind
+from ..streaming import InputStream
 from ._input import ModelInput
 
 
@@ -25,7 +25,7 @@ class ModelDetector(BaseDetector):
     zarr), a ``torch.utils.data.Dataset`` whose items are an image or a tuple
     ``(image, label, ...)``, a ``DataLoader`` (its transforms, workers and
     pinned memory apply) or an iterable of batches. Everything goes through
-    :func:`~sklearn_ood.streaming.iter_input_batches`, and the images are
+    :class:`~sklearn_ood.streaming.InputStream`, and the images are
     regrouped into batches of exactly ``batch_size``, so the scores do not
     depend on how the input is batched and at most one batch of images (plus
     the one being read) is in memory. A ``DataLoader`` that shuffles is
@@ -69,12 +69,12 @@ class ModelDetector(BaseDetector):
       ``rows`` (``None``: all), by default
       ``_score_batches(data.batches(rows))``.
 
-    The model runs either with :func:`~sklearn_ood.extraction.iter_block_batches`
-    (forward passes only) or inside :func:`~sklearn_ood.model_detectors._model_state.model_run`
-    (forward and input-gradient passes), both of which leave the model as it
-    was: hooks removed, train/eval flags, ``requires_grad`` and ``.grad``
-    restored, also when a pass or the reading of the data raises (an error
-    while a batch runs gets a note naming the batch and its samples).
+    The model runs inside :func:`~sklearn_ood._torch.model_run` (directly, or
+    through :func:`~sklearn_ood.extraction.iter_block_batches` for forward
+    passes), which leaves the model as it was: hooks removed, train/eval
+    flags, ``requires_grad`` and ``.grad`` restored, also when a forward or
+    backward pass or the reading of the data raises (an error while a batch
+    runs gets a note naming the batch and its samples).
 
     Attributes
     ----------
@@ -154,29 +154,15 @@ class ModelDetector(BaseDetector):
             return np.asarray(self._score_batches(data.batches()), dtype=np.float64)
 
     def _input(self, X, y=None, *, fit=False):
-        return ModelInput(X, y, batch_size=self.batch_size, detector=self, fit=fit,
-                          channels=None if fit else self.n_features_in_)
+        return ModelInput(X, y, batch_size=self.batch_size, detector=self, fit=fit)
 
     def _validate_input(self, X, *, reset):
-        """Check an array's shape at once; other inputs are checked batch by batch."""
-        if _input_kind(X) != "array":
-            return X
-        X = _as_sliceable(X)
-        shape = tuple(X.shape)
-        if len(shape) != 4:
-            raise ValueError(
-                f"{type(self).__name__} expects images of shape (n_samples, channels, "
-                f"height, width); got shape {shape}. Add the channel axis for grey "
-                "images, e.g. X[:, None]."
-            )
-        if reset:
-            self.n_features_in_ = shape[1]
-        elif shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {shape[1]} channels, but {type(self).__name__} was fitted on "
-                f"images with {self.n_features_in_} channels."
-            )
-        return X
+        """``X`` as a stream of images; an array's shape and channels are checked at once."""
+        data = InputStream(X, owner=type(self).__name__, images=True, same_shape=True,
+                           channels=None if reset else self.n_features_in_)
+        if reset and data.kind == "array":
+            self.n_features_in_ = data.channels
+        return data
 
     def _training_scores(self, X, rows):
         return self._score_batches(X.batches(rows))

@@ -15,6 +15,7 @@ from scipy.linalg import pinvh
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from .._torch import BlockCapture
 from ..extraction import resolve_blocks
 from .._tags import DetectorTags
 from ._base import ModelDetector
@@ -54,55 +55,14 @@ def class_mahalanobis(features, means, precision):
             + ((means @ precision) * means).sum(1))
 
 
-class _Stop(Exception):
-    """Raised from a hook once every wanted block has run."""
-
-
-class _BlockCapture:
-    """Spatially averaged outputs of named blocks, from hooks registered via ``hooks``."""
-
-    def __init__(self, model, blocks, hooks):
-        self.model = model
-        self.out, self.wanted = {}, set()
-        modules = dict(model.named_modules())
-        for name in blocks:
-            hooks.forward(modules[name], self._hook(name))
-
-    def _hook(self, name):
-        def hook(module, inputs, output):
-            if name not in self.wanted:
-                return
-            if name in self.out:
-                raise ValueError(
-                    f"Block {name!r} runs more than once in one forward pass (a shared "
-                    "module), so its output is ambiguous; choose a block that runs once."
-                )
-            if not isinstance(output, torch.Tensor) or output.ndim < 2:
-                raise ValueError(
-                    f"Block {name!r} must output one tensor (n_samples, channels, ...); "
-                    f"got {getattr(output, 'shape', type(output).__name__)}."
-                )
-            self.out[name] = output.flatten(2).mean(2) if output.ndim > 2 else output
-            if self.wanted <= self.out.keys():
-                raise _Stop
-
-        return hook
-
-    def __call__(self, x, blocks):
-        """Run the model on ``x`` up to the last of ``blocks``; return their pooled outputs."""
-        self.out, self.wanted = {}, set(blocks)
-        try:
-            self.model(x)
-        except _Stop:
-            pass
-        missing = [name for name in blocks if name not in self.out]
-        if missing:
-            raise ValueError(
-                f"Block(s) {missing} did not run during the forward pass of "
-                f"{type(self.model).__name__}; choose modules that forward() calls."
-            )
-        out, self.out = self.out, {}
-        return out
+def _pooled(name, output, n_samples):
+    """A block output averaged over its spatial positions (in the hook, differentiable)."""
+    if not isinstance(output, torch.Tensor) or output.ndim < 2:
+        raise ValueError(
+            f"Block {name!r} must output one tensor (n_samples, channels, ...); "
+            f"got {getattr(output, 'shape', type(output).__name__)}."
+        )
+    return output.flatten(2).mean(2) if output.ndim > 2 else output
 
 
 class InputPreprocessedMahalanobis(ModelDetector):
@@ -287,9 +247,9 @@ class InputPreprocessedMahalanobis(ModelDetector):
                 )
         features = {name: [] for name in blocks}
         with model_run(self.model) as hooks, torch.no_grad():
-            capture = _BlockCapture(self.model, blocks, hooks)
+            capture = BlockCapture(self.model, blocks, hooks, _pooled)
             for x in on_device(self.model, data.batches(), device=self.device):
-                for name, h in capture(x, blocks).items():
+                for name, h in capture(x).items():
                     features[name].append(h.to("cpu", torch.float64).numpy())
         self.input_std_ = check_input_std(self.input_std, data.n_channels)
         y = data.y
@@ -338,7 +298,7 @@ class InputPreprocessedMahalanobis(ModelDetector):
         blocks = self.blocks_
         out = []
         with model_run(self.model) as hooks:
-            capture = _BlockCapture(self.model, blocks, hooks)
+            capture = BlockCapture(self.model, blocks, hooks, _pooled)
             stats = None
             for x in on_device(self.model, batches, device=self.device):
                 if stats is None:
@@ -351,13 +311,13 @@ class InputPreprocessedMahalanobis(ModelDetector):
                 out.append(part)
                 if self.magnitude == 0:
                     with torch.no_grad():
-                        clean = capture(x, blocks)
+                        clean = capture(x)
                     for j, name in enumerate(blocks):
                         part[:, j] = _min_distance(clean[name], *stats[j]).neg().cpu().numpy()
                     continue
                 with torch.enable_grad():
                     x_grad = x.detach().requires_grad_(True)
-                    clean = capture(x_grad, blocks)
+                    clean = capture(x_grad)
                     for j, name in enumerate(blocks):
                         means, precision = stats[j]
                         h = clean[name].to(torch.float64)
