@@ -278,7 +278,7 @@ def test_model_detector_calibrates_from_arrays_datasets_and_loaders():
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 3)).double()
     images = np.random.default_rng(6).normal(size=(40, 2, 2, 2))
     tensor = torch.from_numpy(images)
-    inputs = [images, TensorDataset(tensor),
+    inputs = [images, tensor, TensorDataset(tensor),
               DataLoader(TensorDataset(tensor), batch_size=7)]
     fitted = [ConformalDetector(ODIN(net, batch_size=4), calibration_size=15, alpha=0.2,
                                 random_state=0).fit(X) for X in inputs]
@@ -286,7 +286,7 @@ def test_model_detector_calibrates_from_arrays_datasets_and_loaders():
         np.testing.assert_array_equal(det.calibration_rows_[0], fitted[0].calibration_rows_[0])
         np.testing.assert_allclose(det.calibration_scores_[0], fitted[0].calibration_scores_[0])
         assert det.n_features_in_ == 2
-    np.testing.assert_allclose(fitted[2].p_values(images), fitted[0].p_values(images))
+    np.testing.assert_allclose(fitted[3].p_values(images), fitted[0].p_values(images))
 
     # a detector fitted elsewhere, calibrated on a DataLoader or a one-shot iterator
     odin = ODIN(net, batch_size=4).fit(images[:25])
@@ -301,9 +301,9 @@ def test_model_detector_calibrates_from_arrays_datasets_and_loaders():
                                by_loader.calibration_scores_[0])
 
     cross = ConformalDetector(ODIN(net, batch_size=4), method="cross", cv=3, alpha=0.2,
-                              random_state=0).fit(inputs[2])
+                              random_state=0).fit(inputs[3])
     restored = pickle.loads(pickle.dumps(cross))
-    np.testing.assert_allclose(restored.p_values(inputs[2]), cross.p_values(images))
+    np.testing.assert_allclose(restored.p_values(inputs[3]), cross.p_values(images))
     with pytest.raises(TypeError, match="one-shot"):
         cross.p_values(iter([images]))
 
@@ -331,3 +331,13 @@ def test_acceptance_shares_by_hand():
 def test_sklearn_compatible(estimator, check):
     # alpha=0.3: the checks fit on 10 - 20 rows, too few calibration rows for 0.05
     check(estimator)
+
+
+def test_fitted_attributes_are_documented():
+    pd = pytest.importorskip("pandas")
+    from test_docstrings import assert_documented
+
+    X = pd.DataFrame(np.random.default_rng(8).normal(size=(60, 2)), columns=["a", "b"])
+    det = ConformalDetector(Mahalanobis(), calibration_size=30, random_state=0).fit(X)
+    assert list(det.feature_names_in_) == ["a", "b"]
+    assert_documented(det)

@@ -18,8 +18,9 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import _num_samples
 
 _NOT_INDEXABLE = (
-    "{what} cannot be split into fit and calibration rows: its rows cannot be selected "
-    "without reading it. Pass an array, an array-like that slices lazily (np.memmap, "
+    "{what} cannot be split into fit and calibration rows (nor its OOD rows, negative in "
+    "y, kept out of the calibration rows): its rows cannot be selected without reading "
+    "it. Pass an array, an array-like that slices lazily (np.memmap, "
     "h5py), a map-style Dataset or a DataLoader reading one in order (shuffle=False, "
     "drop_last=False, no custom sampler); or fit the detector on other rows yourself "
     "and calibrate it on this input with ConformalDetector(FrozenEstimator(detector))."
