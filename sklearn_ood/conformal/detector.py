@@ -263,6 +263,7 @@ class ConformalDetector(OutlierMixin, BaseEstimator):
             folds = [(None, None)]  # every row calibrates: hand X over as it is
         else:
             folds = self._folds(X, y, is_id, frozen)
+            check_attainable(sum(len(calib) for _, calib in folds), self.alpha, self.delta)
 
         detectors, rows, scores = [], [], []
         for fit_rows, calib_rows in folds:

@@ -52,8 +52,8 @@ def simes_band(n_calibration, delta):
     ``h(p) = b_{(n+1) p}`` for ``p < 1`` (and ``h(1) = 1``) of the marginal
     p-value ``p`` satisfies ``P(h(p) <= t | calibration) <= t`` for all ``t``
     on an event of probability ``>= 1 - delta``. This function gives the band
-    of their generalised Simes inequality with ``k = n // 2`` (the choice the
-    paper recommends and its authors' code uses):
+    of their generalised Simes inequality with ``k = n // 2`` (the default of
+    the authors' reference code):
 
         b_{n+1-i} = 1 - delta^(1/k) * (i (i-1) ... (i-k+1) / (n (n-1) ... (n-k+1)))^(1/k)
 
