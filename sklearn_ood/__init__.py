@@ -39,6 +39,7 @@ from .detectors import (
     ViM,
     VRA,
 )
+from .conformal import ConformalDetector
 from .diagnostics import neural_collapse
 from .display import ScoreDistributionDisplay, plot_precision_recall, plot_roc
 from .extraction import BlockFeatureExtractor
@@ -52,6 +53,7 @@ __all__ = [
     "ASH",
     "BlockFeatureExtractor",
     "BlockSelection",
+    "ConformalDetector",
     "DICE",
     "Energy",
     "Entropy",

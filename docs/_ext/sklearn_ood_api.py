@@ -27,6 +27,7 @@ MODULES = [
     ("sklearn_ood.metrics", "Metrics and scorers (``sklearn_ood.metrics``)", False),
     ("sklearn_ood.tuning", "Tuning (``sklearn_ood.tuning``)", False),
     ("sklearn_ood.discovery", "Registry of detectors (``sklearn_ood.discovery``)", False),
+    ("sklearn_ood.conformal", "Conformal calibration (``sklearn_ood.conformal``)", False),
     ("sklearn_ood.pseudo_ood", "Pseudo-OOD data (``sklearn_ood.pseudo_ood``)", False),
     ("sklearn_ood.display", "Plots (``sklearn_ood.display``)", False),
     ("sklearn_ood.models", "Models and training (``sklearn_ood.models``)", False),
