@@ -139,6 +139,43 @@ def test_help_exits_zero(capsys):
     assert "benchmark" in capsys.readouterr().out
 
 
+def test_list_detectors_prints_every_key(capsys):
+    assert main(["benchmark", "--list-detectors"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {spec.key} " in out and spec.name in out for spec in DETECTORS)
+
+
+def test_parser_and_help_import_neither_torch_nor_sklearn():
+    code = (
+        "import contextlib, io, sys\n"
+        "from sklearn_ood.__main__ import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['--help']) == 0 and main(['benchmark', '--help']) == 0\n"
+        "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'skorch') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_package_exports_are_imported_on_first_access():
+    import sklearn_ood
+
+    assert set(sklearn_ood.__all__) == set(sklearn_ood._EXPORTS)
+    assert all(getattr(sklearn_ood, name).__name__ == name for name in sklearn_ood.__all__)
+    assert set(benchmark.__all__) <= set(dir(benchmark))
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        sklearn_ood.nothing  # noqa: B018
+
+
+def test_unknown_option_prints_the_benchmark_usage(capsys):
+    assert main(["benchmark", "--epoch", "3", "--frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: sklearn-ood benchmark ")
+    assert "sklearn-ood benchmark: error: unrecognized arguments: --frobnicate" in err
+
+
 def test_python_dash_m_help():
     proc = subprocess.run([sys.executable, "-m", "sklearn_ood", "benchmark", "--help"],
                           capture_output=True, text=True, timeout=120)
@@ -150,7 +187,7 @@ def test_unknown_ood_set(tmp_path, capsys):
     code = main(["benchmark", "--ood", "svhn", "--out", str(tmp_path), *TINY])
     assert code != 0
     err = capsys.readouterr().err
-    assert "Unknown OOD set" in err and "svhn" in err
+    assert "--ood 'svhn': no such file or folder, nor a known OOD set" in err
     assert "photo_patches" in err and "fashion_mnist" in err  # lists the known ones
     assert not (tmp_path / "results.csv").exists()
 
@@ -158,8 +195,8 @@ def test_unknown_ood_set(tmp_path, capsys):
 def test_unknown_id_set(capsys):
     assert main(["benchmark", "--id", "svhn"]) != 0
     err = capsys.readouterr().err
-    assert "Unknown ID set 'svhn'" in err and "mnist" in err and "cifar10" in err
-    assert "or give a path to an .npz file" in err
+    assert "--id 'svhn': no such file or folder, nor a known ID set" in err
+    assert "mnist" in err and "cifar10" in err and "a path to an .npz file" in err
 
 
 def test_detectors_are_named_after_their_classes():
@@ -191,6 +228,10 @@ def test_unknown_detector(tmp_path, capsys):
     assert main(["benchmark", "--detectors", "energy", "foo", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "foo" in err and "knn" in err
+    assert main(["benchmark", "--detectors", "energi", "Mahalanobi", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "'energi': did you mean 'energy'?" in err
+    assert "'Mahalanobi': did you mean 'mahalanobis' or" in err
 
 
 def test_bad_data_dir(tmp_path, capsys):
@@ -208,7 +249,7 @@ def test_bad_data_dir(tmp_path, capsys):
 def test_threads_option_limits_blas_during_the_run_only(tmp_path, monkeypatch):
     from threadpoolctl import threadpool_info
 
-    from sklearn_ood.benchmark import cli
+    from sklearn_ood.benchmark import runner
 
     def blas_threads():
         return {i["filepath"]: i["num_threads"] for i in threadpool_info()
@@ -220,10 +261,20 @@ def test_threads_option_limits_blas_during_the_run_only(tmp_path, monkeypatch):
         seen.append(blas_threads())
         raise BenchmarkError("stop after the check")
 
-    monkeypatch.setattr(cli, "run_benchmark", fake_run)
+    monkeypatch.setattr(runner, "run_benchmark", fake_run)
     assert main(["benchmark", "--threads", "1", "--out", str(tmp_path), *TINY]) == 2
     assert before and set(seen[0].values()) == {1}
     assert blas_threads() == before
+
+
+def test_progress_bars_only_on_a_terminal(tmp_path, capsys):
+    """A redirected log (here: captured) gets the log lines, no bars or colour codes."""
+    assert main(["benchmark", "--epochs", "1", "--max-train", "100", "--no-tune", "--no-plots",
+                 "--detectors", "energy", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "extracting features: plain model" in err and "s] training the plain" in err
+    assert "epoch" in err and "train_loss" in err  # skorch's epoch table stays
+    assert "\r" not in err and "\x1b[" not in err and "it/s" not in err and "img/s" not in err
 
 
 def test_bad_weights_file(tmp_path, capsys):

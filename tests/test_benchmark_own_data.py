@@ -32,6 +32,14 @@ def make():
     return Tiny()
 
 
+def make_chance():
+    """A head of zeros: every image is given class 0, chance accuracy."""
+    model = Tiny()
+    nn.init.zeros_(model.classifier.weight)
+    nn.init.zeros_(model.classifier.bias)
+    return model
+
+
 def make_rgb():
     return Tiny(channels=3)
 
@@ -86,7 +94,7 @@ def test_own_data_and_model_end_to_end(own, monkeypatch):
     assert main(args(own)) == 0
     rows = read_csv(own / "out" / "results.csv")
     assert [(r["detector"], r["ood_set"]) for r in rows] == [
-        (name, s) for name in ("Energy", "Mahalanobis", "KNN") for s in ("ood_pngs", "average")]
+        (name, s) for name in ("Energy", "KNN", "Mahalanobis") for s in ("ood_pngs", "average")]
     for row in rows:
         assert 0.0 <= float(row["auroc"]) <= 1.0
     report = (own / "out" / "results.md").read_text()
@@ -133,6 +141,12 @@ def test_negative_id_labels_are_refused(own, capsys):
     assert "labels must be class indices >= 0" in _error(capsys, argv)
 
 
+def without_weights(argv):
+    """The arguments without ``--weights FILE``: the factory's own parameters."""
+    i = argv.index("--weights")
+    return argv[:i] + argv[i + 2:]
+
+
 def test_skipped_detectors_are_noted(own):
     assert main(args(own, blocks=("pool",), detectors=(
         "energy", "gaussian_density-l2", "feature_norm"))) == 0
@@ -143,9 +157,28 @@ def test_skipped_detectors_are_noted(own):
     assert "FeatureNorm (last block)" in report and "they read maps" in report
 
 
+def test_accuracy_near_chance_is_warned_and_no_row_is_marked_best(own, capsys):
+    argv = without_weights(args(own, model=f"{MODULE}:make_chance",
+                                detectors=("energy", "knn")))
+    assert main(argv) == 0
+    report = (own / "out" / "results.md").read_text()
+    table = report[report.index("| detector |"):report.index("## ", report.index("| detector |"))]
+    assert "**" not in table
+    assert "**Warning**: ID test accuracy near chance: plain model 33.3 %, chance 33.3 %" in report
+    assert "warning: ID test accuracy near chance" in capsys.readouterr().err
+
+
 def _error(capsys, argv):
     assert main(argv) == 2
     return capsys.readouterr().err
+
+
+def test_missing_folder_and_missing_file_give_the_same_message(own, capsys):
+    for option in ("--id", "--ood"):
+        for missing in ("nowhere", "nowhere.npz", "nowhere/"):
+            argv = args(own)
+            argv[argv.index(option) + 1] = missing
+            assert f"{option} {missing!r}: no such file or folder" in _error(capsys, argv)
 
 
 def test_missing_path(own, capsys):
@@ -174,8 +207,25 @@ def test_npz_without_the_keys(own, capsys):
 def test_module_that_cannot_be_imported(own, capsys):
     err = _error(capsys, args(own, model="no_such_module_xyz:make"))
     assert "module 'no_such_module_xyz' cannot be imported" in err
+    assert "looked up in the current folder" in err
     err = _error(capsys, args(own, model=f"{MODULE}:no_such_factory"))
     assert f"module '{MODULE}' has no attribute 'no_such_factory'" in err
+
+
+def test_factory_is_imported_from_the_current_folder(tmp_path, monkeypatch):
+    """As ``python -m`` does: the console script does not put the folder on sys.path."""
+    from sklearn_ood.benchmark.own_model import import_factory
+
+    (tmp_path / "cwd_only_nets.py").write_text(SOURCE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "cwd_only_nets", raising=False)
+    path = list(sys.path)
+    try:
+        assert isinstance(import_factory("cwd_only_nets:make")(), torch.nn.Module)
+    finally:
+        sys.modules.pop("cwd_only_nets", None)
+    assert sys.path == path  # the folder was on the path for the import only
 
 
 def test_factory_that_returns_no_module(own, capsys):
@@ -215,7 +265,7 @@ def test_images_of_the_wrong_shape(own, capsys):
     (dict(blocks=["conv"], head="fc"), "--blocks and --head apply only"),
     (dict(model="m:f", head="fc"), "--blocks is required with --model m:f"),
     (dict(model="m:f", blocks=["a"], head="fc", epochs=3), "--epochs cannot apply"),
-    (dict(id_set="cifar11"), "Unknown ID set 'cifar11'.*or give a path"),
+    (dict(id_set="cifar11"), "--id 'cifar11': no such file or folder, nor a known ID set"),
 ])
 def test_settings_refuse_own_model_misuse(options, message):
     with pytest.raises(BenchmarkError, match=message):
@@ -228,3 +278,4 @@ def test_help_names_no_machine_path():
     sub = build_parser()._subparsers._group_actions[0].choices["benchmark"]
     text = sub.format_help()
     assert "package.module:factory" in text and "/work/" not in text
+    assert "imported from the current folder or the Python path" in " ".join(text.split())

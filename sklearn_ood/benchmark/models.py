@@ -5,6 +5,7 @@ skorch training helper this module uses.)
 """
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -16,16 +17,15 @@ from ..models import ResNet, SmallCNN, make_classifier
 from .exceptions import BenchmarkError
 from .features import FEATURES, layout_of
 from .own_model import load_own_model
+from .settings import ARCHITECTURES
 
 __all__ = [
-    "ARCHITECTURES", "AUGMENTATIONS", "Models", "build_model", "flip_crop_collate",
+    "Models", "build_model", "flip_crop_collate",
     "get_models", "load_state_dict_model", "load_weights", "save_weights", "train_model",
 ]
 
 #: Architecture name -> module class (ResNet has the ResNet-18 layout by default).
-MODULES = {"smallcnn": SmallCNN, "resnet18": ResNet}
-ARCHITECTURES = tuple(MODULES)
-AUGMENTATIONS = ("none", "flip-crop")
+MODULES = dict(zip(ARCHITECTURES, (SmallCNN, ResNet), strict=True))
 WEIGHTS_FORMAT = "sklearn-ood-benchmark-weights/1"
 
 
@@ -206,7 +206,13 @@ def build_model(arch, *, num_classes, in_channels, width, l2_normalize=False):
 
 
 def _stderr_print(*args, **kwargs):
+    """skorch's epoch table on stderr; its colours (ANSI codes) only on a terminal."""
+    if not sys.stderr.isatty():
+        args = [_ANSI.sub("", str(a)) for a in args]
     print(*args, file=sys.stderr, **kwargs)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def flip_crop_collate(batch):
@@ -230,13 +236,17 @@ def flip_crop_collate(batch):
 
 def train_model(arch, X, y, *, num_classes, width, epochs, batch_size, lr, seed,
                 l2_normalize, progress, augment="none"):
-    """Train with :func:`~sklearn_ood.models.make_classifier`; return the module (eval)."""
+    """Train with :func:`~sklearn_ood.models.make_classifier`; return the module (eval).
+
+    ``progress``: print the epoch table on stderr, with a progress bar when
+    stderr is a terminal.
+    """
     extra = {"callbacks__print_log__sink": _stderr_print} if progress else {}
     if augment == "flip-crop":
         extra["iterator_train__collate_fn"] = flip_crop_collate
     net = make_classifier(
         MODULES[arch], max_epochs=epochs, batch_size=batch_size, lr=lr, random_state=seed,
-        progress=progress, verbose=int(progress), num_classes=num_classes,
+        progress=progress and sys.stderr.isatty(), verbose=int(progress), num_classes=num_classes,
         in_channels=X.shape[1], width=width, l2_normalize=l2_normalize, **extra)
     net.fit(X, y.astype(np.int64))
     return net.module_.eval()

@@ -63,13 +63,15 @@ def summary_table(result):
 
     When the ID set groups its OOD sets (OpenOOD's near- and far-OOD), each
     group's average ``AUROC / FPR95`` (e.g. a "near avg" column) comes before
-    the overall averages. The best average AUROC and FPR95 are in bold.
+    the overall averages. The best average AUROC and FPR95 are in bold,
+    unless the model's accuracy is near chance (``info["near_chance"]``).
     """
     table = _by_detector(result.rows)
     groups = list(result.config.get("ood_groups") or {})
     avgs = {name: sets["average"] for name, sets in table.items()}
-    best_auc = max(r["auroc"] for r in avgs.values())
-    best_fpr = min(r["fpr95"] for r in avgs.values())
+    ranked = not result.info.get("near_chance")
+    best_auc = max(r["auroc"] for r in avgs.values()) if ranked else None
+    best_fpr = min(r["fpr95"] for r in avgs.values()) if ranked else None
     head = (["detector"] + [f"{o} AUROC↑/FPR95↓" for o in result.ood_sets]
             + [f"{g} avg AUROC↑/FPR95↓" for g in groups]
             + ["avg AUROC↑", "avg FPR95↓", "avg AUPR-In↑", "avg AUPR-Out↑",
@@ -79,9 +81,9 @@ def summary_table(result):
     for name, sets in table.items():
         avg = sets["average"]
         auc, fpr = _pct(avg["auroc"]), _pct(avg["fpr95"])
-        if np.isclose(avg["auroc"], best_auc):
+        if ranked and np.isclose(avg["auroc"], best_auc):
             auc = f"**{auc}**"
-        if np.isclose(avg["fpr95"], best_fpr):
+        if ranked and np.isclose(avg["fpr95"], best_fpr):
             fpr = f"**{fpr}**"
         cells = ([name] + [f"{_pct(sets[o]['auroc'])} / {_pct(sets[o]['fpr95'])}"
                            for o in [*result.ood_sets, *(g + GROUP_SUFFIX for g in groups)]]
@@ -134,6 +136,7 @@ def header_lines(result):
         "- images: " + ", ".join(f"{k} {v}" for k, v in info["n_images"].items()),
         f"- ID test accuracy: plain model {100 * info['accuracy']:.2f} %"
         + (f", L2 model {100 * info['accuracy_l2']:.2f} %" if "accuracy_l2" in info else ""),
+        *([f"- **Warning**: {info['near_chance']}"] if info.get("near_chance") else []),
         *(["- OOD groups: " + "; ".join(f"{g} {', '.join(sets)}"
                                           for g, sets in c["ood_groups"].items())]
           if c.get("ood_groups") else []),

@@ -12,11 +12,14 @@ import numpy as np
 from .. import metrics
 
 __all__ = [
-    "CHOSEN_NAME", "GROUP_SUFFIX", "METRIC_COLUMNS", "TUNED_SUFFIX", "BenchmarkResult",
-    "finite_for_ranking", "group_rows", "metric_rows", "ood_metrics",
+    "CHOSEN_NAME", "GROUP_SUFFIX", "METRIC_COLUMNS", "NEAR_CHANCE", "TUNED_SUFFIX",
+    "BenchmarkResult", "finite_for_ranking", "group_rows", "metric_rows", "near_chance",
+    "ood_metrics",
 ]
 
 METRIC_COLUMNS = ("auroc", "fpr95", "aupr_in", "aupr_out")
+#: A model's ID test accuracy below this multiple of chance (1 / classes) is near chance.
+NEAR_CHANCE = 1.5
 #: Appended to a detector's name for its row tuned on pseudo-OOD.
 TUNED_SUFFIX = ", tuned (pseudo-OOD)"
 #: Start of the name of the row repeating the best detector on pseudo-OOD.
@@ -48,7 +51,9 @@ class BenchmarkResult:
         (seconds per stage), ``n_images`` per set, ``tuned`` (row ->
         parameters), ``pseudo`` (row -> pseudo-OOD FPR95/AUROC), ``chosen``
         (the row with the best pseudo-OOD score), ``nc1`` (model kind -> NC1
-        of its fit-set fc inputs), ``notes``.
+        of its fit-set fc inputs), ``notes``, ``n_classes`` and ``near_chance``
+        (the warning of :func:`near_chance`, or ``None``).
+
     """
 
     rows: list
@@ -56,6 +61,43 @@ class BenchmarkResult:
     ood_sets: list
     config: dict
     info: dict = field(default_factory=dict)
+
+
+def near_chance(info):
+    """A warning when a model's ID test accuracy is near chance, else ``None``.
+
+    Near chance: below :data:`NEAR_CHANCE` times ``1 / n_classes``. The
+    model has then not learnt the ID classes, and the detectors' metrics say
+    little about them: the report marks no row best.
+
+    Parameters
+    ----------
+    info : dict
+        With ``n_classes``, ``accuracy`` and optionally ``accuracy_l2``
+        (:attr:`BenchmarkResult.info`).
+
+    Returns
+    -------
+    warning : str or None
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.result import near_chance
+    >>> near_chance({"n_classes": 10, "accuracy": 0.9}) is None
+    True
+    >>> print(near_chance({"n_classes": 3, "accuracy": 0.4}))  # doctest: +NORMALIZE_WHITESPACE
+    ID test accuracy near chance: plain model 40.0 %, chance 33.3 % (3 classes). The model
+    has not learnt the ID classes: the detectors' metrics say little, and no row is marked best.
+    """
+    chance = 1 / info["n_classes"]
+    low = [f"{kind} model {100 * info[key]:.1f} %"
+           for key, kind in (("accuracy", "plain"), ("accuracy_l2", "L2"))
+           if key in info and info[key] < NEAR_CHANCE * chance]
+    if not low:
+        return None
+    return (f"ID test accuracy near chance: {', '.join(low)}, chance {100 * chance:.1f} % "
+            f"({info['n_classes']} classes). The model has not learnt the ID classes: the "
+            "detectors' metrics say little, and no row is marked best.")
 
 
 def finite_for_ranking(scores):

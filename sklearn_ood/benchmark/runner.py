@@ -34,12 +34,12 @@ import contextlib
 import sys
 import time
 
+from ..diagnostics import neural_collapse
 from .data import load_data
 from .evaluate import Inputs, accuracies, evaluate_all
 from .features import extract_all
 from .models import get_models
-from ..diagnostics import neural_collapse
-from .result import BenchmarkResult, group_rows
+from .result import BenchmarkResult, group_rows, near_chance
 from .settings import resolve_settings
 from .tune import add_tuned_rows
 
@@ -139,12 +139,17 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
         models = get_models(settings, data, log)
     settings = settings.with_models(models)
     with clock("extract"):
-        features = extract_all(models.nets, data.image_sets, progress=settings.progress, log=log)
+        features = extract_all(models.nets, data.image_sets,
+                               progress=settings.progress and sys.stderr.isatty(), log=log)
     inputs = Inputs(models.nets, features, data.labels, settings.eval_sets, settings.seed)
     info = {"timings": clock.timings, "n_images": data.n_images, **accuracies(inputs, log),
+            "n_classes": data.n_classes,
             "nc1": {kind: float(neural_collapse(features[kind]["fit"]["h"], data.y_fit)["nc1"])
                     for kind in models.nets},
             "tuned": {}, "pseudo": {}}
+    info["near_chance"] = near_chance(info)
+    if info["near_chance"]:
+        log(f"warning: {info['near_chance']}")
     with clock("detectors"):
         evaluations = evaluate_all(settings.detectors, inputs, log)
     info["notes"] = [*data.notes, *models.notes,
