@@ -18,7 +18,7 @@ from sklearn_ood._base import BaseDetector
 from sklearn_ood.benchmark import DETECTORS, BenchmarkError, run_benchmark
 from sklearn_ood.benchmark import models, result, specs
 from sklearn_ood.benchmark.cli import main
-from sklearn_ood.benchmark.evaluate import Inputs, evaluate, sample_rows
+from sklearn_ood.benchmark.evaluate import Inputs, evaluate, evaluate_all, sample_rows
 from sklearn_ood.benchmark.settings import resolve_settings
 from sklearn_ood.benchmark.specs import DetectorSpec
 from sklearn_ood.benchmark.tune import add_tuned_rows, lowest_fpr95, search
@@ -573,6 +573,51 @@ def test_search_fits_each_candidate_once_on_the_capped_rows_and_skips_failures()
         inputs.scored(spec, "pseudo-OOD"), inputs.features["plain"]["pseudo-OOD"]["h"][val])
     with pytest.raises(ValueError, match="cannot fit"):
         search(spec, ParameterGrid({"fail": [True]}), inputs, log=lambda message: None)
+
+
+def test_a_failing_row_costs_no_other_row():
+    inputs = _inputs()
+
+    class Fragile(_Recorder):
+        def __init__(self, *, random_state=None, contamination=0.05, fail=False):
+            super().__init__(random_state=random_state, contamination=contamination)
+            self.fail = fail
+
+        def _fit(self, X, y):
+            if self.fail:
+                raise ValueError("cannot fit\n  at all")
+            super()._fit(X, y)
+
+    specs_ = [DetectorSpec("bad", "Bad", lambda net: Fragile(fail=True)),
+              DetectorSpec("good", "Good", lambda net: _Recorder()),
+              DetectorSpec("untunable", "Untunable", lambda net: Fragile(),
+                           grid=lambda n: {"fail": [True]})]
+    evaluations, failed = evaluate_all(specs_, inputs, log=lambda message: None)
+    assert [e.name for e in evaluations] == ["Good", "Untunable"]
+    assert failed == {"Bad": "ValueError: cannot fit at all"}
+    rows, info = add_tuned_rows(evaluations, inputs, log=lambda message: None)
+    assert [r.name for r in rows[:2]] == ["Good", "Untunable"]  # no tuned row
+    assert info["failed"] == {"Untunable" + result.TUNED_SUFFIX: "ValueError: cannot fit at all"}
+    assert list(info["pseudo"]) == ["Good", "Untunable"]
+    assert rows[2].name.startswith(result.CHOSEN_NAME) and len(rows) == 3
+
+
+def test_preconditions_skip_a_detector_the_model_cannot_serve():
+    import torch
+
+    from sklearn_ood import MCDropout
+    from sklearn_ood.benchmark.preconditions import skip_reason
+    from sklearn_ood.models import SmallCNN
+
+    net = SmallCNN(3, in_channels=1, width=4)
+    spec = DetectorSpec("mc_dropout", "MCDropout", lambda net: MCDropout(net),
+                        features="images")
+    assert "SmallCNN has no dropout module" in skip_reason(spec, {"plain": net})
+    net.dropout = torch.nn.Dropout(0.5)  # MCDropout needs one, used or not
+    assert skip_reason(spec, {"plain": net}) is None
+    (l2,) = specs.select_detectors(["gaussian_density-l2"])
+    assert "needs a second model" in skip_reason(l2, {"plain": net})
+    assert skip_reason(l2, {"plain": net, "l2": net}) is None
 
 
 def test_tuned_rows_follow_their_default_row_and_the_choice_comes_last():

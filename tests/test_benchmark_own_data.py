@@ -28,8 +28,24 @@ class Tiny(nn.Module):
         return self.classifier(self.pool(self.conv(x)))
 
 
+class Hidden(Tiny):
+    """A hidden layer before the head: the last map has 4 channels, the head 8 inputs."""
+
+    def __init__(self):
+        super().__init__(classes=8)
+        self.hidden = nn.Sequential(self.classifier, nn.ReLU())
+        self.classifier = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.classifier(self.hidden(self.pool(self.conv(x))))
+
+
 def make():
     return Tiny()
+
+
+def make_hidden():
+    return Hidden()
 
 
 def make_chance():
@@ -147,14 +163,59 @@ def without_weights(argv):
     return argv[:i] + argv[i + 2:]
 
 
-def test_skipped_detectors_are_noted(own):
+def test_skipped_detectors_are_noted(own, capsys):
     assert main(args(own, blocks=("pool",), detectors=(
         "energy", "gaussian_density-l2", "feature_norm"))) == 0
     rows = read_csv(own / "out" / "results.csv")
     assert {r["detector"] for r in rows} == {"Energy"}
     report = (own / "out" / "results.md").read_text()
-    assert "GaussianDensity (L2 model)" in report and "second model" in report
-    assert "FeatureNorm (last block)" in report and "they read maps" in report
+    assert "| GaussianDensity (L2 model) | skipped | needs a second model" in report
+    assert "| FeatureNorm | skipped | reads maps" in report
+    err = capsys.readouterr().err
+    assert "skipped FeatureNorm: reads maps" in err
+
+
+def test_rows_a_model_cannot_serve_are_skipped_and_the_others_written(own, capsys):
+    """A hidden layer before the head: the detectors that apply the head to the last
+    map's channels are skipped with the reason, every other row is written, exit 0."""
+    argv = without_weights(args(own, model=f"{MODULE}:make_hidden", blocks=("conv", "hidden"),
+                                detectors=("energy", "rankfeat", "nap-e", "knn",
+                                           "gaussian_density-l2")))
+    assert main(argv) == 0
+    rows = read_csv(own / "out" / "results.csv")
+    assert [(r["detector"], r["ood_set"]) for r in rows] == [
+        (name, s) for name in ("Energy", "KNN") for s in ("ood_pngs", "average")]
+    report = (own / "out" / "results.md").read_text()
+    err = capsys.readouterr().err
+    reason = ("applies the head 'classifier' (8 inputs) to the 4 channels of 'conv', the "
+              "last map block")
+    for name in ("RankFeat", "NAP-E (w=0.4)"):
+        assert f"| {name} | skipped | {reason}" in report
+        assert f"skipped {name}: {reason}" in err
+    assert "skipped GaussianDensity (L2 model): needs a second model" in err
+    assert "FAILED" not in err and "| failed |" not in report
+    # nothing runnable asked for: a usage error, nothing written
+    assert main(argv[:argv.index("--detectors") + 1] + ["rankfeat", "--out",
+                                                       str(own / "none")]) == 2
+    assert "No detector asked for can run on this model: RankFeat: applies the head" in (
+        capsys.readouterr().err)
+    assert not (own / "none").exists()
+
+
+def test_a_failing_row_is_reported_and_the_others_written(own, capsys, monkeypatch):
+    from sklearn_ood.detectors import knn
+
+    def broken_fit(self, X, y=None):
+        raise RuntimeError("broken\nfit")
+
+    monkeypatch.setattr(knn.KNN, "fit", broken_fit)
+    assert main(args(own, detectors=("energy", "knn", "mahalanobis"))) == 1
+    rows = read_csv(own / "out" / "results.csv")
+    assert {r["detector"] for r in rows} == {"Energy", "Mahalanobis"}
+    assert "| KNN | failed | RuntimeError: broken fit |" in (
+        own / "out" / "results.md").read_text()
+    err = capsys.readouterr().err
+    assert "FAILED KNN: RuntimeError: broken fit" in err and "1 row(s) failed" in err
 
 
 def test_accuracy_near_chance_is_warned_and_no_row_is_marked_best(own, capsys):

@@ -14,6 +14,10 @@ from .settings import ARCHITECTURES, AUGMENTATIONS, ID_SETS, OWN_PRESET
 
 __all__ = ["build_parser", "main"]
 
+#: Exit codes of ``sklearn-ood benchmark``.
+EXIT_OK, EXIT_FAILED_ROWS, EXIT_USAGE = 0, 1, 2
+
+
 def _presets():
     lines = ["defaults per ID set:"]
     for name, p in ID_SETS.items():
@@ -44,9 +48,20 @@ your data, your model:
                subfolders), read at the ID images' size and channels.
   --model package.module:factory --weights FILE --blocks NAME [NAME ...] --head NAME
                loads your model instead of training one. The module is imported from
-               the current folder or the Python path, as `python -m` does. The
-               detectors that need a second (L2) model, and the map-based ones with
-               a single --blocks name, are skipped with a note in the report."""
+               the current folder or the Python path, as `python -m` does.
+
+rows that cannot run:
+  Before a detector runs, what it needs of the model is checked: a second (L2)
+  model, maps (a --blocks name before the feature block), as many channels in
+  the last map as the head's input when it applies the head to them. A row
+  that needs what the model lacks is skipped; a row whose fit or scoring
+  raises fails. Neither costs the other rows: each skipped or failed row is
+  listed with its reason in results.md and on stderr.
+
+exit status:
+  0  every requested row was written or skipped for what the model lacks
+  1  some rows failed (the others are written)
+  2  usage error: bad option, path, model or data (nothing is run)"""
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -164,8 +179,9 @@ def build_parser():
                         "loaded machine more threads oversubscribe the cores and were "
                         "measured much slower: see perf/README.md)")
     b.add_argument("--quiet", action="store_true",
-                   help="no log lines (the table and warnings are still printed). Progress "
-                        "bars are shown only when stderr is a terminal")
+                   help="no log lines (the table, warnings and skipped or failed rows are "
+                        "still printed). Progress bars are shown only when stderr is a "
+                        "terminal")
     return parser
 
 
@@ -188,13 +204,32 @@ def _benchmark(args):
     if "chosen" in result.info:
         print(f"\nchosen by pseudo-OOD: {result.info['chosen']}")
     print(f"\nwrote {len(paths)} files to {args.out}")
-    if result.info.get("near_chance"):
-        print(f"sklearn-ood benchmark: warning: {result.info['near_chance']}", file=sys.stderr)
-    return 0
+    return _problems(result)
+
+
+def _problems(result):
+    """Print the warnings and the rows not written on stderr; return the exit code."""
+    info = result.info
+    if info.get("near_chance"):
+        print(f"sklearn-ood benchmark: warning: {info['near_chance']}", file=sys.stderr)
+    for name, reason in info.get("skipped", {}).items():
+        print(f"sklearn-ood benchmark: skipped {name}: {reason}", file=sys.stderr)
+    for name, reason in info.get("failed", {}).items():
+        print(f"sklearn-ood benchmark: FAILED {name}: {reason}", file=sys.stderr)
+    if info.get("failed"):
+        print(f"sklearn-ood benchmark: {len(info['failed'])} row(s) failed; the other rows "
+              "are written.", file=sys.stderr)
+        return EXIT_FAILED_ROWS
+    return EXIT_OK
 
 
 def main(argv=None):
-    """Run the command line; return the exit code (0 success, 2 usage error)."""
+    """Run the command line; return the exit code.
+
+    0: every requested row was written, or skipped because the model lacks
+    what its detector needs; 1: some rows failed (the others are written);
+    2: a usage error (nothing is run).
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -203,7 +238,7 @@ def main(argv=None):
     if args.threads < 1:
         print(f"sklearn-ood benchmark: error: --threads must be >= 1; got {args.threads}.",
               file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -214,6 +249,6 @@ def main(argv=None):
             return _benchmark(args)
     except (BenchmarkError, FileNotFoundError) as exc:
         print(f"sklearn-ood benchmark: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     finally:
         torch.set_num_threads(threads)

@@ -67,6 +67,8 @@ def summary_table(result):
     unless the model's accuracy is near chance (``info["near_chance"]``).
     """
     table = _by_detector(result.rows)
+    if not table:
+        return "(no row: every detector asked for was skipped or failed, see below)"
     groups = list(result.config.get("ood_groups") or {})
     avgs = {name: sets["average"] for name, sets in table.items()}
     ranked = not result.info.get("near_chance")
@@ -118,6 +120,16 @@ def _pseudo_table(result):
     return "\n".join(lines)
 
 
+def _not_run_table(result):
+    """Markdown: each skipped or failed row with its reason ("" when every row ran)."""
+    rows = [(name, status, reason) for status in ("skipped", "failed")
+            for name, reason in result.info.get(status, {}).items()]
+    if not rows:
+        return ""
+    return "\n".join(["| row | status | reason |", "|---|---|---|"] + [
+        f"| {name} | {status} | {reason.replace('|', '/')} |" for name, status, reason in rows])
+
+
 def header_lines(result):
     """The run's settings, model accuracy and timings as Markdown bullet lines."""
     c, info = result.config, result.info
@@ -155,6 +167,11 @@ def markdown_report(result):
              "(ID positive). fit s / score s: detector fit on the ID fit features / scoring "
              "of the ID test and all OOD sets (feature extraction excluded; tuned rows "
              "include the search).", "", summary_table(result), ""]
+    not_run = _not_run_table(result)
+    if not_run:
+        parts += ["## Rows not run", "",
+                  "Skipped: the detector needs what the model lacks. Failed: its fit, scoring "
+                  "or search raised. The other rows are not affected.", "", not_run, ""]
     pseudo = _pseudo_table(result)
     if pseudo:
         parts += ["## Pseudo-OOD tuning (validation images vs their 3x3 jigsaw puzzles)", "",
@@ -332,7 +349,7 @@ def write_report(result, out_dir, *, plots=True):
         f.write(markdown_report(result))
     write_csv(result.rows, csv_path)
     paths = [md, csv_path]
-    if plots:
+    if plots and result.rows:
         paths += plot_summary(result, out_dir)
         paths += plot_roc_curves(result, out_dir)
         paths += plot_histograms(result, out_dir)

@@ -51,8 +51,10 @@ class BenchmarkResult:
         (seconds per stage), ``n_images`` per set, ``tuned`` (row ->
         parameters), ``pseudo`` (row -> pseudo-OOD FPR95/AUROC), ``chosen``
         (the row with the best pseudo-OOD score), ``nc1`` (model kind -> NC1
-        of its fit-set fc inputs), ``notes``, ``n_classes`` and ``near_chance``
-        (the warning of :func:`near_chance`, or ``None``).
+        of its fit-set fc inputs), ``notes``, ``n_classes``, ``near_chance``
+        (the warning of :func:`near_chance`, or ``None``), ``skipped`` (row ->
+        what its detector needs that the model lacks) and ``failed`` (row ->
+        the error it raised); skipped and failed rows are not in ``rows``.
 
     """
 

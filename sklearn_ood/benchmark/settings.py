@@ -188,8 +188,8 @@ class Settings:
     def with_models(self, models):
         """The settings as the run used them, once its models exist.
 
-        A weights file sets the architecture and width, and the detectors of a
-        model it lacks are skipped.
+        A weights file sets the architecture and width. (The detectors the
+        models cannot serve are skipped by the run, with the reason.)
 
         Parameters
         ----------
@@ -199,9 +199,7 @@ class Settings:
         -------
         Settings
         """
-        return replace(self, model=models.arch, width=models.width, detectors=tuple(
-            spec for spec in self.detectors
-            if spec.model in models.nets and spec.features in models.inputs))
+        return replace(self, model=models.arch, width=models.width)
 
     def config(self):
         """The settings as :attr:`BenchmarkResult.config` reports them (detectors by key)."""

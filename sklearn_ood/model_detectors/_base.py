@@ -61,7 +61,10 @@ class ModelDetector(BaseDetector):
       which ``X.y`` holds their labels (``None`` without classes);
     - ``_score(batches)``: the scores of an iterable of image batches;
     - optionally ``_training_scores(X, rows)``: the scores of the ID rows
-      ``rows`` (``None``: all), by default ``_score(X.batches(rows))``.
+      ``rows`` (``None``: all), by default ``_score(X.batches(rows))``;
+    - optionally ``_check_model()``: raise ``ValueError`` when the model lacks
+      what the method needs (e.g. a dropout layer). ``fit`` calls it first,
+      and the benchmark skips the detector with that reason.
 
     The model runs either with :func:`~sklearn_ood.extraction.iter_block_batches`
     (forward passes only) or inside :func:`~sklearn_ood.model_detectors._model_state.model_run`
@@ -109,6 +112,7 @@ class ModelDetector(BaseDetector):
         """
         with restore_on_error(self):
             X = self._validate_input(X, reset=True)
+            self._check_model()
             data = self._input(X, y, fit=True)
             if self._fit_passes > 1 and data.one_shot:
                 raise TypeError(
@@ -173,6 +177,9 @@ class ModelDetector(BaseDetector):
 
     def _training_scores(self, X, rows):
         return self._score(X.batches(rows))
+
+    def _check_model(self):
+        """Raise ``ValueError`` if the model lacks what the method needs (none here)."""
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
