@@ -127,6 +127,21 @@ def test_metrics_match_a_hand_computation():
     assert 0.0 <= result.info["accuracy"] <= 1.0
 
 
+def test_result_as_records_and_as_a_data_frame(monkeypatch):
+    rows = result.metric_rows("X", {"ID test": [3.0, 2.0], "a": [1.0], "b": [2.5]}, 0.5, 0.25)
+    res = result.BenchmarkResult(rows, scores={}, ood_sets=["a", "b"], config={})
+    records = res.to_records()
+    assert [(r["ood_set"], r["auroc"], r["fit_s"]) for r in records] == [
+        ("a", 1.0, 0.5), ("b", 0.5, 0.5), ("average", 0.75, 0.5)]
+    assert all(list(r) == list(result.ROW_COLUMNS) for r in records)
+    frame = res.to_frame()
+    assert list(frame.columns) == list(result.ROW_COLUMNS)
+    assert frame.to_dict("records") == records
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
+    with pytest.raises(ImportError, match=r"to_frame needs pandas: install it.*to_records\(\)"):
+        res.to_frame()
+
+
 # ----------------------------------------------------------------------- errors
 def test_help_exits_zero(capsys):
     assert main(["benchmark", "--help"]) == 0

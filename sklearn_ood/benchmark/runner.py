@@ -137,6 +137,11 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
     [('Energy', 'digits_8_9'), ('Energy', 'photo_patches'), ('Energy', 'average')]
     >>> sorted(result.scores["Energy"])
     ['ID test', 'digits_8_9', 'photo_patches']
+    >>> result.to_frame()[["detector", "ood_set"]]  # a pandas DataFrame, one row per row
+      detector        ood_set
+    0   Energy     digits_8_9
+    1   Energy  photo_patches
+    2   Energy        average
     """
     settings = resolve_settings(
         id_set, ood_sets, data_dir=data_dir, models_dir=models_dir, model=model, width=width,
