@@ -1,15 +1,17 @@
-"""The benchmark's data: ID and OOD sets by name, the fit/validation split, pseudo-OOD."""
+"""The benchmark's data: ID and OOD sets by name, the fit/validation split, pseudo-OOD.
+
+scikit-learn is imported inside the functions that use it: the command line's
+``--help`` reads this module's constants without it.
+"""
 
 import os
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from ..datasets import (
     BENCHMARKS, load_benchmark, load_digits_ood, load_image_folder, load_images, load_npz,
 )
-from ..pseudo_ood import make_pseudo_ood
 from .exceptions import BenchmarkError
 
 __all__ = ["EMBEDDED_OOD", "OWN_SPLIT", "Data", "check_path", "load_data", "looks_like_path",
@@ -116,6 +118,8 @@ def load_data(settings, log):
 
 def _jigsaw_puzzles(X, y, seed):
     """The pseudo-OOD images: one 3x3 jigsaw puzzle per image, as float32."""
+    from ..pseudo_ood import make_pseudo_ood
+
     X_aug, _ = make_pseudo_ood(X, y, method="jigsaw", random_state=seed)
     return X_aug[len(X):].astype(np.float32)
 
@@ -182,6 +186,8 @@ def _load_own_id(path, seed):
         raise BenchmarkError(f"--id {path!r}: labels must be class indices >= 0 (a negative "
                              f"label marks OOD); found {int(y.min())}.")
     n_classes = int(y.max()) + 1
+    from sklearn.model_selection import train_test_split
+
     try:
         X_train, X_test, y_train, y_test = train_test_split(
             X, y, test_size=TEST_FRACTION, stratify=y, random_state=seed)
@@ -193,6 +199,8 @@ def _load_own_id(path, seed):
 
 def split_train(X, y, *, max_train, seed):
     """Hold out the stratified validation split; cap the fit set at ``max_train``."""
+    from sklearn.model_selection import train_test_split
+
     n_val = int(min(VAL_MAX, max(VAL_MIN, round(VAL_FRACTION * len(X)))))
     X_fit, X_val, y_fit, y_val = train_test_split(
         X, y, test_size=n_val, stratify=y, random_state=seed)

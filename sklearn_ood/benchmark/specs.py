@@ -13,6 +13,7 @@ parentheses, a combination after ``+``) and its key is the snake case of the
 class (its module's name), with the same variant suffix.
 """
 
+import difflib
 import inspect
 import re
 from dataclasses import dataclass, field
@@ -249,8 +250,12 @@ def select_detectors(names=None):
         lookup[spec.key] = lookup[spec.name.lower()] = spec
     unknown = [n for n in names if n.lower() not in lookup]
     if unknown:
+        close = {n: list(dict.fromkeys(lookup[m].key for m in difflib.get_close_matches(
+            n.lower(), lookup, n=5)))[:3] for n in unknown}
+        hints = "".join(f" {n!r}: did you mean {' or '.join(map(repr, c))}?"
+                        for n, c in close.items() if c)
         raise BenchmarkError(
-            f"Unknown detector(s) {unknown}. Known detectors (key: name): "
+            f"Unknown detector(s) {unknown}.{hints} Known detectors (key: name): "
             + "; ".join(f"{s.key}: {s.name}" for s in DETECTORS) + "."
         )
     wanted = {lookup[n.lower()].key for n in names}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from sklearn.model_selection import ParameterGrid
 
-from .evaluate import fit_detector, score_detector
+from .evaluate import failure_reason, fit_detector, score_detector
 from .result import CHOSEN_NAME, TUNED_SUFFIX, ood_metrics
 
 __all__ = ["Candidate", "add_tuned_rows", "lowest_fpr95", "pseudo_ood_metrics", "search",
@@ -41,21 +41,37 @@ def add_tuned_rows(evaluations, inputs, log):
         then the chosen row.
     info : dict
         ``pseudo`` (row -> pseudo-OOD ``fpr95`` and ``auroc``: the default
-        rows, then the tuned ones), ``tuned`` (tuned row -> its parameters)
-        and ``chosen`` (the row with the best pseudo-OOD score).
+        rows, then the tuned ones), ``tuned`` (tuned row -> its parameters),
+        ``chosen`` (the row with the best pseudo-OOD score) and ``failed``
+        (row -> why its tuning raised; such a row is left out, the others
+        are not affected).
     """
-    pseudo = {e.name: pseudo_ood_metrics(e.spec, e.detector, inputs) for e in evaluations}
+    pseudo, failed = {}, {}
+    for e in evaluations:
+        try:
+            pseudo[e.name] = pseudo_ood_metrics(e.spec, e.detector, inputs)
+        except Exception as exc:  # noqa: BLE001 - the row stays, out of the choice
+            failed[f"{e.name} (pseudo-OOD scoring)"] = failure_reason(exc)
     ordered = []
     for default in evaluations:
         ordered.append(default)
-        if default.spec.grid is not None:
-            tuned, tuned_pseudo = tune_detector(default.spec, inputs, log,
-                                                default=(default, pseudo[default.name]))
-            ordered.append(tuned)
-            pseudo[tuned.name] = tuned_pseudo
-    info = {"pseudo": pseudo, "tuned": {e.name: e.params for e in ordered if e.params}}
-    if ordered:
-        winner = ordered[lowest_fpr95([pseudo[e.name] for e in ordered])]
+        if default.spec.grid is None:
+            continue
+        try:
+            tuned, tuned_pseudo = tune_detector(
+                default.spec, inputs, log,
+                default=(default, pseudo[default.name]) if default.name in pseudo else None)
+        except Exception as exc:  # noqa: BLE001 - one detector never costs the other rows
+            failed[default.name + TUNED_SUFFIX] = failure_reason(exc)
+            log(f"  {default.name + TUNED_SUFFIX} failed: {failed[default.name + TUNED_SUFFIX]}")
+            continue
+        ordered.append(tuned)
+        pseudo[tuned.name] = tuned_pseudo
+    info = {"pseudo": pseudo, "tuned": {e.name: e.params for e in ordered if e.params},
+            "failed": failed}
+    ranked = [e for e in ordered if e.name in pseudo]
+    if ranked:
+        winner = ranked[lowest_fpr95([pseudo[e.name] for e in ranked])]
         info["chosen"] = winner.name
         ordered.append(replace(winner, name=_chosen_name(winner)))
     return ordered, info

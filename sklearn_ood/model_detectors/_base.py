@@ -67,7 +67,10 @@ class ModelDetector(BaseDetector):
     - ``_score_batches(batches)``: the scores of an iterable of image batches;
     - optionally ``_training_scores(data, rows)``: the scores of the ID rows
       ``rows`` (``None``: all), by default
-      ``_score_batches(data.batches(rows))``.
+      ``_score_batches(data.batches(rows))``;
+    - optionally ``_check_model()``: raise ``ValueError`` when the model lacks
+      what the method needs (e.g. a dropout layer). ``fit`` calls it first,
+      and the benchmark skips the detector with that reason.
 
     The model runs inside :func:`~sklearn_ood._torch.model_run` (directly, or
     through :func:`~sklearn_ood.extraction.iter_block_batches` for forward
@@ -115,6 +118,7 @@ class ModelDetector(BaseDetector):
         """
         with restore_on_error(self):
             X = self._validate_input(X, reset=True)
+            self._check_model()
             data = self._input(X, y, fit=True)
             if self._fit_passes > 1 and data.one_shot:
                 raise TypeError(
@@ -173,6 +177,9 @@ class ModelDetector(BaseDetector):
 
     def _score_batches(self, batches):  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def _check_model(self):
+        """Raise ``ValueError`` if the model lacks what the method needs (none here)."""
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

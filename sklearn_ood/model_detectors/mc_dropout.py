@@ -207,20 +207,22 @@ class MCDropout(ModelDetector):
         self.random_state = random_state
         self.contamination = contamination
 
-    def _fit_images(self, data):
-        names = [name for name, module in self.model.named_modules() if _is_dropout(module)]
-        if not names:
+    def _check_model(self):
+        if not any(_is_dropout(module) for module in self.model.modules()):
             raise ValueError(
                 f"{type(self.model).__name__} has no dropout module (nn.Dropout, "
                 "Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout), so every MC dropout "
                 "pass would be the same; use a model trained with dropout."
             )
+
+    def _fit_images(self, data):
         if self.mode == "var" and self.n_passes < 2:
             raise ValueError(
                 f"mode='var' needs n_passes >= 2 for an unbiased variance; got "
                 f"n_passes={self.n_passes}."
             )
-        self.dropout_modules_ = names
+        self.dropout_modules_ = [name for name, module in self.model.named_modules()
+                                 if _is_dropout(module)]
 
     def _score_batches(self, batches):
         modules = dict(self.model.named_modules())
