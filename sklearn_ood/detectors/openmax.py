@@ -134,7 +134,7 @@ class OpenMax(HeadMixin, BaseDetector):
     """OpenMax: logits revised by per-class Weibull models of the distance to the class mean.
 
     We follow pytorch-ood's variant (``openmax/numpy.py`` + ``libnotmr.py``),
-    which METHODS.md specifies in full; the original OSDN code (MAVs of
+    described on the documentation's methods page; the original OSDN code (MAVs of
     correctly classified rows, "eucos" distance, tail 20, libMR ``FitHigh``)
     and OpenOOD's (correct rows, tail 20, alpha 3) differ. Fit on ID training
     logits with labels, in float64:

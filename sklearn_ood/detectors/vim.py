@@ -181,7 +181,7 @@ class ViM(HeadMixin, AccumulatingDetector):
 
     def _score(self, X):
         # Float32 features are scored in float32 (the fitted statistics stay
-        # float64, METHODS.md); the two terms are combined in float64.
+        # float64: eigenvectors of a covariance); the two terms are combined in float64.
         dtype = np.float32 if X.dtype == np.float32 else np.float64
         v = virtual_logit(X, self.origin_.astype(dtype), self.null_space_.astype(dtype))
         energy = logsumexp(self._logits_like(X), axis=1)

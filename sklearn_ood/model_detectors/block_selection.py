@@ -172,7 +172,7 @@ class BlockSelection(ModelDetector):
     -----
     Pass ``X`` with the model's usual preprocessing (normalisation included);
     the puzzles are made from these images (the official code forgets the
-    normalisation there, METHODS.md §2.4). Fit on the ID *training* images.
+    normalisation there; see the methods page of the documentation). Fit on the ID *training* images.
 
     References
     ----------
