@@ -1,7 +1,7 @@
 """Pseudo-OOD images made from in-distribution images.
 
 :func:`jigsaw` shuffles the tiles of each image, the pseudo-OOD of the
-block-selection method (Yu et al., CVPR 2023, Sec. 3 and the official code);
+block-selection method (Yu et al., CVPR 2023, as in their official code);
 :class:`Jigsaw` is the same as a scikit-learn transformer.
 :func:`make_pseudo_ood` appends corrupted copies of ID images (jigsaw,
 noise, blur, pixel permutation or your own corruption) labelled ``-1``, the
