@@ -121,6 +121,13 @@ def test_errors_say_what_to_do():
     check_failed_calls_leave_detector_unchanged(det, X[y >= 0], y[y >= 0])
 
 
+@pytest.mark.parametrize("n_components", [1, 2])
+def test_overflowing_features_are_a_clear_error(n_components):
+    X = np.abs(np.random.default_rng(3).normal(size=(20, 3))) * 1e200
+    with pytest.raises(ValueError, match="covariance overflows float64"):
+        GaussianMixture(n_components, random_state=0).fit(X, np.arange(20) % 2)
+
+
 def test_tuning_grid_candidates_fit():
     X, y = blobs_with_ood(16)
     X, y = X[y >= 0], y[y >= 0]

@@ -130,6 +130,12 @@ def test_openmax_errors_say_what_to_pass():
     check_failed_calls_leave_detector_unchanged(det, Z, y)
 
 
+def test_overflowing_logits_are_a_clear_error():
+    Z = np.random.default_rng(4).normal(size=(12, 3)) * 1e200
+    with pytest.raises(ValueError, match="distances to the class means overflow float64"):
+        OpenMax(tailsize=3).fit(Z, np.arange(12) % 3)
+
+
 def test_tuning_grid_candidates_fit():
     Z, y, Z_test = _logit_data(14)
     candidates = list(ParameterGrid(tuning_grid(OpenMax, len(Z))))

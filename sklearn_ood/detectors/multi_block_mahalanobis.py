@@ -120,7 +120,7 @@ class MultiBlockMahalanobis(BaseDetector):
     """
 
     _detector_tags = DetectorTags(
-        input="blocks", labels="required", ood_rows=True,
+        input="blocks", labels="optional", ood_rows=True,
         paper="Lee et al., NeurIPS 2018")
 
     _parameter_constraints = {

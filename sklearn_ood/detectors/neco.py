@@ -44,6 +44,11 @@ def neco_score(Z, projected):
     """
     num = np.linalg.norm(projected, axis=1)
     den = np.linalg.norm(Z, axis=1)
+    huge = ~(np.isfinite(num) & np.isfinite(den))
+    if huge.any():  # the squares overflow (inf / inf); the ratio is scale-invariant
+        s = np.abs(Z[huge]).max(axis=1, keepdims=True)
+        num[huge] = np.linalg.norm(projected[huge] / s, axis=1)
+        den[huge] = np.linalg.norm(Z[huge] / s, axis=1)
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 

@@ -247,6 +247,12 @@ class OpenMax(HeadMixin, BaseDetector):
             d = openmax_distances(self._logits(X[rows].astype(np.float64)), self.mavs_,
                                   self.euclid_weight)
             own[rows] = d[np.arange(d.shape[0]), codes[rows]]
+        if not np.all(np.isfinite(own)):
+            raise ValueError(
+                "OpenMax: the distances to the class means overflow float64 (logits of "
+                "magnitude up to ~1e154 or more); rescale the features, e.g. divide them "
+                "by a constant."
+            )
         self.weibull_params_ = fit_weibull_tails(own, codes, n_classes, self.tailsize)
 
     def _score(self, X):
