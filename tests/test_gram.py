@@ -6,7 +6,6 @@ from functools import partial
 import numpy as np
 import pytest
 from sklearn.model_selection import ParameterGrid
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood import Gram
 from sklearn_ood._moments import row_chunks
@@ -181,19 +180,3 @@ def test_fit_by_chunks_against_loops(monkeypatch, chunk_rows):
             for k in range(4)))
     assert len(set(scores)) > 10
     assert det.offset_ == pytest.approx(np.percentile(scores, 50))
-
-
-#: Training rows scored in-sample lie inside the range they set.
-IN_SAMPLE = ("predict on the training rows: each bound row lies inside the range it set and "
-             "scores exactly 0, the maximum, so none is flagged (offset_ comes from "
-             "leave-one-out training scores, which predict(X_train) does not use)")
-
-
-@parametrize_with_checks(
-    [Gram(random_state=0), Gram(holdout=0)],
-    expected_failed_checks=lambda est: dict.fromkeys(
-        ["check_outliers_fit_predict", "check_outliers_train"], IN_SAMPLE),
-    xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -4,7 +4,6 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors._features import CHUNK_ROWS
 from sklearn_ood.detectors.relative_mahalanobis import (
@@ -13,19 +12,6 @@ from sklearn_ood.detectors.relative_mahalanobis import (
 )
 
 from _helpers import blobs_with_ood, check_failed_calls_leave_detector_unchanged
-
-RMD_NO_Y = "RelativeMahalanobis needs class labels and this check calls fit(X) without y"
-
-
-@parametrize_with_checks(
-    [RelativeMahalanobis(), RelativeMahalanobis(normalize=True)],
-    expected_failed_checks=lambda estimator: dict.fromkeys(
-        ["check_fit_score_takes_y", "check_outliers_fit_predict", "check_outliers_train"],
-        RMD_NO_Y,
-    ),
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 def _loop_rmd(X, y, X_test):
