@@ -137,6 +137,9 @@ class Gram(BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Columns (2-D input) or channels (4-D maps) seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
     input_ndim_ : int
         Dimensions of the input seen in ``fit`` (2 or 4).
 
