@@ -5,18 +5,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _model_state_checks import (
-    EXPECTED_FAILED_CHECKS,
-    AnyWidth,
-    Faulty,
-    TabularInput,
-    check_model_left_unchanged,
-)
+from _model_state_checks import Faulty, check_model_left_unchanged
 from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
 from sklearn_ood.metrics import fpr95_scorer
@@ -160,16 +153,3 @@ def test_clone_pickle_pipeline_and_grid_search():
     search = GridSearchCV(AdaSCALE(net), grid, scoring=fpr95_scorer,
                           cv=PseudoOODSplit(3, random_state=0)).fit(X_aug, y_aug)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
-
-
-class TabularAdaSCALE(TabularInput, AdaSCALE):
-    pass
-
-
-# A float64 model: check_methods_subset_invariance compares the scores of a subset to
-# 1e-7, and float32 kernels chosen by batch size differ by ~1e-6 on some CPUs.
-@parametrize_with_checks([TabularAdaSCALE(AnyWidth().double(), perturb_fraction=0.5,
-                                          random_state=0)],
-                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -8,7 +8,6 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors.gaussian_density import (
     GaussianDensity,
@@ -21,18 +20,6 @@ from sklearn_ood.discovery import tuning_grid
 
 TINY = np.finfo(np.float64).tiny
 LADDER = [0, np.finfo(np.float64).tiny] + [10**e for e in range(-308, 0)]
-GDA_NO_Y = "GaussianDensity needs class labels and this check calls fit(X) without y"
-
-
-@parametrize_with_checks(
-    [GaussianDensity(), GaussianDensity(normalize=True)],
-    expected_failed_checks=lambda estimator: dict.fromkeys(
-        ["check_fit_score_takes_y", "check_outliers_fit_predict", "check_outliers_train"],
-        GDA_NO_Y,
-    ),
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 def _gda_reference(X, y, X_test, jitter=0.0):

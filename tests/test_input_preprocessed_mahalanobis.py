@@ -5,18 +5,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _model_state_checks import (
-    EXPECTED_FAILED_CHECKS,
-    AnyWidth,
-    Faulty,
-    TabularInput,
-    check_model_left_unchanged,
-)
+from _model_state_checks import Faulty, check_model_left_unchanged
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
 from sklearn_ood import BlockFeatureExtractor, Mahalanobis
@@ -167,14 +160,3 @@ def test_clone_pickle_pipeline_grid_search_and_block_weights():
     weighted = clone(det).set_params(block_weights=lr.coef_[0]).fit(X, y)
     np.testing.assert_allclose(weighted.score_samples(X),
                                det.score_blocks(X) @ lr.coef_[0], rtol=1e-12)
-
-
-class TabularInputPreprocessedMahalanobis(TabularInput, InputPreprocessedMahalanobis):
-    pass
-
-
-@parametrize_with_checks(
-    [TabularInputPreprocessedMahalanobis(AnyWidth(), "features", magnitude=0.01)],
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

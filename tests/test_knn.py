@@ -13,7 +13,6 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors import _neighbors
 from sklearn_ood.detectors.knn import KNN, kth_neighbor_sqdist
@@ -26,40 +25,11 @@ from _helpers import (
 )
 from sklearn_ood.discovery import tuning_grid
 
-KNN_TRAIN_PREDICT = (
-    "by design offset_ uses leave-one-out training scores while score_samples on the "
-    "training rows counts each row as its own neighbour, so predict(X_train) flags "
-    "fewer than contamination of the rows"
-)
-
-
-@parametrize_with_checks(
-    [KNN(n_neighbors=3), KNN(n_neighbors=3, negative_aware_rescale=True)],
-    expected_failed_checks=lambda estimator: {
-        "check_outliers_fit_predict": KNN_TRAIN_PREDICT,
-        "check_outliers_train": KNN_TRAIN_PREDICT,
-    },
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
-
 
 # CI installs faiss-cpu (the test extra); without it these tests are skipped.
 needs_faiss = pytest.mark.skipif(importlib.util.find_spec("faiss") is None,
                                  reason='needs faiss-cpu: pip install "sklearn-ood[faiss]"')
 FAISS_ALGORITHMS = ["faiss-flat", "faiss-ivf", "faiss-hnsw"]
-
-
-@needs_faiss
-@parametrize_with_checks(
-    [KNN(n_neighbors=3, algorithm=algorithm, random_state=0) for algorithm in FAISS_ALGORITHMS],
-    expected_failed_checks=lambda estimator: {
-        "check_outliers_fit_predict": KNN_TRAIN_PREDICT,
-        "check_outliers_train": KNN_TRAIN_PREDICT,
-    },
-)
-def test_sklearn_compatible_faiss(estimator, check):
-    check(estimator)
 
 
 def _loop_knn(bank, X, k, skip_self=False):

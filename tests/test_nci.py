@@ -4,31 +4,15 @@ import math
 
 import numpy as np
 from sklearn.model_selection import ParameterGrid
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors.nci import NCI
 
 from _helpers import (
     CONTRACT_HEAD,
-    AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_missing_head_is_a_clear_error,
-    head_3_to_4,
-    head_width_failures,
 )
 from sklearn_ood.discovery import tuning_grid
-
-
-class AutoHeadNCI(AutoHead, NCI):
-    pass
-
-
-@parametrize_with_checks(
-    [AutoHeadNCI(), AutoHeadNCI(alpha=0.5), NCI(head_3_to_4())],
-    expected_failed_checks=head_width_failures, xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 def _loop_nci(X_train, W, b, X, alpha):

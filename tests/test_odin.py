@@ -5,19 +5,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _model_state_checks import (
-    EXPECTED_FAILED_CHECKS,
-    AnyWidth,
-    Faulty,
-    TabularInput,
-    check_model_left_unchanged,
-)
+from _model_state_checks import Faulty, check_model_left_unchanged
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
 from sklearn_ood.metrics import fpr95_scorer
@@ -157,13 +150,3 @@ def test_clone_pickle_pipeline_and_grid_search():
 
 def _normalise(X):
     return (X - 0.5) / 0.25
-
-
-class TabularODIN(TabularInput, ODIN):
-    pass
-
-
-@parametrize_with_checks([TabularODIN(AnyWidth(), magnitude=0.01)],
-                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -12,7 +12,6 @@ import torch
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors.logits import Energy
 from sklearn_ood.detectors.react import ReAct
@@ -22,12 +21,9 @@ from _helpers import (
     float32_features,
     score_peak_bytes,
     activations_with_spiky_ood,
-    AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_float32_input_gives_float64_scores,
     check_missing_head_is_a_clear_error,
-    head_3_to_4,
-    head_width_failures,
     energy_loop,
 )
 from sklearn_ood.discovery import tuning_grid
@@ -131,18 +127,3 @@ def test_bad_input_leaves_fitted_estimator_unchanged():
 
 def test_float32_input_gives_float64_scores():
     check_float32_input_gives_float64_scores(ReAct)
-
-
-# -------------------------------------------------------- scikit-learn checks
-class AutoHeadReAct(AutoHead, ReAct):
-    pass
-
-
-# AutoHeadReAct passes every check, each on a head as wide as the check's data;
-# with a real head of 3 inputs the checks fed another width fail on the head.
-@parametrize_with_checks(
-    [AutoHeadReAct(), ReAct(head_3_to_4())],
-    expected_failed_checks=head_width_failures, xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

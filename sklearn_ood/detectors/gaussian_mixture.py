@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._base import BaseDetector
 from .._tags import DetectorTags
 from .._moments import class_moments
+from ._features import check_finite_covariance
 
 _FMAX = np.finfo(np.float64).max
 
@@ -92,6 +93,9 @@ class GaussianMixture(BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     See Also
     --------
@@ -162,13 +166,15 @@ class GaussianMixture(BaseDetector):
             self.mixtures_ = self._one_gaussian_per_class(X, codes, counts.size)
         else:
             rng = check_random_state(self.random_state)
-            self.mixtures_ = [
-                mixture.GaussianMixture(
+            self.mixtures_ = []
+            for c in range(counts.size):
+                X_c = X[codes == c].astype(np.float64, copy=False)
+                with np.errstate(over="ignore"):  # EM's own error would not say why
+                    check_finite_covariance(np.square(X_c).sum(axis=0), "GaussianMixture")
+                self.mixtures_.append(mixture.GaussianMixture(
                     self.n_components, covariance_type=self.covariance_type,
                     reg_covar=self.reg_covar, random_state=rng.randint(np.iinfo(np.int32).max),
-                ).fit(X[codes == c].astype(np.float64, copy=False))
-                for c in range(counts.size)
-            ]
+                ).fit(X_c))
         self.priors_ = counts / counts.sum()
 
     def _one_gaussian_per_class(self, X, codes, n_classes):
@@ -181,10 +187,12 @@ class GaussianMixture(BaseDetector):
         """
         kind = self.covariance_type
         diagonal = kind in ("diag", "spherical")
-        counts, means, scatters = class_moments(X, codes, n_classes, diagonal=diagonal)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            counts, means, scatters = class_moments(X, codes, n_classes, diagonal=diagonal)
         mixtures = []
         for n, mean, scatter in zip(counts, means, scatters):
             cov = scatter / n
+            check_finite_covariance(cov, "GaussianMixture")
             if kind == "spherical":
                 cov = np.atleast_1d(cov.mean())
             if diagonal:

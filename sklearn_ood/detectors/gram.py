@@ -60,6 +60,12 @@ def gram_features(maps, max_power=5):
             A *= F
         r = np.einsum("ncp,np->nc", A, A.sum(axis=1))
         out[:, i] = np.sign(r) * np.abs(r) ** (1.0 / p)
+    huge = ~np.isfinite(out).all(axis=(1, 2))
+    if huge.any():
+        # The powers overflowed (inf, and 0 * inf = NaN). g_p is homogeneous of degree
+        # 2 in F: those maps in units of their largest entry, scaled back.
+        s = np.abs(F[huge]).max(axis=(1, 2))[:, None, None]
+        out[huge] = gram_features(F[huge] / s, max_power) * s * s
     return out
 
 
@@ -177,6 +183,9 @@ class Gram(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Columns (2-D input) or channels (4-D maps) seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
     input_ndim_ : int
         Dimensions of the input seen in ``fit`` (2 or 4).
 

@@ -44,6 +44,11 @@ def neco_score(Z, projected):
     """
     num = np.linalg.norm(projected, axis=1)
     den = np.linalg.norm(Z, axis=1)
+    huge = ~(np.isfinite(num) & np.isfinite(den))
+    if huge.any():  # the squares overflow (inf / inf); the ratio is scale-invariant
+        s = np.abs(Z[huge]).max(axis=1, keepdims=True)
+        num[huge] = np.linalg.norm(projected[huge] / s, axis=1)
+        den[huge] = np.linalg.norm(Z[huge] / s, axis=1)
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
@@ -105,6 +110,9 @@ class NECO(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     References
     ----------

@@ -179,6 +179,9 @@ class OpenMax(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features (or logits) seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     References
     ----------
@@ -247,6 +250,12 @@ class OpenMax(HeadMixin, BaseDetector):
             d = openmax_distances(self._logits(X[rows].astype(np.float64)), self.mavs_,
                                   self.euclid_weight)
             own[rows] = d[np.arange(d.shape[0]), codes[rows]]
+        if not np.all(np.isfinite(own)):
+            raise ValueError(
+                "OpenMax: the distances to the class means overflow float64 (logits of "
+                "magnitude up to ~1e154 or more); rescale the features, e.g. divide them "
+                "by a constant."
+            )
         self.weibull_params_ = fit_weibull_tails(own, codes, n_classes, self.tailsize)
 
     def _score(self, X):

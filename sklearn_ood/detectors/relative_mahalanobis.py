@@ -49,7 +49,16 @@ def relative_mahalanobis_score(X, means, precision, background_mean, background_
     """
     d_class = min_mahalanobis_sqdist(X, means, precision)
     d_background = min_mahalanobis_sqdist(X, background_mean[None, :], background_precision)
-    return d_background - d_class
+    scores = d_background - d_class
+    huge = np.isnan(scores)
+    if huge.any():
+        # Both distances overflowed (inf - inf). Squared distances are homogeneous of
+        # degree 2 in (x, means) jointly: those rows in units of their largest entry.
+        s = np.abs(X[huge]).max()
+        scores[huge] = relative_mahalanobis_score(
+            X[huge] / s, means / s, precision, background_mean / s, background_precision,
+        ) * s * s
+    return scores
 
 
 class RelativeMahalanobis(BaseDetector):
@@ -95,6 +104,11 @@ class RelativeMahalanobis(BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
+    input_ndim_ : int
+        2 for features, 4 for maps: the kind of input seen in ``fit``.
 
     See Also
     --------
