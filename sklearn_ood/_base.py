@@ -281,6 +281,24 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
 
+    def fit_predict(self, X, y=None):
+        """Fit on ``X`` (with the class labels ``y``) and predict +1 / -1 for ``X``.
+
+        scikit-learn's ``OutlierMixin.fit_predict`` drops ``y``; here it reaches
+        ``fit``, so a detector that uses class labels gets them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            Class labels; rows with a negative label are OOD and are ignored by ``fit``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.fit(X, y).predict(X)
+
     def _validate_input(self, X, *, reset):
         return validate_features(self, X, reset=reset, allow_nd=4 in get_detector_tags(self).ndim)
 

@@ -142,7 +142,11 @@ def make_case(cls, X2, X4, y, head, *, ndim=None, small=True, with_head=None, na
     if ndim not in tags.ndim:
         raise ValueError(f"{cls.__name__} takes {tags.ndim}-D input, not {ndim}-D")
     X = X2 if ndim == 2 else X4
-    width = X.shape[1] // 2 if (tags.input == "max_avg" and ndim == 2) else X.shape[1]
+    width = X.shape[1]
+    if ndim == 2 and tags.input == "max_avg":
+        width //= 2  # the head reads the channel means, the mean half of [max | mean]
+    elif ndim == 2 and "block_shapes" in inspect.signature(cls).parameters:
+        width = 2  # the channel means of the flattened maps of 2 channels (below)
     if with_head is None:
         with_head = tags.head in ("required", "or_logits")
     kwargs = detector_params(cls, X=X, head=(head[0][:, :width], head[1]) if with_head else None,

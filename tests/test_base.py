@@ -501,3 +501,11 @@ def test_maps_dtypes_and_non_contiguous(name):
         s64 = case.fit(Xd.astype(np.float64)).score_samples(Xd.astype(np.float64))
         rtol = 1e-5 if dtype == np.float32 else 1e-10
         np.testing.assert_allclose(s, s64, rtol=rtol, atol=1e-6)
+
+
+def test_fit_predict_passes_the_labels_to_fit():
+    # scikit-learn's OutlierMixin.fit_predict drops y: the labels must reach fit.
+    det = MinusSquaredNorm(contamination=0.4)
+    y = np.array([0, 1, -1, 1, -1])
+    np.testing.assert_array_equal(det.fit_predict(X, y), det.fit(X, y).predict(X))
+    assert det.labels_seen_.tolist() == [0, 1, 1]
