@@ -31,9 +31,9 @@ class HeadMixin:
 
     ``_fit_head(X)`` stores ``coef_`` and ``intercept_`` (both ``None`` when
     ``head`` is ``None`` and the class's ``_detector_tags`` do not declare
-    the head required, in which case ``X`` is read as logits); ``_logits(X)`` applies them in float64 (unless ``X``
-    holds float32 logits), ``_logits_like(X)`` in the precision of ``X``
-    (:func:`linear_logits`).
+    the head required, in which case ``X`` is read as logits); ``_logits(X)``
+    applies them in the precision of ``X`` (:func:`linear_logits`: float32
+    BLAS for float32 features, float64 otherwise).
     """
 
     def _fit_head(self, X):
@@ -48,11 +48,6 @@ class HeadMixin:
         self.coef_, self.intercept_ = check_head(self.head, X.shape[1])
 
     def _logits(self, X):
-        if self.coef_ is None:
-            return X
-        return X @ self.coef_.T + self.intercept_
-
-    def _logits_like(self, X):
         if self.coef_ is None:
             return X
         return linear_logits(X, self.coef_, self.intercept_)

@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
 from .._tags import DetectorTags
-from ._head import HeadMixin
+from ._head import HeadMixin, linear_logits
 from .logits import energy
 
 
@@ -139,4 +139,4 @@ class DICE(HeadMixin, AccumulatingDetector):
 
     def _score(self, X):
         masked = np.where(self.mask_, self.coef_, 0.0)
-        return energy(np.asarray(X, dtype=np.float64) @ masked.T + self.intercept_)
+        return energy(linear_logits(X, masked, self.intercept_))

@@ -12,7 +12,8 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._base import AccumulatingDetector, BaseDetector
 from .._tags import DetectorTags
-from ._head import HeadMixin
+from ._features import in_precision
+from ._head import HeadMixin, linear_logits
 
 _TINY = np.finfo(np.float64).tiny
 
@@ -43,7 +44,7 @@ def fdbd_score(X, coef, intercept, normalizer):
     >>> fdbd_score(np.array([[3.0, 1.0]]), W, b, np.array([2.0]))  # 2 / sqrt2 / 2
     array([0.70710678])
     """
-    logits = X @ coef.T + intercept
+    logits = linear_logits(X, coef, intercept).astype(np.float64, copy=False)
     pred = np.argmax(logits, axis=1)
     # ||w_i - w_j||^2 from the Gram matrix: no (K, K, D) temporary
     sq = np.einsum("ij,ij->i", coef, coef)
@@ -62,7 +63,8 @@ class FDBD(HeadMixin, AccumulatingDetector):
     predicted class ``yhat`` and class ``c`` is ``|z_yhat - z_c| / ||w_yhat -
     w_c||`` (bias in ``z``). Score (FDBD ``run_imagenet.py``): the sum of
     these distances over ``c != yhat``, divided by ``||h - mu||`` with ``mu``
-    the mean training feature (no labels), in float64. Higher means more ID.
+    the mean training feature (no labels); float32 features are scored in
+    float32 (the per-class gaps in float64), others in float64. Higher means more ID.
     The paper speaks of an average; the code sums, and pytorch-ood averages
     (``1/(K-1)``): the same ranking. We follow the code (the sum).
 
@@ -138,6 +140,7 @@ class FDBD(HeadMixin, AccumulatingDetector):
         self.mean_ = means[0]
 
     def _score(self, X):
-        X = X.astype(np.float64)
-        centre = self.mean_ if self.normalizer == "distance" else 0.0
-        return fdbd_score(X, self.coef_, self.intercept_, np.linalg.norm(X - centre, axis=1))
+        X = in_precision(X)  # float32 features: logits and distances in float32
+        centre = self.mean_.astype(X.dtype) if self.normalizer == "distance" else 0.0
+        distance = np.linalg.norm(X - centre, axis=1).astype(np.float64)
+        return fdbd_score(X, self.coef_, self.intercept_, distance)

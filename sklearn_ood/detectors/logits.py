@@ -38,7 +38,9 @@ def max_softmax(logits, temperature=1.0):
     >>> max_softmax(np.array([[2 * np.log(3.0), 0.0]]), temperature=2.0)
     array([0.75])
     """
-    return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1).max(axis=1)
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    # The largest softmax entry is exp(0) / sum_k exp(z_k - max z): no K-wide division.
+    return 1.0 / np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1)
 
 
 def max_logit(logits):
@@ -318,7 +320,7 @@ class Energy(_LogitDetector):
         self.contamination = contamination
 
     def _score(self, X):
-        return energy(self._logits_like(X), self.temperature)
+        return energy(self._logits(X), self.temperature)
 
 
 class Entropy(_LogitDetector):

@@ -14,7 +14,8 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
 from .._tags import DetectorTags
-from ._head import HeadMixin
+from ._features import in_precision
+from ._head import HeadMixin, linear_logits
 
 _TINY = np.finfo(np.float64).tiny
 
@@ -30,10 +31,13 @@ def nci_score(X, coef, intercept, mean, alpha):
     >>> nci_score(np.array([[3.0, -4.0]]), np.eye(2), np.zeros(2), np.zeros(2), 0.1)
     array([1.3])
     """
-    pred = np.argmax(X @ coef.T + intercept, axis=1)
-    centred = X - mean
-    dist = np.maximum(np.linalg.norm(centred, axis=1), _TINY)
-    return np.einsum("ij,ij->i", centred, coef[pred]) / dist + alpha * np.abs(X).sum(axis=1)
+    X = in_precision(X)  # float32 features: every product in float32
+    coef = coef.astype(X.dtype, copy=False)
+    pred = np.argmax(linear_logits(X, coef, intercept), axis=1)
+    centred = X - np.asarray(mean, dtype=X.dtype)
+    dist = np.maximum(np.linalg.norm(centred, axis=1).astype(np.float64), _TINY)
+    alignment = np.einsum("ij,ij->i", centred, coef[pred]).astype(np.float64)
+    return alignment / dist + alpha * np.abs(X).sum(axis=1, dtype=np.float64)
 
 
 class NCI(HeadMixin, AccumulatingDetector):
@@ -42,7 +46,7 @@ class NCI(HeadMixin, AccumulatingDetector):
     Score (NCI ``nci_postprocessor.py``, identical in OpenOOD):
     ``w_yhat^T (h - mu) / ||h - mu||_2 + alpha ||h||_1`` with ``mu`` the mean
     training feature (no labels) and ``yhat`` the head's prediction, in
-    float64. As the code, the first term ("pScore") is not divided by
+    float32 for float32 features, else in float64. As the code, the first term ("pScore") is not divided by
     ``||w_yhat||`` (equinorm weights under neural collapse). Higher means
     more ID.
 
@@ -118,5 +122,5 @@ class NCI(HeadMixin, AccumulatingDetector):
         self.mean_ = means[0]
 
     def _score(self, X):
-        return nci_score(X.astype(np.float64), self.coef_, self.intercept_, self.mean_,
+        return nci_score(X, self.coef_, self.intercept_, self.mean_,
                          self.alpha)

@@ -47,15 +47,33 @@ def nnguide_score(X, energy, bank, k):
     array([0.5])
     """
     Xn = l2_normalize(X)
+    if Xn.dtype != bank.dtype:  # float32 only when both are
+        Xn, bank = Xn.astype(np.float64, copy=False), bank.astype(np.float64, copy=False)
     guidance = np.empty(Xn.shape[0])
-    # Rows per chunk so that a chunk of similarities has at most CHUNK_ROWS x
-    # n_features entries (one chunk of features), however large the bank.
-    chunk_rows = max(1, CHUNK_ROWS * bank.shape[1] // bank.shape[0])
-    for rows in row_chunks(Xn.shape[0], chunk_rows):
-        sims = Xn[rows] @ bank.T
-        sims.partition(sims.shape[1] - k, axis=1)
-        guidance[rows] = sims[:, sims.shape[1] - k:].mean(axis=1)
+    # Rows per chunk so that a chunk of similarities has at most CHUNK_VALUES
+    # entries, however large the bank.
+    for rows in row_chunks(Xn.shape[0], CHUNK_ROWS, row_size=bank.shape[0]):
+        guidance[rows] = top_k_mean(Xn[rows] @ bank.T, k)
     return guidance * energy
+
+
+def top_k_mean(values, k):
+    """Mean of the ``k`` largest entries of each row, in float64.
+
+    A partial selection (``torch.topk``, several times faster than
+    ``np.partition`` on wide rows), then the ``k`` values summed in
+    descending order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> top_k_mean(np.array([[1.0, 5.0, 3.0, 4.0]], dtype=np.float32), 2)
+    array([4.5])
+    """
+    import torch
+
+    top = torch.from_numpy(np.ascontiguousarray(values)).topk(k, dim=1, sorted=True).values
+    return top.numpy().astype(np.float64).mean(axis=1)
 
 
 def _neighbor_grid(n_samples):
@@ -77,7 +95,7 @@ class NNGuide(HeadMixin, BaseDetector):
     ``b_i = E(z_i) h_i / ||h_i||`` with ``E = logsumexp`` of the logits. Guidance
     ``G(x)`` = mean of the ``k`` largest inner products ``<h/||h||, b_i>``
     (exact search, as faiss ``IndexFlatIP``); score ``G(x) E(z(x))``, in
-    float64. Higher means more ID (if ``E`` is negative the product flips
+    float32 for float32 features (bank and queries), else in float64. Higher means more ID (if ``E`` is negative the product flips
     meaning; real classifiers have ``E > 0`` on nearly all inputs).
 
     The bank is an explicit seeded random subset (the official code's
@@ -104,7 +122,9 @@ class NNGuide(HeadMixin, BaseDetector):
     coef_, intercept_ : ndarray
         The head.
     bank_ : ndarray of shape (n_bank, n_features)
-        Energy-scaled normalised training features.
+        Energy-scaled normalised training features, float32 when the training
+        features are float32 (float32 queries are then scored in float32),
+        else float64.
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
@@ -160,10 +180,12 @@ class NNGuide(HeadMixin, BaseDetector):
             )
         size = min(n, max(ceil(self.bank_fraction * n), self.n_neighbors))
         rows = np.sort(check_random_state(self.random_state).choice(n, size, replace=False))
-        H = X[rows].astype(np.float64)
+        # In the precision of the training rows: a float32 bank for float32 features.
+        H = np.asarray(X[rows])
+        H = H if H.dtype == np.float32 else H.astype(np.float64)
         self.bank_ = l2_normalize(H) * logsumexp(self._logits(H), axis=1)[:, None]
 
     def _score(self, X):
-        X = X.astype(np.float64)
-        return nnguide_score(X, logsumexp(self._logits(X), axis=1), self.bank_,
-                             self.n_neighbors)
+        X = X if X.dtype == np.float32 else X.astype(np.float64)
+        return nnguide_score(X, logsumexp(self._logits(X), axis=1).astype(np.float64),
+                             self.bank_, self.n_neighbors)

@@ -24,6 +24,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
 from .._tags import DetectorTags
+from ._features import in_precision
 from ._head import HeadMixin
 from .logits import energy
 
@@ -39,7 +40,7 @@ def remove_rank1(maps):
     array([[0., 0.],
            [0., 1.]])
     """
-    F = np.asarray(maps, dtype=np.float64)
+    F = in_precision(maps)  # float32 maps: the SVD in float32
     n, c = F.shape[:2]
     M = F.reshape(n, c, -1)
     u, s, vt = np.linalg.svd(M, full_matrices=False)
@@ -56,8 +57,13 @@ def rankfeat_pooled(maps):
     >>> rankfeat_pooled(np.array([[[[3.0, 0.0]], [[0.0, 1.0]]]]))
     array([[0. , 0.5]])
     """
-    F = remove_rank1(maps)
-    return F.reshape(F.shape[0], F.shape[1], -1).mean(axis=2)
+    F = in_precision(maps)
+    n, c = F.shape[:2]
+    M = F.reshape(n, c, -1)
+    # The mean over positions of M - s u v^T is mean(M) - s u mean(v): no rank-1 map.
+    u, s, vt = np.linalg.svd(M, full_matrices=False)
+    top = (s[:, 0] * vt[:, 0, :].mean(axis=1))[:, None] * u[:, :, 0]
+    return M.mean(axis=2) - top
 
 
 class RankFeat(HeadMixin, BaseDetector):

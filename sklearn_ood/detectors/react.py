@@ -138,4 +138,4 @@ class ReAct(HeadMixin, BaseDetector):
 
     def _score(self, X):
         # Float32 features are scored in float32 (the clip value rounded to float32).
-        return energy(self._logits_like(react_clip(X, self.clip_)))
+        return energy(self._logits(react_clip(X, self.clip_)))

@@ -20,8 +20,9 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
 from .._tags import DetectorTags
-from ._head import HeadMixin
-from .ash import _ash_prune, _scale_nonzero
+from ._features import in_precision
+from ._head import HeadMixin, linear_logits
+from .ash import _scale_nonzero
 
 
 def scale_energy(features, coef, intercept, percentile=85.0):
@@ -39,9 +40,15 @@ def scale_energy(features, coef, intercept, percentile=85.0):
     >>> bool(np.isclose(s[0], np.log(np.exp(h[0] * np.exp(4 / 3)).sum())))
     True
     """
-    h = np.asarray(features, dtype=np.float64)
-    _, _, s1, s2, _ = _ash_prune(h, percentile)
-    logits = _scale_nonzero(h @ coef.T, s1, s2) + intercept
+    h = in_precision(features)  # float32 features: selection and product in float32
+    n = h.shape[1]
+    k = n - int(np.round(n * percentile / 100.0))
+    s1 = h.sum(axis=1, dtype=np.float64)
+    # The sum of the k largest entries of each row (whichever of tied entries is kept).
+    s2 = np.partition(h, n - k, axis=1)[:, n - k:].sum(axis=1, dtype=np.float64) if k > 0 \
+        else np.zeros(h.shape[0])
+    product = linear_logits(h, coef, 0.0).astype(np.float64, copy=False)
+    logits = _scale_nonzero(product, s1, s2) + intercept
     with np.errstate(divide="ignore", invalid="ignore"):
         return logsumexp(logits, axis=1)
 

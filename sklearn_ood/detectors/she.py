@@ -14,7 +14,7 @@ import numpy as np
 
 from .._base import BaseDetector
 from .._tags import DetectorTags
-from ._features import row_chunks
+from ._features import in_precision, row_chunks
 from ._head import HeadMixin
 
 
@@ -61,7 +61,9 @@ def she_score(X, logits, patterns):
     ...           np.array([[1.0, 0.0], [3.0, 1.0]]))
     array([5.])
     """
-    return np.einsum("ij,ij->i", X, patterns[np.argmax(logits, axis=1)])
+    X = in_precision(X)  # float32 features: the products in float32
+    patterns = np.asarray(patterns, dtype=X.dtype)
+    return np.einsum("ij,ij->i", X, patterns[np.argmax(logits, axis=1)]).astype(np.float64)
 
 
 def check_class_indices(y, n_classes, method):
@@ -88,7 +90,7 @@ class SHE(HeadMixin, BaseDetector):
     classifies correctly (prediction == label == c), in float64. Score:
     ``<h, S_yhat>`` with ``yhat`` the head's prediction, OpenOOD's default
     ``inner_product`` metric (the official code returns its negative as an
-    energy). Higher means more ID.
+    energy), in float32 for float32 features. Higher means more ID.
 
     Needs the head and class labels: ``fit(X, y)`` with ``y`` the class
     indices of the head's rows, every class with at least one training row.
@@ -184,6 +186,6 @@ class SHE(HeadMixin, BaseDetector):
             self.patterns_[missing] = she_patterns(X, labels, labels, n_classes)[missing]
 
     def _score(self, X):
-        X = X.astype(np.float64)
+        X = in_precision(X)
         return she_score(X, self._logits(X), self.patterns_)
 

@@ -184,5 +184,5 @@ class ViM(HeadMixin, AccumulatingDetector):
         # float64: eigenvectors of a covariance); the two terms are combined in float64.
         dtype = np.float32 if X.dtype == np.float32 else np.float64
         v = virtual_logit(X, self.origin_.astype(dtype), self.null_space_.astype(dtype))
-        energy = logsumexp(self._logits_like(X), axis=1)
+        energy = logsumexp(self._logits(X), axis=1)
         return -self.alpha_ * v.astype(np.float64) + energy.astype(np.float64)

@@ -52,9 +52,35 @@ def vra_rectify(features, alpha, beta, gamma=0.0):
     >>> import numpy as np
     >>> vra_rectify(np.array([[0.2, 0.7, 3.0]]), 0.5, 1.0, gamma=0.1)
     array([[0. , 0.8, 1. ]])
+
+    Float32 rows are rectified in float32 (the thresholds compared exactly):
+
+    >>> vra_rectify(np.array([[0.2, 0.7, 3.0]], dtype=np.float32), 0.5, 1.0).dtype
+    dtype('float32')
     """
-    h = np.asarray(features, dtype=np.float64)
-    return np.where(h < alpha, 0.0, np.where(h > beta, beta, h + gamma))
+    h = np.asarray(features)
+    alpha, beta = np.asarray(alpha, dtype=np.float64), np.asarray(beta, dtype=np.float64)
+    if h.dtype == np.float32:
+        # float32 rows against the float64 thresholds, in float32: h < alpha exactly when
+        # h < (the smallest float32 >= alpha), h > beta when h > (the largest <= beta).
+        low, high, cap = _float32_bound(alpha, up=True), _float32_bound(beta, up=False), \
+            beta.astype(np.float32)
+    else:
+        h = h.astype(np.float64, copy=False)
+        low, high, cap = alpha, beta, beta
+    out = np.minimum(h, cap) if gamma == 0 else h + h.dtype.type(gamma)
+    if gamma != 0:
+        np.copyto(out, np.broadcast_to(cap, out.shape), where=h > high)
+    np.copyto(out, 0, where=h < low)
+    return out
+
+
+def _float32_bound(t, *, up):
+    """The smallest float32 ``>= t`` (``up``) or the largest ``<= t``, per entry."""
+    t32 = t.astype(np.float32)
+    off = t32 < t if up else t32 > t
+    t32[off] = np.nextafter(t32[off], np.float32(np.inf if up else -np.inf))
+    return t32
 
 
 class VRA(HeadMixin, BaseDetector):
