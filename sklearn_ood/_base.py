@@ -490,8 +490,10 @@ class AccumulatingDetector(BaseDetector):
 
     def _merge(self, X, codes, n_classes, statistics):
         """The statistics of earlier calls (``None`` at first) with the rows ``X`` added."""
+        own = type(self)._moment_features is not AccumulatingDetector._moment_features
         with np.errstate(over="ignore", invalid="ignore"):
-            return class_moments(X, codes, n_classes, transform=self._moment_features,
+            return class_moments(X, codes, n_classes,
+                                 transform=self._moment_features if own else None,
                                  tied=self._tied, scatter=self._scatter, moments=statistics)
 
     def _class_codes(self, X, y, reset):

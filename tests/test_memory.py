@@ -194,7 +194,8 @@ def test_wide_maps_are_accumulated_in_fewer_rows_per_chunk(name, reader, monkeyp
     y = np.arange(30) % 2
     make = getattr(detectors, name)
     kwargs = {"n_neighbors": 3} if name == "KNN" else {}
-    expected = make(**kwargs).fit(maps, y).score_samples(maps)
+    whole = make(**kwargs).fit(maps, y)
+    expected = whole.score_samples(maps)
     monkeypatch.setattr(_moments, "CHUNK_VALUES", 4 * 8)
     read = []
     original = getattr(make, reader)
@@ -204,6 +205,13 @@ def test_wide_maps_are_accumulated_in_fewer_rows_per_chunk(name, reader, monkeyp
         return original(self, X)
 
     monkeypatch.setattr(make, reader, recording)
-    scores = make(**kwargs).fit(maps, y).score_samples(maps)
+    det = make(**kwargs).fit(maps, y)
+    scores = det.score_samples(maps)
     assert read and max(read) <= 4
-    np.testing.assert_allclose(scores, expected, rtol=1e-10, atol=1e-12)
+    tol = {"rtol": 1e-10, "atol": 1e-12}
+    if name == "KNN":
+        # The bank (the statistic) is the same; the search runs in the bank's float32,
+        # whose products round differently for other chunks of queries.
+        np.testing.assert_array_equal(det.bank_, whole.bank_)
+        tol = {"rtol": 1e-5, "atol": 1e-6}
+    np.testing.assert_allclose(scores, expected, **tol)

@@ -207,7 +207,9 @@ class GaussianMixture(BaseDetector):
                     chol = linalg.cholesky(cov, lower=True)
                 except linalg.LinAlgError:
                     raise self._singular_error() from None
-                prec_chol = linalg.solve_triangular(chol, np.eye(cov.shape[0]), lower=True).T
+                # L^-1 by LAPACK's triangular inverse (a third of a triangular solve
+                # against the identity)
+                prec_chol = linalg.lapack.dtrtri(chol, lower=1)[0].T
                 precisions = prec_chol @ prec_chol.T
             if kind in ("full", "diag"):  # scikit-learn's shapes, one component
                 cov, prec_chol, precisions = cov[None], prec_chol[None], precisions[None]

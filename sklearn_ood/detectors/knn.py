@@ -45,24 +45,29 @@ class KNN(AccumulatingDetector):
     (monotone-equivalent to ``-distance``). Higher means more ID.
 
     Neighbours are found by ``algorithm``: by default an exact brute-force
-    search with scikit-learn in the dtype of the training features (float32
-    input keeps a float32 bank, like faiss); the faiss algorithms (optional
+    search in the dtype of the training features (float32 input keeps a
+    float32 bank, like faiss: one float32 matrix product per chunk of queries
+    and a partial selection of the ``k`` nearest,
+    :func:`~sklearn_ood.detectors._neighbors.brute_search`, about half the CPU
+    time of scikit-learn's brute ``NearestNeighbors``, which computes float32
+    distances in float64); the faiss algorithms (optional
     dependency, ``pip install "sklearn-ood[faiss]"``) search a float32 bank,
     exactly (``"faiss-flat"``) or approximately (``"faiss-ivf"``,
     ``"faiss-hnsw"``: a neighbour may be missed, so the k-th distance can only
     be over-estimated; ``n_probe`` and ``ef_search`` trade speed for recall).
-    The default stays exact scikit-learn search, chosen by measurement
-    (``perf/bench_knn_backends.py``, ``perf/README.md`` section 3c: 1M x 512
-    clustered rows, 10,000 queries, k = 50): faiss's exact search found the
-    same neighbours with 0.46 to 0.61 of the CPU time (a 1M-row ``fit``:
-    173 s against 297 s), but needs the optional dependency and float32; the
+    The default is exact search without the optional dependency, chosen by
+    measurement (``perf/bench_knn_backends.py``, ``perf/README.md`` section
+    3c: 1M x 512 clustered rows, 10,000 queries, k = 50): faiss's exact search
+    found the same neighbours as scikit-learn's with 0.46 to 0.61 of the CPU
+    time (a 1M-row ``fit``: 173 s against 297 s), and the default now
+    searches as faiss does (float32 products, partial selection); the
     approximate indexes cost nearly as much to build as one ``fit`` (10,000
     leave-one-out searches) saves (IVF at 1M:
     build + search 18 % below exact search at recall 0.94; the HNSW build
-    alone cost more than an exact pass at 100k rows). Use ``"faiss-flat"``
-    for large banks, an approximate index when far more rows are scored than
-    one ``fit`` searches and an over-estimated k-th distance is acceptable
-    (its searches were 2-4x cheaper than exact ones).
+    alone cost more than an exact pass at 100k rows). Use an approximate
+    index when far more rows are scored than one ``fit`` searches and an
+    over-estimated k-th distance is acceptable (its searches were 2-4x
+    cheaper than exact ones).
 
     Threshold: a training row is its own nearest neighbour at distance 0, so
     scoring the bank against itself would be optimistic. ``offset_`` is
@@ -102,8 +107,9 @@ class KNN(AccumulatingDetector):
         (a 4-D map is flattened). See ``negative_aware_rescaled_score`` for
         ``NAN = 0``.
     algorithm : {"brute", "faiss-flat", "faiss-ivf", "faiss-hnsw"}, default="brute"
-        Neighbour search: ``"brute"`` is scikit-learn's exact
-        ``NearestNeighbors(algorithm="brute")``; ``"faiss-flat"`` faiss's exact
+        Neighbour search: ``"brute"`` is exact search by one matrix product
+        per chunk of queries and a partial selection (``brute_search``);
+        ``"faiss-flat"`` faiss's exact
         search (``faiss.knn``); ``"faiss-ivf"`` an ``IndexIVFFlat`` (k-means
         into ``n_lists`` lists, each query scanning ``n_probe`` of them);
         ``"faiss-hnsw"`` an ``IndexHNSWFlat`` graph (``hnsw_m`` links per row,

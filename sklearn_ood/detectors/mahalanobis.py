@@ -11,11 +11,10 @@ distance rescaled by the negative-aware norm (Park et al., 2023).
 """
 
 import numpy as np
-from scipy.linalg import pinvh
 
 from .._base import AccumulatingDetector, BaseDetector
 from .._tags import DetectorTags
-from ._features import check_finite_covariance, l2_normalize, pool_maps
+from ._features import check_finite_covariance, l2_normalize, pool_maps, pseudo_inverse
 from .negative_aware_norm import negative_aware_rescaled_score
 
 
@@ -105,7 +104,7 @@ class Mahalanobis(AccumulatingDetector):
     covariance_ : ndarray of shape (n_features, n_features)
         Shared (tied) covariance.
     precision_ : ndarray of shape (n_features, n_features)
-        Its pseudo-inverse (``scipy.linalg.pinvh``).
+        Its pseudo-inverse (the cutoff of ``scipy.linalg.pinvh``).
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
@@ -188,7 +187,7 @@ class Mahalanobis(AccumulatingDetector):
         with np.errstate(over="ignore", invalid="ignore"):
             self.covariance_ = scatter / counts.sum()
         check_finite_covariance(self.covariance_, "Mahalanobis")
-        self.precision_ = pinvh(self.covariance_, check_finite=False)
+        self.precision_ = pseudo_inverse(self.covariance_)
 
     def _score(self, X):
         H = self._features(X)

@@ -11,11 +11,12 @@ the background Gaussian of all training features.
 """
 
 import numpy as np
-from scipy.linalg import pinvh
 
 from .._base import BaseDetector
 from .._tags import DetectorTags
-from ._features import check_finite_covariance, class_moments, l2_normalize, pool_maps
+from ._features import (
+    check_finite_covariance, class_moments, l2_normalize, pool_maps, pseudo_inverse,
+)
 from .mahalanobis import min_mahalanobis_sqdist
 
 
@@ -71,8 +72,8 @@ class RelativeMahalanobis(BaseDetector):
     (class-centred features, maximum likelihood ``1/N``), as
     :class:`~sklearn_ood.detectors.mahalanobis.Mahalanobis`; and a background
     Gaussian of all training features (labels ignored): mean ``mu_0``,
-    covariance ``(1/N) sum (h - mu_0)(h - mu_0)^T``. Both are inverted with
-    ``scipy.linalg.pinvh``. Score: ``-min_k (MD_k(h) - MD_0(h))`` (OpenOOD's
+    covariance ``(1/N) sum (h - mu_0)(h - mu_0)^T``. Both are pseudo-inverted
+    (the cutoff of ``scipy.linalg.pinvh``). Score: ``-min_k (MD_k(h) - MD_0(h))`` (OpenOOD's
     ``rmds`` postprocessor; higher means more ID). pytorch-ood's ``RMD``
     leaves its covariances undivided by ``N`` (plus ``1e-6 I``): its scores are
     ``1/N`` of ours, the same ranking.
@@ -167,8 +168,8 @@ class RelativeMahalanobis(BaseDetector):
             background = (within + (offsets.T * counts) @ offsets) / n
         for cov in (covariance, background):
             check_finite_covariance(cov, "RelativeMahalanobis")
-        self.precision_ = pinvh(covariance, check_finite=False)
-        self.background_precision_ = pinvh(background, check_finite=False)
+        self.precision_ = pseudo_inverse(covariance)
+        self.background_precision_ = pseudo_inverse(background)
 
     def _score(self, X):
         return relative_mahalanobis_score(

@@ -11,13 +11,13 @@ from numbers import Real
 
 import numpy as np
 import torch
-from scipy.linalg import pinvh
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from .._torch import BlockCapture
-from ..extraction import resolve_blocks
 from .._tags import DetectorTags
+from .._torch import BlockCapture
+from ..detectors._features import pseudo_inverse
+from ..extraction import resolve_blocks
 from ._base import ModelDetector
 from ._model_state import model_run, on_device
 from .odin import check_input_std, signed_step
@@ -72,7 +72,8 @@ class InputPreprocessedMahalanobis(ModelDetector):
     ``blocks``, its output averaged over the spatial positions, ``h_l(x)``
     (a 2-D output is used as it is); the class means ``mu_lc`` and ONE
     covariance shared by the classes (class-centred features, maximum
-    likelihood ``1/N``, float64), inverted with ``pinvh`` into ``P_l``.
+    likelihood ``1/N``, float64), pseudo-inverted into ``P_l`` (the cutoff of
+    ``scipy.linalg.pinvh``).
 
     **Score**, per block ``l``, with ``M_lc(x) = (h_l(x) - mu_lc)^T P_l (h_l(x) - mu_lc)``:
 
@@ -268,7 +269,7 @@ class InputPreprocessedMahalanobis(ModelDetector):
             means /= counts
             H -= means[codes]  # class-centred, in place
             self.means_.append(means)
-            self.precisions_.append(pinvh(H.T @ H / len(H), check_finite=False))
+            self.precisions_.append(pseudo_inverse(H.T @ H / len(H)))
         self.blocks_ = blocks
         self.block_weights_ = weights
 
