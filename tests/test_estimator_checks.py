@@ -101,8 +101,6 @@ CHECK_PARAMS = {
 
 _NO_LABELS = ("the check fits without y and the detector needs class labels (tags "
               "labels='required')")
-_FIT_PREDICT_DROPS_Y = ("fit_predict(X, y) (OutlierMixin) drops y and calls fit(X), which a "
-                        "detector that needs class labels rejects")
 _LEAVE_ONE_OUT = (
     "by design offset_ comes from leave-one-out training scores, while score_samples of a "
     "training row counts the row itself (KNN: its own neighbour; Gram: inside the bounds it "
@@ -169,7 +167,6 @@ def expected_failed_checks(estimator):
     if tags.labels == "required":
         expected.update(dict.fromkeys(["check_outliers_fit_predict", "check_outliers_train"],
                                       _NO_LABELS))
-        expected["check_fit_score_takes_y"] = _FIT_PREDICT_DROPS_Y
     if tags.input == "images":
         expected.update(EXPECTED_FAILED_CHECKS)
     return expected
