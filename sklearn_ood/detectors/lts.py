@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
 from .._tags import DetectorTags
+from ._features import in_precision
 from ._head import HeadMixin
 from .logits import energy
 
@@ -36,11 +37,11 @@ def lts_scale(features, percentile=95.0):
     >>> lts_scale(np.array([[3.0, 1.0, 0.0, -2.0], [1.0, 1.0, 1.0, 1.0]]), 50)
     array([1., 4.])
     """
-    a = np.maximum(np.asarray(features, dtype=np.float64), 0.0)
+    a = np.maximum(in_precision(features), 0.0)  # float32 features: selection in float32
     d = a.shape[1]
     k = max(1, d - int(np.round(d * percentile / 100.0)))
-    top = np.partition(a, d - k, axis=1)[:, d - k:].sum(axis=1)
-    ratio = np.divide(a.sum(axis=1), top, out=np.ones(len(a)), where=top > 0)
+    top = np.partition(a, d - k, axis=1)[:, d - k:].sum(axis=1, dtype=np.float64)
+    ratio = np.divide(a.sum(axis=1, dtype=np.float64), top, out=np.ones(len(a)), where=top > 0)
     return ratio**2
 
 
@@ -115,4 +116,4 @@ class LTS(HeadMixin, BaseDetector):
 
     def _score(self, X):
         scale = lts_scale(X, self.percentile)
-        return energy(scale[:, None] * self._logits(np.asarray(X, dtype=np.float64)))
+        return energy(scale[:, None] * self._logits(X))
