@@ -3,9 +3,12 @@
 Sphinx loads this extension from ``conf.py``; on ``config-inited``, before the
 source files are listed, it writes the detector list from the registry
 (:func:`sklearn_ood.discovery.describe_detectors`), so the page lists every
-detector with what its class declares.
+detector with what its class declares; and the performance page from the
+result file of ``perf/bench_vs_pytorch_ood.py`` (``perf/vs_pytorch_ood.json``),
+so its table is the one the run wrote, with the run's command and date.
 """
 
+import json
 from pathlib import Path
 
 from sklearn_ood.discovery import describe_detectors
@@ -38,11 +41,70 @@ def detectors_page():
     return "\n".join(lines) + "\n"
 
 
+#: The result file of perf/bench_vs_pytorch_ood.py, relative to the docs folder.
+PERFORMANCE_RESULTS = Path("..") / "perf" / "vs_pytorch_ood.json"
+
+
+def _seconds(value):
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _ratio(value):
+    return "-" if value is None else f"**{value:.2f}**" if value > 1 else f"{value:.2f}"
+
+
+def performance_page(results_path):
+    """The reStructuredText of the speed comparison with pytorch-ood, from its result file."""
+    title = ["Performance", "===========", ""]
+    path = Path(results_path)
+    if not path.is_file():
+        return "\n".join(title + ["No result file: run ``python perf/bench_vs_pytorch_ood.py``."]) \
+            + "\n"
+    run = json.loads(path.read_text())
+    s, v, m = run["settings"], run["versions"], run["machine"]
+    lines = title + [
+        "Every detector that pytorch-ood also has, timed against pytorch-ood "
+        f"{v['pytorch_ood']} on the same {s['dtype']} features in one process: a bank of "
+        f"{s['n_bank']:,} x {s['d']} training rows of {s['k']} classes, {s['n_query']:,} "
+        f"queries, the median of {s['repeats']} rounds on {s['threads']} threads (RankFeat "
+        f"and Gram: {s['n_maps']:,} training maps and as many query maps of "
+        f"{' x '.join(map(str, s['maps']))}).", "",
+        f"- *score*: ``score_samples`` of the queries against pytorch-ood's ``predict_*``;",
+        "- *fit*: our ``fit`` without the threshold (the statistics, input checks included) "
+        "against pytorch-ood's ``fit_*``, '-' where pytorch-ood fits nothing;",
+        "- *threshold*: the part of our ``fit`` that sets ``offset_``, which pytorch-ood "
+        "does not compute: the scores of at most 10,000 training rows (leave-one-out "
+        "for KNN; Gram computes its leave-one-out scores inside its fit);",
+        "- *ratio*: ours / pytorch-ood's (bold above 1); *Spearman*: the rank correlation "
+        "of our scores with minus pytorch-ood's on the queries.", "",
+        f"Generated from ``perf/vs_pytorch_ood.json``, written on {run['date']} by::", "",
+        f"   {run['command']}", "",
+        f"with torch {v['torch']}, NumPy {v['numpy']}, scikit-learn {v['scikit_learn']}, "
+        f"Python {v['python']} on {m['cpus']} CPUs ({m['processor']}); 1-minute load "
+        f"average {m['load_before'][0]} before and {m['load_after'][0]} after the run "
+        "(the machine is shared: wall times carry that noise).", "",
+        ".. list-table::", "   :header-rows: 1", "",
+        "   * - detector", "     - score, ours (s)", "     - score, pytorch-ood (s)",
+        "     - score ratio", "     - fit, ours (s)", "     - fit, pytorch-ood (s)",
+        "     - fit ratio", "     - threshold (s)", "     - Spearman"]
+    for r in run["rows"]:
+        lines += [f"   * - {r['detector']}", f"     - {_seconds(r['score_ours_s'])}",
+                  f"     - {_seconds(r['score_theirs_s'])}", f"     - {_ratio(r['score_ratio'])}",
+                  f"     - {_seconds(r['fit_ours_s'])}", f"     - {_seconds(r['fit_theirs_s'])}",
+                  f"     - {_ratio(r['fit_ratio'])}", f"     - {_seconds(r['threshold_s'])}",
+                  f"     - {r['spearman']:.4f}"]
+    lines += ["", "How each pair is matched, and where the two differ:", ""]
+    lines += [f"- **{r['detector']}**: {r['note']}." for r in run["rows"] if r["note"]]
+    return "\n".join(lines) + "\n"
+
+
 def write_pages(srcdir):
     """Write the generated pages into ``srcdir/generated``; a file only when it changed."""
     folder = Path(srcdir) / "generated"
     folder.mkdir(exist_ok=True)
-    for name, text in {"detectors": detectors_page()}.items():
+    pages = {"detectors": detectors_page(),
+             "performance": performance_page(Path(srcdir) / PERFORMANCE_RESULTS)}
+    for name, text in pages.items():
         path = folder / f"{name}.rst"
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
