@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
 from .._tags import DetectorTags
-from ._features import CHUNK_ROWS, l2_normalize, row_chunks
+from ._features import CHUNK_ROWS, in_precision, l2_normalize, row_chunks
 from ._head import HeadMixin
 
 
@@ -181,9 +181,10 @@ class NNGuide(HeadMixin, BaseDetector):
         size = min(n, max(ceil(self.bank_fraction * n), self.n_neighbors))
         rows = np.sort(check_random_state(self.random_state).choice(n, size, replace=False))
         # In the precision of the training rows: a float32 bank for float32 features.
-        H = np.asarray(X[rows])
-        H = H if H.dtype == np.float32 else H.astype(np.float64)
-        self.bank_ = l2_normalize(H) * logsumexp(self._logits(H), axis=1)[:, None]
+        H = in_precision(X if size == n else X[rows])  # every row: no gathered copy
+        bank = l2_normalize(H)  # a new array
+        bank *= logsumexp(self._logits(H), axis=1)[:, None]
+        self.bank_ = bank
 
     def _score(self, X):
         X = X if X.dtype == np.float32 else X.astype(np.float64)

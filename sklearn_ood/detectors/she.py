@@ -162,7 +162,7 @@ class SHE(HeadMixin, BaseDetector):
         n_classes = self.coef_.shape[0]
         labels = check_class_indices(y, n_classes, "SHE")
         predictions = np.concatenate([
-            np.argmax(self._logits(X[rows].astype(np.float64)), axis=1)
+            np.argmax(self._logits(in_precision(X[rows])), axis=1)  # as scoring predicts
             for rows in row_chunks(X.shape[0])
         ])
         self.patterns_ = she_patterns(X, labels, predictions, n_classes)
