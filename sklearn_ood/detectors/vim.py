@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
 from .._tags import DetectorTags
-from ._features import check_finite_covariance
+from ._features import check_finite_covariance, one_blas_thread
 from ._head import HeadMixin
 
 
@@ -162,7 +162,8 @@ class ViM(HeadMixin, AccumulatingDetector):
         with np.errstate(over="ignore", invalid="ignore"):
             covariance = (scatter + n_samples * np.outer(delta, delta)) / n_samples
         check_finite_covariance(covariance, "ViM")
-        eig_vals, eig_vecs = np.linalg.eigh(covariance)
+        with one_blas_thread():  # a D x D factorisation: see one_blas_thread
+            eig_vals, eig_vecs = np.linalg.eigh(covariance)
         order = np.argsort(eig_vals)[::-1]
         self.null_space_ = np.ascontiguousarray(eig_vecs[:, order[k:]])
         # alpha's two means need the final null space, hence the rows themselves:
