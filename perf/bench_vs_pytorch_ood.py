@@ -458,6 +458,20 @@ def run_pair(pair, data, t, repeats):
     }
 
 
+def _commit():
+    """The repository's commit, with "+changes" when the tree differs from it (or None)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, text=True, capture_output=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-bank", type=int, default=50_000)
@@ -520,13 +534,16 @@ def main(argv=None):
         "command": "python perf/bench_vs_pytorch_ood.py " + " ".join(
             sys.argv[1:] if argv is None else argv),
         "date": datetime.date.today().isoformat(),
+        "commit": _commit(),
         "settings": {"n_bank": args.n_bank, "n_query": args.n_query, "d": args.d, "k": args.k,
                      "maps": list(args.maps), "n_maps": args.n_maps, "threads": args.threads,
                      "repeats": args.repeats, "dtype": "float32"},
-        "versions": {"sklearn_ood": sklearn_ood.__version__, "pytorch_ood": pytorch_ood.__version__,
+        "versions": {"sklearn_ood": sklearn_ood.__version__,
+                     "pytorch_ood": pytorch_ood.__version__,
                      "torch": torch.__version__, "numpy": np.__version__,
                      "scikit_learn": sklearn.__version__, "python": platform.python_version()},
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+        "machine": {"cpus": os.cpu_count(),
+                    "processor": platform.processor() or platform.machine(),
                     "load_before": [round(v, 2) for v in load_before],
                     "load_after": [round(v, 2) for v in load_after]},
         "torchvision_stub": stubbed,

@@ -50,8 +50,7 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
         Class index of each row, in ``range(n_classes)``.
     n_classes : int
     transform : callable, default=None
-        Applied to each float64 chunk (without it and with ``scatter=False``
-        the chunks are summed in float64 without a float64 copy) (e.g. :func:`l2_normalize`); it may
+        Applied to each float64 chunk (e.g. :func:`l2_normalize`); it may
         change the number of columns (e.g. :func:`pool_maps` on 4-D maps).
     tied : bool, default=False
         Return the within-class scatter summed over the classes, one
@@ -62,7 +61,9 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
         deviations, ``(n_features,)`` each): all that diagonal covariances need.
     scatter : bool, default=True
         ``False``: counts and means only (``scatters`` is ``None``), for a
-        detector that needs no covariance: no ``D x D`` product per chunk.
+        detector that needs no covariance: no ``D x D`` product per chunk
+        (and, without ``transform``, float32 chunks are summed in float64
+        without a float64 copy).
     chunk_rows : int, default=CHUNK_ROWS
     moments : tuple (counts, means, scatters), default=None
         Statistics of earlier rows, as returned by this function for

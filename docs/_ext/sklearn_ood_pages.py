@@ -64,7 +64,7 @@ def _run_section(path, run):
              f"classes, {s['n_query']:,} queries (RankFeat and Gram: {s['n_maps']:,} training "
              f"and as many query maps of {' x '.join(map(str, s['maps']))}), the median of "
              f"{s['repeats']} rounds. Generated from ``perf/{path.name}``, written on "
-             f"{run['date']} by::", "",
+             f"{run['date']} (commit {run.get('commit') or 'unknown'}) by::", "",
              f"   {run['command']}", "",
              f"with pytorch-ood {v['pytorch_ood']}, torch {v['torch']}, NumPy {v['numpy']}, "
              f"scikit-learn {v['scikit_learn']}, Python {v['python']} on {m['cpus']} CPUs; "
@@ -72,7 +72,8 @@ def _run_section(path, run):
              "after the run (a shared machine: the wall times carry that noise).", "",
              ".. list-table::", "   :header-rows: 1", "",
              "   * - detector", "     - score, ours (s)", "     - score, pytorch-ood (s)",
-             "     - score ratio", "     - of which input check (s)", "     - fit, ours (s)", "     - fit, pytorch-ood (s)",
+             "     - score ratio", "     - of which input check (s)", "     - fit, ours (s)",
+             "     - fit, pytorch-ood (s)",
              "     - fit ratio", "     - threshold (s)", "     - Spearman"]
     for r in run["rows"]:
         lines += [f"   * - {r['detector']}", f"     - {_seconds(r['score_ours_s'])}",
@@ -102,8 +103,8 @@ def performance_page(results_paths):
     runs = [(Path(p), json.loads(Path(p).read_text())) for p in results_paths
             if Path(p).is_file()]
     if not runs:
-        return "\n".join(lines + ["No result file: run ``python perf/bench_vs_pytorch_ood.py``."]) \
-            + "\n"
+        lines.append("No result file: run ``python perf/bench_vs_pytorch_ood.py``.")
+        return "\n".join(lines) + "\n"
     for path, run in runs:
         lines += _run_section(path, run)
     lines += ["How each pair is matched, and where the two differ", "-" * 51, ""]

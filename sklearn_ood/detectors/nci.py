@@ -45,10 +45,10 @@ class NCI(HeadMixin, AccumulatingDetector):
 
     Score (NCI ``nci_postprocessor.py``, identical in OpenOOD):
     ``w_yhat^T (h - mu) / ||h - mu||_2 + alpha ||h||_1`` with ``mu`` the mean
-    training feature (no labels) and ``yhat`` the head's prediction, in
-    float32 for float32 features, else in float64. As the code, the first term ("pScore") is not divided by
-    ``||w_yhat||`` (equinorm weights under neural collapse). Higher means
-    more ID.
+    training feature (no labels) and ``yhat`` the head's prediction, in float32 for
+    float32 features, else in float64. As the code, the first term ("pScore")
+    is not divided by ``||w_yhat||`` (equinorm weights under neural collapse).
+    Higher means more ID.
 
     ``mu`` is accumulated in float64 by chunks, so ``partial_fit`` on the
     chunks of ``X``, in any order, gives it up to rounding (see

@@ -99,11 +99,12 @@ class NNGuide(HeadMixin, BaseDetector):
 
     Bank (NNG ``ood_detectors/nnguide.py``): a random subset of the training
     features, each L2-normalised and scaled by its own energy,
-    ``b_i = E(z_i) h_i / ||h_i||`` with ``E = logsumexp`` of the logits. Guidance
-    ``G(x)`` = mean of the ``k`` largest inner products ``<h/||h||, b_i>``
-    (exact search, as faiss ``IndexFlatIP``); score ``G(x) E(z(x))``, in
-    float32 for float32 features (bank and queries), else in float64. Higher means more ID (if ``E`` is negative the product flips
-    meaning; real classifiers have ``E > 0`` on nearly all inputs).
+    ``b_i = E(z_i) h_i / ||h_i||`` with ``E = logsumexp`` of the logits. Guidance ``G(x)`` =
+    mean of the ``k`` largest inner products ``<h/||h||, b_i>`` (exact search,
+    as faiss ``IndexFlatIP``); score ``G(x) E(z(x))``, in float32 for float32
+    features (bank and queries), else in float64. Higher means more ID (if
+    ``E`` is negative the product flips meaning; real classifiers have
+    ``E > 0`` on nearly all inputs).
 
     The bank is an explicit seeded random subset (the official code's
     ``bankset_ratio=0.01``; OpenOOD takes the first batches of its loader).
