@@ -37,6 +37,7 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "sklearn_ood_api",  # writes api/*.rst from the package's __all__ (docs/_ext)
+    "sklearn_ood_pages",  # writes generated/*.rst: the detector list (docs/_ext)
 ]
 
 templates_path = ["_templates"]

@@ -1,4 +1,4 @@
-"""Fit time and peak extra memory of every feature detector at N = 10k, 100k, 1M rows.
+"""Fit time and peak extra memory of every array detector at N = 10k, 100k, 1M rows.
 
 Issue "ImageNet-size data on one machine": is ``fit`` linear in N, and is its
 extra memory flat in N beyond the detector's own statistics?
@@ -14,9 +14,15 @@ Each (detector, D, N) runs in a fresh subprocess (``--child``), one at a time
    random class mean ``mu`` (K classes) and standard-normal noise, so about
    half of the entries are exact zeros; balanced random labels ``y`` in
    ``0 .. K-1`` (int64) and a random head ``(coef (K, D), intercept (K,))``;
-3. build the detector (head and labels where it needs them, see ``SPECS``);
-   a detector of block maps (``MAPS``: RankFeat) gets the same array viewed as
-   ``(N, D / 16, 4, 4)`` maps (no copy);
+3. build the detector as its tags declare, with its default hyper-parameters
+   (``make_case`` of ``tests/_instances.py``, the tests' instance generator,
+   over the registry's detectors that take arrays): the head and the labels
+   where it takes them (every sixth row labelled OOD, -1, for a detector that
+   fits on OOD rows: MultiBlockMahalanobis), ``random_state=0``, two blocks
+   of ``D / 2`` columns (MultiBlockMahalanobis), rows read as flattened maps
+   of 2 channels (Gram's ``block_shapes``); a detector of 4-D maps only
+   (RankFeat) gets the same array viewed as ``(N, D / 16, 4, 4)`` maps (no
+   copy);
 4. reset the kernel's RSS high-water mark (``echo 5 > /proc/self/clear_refs``,
    Linux >= 4.0), read ``VmRSS`` (``baseline``: Python, libraries, the input,
    the labels), run ``fit`` once, read ``VmHWM`` (``peak``);
@@ -67,47 +73,17 @@ from _memory import status_kib
 MIB = 2**20
 CHUNK = 16384
 
-# name -> (keyword arguments, needs the head, pass labels y)
-# Built as in tests/test_base.py (DETECTORS_2D) with the default
-# hyper-parameters where the tests shrink them for tiny data.
-SPECS = {
-    "ASH": ({}, True, False),
-    "DICE": ({}, True, False),
-    "Energy": ({}, True, False),
-    "Entropy": ({}, True, False),
-    "FDBD": ({}, True, False),
-    "FeatureNorm": ({}, False, False),
-    "GaussianDensity": ({}, False, True),
-    "GaussianMixture": ({"random_state": 0}, False, True),
-    "GEN": ({}, True, False),
-    "GradNorm": ({}, True, False),
-    "Gram": ({"random_state": 0}, False, True),
-    "KLMatching": ({}, True, False),
-    "KNN": ({}, False, False),
-    "LINe": ({}, True, True),
-    "Mahalanobis": ({}, False, True),
-    "MaxLogit": ({}, True, False),
-    "MaxSoftmax": ({}, True, False),
-    # combiner="logistic" needs pseudo-OOD rows (label -1); "mean" needs none.
-    "MultiBlockMahalanobis": ({"combiner": "mean"}, False, True),
-    "NAP": ({}, False, False),
-    "NCI": ({}, True, False),
-    "NECO": ({}, True, False),
-    "NegativeAwareNorm": ({}, False, False),
-    "NNGuide": ({"random_state": 0}, True, False),
-    "OpenMax": ({}, True, True),
-    "ReAct": ({}, True, False),
-    "RelativeMahalanobis": ({}, False, True),
-    "SCALE": ({}, True, False),
-    "SHE": ({}, True, True),
-    "ViM": ({}, True, False),
-    "VRA": ({}, True, False),
-}
+# The detectors and how each is built come from the registry, through the tests' instance
+# generator (tests/_instances.py), with the default hyper-parameters.
+TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests")
 
-# Detectors of block maps (N, C, H, W): the (N, D) features are viewed as D / 16
-# channels of 4 x 4 positions (RankFeat takes the SVD of each C x HW map), the
-# head cut to its first D / 16 columns.
-MAPS = {"RankFeat": ({}, True, False)}
+
+def registered():
+    """``name -> class`` of every registered detector that takes arrays."""
+    sys.path.insert(0, TESTS)
+    from _instances import array_detectors
+
+    return dict(array_detectors())
 
 
 def make_data(n, d, k, seed):
@@ -135,14 +111,13 @@ def child(name, n, d, k, threads, seed):
     import torch
 
     torch.set_num_threads(threads)
-    from sklearn_ood import detectors
+    sys.path.insert(0, TESTS)
+    from _instances import make_case
 
-    kwargs, needs_head, needs_y = {**SPECS, **MAPS}[name]
     X, y, head = make_data(n, d, k, seed)
-    if name in MAPS:  # the head reads the pooled channels
-        X, head = X.reshape(n, d // 16, 4, 4), (head[0][:, : d // 16], head[1])
-    est = getattr(detectors, name)(head, **kwargs) if needs_head else \
-        getattr(detectors, name)(**kwargs)
+    # the same array viewed as maps for a detector of maps only (no copy)
+    case = make_case(registered()[name], X, X.reshape(n, d // 16, 4, 4), y, head, small=False)
+    X, y, est = case.X, case.y, case.make()
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -156,7 +131,7 @@ def child(name, n, d, k, threads, seed):
     else:
         baseline = status_kib("VmRSS") * 1024
     t0, c0 = time.perf_counter(), time.process_time()
-    est.fit(X, y if needs_y else None)
+    est.fit(X, y)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if measure.startswith("ru_maxrss"):
         import resource
@@ -174,12 +149,7 @@ def child(name, n, d, k, threads, seed):
 
 
 def run(args):
-    names = args.detectors or [*SPECS, *MAPS]
-    from sklearn_ood.detectors import __all__ as all_detectors  # noqa: E402
-
-    missing = sorted(set(all_detectors) - set(SPECS) - set(MAPS))
-    if missing:
-        print(f"# not in SPECS (not measured): {missing}", flush=True)
+    names = args.detectors or list(registered())
     stop_at = None
     if args.stop_at:
         hh, mm = map(int, args.stop_at.split(":"))

@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._moments import class_moments, row_chunks
+from ._tags import DetectorTags, get_detector_tags
 from ._validation import check_labels, split_id_rows, validate_features
 
 #: At most this many training rows, drawn with a fixed seed, give the threshold
@@ -121,31 +122,56 @@ def restore_on_error(estimator):
 class BaseDetector(OutlierMixin, BaseEstimator):
     """Base class of the OOD detectors: scikit-learn's outlier-detector API.
 
-    A subclass implements two steps and may override two more:
+    The fit contract, shared by every detector (the array detectors here,
+    :class:`AccumulatingDetector` and
+    :class:`~sklearn_ood.model_detectors.ModelDetector` name their fitting
+    hook for what it takes, and follow the same flow):
 
-    - ``_fit(X, y)``: learn from the in-distribution rows (``y`` holds their
-      class labels, or is ``None``);
+    1. ``fit(X, y=None)`` validates the parameters and the input (atomically:
+       if any step raises, the estimator is left as it was) and keeps the
+       in-distribution rows (a negative label marks an OOD row).
+    2. The fitting hook learns from them and sets the fitted attributes. It
+       returns the training scores that set the threshold when it computed
+       them anyway or only it can (a model detector's one pass over the
+       images; Gram's leave-one-out bounds), else ``None``. Training scores
+       are always those of the *offset sample*: the rows
+       :func:`offset_sample` draws among the ``n`` in-distribution rows (all
+       up to :data:`OFFSET_SAMPLE_SIZE`, else a seeded sample of that many,
+       so fitting stays linear in ``n``).
+    3. When it returned ``None``, ``_training_scores(X, rows)`` gives them:
+       the scores of the rows ``rows`` of ``X`` (``None``: all of them), by
+       default the scores ``score_samples`` would give (by chunks of rows).
+       A detector for which a training row scored against itself is
+       optimistic overrides it (KNN scores its bank leave-one-out, as
+       scikit-learn's ``LocalOutlierFactor`` computes
+       ``negative_outlier_factor_``).
+    4. ``offset_`` is the ``100 * contamination`` percentile of those scores,
+       which must be finite.
+
+    No data goes from one step to the next through the estimator: a hook
+    returns what the next step needs, and a fitted detector holds its
+    parameters and its documented fitted attributes (names ending in ``_``),
+    nothing else.
+
+    An array detector implements
+
+    - ``_fit(X, y)``: learn from the in-distribution rows ``X`` (``y`` holds
+      their class labels, or is ``None``; when its tags declare ``ood_rows`` it also
+      receives the OOD rows as ``X_ood``); return the scores of
+      ``X[offset_sample(len(X))]`` or ``None`` (step 2);
     - ``_score(X)``: score rows, higher means more in-distribution;
-    - ``_training_scores(X, rows)``: the scores of the training rows
-      ``X[rows]`` that set the threshold ``offset_`` (``rows`` from
-      :func:`offset_sample`: all rows up to 10,000, else a seeded sample of
-      10,000). By default ``_score(X[rows])``; a detector for which a
-      training row scored against itself is optimistic overrides it (KNN
-      scores its bank leave-one-out, as scikit-learn's ``LocalOutlierFactor``
-      computes ``negative_outlier_factor_``);
-    - ``_validate_input(X, reset)``: the input check. By default 2-D
-      features (4-D maps too when ``_allow_nd``); detectors that take images
-      and run a model override it (:class:`~sklearn_ood.model_detectors.ModelDetector`).
 
-    The base class supplies the rest, identical for every detector:
+    and may override ``_training_scores(X, rows)`` (step 3) and
+    ``_validate_input(X, reset)``, the input check (by default the array
+    ranks its :class:`~sklearn_ood._tags.DetectorTags` declare: 2-D features,
+    4-D maps or both).
 
-    - ``fit(X, y=None)`` validates the parameters and the input, keeps the
-      rows whose label is not negative (a negative label marks an OOD row),
-      calls ``_fit`` and sets ``offset_`` to the ``100 * contamination``
-      percentile of the training scores of at most 10,000 rows (a seeded
-      sample beyond that, so fitting stays linear in N), which must be
-      finite. If any step
-      fails, the estimator is left as it was.
+    What a detector takes and needs (input, head, labels, tuning grid) is
+    declared once, in its class attribute ``_detector_tags``.
+
+    The base class supplies the public API, identical for every detector:
+
+    - ``fit(X, y=None)``: the steps above.
     - ``score_samples(X)``: higher means more in-distribution.
     - ``decision_function(X) = score_samples(X) - offset_``.
     - ``predict(X)``: +1 for in-distribution, -1 for OOD.
@@ -166,11 +192,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
     }
-    #: Accept 4-D feature maps ``(N, C, H, W)`` besides 2-D features.
-    _allow_nd = False
-    #: ``_fit`` also receives the OOD rows (negative labels) as ``X_ood``, e.g.
-    #: pseudo-OOD rows for a detector that fits a combiner on them.
-    _fit_uses_ood_rows = False
+    _detector_tags = DetectorTags(input="features")
     #: What the error for non-finite training scores advises.
     _non_finite_advice = "features too large or degenerate; rescale the features"
 
@@ -194,16 +216,20 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         with restore_on_error(self):
             X = self._validate_input(X, reset=True)
             X_id, y_id = split_id_rows(X, y)
-            if self._fit_uses_ood_rows:
+            if get_detector_tags(self).ood_rows:
                 is_ood = np.zeros(X.shape[0], bool) if y is None else \
                     ~check_labels(y, X.shape[0])[1]
-                self._fit(X_id, y_id, X_ood=X[is_ood])
+                scores = self._fit(X_id, y_id, X_ood=X[is_ood])
             else:
-                self._fit(X_id, y_id)
-            self._set_offset(self._training_scores(X_id, offset_sample(X_id.shape[0])))
+                scores = self._fit(X_id, y_id)
+            self._set_offset(scores, X_id, offset_sample(X_id.shape[0]))
         return self
 
-    def _set_offset(self, scores):
+    def _set_offset(self, scores, X=None, rows=None):
+        """``offset_`` from the training scores the fitting hook returned (step 2), or
+        else from ``_training_scores(X, rows)`` (step 3)."""
+        if scores is None:
+            scores = self._training_scores(X, rows)
         scores = np.asarray(scores, dtype=np.float64)
         if not np.all(np.isfinite(scores)):
             raise ValueError(
@@ -255,10 +281,29 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
 
+    def fit_predict(self, X, y=None):
+        """Fit on ``X`` (with the class labels ``y``) and predict +1 / -1 for ``X``.
+
+        scikit-learn's ``OutlierMixin.fit_predict`` drops ``y``; here it reaches
+        ``fit``, so a detector that uses class labels gets them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            Class labels; rows with a negative label are OOD and are ignored by ``fit``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.fit(X, y).predict(X)
+
     def _validate_input(self, X, *, reset):
-        return validate_features(self, X, reset=reset, allow_nd=self._allow_nd)
+        return validate_features(self, X, reset=reset, allow_nd=4 in get_detector_tags(self).ndim)
 
     def _training_scores(self, X, rows):
+        """The scores of the training rows ``rows`` of ``X`` (``None``: all), for ``offset_``."""
         return self._scores_by_chunks(X, rows)
 
     def _scores_by_chunks(self, X, rows=None):
@@ -275,6 +320,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         return scores
 
     def _fit(self, X, y):  # pragma: no cover - overridden
+        """Learn from the ID rows; return the offset sample's scores, or ``None``."""
         raise NotImplementedError
 
     def _score(self, X):  # pragma: no cover - overridden
@@ -283,6 +329,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.target_tags.required = get_detector_tags(self).labels == "required"
         return tags
 
 
@@ -295,40 +342,57 @@ class AccumulatingDetector(BaseDetector):
     by the same update), plus a reservoir :func:`merge_offset_sample` of at
     most :data:`OFFSET_SAMPLE_SIZE` training rows. ``fit(X, y)`` is one
     ``partial_fit(X, y)`` on a fresh estimator; ``partial_fit`` merges the
-    rows of each call into the statistics and the reservoir, then finalises:
-    the subclass's fitted attributes from the statistics, and ``offset_`` from
-    the scores of the reservoir rows.
+    rows of each call into the statistics and the reservoir, then follows the
+    fit contract of :class:`BaseDetector` from its step 2: the subclass's
+    fitted attributes from the statistics, and ``offset_`` from the scores of
+    the reservoir rows (the offset sample of every row seen).
 
     A subclass sets ``_tied`` (one scatter summed over the classes),
-    ``_scatter`` (``False``: counts and means only, no ``D x D`` scatter),
-    ``_uses_labels`` and ``_statistics_params`` (the parameters the statistics
-    depend on: fixed by the first call) and implements
+    ``_scatter`` (``False``: counts and means only, no ``D x D`` scatter) and
+    ``_statistics_params`` (the parameters the statistics depend on: fixed by
+    the first call), declares in its ``_detector_tags`` whether it uses class
+    labels, and implements
 
     - ``_moment_features(H)``: the features the statistics are taken of, from
       a float64 chunk of the input;
-    - ``_finish(labels, *statistics, sample, *, partial)``: the fitted
-      attributes (``labels`` are the sorted class labels seen, or ``None``;
-      ``statistics`` are ``counts, means, scatter``, the scatter ``None``
-      without ``_scatter``; ``sample`` the reservoir rows; ``partial`` is
-      true in ``partial_fit``);
+    - ``_fit_statistics(classes, *statistics, sample, *, partial)``: the
+      fitting hook (step 2): sets the fitted attributes from ``classes`` (the
+      sorted class labels seen, or ``None``), ``statistics`` (``counts,
+      means, scatter``, the scatter ``None`` without ``_scatter``) and
+      ``sample`` (the reservoir rows; ``partial`` is true in
+      ``partial_fit``); returns their scores or ``None``;
     - ``_score(X)``.
 
     It may override ``_merge(X, codes, n_classes, statistics)`` (other
     statistics that add up, e.g. KNN's bank of rows), ``_class_codes`` (how
-    labels become class indices) and ``_sample_scores(rows, positions)`` (the
-    training scores of the reservoir rows, ``positions`` their indices among
-    the in-distribution rows seen; by default ``_score(rows)``).
+    labels become class indices) and ``_training_scores(X, rows)`` (step 3;
+    ``X`` holds the reservoir rows, ``rows`` is ``None``: all of them, and
+    their positions among the in-distribution rows seen are
+    ``reservoir_[0]``).
 
     Attributes
     ----------
     n_samples_seen_ : int
         Number of in-distribution training rows seen by ``fit`` and the
         ``partial_fit`` calls since.
+    classes_seen_ : ndarray or None
+        Sorted class labels seen, one per row of ``statistics_`` (``None``
+        when fitted without labels or when the detector ignores them).
+    statistics_ : tuple of ndarray
+        The statistics accumulated so far, which ``partial_fit`` continues:
+        per class the count, the float64 mean and the centred scatter
+        (``None`` for detectors that keep means only); KNN's bank instead.
+    statistics_params_ : dict
+        The parameters the statistics depend on, with the values of the first
+        call (a later call must not change them).
+    reservoir_ : tuple of ndarray
+        The training rows that set ``offset_``: their positions among the
+        in-distribution rows seen, their seeded keys and the rows themselves
+        (at most :data:`OFFSET_SAMPLE_SIZE`; :func:`merge_offset_sample`).
     """
 
     _tied = True
     _scatter = True
-    _uses_labels = True
     _statistics_params = ()
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -403,7 +467,7 @@ class AccumulatingDetector(BaseDetector):
     def _accumulate(self, X, y, *, reset, partial):
         name = type(self).__name__
         if not reset:
-            for param, value in self._statistics_of.items():
+            for param, value in self.statistics_params_.items():
                 if getattr(self, param) != value:
                     raise ValueError(
                         f"{name}'s statistics were accumulated with {param}={value!r}, "
@@ -412,24 +476,25 @@ class AccumulatingDetector(BaseDetector):
                     )
         X = self._validate_input(X, reset=reset)
         X, y = split_id_rows(X, y)
-        labels, codes, moments = self._class_codes(X, y, reset)
+        classes, codes, moments = self._class_codes(X, y, reset)
         n_seen = 0 if reset else self.n_samples_seen_
-        moments = self._merge(X, codes, 1 if labels is None else labels.size, moments)
-        self._sample = merge_offset_sample(None if reset else self._sample, X, n_seen)
-        self._labels, self._moments = labels, moments
-        self._statistics_of = {param: getattr(self, param) for param in self._statistics_params}
+        moments = self._merge(X, codes, 1 if classes is None else classes.size, moments)
+        self.reservoir_ = merge_offset_sample(None if reset else self.reservoir_, X, n_seen)
+        self.classes_seen_, self.statistics_ = classes, moments
+        self.statistics_params_ = {param: getattr(self, param)
+                                   for param in self._statistics_params}
         self.n_samples_seen_ = n_seen + X.shape[0]
-        self._finish(labels, *moments, self._sample[2], partial=partial)
-        self._set_offset(self._sample_scores(self._sample[2], self._sample[0]))
+        sample = self.reservoir_[2]
+        self._set_offset(self._fit_statistics(classes, *moments, sample, partial=partial),
+                         sample, None)
 
     def _merge(self, X, codes, n_classes, statistics):
         """The statistics of earlier calls (``None`` at first) with the rows ``X`` added."""
+        own = type(self)._moment_features is not AccumulatingDetector._moment_features
         with np.errstate(over="ignore", invalid="ignore"):
-            return class_moments(X, codes, n_classes, transform=self._moment_features,
+            return class_moments(X, codes, n_classes,
+                                 transform=self._moment_features if own else None,
                                  tied=self._tied, scatter=self._scatter, moments=statistics)
-
-    def _sample_scores(self, rows, positions):
-        return self._scores_by_chunks(rows)
 
     def _class_codes(self, X, y, reset):
         """Sorted labels, class index of each row and the statistics to merge into."""
@@ -440,28 +505,28 @@ class AccumulatingDetector(BaseDetector):
                 f"{name} requires y to be passed, but the target y is None: it fits "
                 "statistics per class, so pass the class labels (fit(X, y))."
             )
-        if not self._uses_labels:
+        if get_detector_tags(self).labels is None:
             y = None
-        if not reset and (y is None) != (self._labels is None):
+        if not reset and (y is None) != (self.classes_seen_ is None):
             given, before = ("without", "with") if y is None else ("with", "without")
             raise ValueError(
                 f"{name} received y {given} class labels after a fit {before} them; pass "
                 "labels in every call or in none."
             )
         if y is None:
-            return None, np.zeros(n_samples, dtype=np.intp), None if reset else self._moments
+            return None, np.zeros(n_samples, dtype=np.intp), None if reset else self.statistics_
         if reset:
             labels, codes = np.unique(y, return_inverse=True)
             return labels, codes, None
-        labels, (counts, means, scatter) = np.union1d(self._labels, y), self._moments
-        where = np.searchsorted(labels, self._labels)
+        labels, (counts, means, scatter) = np.union1d(self.classes_seen_, y), self.statistics_
+        where = np.searchsorted(labels, self.classes_seen_)
 
         def grow(stat):  # new classes start from zero statistics
             grown = np.zeros((labels.size,) + stat.shape[1:], dtype=stat.dtype)
             grown[where] = stat
             return grown
 
-        if labels.size > self._labels.size:
+        if labels.size > self.classes_seen_.size:
             counts, means = grow(counts), grow(means)
             scatter = scatter if self._tied or scatter is None else grow(scatter)
         return labels, np.searchsorted(labels, y), (counts, means, scatter)
@@ -469,5 +534,7 @@ class AccumulatingDetector(BaseDetector):
     def _moment_features(self, H):
         return H
 
-    def _finish(self, labels, counts, means, scatter, sample, *, partial):  # pragma: no cover
+    def _fit_statistics(self, classes, counts, means, scatter, sample, *,
+                        partial):  # pragma: no cover - overridden
+        """Set the fitted attributes; return the scores of ``sample`` or ``None``."""
         raise NotImplementedError

@@ -61,7 +61,9 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
         deviations, ``(n_features,)`` each): all that diagonal covariances need.
     scatter : bool, default=True
         ``False``: counts and means only (``scatters`` is ``None``), for a
-        detector that needs no covariance: no ``D x D`` product per chunk.
+        detector that needs no covariance: no ``D x D`` product per chunk
+        (and, without ``transform``, float32 chunks are summed in float64
+        without a float64 copy).
     chunk_rows : int, default=CHUNK_ROWS
     moments : tuple (counts, means, scatters), default=None
         Statistics of earlier rows, as returned by this function for
@@ -103,7 +105,10 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
     else:
         counts, means, scatters = (None if a is None else np.array(a) for a in moments)  # copies
     for rows in row_chunks(X.shape[0], chunk_rows, row_size=int(np.prod(X.shape[1:]))):
-        H = X[rows].astype(np.float64)
+        if transform is None and not scatter:  # sums accumulated in float64, no copy
+            H = X[rows]
+        else:
+            H = X[rows].astype(np.float64)
         if transform is not None:
             H = transform(H)
         if means is None:
@@ -142,15 +147,17 @@ def _merge_means(H, codes, counts, means):
     """Merge the per-class means of the rows ``H`` into ``counts`` and ``means`` (in place).
 
     The class sums come from one pass over the rows sorted by class
-    (``np.add.reduceat``), whatever the number of classes; the means are
-    merged as in :func:`class_moments`.
+    (``np.add.reduceat``), whatever the number of classes, accumulated in
+    float64 (``H`` may be float32); the means are merged as in
+    :func:`class_moments`.
     """
     if codes.size and (codes == codes[0]).all():  # one class: no sorting
-        present, n_b, sums = codes[:1], np.array([codes.size]), H.sum(axis=0)[None]
+        present, n_b = codes[:1], np.array([codes.size])
+        sums = H.sum(axis=0, dtype=np.float64)[None]
     else:
         order = np.argsort(codes, kind="stable")
         present, starts, n_b = np.unique(codes[order], return_index=True, return_counts=True)
-        sums = np.add.reduceat(H[order], starts, axis=0)
+        sums = np.add.reduceat(H[order], starts, axis=0, dtype=np.float64)
     n_a = counts[present]
     counts[present] += n_b
     mean_b = sums / n_b[:, None]

@@ -1,7 +1,9 @@
-"""Input validation shared by every estimator (a leaf module)."""
+"""Validation of features, labels and heads shared by every estimator (a leaf module).
+
+Images and other model input are checked by :mod:`sklearn_ood.streaming`.
+"""
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.utils.validation import check_array, validate_data
 
 FLOAT_DTYPES = (np.float64, np.float32)
@@ -141,29 +143,6 @@ def split_id_rows(X, y):
                 "unknown class (NaN); label all of them or none."
             )
     return X, y
-
-
-def check_images(X, name="X"):
-    """Check a dense, finite, non-empty, real numeric batch of images (N, C, H, W)."""
-    if sp.issparse(X):
-        raise TypeError(
-            f"{name} must be a dense array of images (n_samples, channels, height, "
-            "width); sparse input is not supported."
-        )
-    X = np.asarray(X)
-    if X.dtype == object or X.dtype == bool or not np.issubdtype(X.dtype, np.number) \
-            or np.issubdtype(X.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be a real numeric array of images; got dtype {X.dtype}.")
-    if X.ndim != 4:
-        raise ValueError(
-            f"{name} must be images of shape (n_samples, channels, height, width); got an "
-            f"array of shape {X.shape}. Add the channel axis for grey images, e.g. X[:, None]."
-        )
-    if X.size == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape}); need at least one image.")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains NaN or infinity.")
-    return X
 
 
 def check_id_labels(y, n):

@@ -1,7 +1,9 @@
 """Block features of a PyTorch model, captured in one forward pass per batch."""
 
 import contextlib
+import functools
 import itertools
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -11,19 +13,18 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import restore_on_error
+from ._torch import BlockCapture, model_run
 from ._validation import FLOAT_DTYPES
 from .block_outputs import (  # noqa: F401 (REDUCTIONS, TOKEN_REDUCTIONS, Token re-exported)
     REDUCTIONS, TOKEN_REDUCTIONS, Token, make_reducers,
 )
-from .streaming import _input_kind, add_note, is_one_shot, iter_input_batches, n_samples
+from .exceptions import LabelsNotPassedWarning
+from .streaming import InputStream, add_note
 
-
-class _BlockRanTwice(RuntimeError):
-    pass
-
-
-class _StopForward(Exception):
-    """Raised from a hook once every requested block is captured."""
+#: The context manager every model run goes through
+#: (:func:`sklearn_ood._torch.model_run`): eval mode, frozen parameters,
+#: hooks; flags, ``requires_grad``, ``.grad`` and hooks restored on exit.
+eval_mode = model_run
 
 
 def resolve_blocks(model, blocks):
@@ -46,33 +47,6 @@ def resolve_blocks(model, blocks):
     if len(set(names)) != len(names):
         raise ValueError(f"blocks contains duplicates: {list(names)}.")
     return list(names)
-
-
-@contextlib.contextmanager
-def eval_mode(model):
-    """Put every module of ``model`` in eval mode; restore each module's own flag after.
-
-    The flags are restored also when the block raises.
-
-    Examples
-    --------
-    >>> from torch import nn
-    >>> net = nn.Sequential(nn.Dropout(), nn.Dropout()).train()
-    >>> net[1].eval()
-    Dropout(p=0.5, inplace=False)
-    >>> with eval_mode(net):
-    ...     [m.training for m in net.modules()]
-    [False, False, False]
-    >>> [m.training for m in net.modules()]
-    [True, True, False]
-    """
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
 
 
 def _model_dtype_device(model):
@@ -105,10 +79,11 @@ def iter_block_batches(model, blocks, X, *, reduce="avg", layout=None, select=No
     Every block is captured by a forward hook during ONE forward pass per batch;
     the forward pass stops as soon as the last requested block has run. Each block
     output is reduced inside its hook (so full maps are freed at once) and moved
-    to the CPU. The model runs in eval mode, the forward pass under
-    ``torch.inference_mode`` (reading the data does not); hooks are removed and
-    train/eval flags restored when the generator ends, is closed, or anything
-    raises, including ``KeyboardInterrupt``.
+    to the CPU. The model runs in :func:`eval_mode` (eval mode, parameters
+    frozen), the forward pass under ``torch.inference_mode`` (reading the data
+    does not); hooks are removed and train/eval flags, ``requires_grad`` and
+    ``.grad`` restored when the generator ends, is closed, or anything raises,
+    including ``KeyboardInterrupt``.
 
     Parameters
     ----------
@@ -148,9 +123,10 @@ def iter_block_batches(model, blocks, X, *, reduce="avg", layout=None, select=No
     """
     reducers = make_reducers(model, blocks, reduce, layout=layout, select=select)
     dtype = check_model_device(model, device)
+    data = InputStream(X)
     batches = _run_blocks(
-        model, blocks, iter_input_batches(X, batch_size=batch_size), reducers=reducers,
-        dtype=dtype, device=device, progress=progress, total=n_samples(X),
+        model, blocks, data.batches(batch_size=batch_size), reducers=reducers,
+        dtype=dtype, device=device, progress=progress, total=data.n,
     )
     with contextlib.closing(batches):
         for start, outputs, labels in batches:
@@ -158,27 +134,18 @@ def iter_block_batches(model, blocks, X, *, reduce="avg", layout=None, select=No
 
 
 def _run_blocks(model, blocks, batches, *, reducers, dtype, device, progress, total):
-    """The hook engine: ``(start, outputs, labels)`` for each ``(images, labels)``.
+    """``(start, outputs, labels)`` for each ``(images, labels)`` of ``batches``.
 
-    ``batches`` is a stream from :func:`~sklearn_ood.streaming.iter_input_batches`;
-    it is closed when this generator ends, whatever the reason.
+    The model runs in :func:`~sklearn_ood._torch.model_run`, its blocks
+    captured by a :class:`~sklearn_ood._torch.BlockCapture` under
+    ``torch.inference_mode``. ``batches`` is a pass of an
+    :class:`~sklearn_ood.streaming.InputStream`; it is closed when this
+    generator ends, whatever the reason.
     """
-    modules = dict(model.named_modules())
-    captured = {}
-    batch = {"n": 0}  # samples in the batch being run, for the hooks' checks
 
-    def make_hook(name):
-        def hook(module, inputs, output):
-            if name in captured:
-                raise _BlockRanTwice(name)
-            reduced = reducers[name](output, batch["n"])
-            captured[name] = reduced.detach().to("cpu")
-            if len(captured) == len(blocks):
-                raise _StopForward
+    def keep(name, output, n):  # in the hook: the reduced output, on the CPU
+        return reducers[name](output, n).detach().to("cpu")
 
-        return hook
-
-    handles = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -187,55 +154,32 @@ def _run_blocks(model, blocks, batches, *, reducers, dtype, device, progress, to
     non_blocking = torch.device(device).type != "cpu"  # pinned batches overlap the copy
     start = 0
     try:
-        for name in blocks:
-            handles.append(modules[name].register_forward_hook(make_hook(name)))
-        with eval_mode(model):
+        with model_run(model) as hooks:
+            capture = BlockCapture(model, blocks, hooks, keep)
             # No enumerate(): it keeps the last item, i.e. a second batch of images.
             for index in itertools.count():
                 images, labels = next(batches, (None, None))
                 if images is None:
                     break
-                n = batch["n"] = len(images)
-                captured.clear()
+                n = len(images)
                 try:
-                    _forward(model, images.to(device=device, dtype=dtype,
-                                              non_blocking=non_blocking), blocks, captured)
+                    with torch.inference_mode():
+                        outputs = capture(images.to(device=device, dtype=dtype,
+                                                    non_blocking=non_blocking))
                 except BaseException as exc:
                     add_note(exc, f"sklearn_ood: raised while extracting batch {index} "
                                   f"(samples {start} to {start + n - 1}).")
                     raise
                 del images  # hold no batch while the next one is read
-                yield start, dict(captured), labels
+                yield start, outputs, labels
+                del outputs
                 start += n
                 if bar is not None:
                     bar.update(n)
     finally:
-        captured.clear()
-        for handle in handles:
-            handle.remove()
         batches.close()
         if bar is not None:
             bar.close()
-
-
-def _forward(model, batch, blocks, captured):
-    with torch.inference_mode():
-        try:
-            model(batch)
-        except _StopForward:
-            pass
-        except _BlockRanTwice as exc:
-            raise ValueError(
-                f"Block {exc.args[0]!r} runs more than once in one forward pass "
-                "(a shared module), so its output is ambiguous; choose a block "
-                "that runs once."
-            ) from None
-    missing = [name for name in blocks if name not in captured]
-    if missing:
-        raise ValueError(
-            f"Block(s) {missing} did not run during the forward pass of "
-            f"{type(model).__name__}; choose modules that forward() calls."
-        )
 
 
 class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
@@ -261,8 +205,9 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
     ----------
     model : torch.nn.Module
         Any module; it is not copied, trained or moved. It runs in eval mode
-        under ``torch.inference_mode`` and every submodule's train/eval flag is
-        restored afterwards.
+        under ``torch.inference_mode`` and every submodule's train/eval flag,
+        every parameter's ``requires_grad`` and ``.grad`` are restored
+        afterwards.
     blocks : str or list of str
         Names from ``model.named_modules()`` (e.g. ``"layer4"`` or
         ``["layer3", "layer4"]``).
@@ -418,19 +363,23 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         ----------
         X : array-like, torch.Tensor, Dataset, DataLoader or iterable of batches
             Model input (see the class description).
-        y : ignored
+        y : array-like of shape (n_samples,), default=None
+            Not used by the extractor (a ``Pipeline`` passes it on to the
+            next step); when the data yields labels too, those of the first
+            batch must agree with it.
 
         Returns
         -------
         self : object
         """
         with restore_on_error(self):
-            self._fit(X)
+            self._fit(X, y)
         return self
 
     # Decorated here rather than on fit: fit_transform reaches _fit without fit.
     @_fit_context(prefer_skip_nested_validation=True)
-    def _fit(self, X):
+    def _fit(self, X, y):
+        """Fit on the first sample of ``X``; return ``X`` as a stream for the transform."""
         blocks = resolve_blocks(self.model, self.blocks)
         reducers = make_reducers(self.model, blocks, self.reduce, layout=self.layout,
                                  select=self.select)
@@ -439,13 +388,12 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
                 "reduce=None returns one block's raw output; pass a single block or "
                 "choose a reduction to concatenate several blocks."
             )
-        X = self._validate_input(X, reset=True)
-        with contextlib.closing(iter_input_batches(X, batch_size=1)) as batches:
-            images, _ = next(batches)
-        probe = images[:1]
+        data = self._input(X, y, reset=True)
+        probe = data.first()[0][:1]
         dtype = check_model_device(self.model, self.device)
         with contextlib.closing(_run_blocks(
-            self.model, blocks, iter_input_batches(probe), dtype=dtype, device=self.device,
+            self.model, blocks, (batch for batch in [(probe, None)]), dtype=dtype,
+            device=self.device,
             reducers=make_reducers(self.model, blocks, None, layout=self.layout,
                                    select=self.select),
             progress=False, total=1,
@@ -470,6 +418,7 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         self.n_features_in_ = probe.shape[1]
         self.input_shape_ = tuple(probe.shape[1:])
         self._feature_names = None if raw_output else np.asarray(names, dtype=object)
+        return data
 
     def transform(self, X):
         """Run the model over ``X`` in batches and return the block features.
@@ -486,7 +435,7 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
             the order given), or the raw block output when ``reduce=None``.
         """
         check_is_fitted(self)
-        return self._extract(X, with_labels=False)[0]
+        return self._extract(self._input(X, reset=False), with_labels=False)[0]
 
     def transform_with_labels(self, X):
         """Block features and the labels the input yields, in one pass.
@@ -528,49 +477,79 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         (40,)
         """
         check_is_fitted(self)
-        return self._extract(X, with_labels=True)
+        return self._extract(self._input(X, reset=False), with_labels=True)
 
     def fit_transform(self, X, y=None):
         """Fit to ``X`` and return its features, reading a one-shot iterator once.
 
-        Equivalent to ``fit(X).transform(X)``. A generator or another one-shot
-        iterator is read once: its first batch serves both to fit and as the
-        first rows of the output. If anything fails, the extractor is left
-        as it was before the call.
+        Equivalent to ``fit(X, y).transform(X)``. A generator or another
+        one-shot iterator is read once: its first batch serves both to fit and
+        as the first rows of the output. If anything fails, the extractor is
+        left as it was before the call.
+
+        The features leave without the labels the data may yield, so in a
+        ``Pipeline`` the next step sees only the ``y`` given to ``fit``. When
+        the data yields labels and ``y`` is None, a
+        :class:`~sklearn_ood.exceptions.LabelsNotPassedWarning` says so: pass
+        them as ``y`` (``pipe.fit(loader, labels_of(loader))``, with
+        :func:`~sklearn_ood.streaming.labels_of`), or extract with
+        :meth:`transform_with_labels` and fit the detector on its output.
 
         Parameters
         ----------
         X : array-like, torch.Tensor, Dataset, DataLoader or iterable of batches
             Model input (see the class description).
-        y : ignored
+        y : array-like of shape (n_samples,), default=None
+            Not used by the extractor; when the data yields labels too, they
+            must agree with it, batch by batch.
 
         Returns
         -------
         features : ndarray
             As returned by :meth:`transform`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn.pipeline import make_pipeline
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from sklearn_ood import BlockFeatureExtractor, Mahalanobis
+        >>> from sklearn_ood.streaming import labels_of
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+        >>> images = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+        >>> loader = DataLoader(TensorDataset(images, torch.arange(40) % 2), batch_size=16)
+        >>> pipe = make_pipeline(BlockFeatureExtractor(net, "1"), Mahalanobis())
+        >>> pipe.fit(loader, labels_of(loader))[-1].classes_
+        array([0, 1])
         """
         with restore_on_error(self):
-            if is_one_shot(X):
-                head = list(itertools.islice(X, 1))  # [] when empty: _fit says so
-                self._fit(iter(head))
-                return self.transform(_popping_chain(head, X))
-            self._fit(X)
-            return self.transform(X)
+            data = self._fit(X, y)
+            features = self._extract(data, with_labels=False)[0]
+            if y is None and data.has_labels:
+                warnings.warn(
+                    f"X yields labels, but y is None: {type(self).__name__}.fit_transform "
+                    "returns the features without them, so the next step of a Pipeline "
+                    "is fitted without labels. Pass them as y, e.g. pipe.fit(X, "
+                    "labels_of(X)) with sklearn_ood.streaming.labels_of, or extract with "
+                    "transform_with_labels and fit the detector on features and labels. "
+                    "If the next step uses no labels, pass y anyway or ignore this warning.",
+                    LabelsNotPassedWarning, stacklevel=3,  # the caller of set_output's wrapper
+                )
+            return features
 
-    def _extract(self, X, *, with_labels):
-        X = self._validate_input(X, reset=False)
-        n = n_samples(X)
-        batches = self._checked_shapes(iter_input_batches(X, batch_size=self.batch_size))
+    def _extract(self, data, *, with_labels):
+        n = data.n
         run = _run_blocks(
-            self.model, self.blocks_, batches,
+            self.model, self.blocks_, data.batches(batch_size=self.batch_size,
+                                                   labels=with_labels),
             reducers=make_reducers(self.model, self.blocks_, self.reduce, layout=self.layout,
                                    select=self.select),
             dtype=check_model_device(self.model, self.device), device=self.device,
             progress=self.progress, total=n,
         )
-        out, parts, label_parts, has_labels, stop = None, [], [], None, 0
+        out, parts, stop = None, [], 0
         with contextlib.closing(run):
-            for start, batch, labels in run:
+            for start, batch, _ in run:
                 blocks = [batch[name] for name in self.blocks_]
                 part = (blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)).numpy()
                 stop = start + len(part)
@@ -584,41 +563,11 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
                             f"X yielded more samples than its length ({n}) announces."
                         )
                     out[start:stop] = part
-                if with_labels:
-                    if has_labels is None:
-                        has_labels = labels is not None
-                    elif has_labels != (labels is not None):
-                        raise ValueError(
-                            f"Some batches of X have labels and others not (see the batch "
-                            f"from sample {start}); yield labels with every batch or none."
-                        )
-                    if has_labels:
-                        label_parts.append(labels)
         if n is None:
             features = np.concatenate(parts)
         else:
             features = out if stop == n else out[:stop]
-        return features, (np.concatenate(label_parts) if has_labels else None)
-
-    def _checked_shapes(self, batches):
-        index = start = 0
-        for images, labels in batches:
-            if tuple(images.shape[1:]) != self.input_shape_:
-                where = f"batch {index} (samples {start} to {start + len(images) - 1})"
-                if images.ndim == 2:
-                    raise ValueError(
-                        f"X has {images.shape[1]} features in {where}, but "
-                        f"{type(self).__name__} is expecting {self.n_features_in_} "
-                        "features as input."
-                    )
-                raise ValueError(
-                    f"X has samples of shape {tuple(images.shape[1:])} in {where}, but "
-                    f"{type(self).__name__} was fitted on samples of shape "
-                    f"{self.input_shape_}."
-                )
-            index, start = index + 1, start + len(images)
-            yield images, labels
-            del images, labels  # hold no batch while the next one is read
+        return features, (data.labels if with_labels else None)
 
     def get_feature_names_out(self, input_features=None):
         """Names ``"<block>__<i>"`` (``"<block>__<reduction>__<i>"`` for a list).
@@ -636,18 +585,19 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
             raise ValueError("reduce=None returns maps, which have no feature names.")
         return self._feature_names.copy()
 
-    def _validate_input(self, X, *, reset):
-        """Tabular input through scikit-learn's checks; everything else as it is.
+    def _input(self, X, y=None, *, reset):
+        """``X`` as a stream; tabular input goes through scikit-learn's checks first.
 
         2-D arrays, lists and DataFrames go through ``validate_data`` (standard
         messages, feature-name tracking); images, tensors and streams are
-        checked batch by batch as they are read.
+        checked batch by batch as they are read, against the sample shape seen
+        in ``fit``.
         """
-        if not isinstance(X, torch.Tensor) and _input_kind(X) == "array" and (
-            len(X.shape) if hasattr(X, "shape") else np.asarray(X).ndim
-        ) <= 2:
-            X = validate_data(self, X, reset=reset, dtype=FLOAT_DTYPES)
-        return X
+        return InputStream(
+            X, y, owner=type(self).__name__, same_shape=reset,
+            sample_shape=None if reset else self.input_shape_,
+            tabular=functools.partial(validate_data, self, reset=reset, dtype=FLOAT_DTYPES),
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -656,10 +606,3 @@ class BlockFeatureExtractor(TransformerMixin, BaseEstimator):
         # The output has the model's parameter dtype, whatever the input dtype.
         tags.transformer_tags.preserves_dtype = []
         return tags
-
-
-def _popping_chain(head, rest):
-    """``head``'s items, then ``rest``'s; an item of ``head`` is not held once read."""
-    while head:
-        yield head.pop(0)
-    yield from rest

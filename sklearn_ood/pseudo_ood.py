@@ -1,7 +1,7 @@
 """Pseudo-OOD images made from in-distribution images.
 
 :func:`jigsaw` shuffles the tiles of each image, the pseudo-OOD of the
-block-selection method (Yu et al., CVPR 2023, METHODS.md §2.2);
+block-selection method (Yu et al., CVPR 2023, as in their official code);
 :class:`Jigsaw` is the same as a scikit-learn transformer.
 :func:`make_pseudo_ood` appends corrupted copies of ID images (jigsaw,
 noise, blur, pixel permutation or your own corruption) labelled ``-1``, the
@@ -16,23 +16,23 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
-from ._validation import check_id_labels, check_images
+from ._validation import check_id_labels
+from .streaming import check_images
 
 __all__ = ["Jigsaw", "jigsaw", "make_pseudo_ood"]
 
 
-def _check_grid_images(X, grid, name="X"):
+def _check_grid(grid, shape):
+    """``grid`` is an integer >= 2 that images of ``shape`` (N, C, H, W) can be cut by."""
     if not isinstance(grid, Integral) or isinstance(grid, bool) or grid < 2:
         raise ValueError(f"grid must be an integer >= 2; got {grid!r}.")
-    X = check_images(X, name)
-    height, width = X.shape[2:]
+    height, width = shape[2:]
     if height < grid or width < grid:
         raise ValueError(
             f"A {grid}x{grid} jigsaw needs images of at least {grid}x{grid} pixels (tile "
             f"side floor(size / grid) >= 1); got images of {height}x{width}. Use a "
             f"smaller grid."
         )
-    return X
 
 
 def jigsaw(X, grid=3, random_state=None):
@@ -74,8 +74,13 @@ def jigsaw(X, grid=3, random_state=None):
            [15., 16.,  7.,  8.,  0.],
            [ 0.,  0.,  0.,  0.,  0.]])
     """
-    X = _check_grid_images(X, grid)
-    rng = check_random_state(random_state)
+    X = check_images(X, owner="jigsaw")
+    _check_grid(grid, X.shape)
+    return _jigsaw(X, grid, check_random_state(random_state))
+
+
+def _jigsaw(X, grid, rng):
+    """:func:`jigsaw` of checked images and grid, with a ``RandomState``."""
     n, channels, height, width = X.shape
     s_h, s_w = height // grid, width // grid
     tiles = (
@@ -155,7 +160,8 @@ class Jigsaw(TransformerMixin, BaseEstimator):
         -------
         self : object
         """
-        X = _check_grid_images(X, self.grid)
+        X = check_images(X, owner=type(self).__name__)
+        _check_grid(self.grid, X.shape)
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -171,13 +177,10 @@ class Jigsaw(TransformerMixin, BaseEstimator):
         puzzles : ndarray of the shape and dtype of ``X``
         """
         self._validate_params()
-        X = _check_grid_images(X, self.grid)
-        if hasattr(self, "n_features_in_") and X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} channels, but Jigsaw was fitted on images with "
-                f"{self.n_features_in_} channels."
-            )
-        return jigsaw(X, self.grid, self.random_state)
+        X = check_images(X, owner=type(self).__name__,
+                         channels=getattr(self, "n_features_in_", None))
+        _check_grid(self.grid, X.shape)
+        return _jigsaw(X, self.grid, check_random_state(self.random_state))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -281,7 +284,7 @@ def make_pseudo_ood(X, y=None, *, method="jigsaw", ratio=1.0, random_state=None)
     >>> X_aug.shape, y_aug
     ((6, 1, 6, 6), array([ 0,  1,  1,  0, -1, -1]))
     """
-    X = check_images(X)
+    X = check_images(X, owner="make_pseudo_ood")
     n = len(X)
     y = check_id_labels(y, n)
     if not callable(method) and method not in _METHODS:
@@ -313,7 +316,8 @@ def make_pseudo_ood(X, y=None, *, method="jigsaw", ratio=1.0, random_state=None)
                 "The pseudo-OOD callable returned non-numeric, NaN or infinite values."
             )
     elif method == "jigsaw":
-        X_ood = jigsaw(source, grid=3, random_state=rng)
+        _check_grid(3, X.shape)
+        X_ood = _jigsaw(source, 3, rng)
     elif method == "noise":
         X_ood = _noise(source, X.min(), X.max(), NOISE_SCALE * X.std(), rng)
     elif method == "blur":

@@ -47,11 +47,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch, check_random_state, indexable
 from sklearn.utils.validation import _num_samples, check_array
 
-from ._validation import check_id_labels, check_images, check_labels
+from ._validation import check_id_labels, check_labels
 from .held_out_classes import ClassSubsetDetector, HeldOutClassSplit
 from .metrics import OOD_SCORERS
 from .pseudo_ood import make_pseudo_ood
 from .selection import SelectionRule, make_pseudo_ood_sources, source_scorers
+from .streaming import check_images
 
 __all__ = ["PseudoOODSplit", "tune_on_pseudo_ood"]
 
@@ -190,7 +191,8 @@ def _scorers(scoring):
 
 def _stack_pseudo(X, y, X_pseudo, *, images):
     if images:
-        X, X_pseudo = check_images(X, "X"), check_images(X_pseudo, "X_pseudo")
+        X = check_images(X, owner="tune_on_pseudo_ood")
+        X_pseudo = check_images(X_pseudo, owner="tune_on_pseudo_ood", name="X_pseudo")
     else:
         X = check_array(X, allow_nd=True, input_name="X")
         X_pseudo = check_array(X_pseudo, allow_nd=True, input_name="X_pseudo")

@@ -5,25 +5,18 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _model_state_checks import (
-    EXPECTED_FAILED_CHECKS,
-    AnyWidth,
-    Faulty,
-    TabularInput,
-    check_model_left_unchanged,
-)
+from _model_state_checks import Faulty, check_model_left_unchanged
 from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
 from sklearn_ood.metrics import fpr95_scorer
 from sklearn_ood.model_detectors import AdaSCALE
-from sklearn_ood.model_detectors.adascale import tuning_grid
 from sklearn_ood.pseudo_ood import make_pseudo_ood
 from sklearn_ood.tuning import PseudoOODSplit
+from sklearn_ood.discovery import tuning_grid
 
 C, H, W, D, K = 2, 3, 3, 40, 5
 
@@ -99,7 +92,7 @@ def test_matches_hand_computation(variant, percentiles, lam, kc, ks, o, eps):
     train, _ = by_hand(net, fit_X, fit_X, variant=variant, p_min=percentiles[0],
                        p_max=percentiles[1], lam=lam, kc_pct=kc, ks_pct=ks, o=o, eps=eps)
     assert det.offset_ == pytest.approx(np.percentile(train, 5), rel=1e-10)
-    assert not hasattr(det, "_fit_features")
+    assert [key for key in vars(det) if key.startswith("_")] == []  # no cache left
 
 
 def test_ecdf_subset_and_explicit_head():
@@ -156,17 +149,7 @@ def test_clone_pickle_pipeline_and_grid_search():
     pipe = make_pipeline(AdaSCALE(net, variant="L", random_state=0)).fit(X)
     np.testing.assert_array_equal(pipe.score_samples(X), det.score_samples(X))
     X_aug, y_aug = make_pseudo_ood(X, method="noise", random_state=0)
-    grid = {"percentiles": tuning_grid(len(X))["percentiles"][::3]}
+    grid = {"percentiles": tuning_grid(AdaSCALE, len(X))["percentiles"][::3]}
     search = GridSearchCV(AdaSCALE(net), grid, scoring=fpr95_scorer,
                           cv=PseudoOODSplit(3, random_state=0)).fit(X_aug, y_aug)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
-
-
-class TabularAdaSCALE(TabularInput, AdaSCALE):
-    pass
-
-
-@parametrize_with_checks([TabularAdaSCALE(AnyWidth(), perturb_fraction=0.5, random_state=0)],
-                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -13,20 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.model_selection import ParameterGrid
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.ash import ASH, ash, tuning_grid
+from sklearn_ood.detectors.ash import ASH, ash
 
 from _helpers import (
     float32_features,
-    AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_float32_input_gives_float64_scores,
     check_missing_head_is_a_clear_error,
-    head_3_to_4,
-    head_width_failures,
     energy_loop,
 )
+from sklearn_ood.discovery import tuning_grid
 
 
 ASH_ROW = np.array([[1.0, 4.0, 0.0, 2.0, 3.0]])  # D=5, p=60: k = 5 - 3 = 2
@@ -155,7 +152,7 @@ def test_ash_keeps_the_k_largest_lowest_index_first_with_many_ties(h, percentile
 
 
 def test_tuning_grid_candidates_fit():
-    candidates = list(ParameterGrid(tuning_grid(len(ASH_ROW))))
+    candidates = list(ParameterGrid(tuning_grid(ASH, len(ASH_ROW))))
     assert len(candidates) == 5
     # ASH_ROW = [1, 4, 0, 2, 3]: k = 5 - round(5 * p / 100) entries kept
     pruned = {
@@ -183,18 +180,3 @@ def test_bad_input_leaves_fitted_estimator_unchanged():
 
 def test_float32_input_gives_float64_scores():
     check_float32_input_gives_float64_scores(ASH)
-
-
-# -------------------------------------------------------- scikit-learn checks
-class AutoHeadASH(AutoHead, ASH):
-    pass
-
-
-# AutoHeadASH passes every check, each on a head as wide as the check's data;
-# with a real head of 3 inputs the checks fed another width fail on the head.
-@parametrize_with_checks(
-    [AutoHeadASH(percentile=50), ASH(head_3_to_4(), percentile=50)],
-    expected_failed_checks=head_width_failures, xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -15,23 +15,14 @@ import pytest
 import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
-from _helpers import assert_unchanged_after_error
-from sklearn_ood import KNN
-from sklearn_ood.detectors import (
-    ASH,
-    DICE,
-    NAP,
-    Energy,
-    FeatureNorm,
-    GaussianDensity,
-    LINe,
-    Mahalanobis,
-    MaxLogit,
-    MaxSoftmax,
-    NegativeAwareNorm,
-    ReAct,
-    ViM,
+import sklearn_ood
+from _helpers import assert_unchanged_after_error, float32_features
+from _instances import (
+    B, D, HEAD, N, VARIANTS, W, X2, X4, Y, array_detectors, cases, model_detectors,
 )
+from sklearn_ood import KNN
+from sklearn_ood.detectors import LINe, NAP
+from sklearn_ood.discovery import all_detectors, get_detector_tags
 from sklearn_ood._base import OFFSET_SAMPLE_SIZE, BaseDetector
 from sklearn_ood.model_detectors import ModelDetector
 
@@ -150,10 +141,10 @@ class MeanPixel(ModelDetector):
         self.device = device
         self.contamination = contamination
 
-    def _fit(self, X):
-        self.n_fit_ = sum(len(batch) for batch in X.batches())
+    def _fit_images(self, data):
+        self.n_fit_ = sum(len(batch) for batch in data.batches())
 
-    def _score(self, batches):
+    def _score_batches(self, batches):
         with torch.no_grad():
             return np.concatenate([self.model(x).flatten(1).mean(1).double().numpy()
                                    for x in batches])
@@ -191,178 +182,198 @@ def test_model_detector_parameters_are_validated():
 
 
 # ===================================================== every detector of the library
-# --------------------------------------------------------------------------- data
-RNG = np.random.default_rng(0)
-N, D, K = 36, 6, 3
-X2 = np.abs(RNG.normal(size=(N, D))) * (RNG.random((N, D)) > 0.2)  # post-ReLU-like
-Y = np.arange(N) % K
-W = RNG.normal(size=(K, D))
-B = RNG.normal(size=K) * 0.1
-HEAD = (W, B)
-X4 = np.abs(RNG.normal(size=(N, 4, 3, 3)))
-IMAGES = RNG.random((12, 1, 8, 8), dtype=np.float32)
-
-# name -> (factory, needs labels)
-DETECTORS_2D = {
-    "MaxSoftmax": (lambda: MaxSoftmax(HEAD), False),
-    "MaxLogit": (lambda: MaxLogit(HEAD), False),
-    "Energy": (lambda: Energy(HEAD), False),
-    "ReAct": (lambda: ReAct(HEAD), False),
-    "DICE": (lambda: DICE(HEAD, percentile=50), False),
-    "ASH": (lambda: ASH(HEAD, percentile=50), False),
-    "LINe": (lambda: LINe(HEAD, clip=None, p_w=50, p_a=50), True),
-    "Mahalanobis": (lambda: Mahalanobis(), True),
-    "KNN": (lambda: KNN(n_neighbors=3), False),
-    "ViM": (lambda: ViM(HEAD, n_components=3), False),
-    "GaussianDensity": (lambda: GaussianDensity(), True),
-    "FeatureNorm": (lambda: FeatureNorm(), False),
-    "NegativeAwareNorm": (lambda: NegativeAwareNorm(), False),
-    "NAP": (lambda: NAP(), False),
-    "NAP-E": (lambda: NAP((W[:, :3], B), weight=0.4), False),  # 2D = [max(3) | mean(3)]
-}
-HEAD_DETECTORS = ["MaxSoftmax", "MaxLogit", "Energy", "ReAct", "DICE", "ASH", "LINe", "ViM"]
-LABEL_DETECTORS = [k for k, (_, y) in DETECTORS_2D.items() if y]
-# detectors accepting 4-D maps (N, C, H, W)
-DETECTORS_4D = {
-    "FeatureNorm": lambda: FeatureNorm(),
-    "NegativeAwareNorm": lambda: NegativeAwareNorm(),
-    "NAP": lambda: NAP(),
-    "NAP-E": lambda: NAP((W[:, :4], B), weight=0.4),
-    "Mahalanobis": lambda: Mahalanobis(),
-    "KNN": lambda: KNN(n_neighbors=3),
-}
+# Derived from the registry (tests/_instances.py): every detector that takes arrays, on
+# the tiny data there, each on the rank its tags prefer (2-D rows when accepted, else
+# 4-D maps), plus NAP-E; the 4-D tests on every detector that accepts maps.
+CASES = cases(X2, X4, Y, HEAD)
+MAPS = cases(X2, X4, Y, HEAD, ndim=4)
+ALL = list(CASES)
+HEADED = [name for name, case in CASES.items() if case.head_width is not None]
+LABELLED = [name for name, case in CASES.items() if case.y is not None]
 
 
-def fitted(name, X=X2):
-    make, needs_y = DETECTORS_2D[name]
-    return make().fit(X, Y[: len(X)] if needs_y else None)
+def test_every_public_detector_is_registered_and_in_these_tables():
+    public = {name for name in sklearn_ood.__all__
+              if isinstance(getattr(sklearn_ood, name), type)
+              and issubclass(getattr(sklearn_ood, name), BaseDetector)}
+    registered = {name for name, _ in all_detectors()}
+    assert public == registered
+    images = {name for name, _ in model_detectors()}
+    assert images == {n for n, c in all_detectors() if get_detector_tags(c).input == "images"}
+    assert set(CASES) - set(VARIANTS) == registered - images
+    only_2d = {n for n, c in array_detectors() if 4 not in get_detector_tags(c).ndim}
+    assert set(MAPS) - set(VARIANTS) == registered - images - only_2d
 
 
-ALL_2D = list(DETECTORS_2D)
+# ----------------------------------------------------------------- bad input
+def _corrupt(X, value):
+    Xb = X.copy()
+    Xb[(3,) + (2,) * (X.ndim - 1)] = value
+    return Xb
 
 
-# ----------------------------------------------------------------- bad input: 2-D
-@pytest.mark.parametrize("name", ALL_2D)
+@pytest.mark.parametrize("name", ALL)
+def test_fit_keeps_no_private_state(name):
+    # The fit steps hand data on through return values: a fitted detector holds its
+    # parameters and documented fitted attributes (test_docstrings), nothing else.
+    assert [key for key in vars(CASES[name].fit()) if key.startswith("_")] == []
+
+
+@pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("bad, match", [(np.nan, "NaN"), (np.inf, "infinity")])
 def test_nonfinite_input_rejected_and_state_kept(name, bad, match):
-    est = fitted(name)
-    Xb = X2.copy()
-    Xb[3, 2] = bad
-    _, needs_y = DETECTORS_2D[name]
-    assert_unchanged_after_error(est, lambda: est.fit(Xb, Y if needs_y else None),
-                                 ValueError, match)
+    case = CASES[name]
+    est = case.fit()
+    Xb = _corrupt(case.X, bad)
+    assert_unchanged_after_error(est, lambda: est.fit(Xb, case.y), ValueError, match)
     assert_unchanged_after_error(est, lambda: est.score_samples(Xb), ValueError, match)
     assert_unchanged_after_error(est, lambda: est.predict(Xb), ValueError, match)
 
 
-@pytest.mark.parametrize("name", ALL_2D)
+@pytest.mark.parametrize("name", ALL)
 def test_empty_input_rejected(name):
-    est = fitted(name)
-    _, needs_y = DETECTORS_2D[name]
-    assert_unchanged_after_error(est, lambda: est.fit(X2[:0], Y[:0] if needs_y else None),
+    case = CASES[name]
+    est = case.fit()
+    assert_unchanged_after_error(est, lambda: est.fit(case.X[:0], case.labels(0)),
                                  ValueError, "0 sample")
-    assert_unchanged_after_error(est, lambda: est.score_samples(X2[:0]), ValueError,
+    assert_unchanged_after_error(est, lambda: est.score_samples(case.X[:0]), ValueError,
                                  "0 sample")
 
 
-@pytest.mark.parametrize("name", ALL_2D)
+@pytest.mark.parametrize("name", ALL)
 def test_one_sample_score_matches_batch(name):
-    est = fitted(name)
-    full = est.score_samples(X2)
+    case = CASES[name]
+    est = case.fit()
+    full = est.score_samples(case.X)
     assert np.isfinite(full).all()
     for i in (0, 7):
-        one = est.score_samples(X2[i : i + 1])
+        one = est.score_samples(case.X[i : i + 1])
         assert one.shape == (1,)
         np.testing.assert_allclose(one, full[i : i + 1], rtol=1e-10, atol=1e-12)
 
 
 # Fitting on ONE sample: a clear error or finite scores (documented degenerate fit).
-ONE_SAMPLE_ERRORS = {"KNN": "n_neighbors", "GaussianDensity": "at least 2 samples",
-                     "ViM": "residual"}
+ONE_SAMPLE_ERRORS = {
+    "KNN": "n_neighbors", "GaussianDensity": "at least 2 samples", "ViM": "residual",
+    "NNGuide": "n_neighbors",  # its bank needs n_neighbors rows
+    "OpenMax": "at least 2 training rows per class",  # a Weibull tail per class
+    "SHE": "no training row",  # one stored pattern per class of the head
+    # the logistic combiner needs ID and pseudo-OOD rows; one row is only one of them
+    "MultiBlockMahalanobis": "pseudo-OOD rows",
+}
 
 
-@pytest.mark.parametrize("name", ALL_2D)
+@pytest.mark.parametrize("name", ALL)
 def test_fit_on_one_sample(name):
-    make, needs_y = DETECTORS_2D[name]
-    est = make()
+    case = CASES[name]
+    est = case.make()
     if name in ONE_SAMPLE_ERRORS:
         with pytest.raises(ValueError, match=ONE_SAMPLE_ERRORS[name]):
-            est.fit(X2[:1], Y[:1] if needs_y else None)
+            est.fit(case.X[:1], case.labels(1))
         assert not hasattr(est, "offset_")
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # LINe: classes without samples
-        est.fit(X2[:1], Y[:1] if needs_y else None)
-    scores = est.score_samples(X2)
+        est.fit(case.X[:1], case.labels(1))
+    scores = est.score_samples(case.X)
     assert not np.isnan(scores).any()
 
 
-@pytest.mark.parametrize("name", ALL_2D)
-@pytest.mark.parametrize("shape", [(D,), (N, D, 1)])
-def test_wrong_ndim_rejected(name, shape):
-    est = fitted(name)
-    Xb = X2[0] if len(shape) == 1 else X2[:, :, None]
-    assert_unchanged_after_error(est, lambda: est.score_samples(Xb), ValueError,
-                                 r"2D array|2-D|dim|shape")
-    make, needs_y = DETECTORS_2D[name]
-    with pytest.raises(ValueError, match=r"2D array|2-D|dim|shape"):
-        make().fit(Xb, Y[: len(Xb)] if needs_y and Xb.ndim > 1 else None)
+@pytest.mark.parametrize("name", ALL)
+def test_wrong_ndim_rejected(name):
+    """One rank below and one above the input (ranks 2 and 4 only are accepted)."""
+    case = CASES[name]
+    est = case.fit()
+    for Xb in (case.X[0], case.X[..., None]):
+        assert_unchanged_after_error(est, lambda: est.score_samples(Xb), ValueError,
+                                     r"2D array|2-D|4-D|dim|shape")
+        with pytest.raises(ValueError, match=r"2D array|2-D|4-D|dim|shape"):
+            case.make().fit(Xb, case.labels(len(Xb)) if Xb.ndim > 1 else None)
 
 
-@pytest.mark.parametrize("name", ALL_2D)
+@pytest.mark.parametrize("name", ALL)
 def test_feature_count_mismatch_after_fit(name):
-    est = fitted(name)
-    assert_unchanged_after_error(est, lambda: est.score_samples(X2[:, :4]), ValueError,
-                                 "features")
+    case = CASES[name]
+    est = case.fit()
+    assert_unchanged_after_error(est, lambda: est.score_samples(case.X[:, :-2]), ValueError,
+                                 "features|channels")
 
 
-@pytest.mark.parametrize("name", ALL_2D)
-@pytest.mark.parametrize("dtype", [np.int64, np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dtype", [np.int64, np.float16, np.float64])
 def test_input_dtypes(name, dtype):
-    """Integer / float16 / float32 / float64 input works and is read as its values."""
-    make, needs_y = DETECTORS_2D[name]
-    Xd = (X2 * 4).astype(dtype)
-    ref = make().fit(Xd.astype(np.float64), Y if needs_y else None)
-    est = make().fit(Xd, Y if needs_y else None)
-    s = est.score_samples(Xd)
+    """Integer / float16 / float64 input works and is read as its values (float32 below)."""
+    case = CASES[name]
+    Xd = (case.X * 4).astype(dtype)
+    ref = case.fit(Xd.astype(np.float64))
+    s = case.fit(Xd).score_samples(Xd)
     assert s.dtype == np.float64 and np.isfinite(s).all()
-    rtol = 1e-5 if dtype == np.float32 else 1e-10
-    np.testing.assert_allclose(s, ref.score_samples(Xd.astype(np.float64)), rtol=rtol,
+    np.testing.assert_allclose(s, ref.score_samples(Xd.astype(np.float64)), rtol=1e-10,
                                atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ALL_2D)
+# Float32 features as a network gives them: non-negative, D = 64 (products long enough
+# for float32 rounding to show), strongly correlated (16 latent factors plus 0.2 % noise,
+# 3 % zeros: a covariance of condition number ~1e5, which amplifies rounding errors; a
+# Mahalanobis distance computed in float32 fails this test); and float32 maps for the
+# map-only detectors.
+_rng = np.random.default_rng(2)
+F32_X = np.maximum(_rng.standard_normal((400, 16)) @ _rng.standard_normal((16, 64)) / 4 + 2.0
+                   + 0.002 * _rng.standard_normal((400, 64)), 0.0).astype(np.float32)
+F32_HEAD = float32_features(d=64, k=10)[1]
+F32_MAPS = np.abs(np.random.default_rng(3).standard_normal((400, 8, 4, 4))).astype(np.float32)
+F32_CASES = cases(F32_X, F32_MAPS, np.arange(400) % 10, F32_HEAD, small=False)
+
+
+@pytest.mark.parametrize("name", list(F32_CASES))
+def test_float32_input_scores_within_1e5_of_float64(name):
+    """Float32 features are scored (and fitted) in float32 where the detector can, and the
+    scores and ``offset_`` stay within 1e-5 of fitting and scoring the same values in
+    float64: relative, with an absolute floor of 1e-5 x the largest score (scores that
+    cross 0 have no relative precision). The public scores stay float64."""
+    case = F32_CASES[name]
+    assert case.X.dtype == np.float32
+    X64 = case.X.astype(np.float64)
+    det32, det64 = case.fit(case.X), case.fit(X64)
+    s32, s64 = det32.score_samples(case.X), det64.score_samples(X64)
+    assert s32.dtype == np.float64
+    tol = 1e-5 * np.abs(s64).max()
+    np.testing.assert_allclose(s32, s64, rtol=1e-5, atol=tol)
+    np.testing.assert_allclose(det32.offset_, det64.offset_, rtol=1e-5, atol=tol)
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_non_contiguous_input_same_result(name):
-    make, needs_y = DETECTORS_2D[name]
-    y = Y if needs_y else None
-    ref = make().fit(X2, y)
-    expected = ref.score_samples(X2)
-    fortran = np.asfortranarray(X2)
-    strided = np.repeat(X2, 2, axis=1)[:, ::2]
+    case = CASES[name]
+    ref = case.fit()
+    expected = ref.score_samples(case.X)
+    fortran = np.asfortranarray(case.X)
+    strided = np.repeat(case.X, 2, axis=-1)[..., ::2]
     assert not strided.flags.c_contiguous and not fortran.flags.c_contiguous
     for Xnc in (fortran, strided):
         np.testing.assert_allclose(ref.score_samples(Xnc), expected, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(make().fit(Xnc, y).score_samples(X2), expected,
+        np.testing.assert_allclose(case.fit(Xnc).score_samples(case.X), expected,
                                    rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", HEAD_DETECTORS)
+@pytest.mark.parametrize("name", HEADED)
 def test_head_of_wrong_shape(name):
-    make, needs_y = DETECTORS_2D[name]
-    y = Y if needs_y else None
-    est = make().set_params(head=(W[:, :4], B))
-    with pytest.raises(ValueError, match="head expects 4 features"):
-        est.fit(X2, y)
+    case = CASES[name]
+    width, y = case.head_width, case.y
+    narrow = (W[:, : width - 1], B)
+    est = case.make(head=narrow)
+    with pytest.raises(ValueError, match=f"head expects {width - 1} features"):
+        est.fit(case.X, y)
     with pytest.raises(ValueError, match="intercept"):
-        make().set_params(head=(W, B[:2])).fit(X2, y)
+        case.make(head=(W[:, :width], B[:2])).fit(case.X, y)
     with pytest.raises(TypeError, match="head must be"):
-        make().set_params(head="fc").fit(X2, y)
+        case.make(head="fc").fit(case.X, y)
     # a fitted estimator whose refit fails keeps its fitted attributes
-    est = fitted(name)
+    est = case.fit()
     before = {k: pickle.dumps(v) for k, v in est.__dict__.items() if k.endswith("_")}
-    est.set_params(head=(W[:, :4], B))
+    est.set_params(head=narrow)
     with pytest.raises(ValueError, match="head expects"):
-        est.fit(X2, y)
+        est.fit(case.X, y)
     after = {k: pickle.dumps(v) for k, v in est.__dict__.items() if k.endswith("_")}
     assert after == before
 
@@ -375,7 +386,7 @@ def test_nap_head_must_take_channels():
 @pytest.mark.parametrize("name", ["Mahalanobis", "GaussianDensity"])
 def test_single_class_labels_is_one_gaussian(name):
     """One class: documented as a single class-conditional Gaussian."""
-    est = DETECTORS_2D[name][0]().fit(X2, np.zeros(N, dtype=int))
+    est = CASES[name].make().fit(X2, np.zeros(N, dtype=int))
     s = est.score_samples(X2)
     assert np.isfinite(s).all()
     assert est.means_.shape == (1, D)
@@ -387,62 +398,67 @@ def test_line_single_class_labels_warns_and_scores():
     assert np.isfinite(est.score_samples(X2)).all()
 
 
-@pytest.mark.parametrize("name", LABEL_DETECTORS)
+@pytest.mark.parametrize("name", LABELLED)
 def test_labels_all_ood_rejected(name):
-    est = fitted(name)
-    assert_unchanged_after_error(est, lambda: est.fit(X2, -np.ones(N, dtype=int)),
+    case = CASES[name]
+    est = case.fit()
+    assert_unchanged_after_error(est, lambda: est.fit(case.X, -np.ones(N, dtype=int)),
                                  ValueError, "every row as OOD")
 
 
-@pytest.mark.parametrize("name", ["GaussianDensity"])
+@pytest.mark.parametrize("name", [n for n, c in array_detectors()
+                                  if get_detector_tags(c).labels == "required"])
 def test_missing_labels_rejected(name):
     with pytest.raises(ValueError, match="requires y"):
-        DETECTORS_2D[name][0]().fit(X2)
+        CASES[name].make().fit(CASES[name].X)
 
 
-@pytest.mark.parametrize("name", ALL_2D)
+@pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("scale", [1e-300, 1e150])
 def test_extreme_magnitudes_never_nan(name, scale):
     """Fitted on ordinary features, scoring finite but extreme ones gives no NaN."""
-    make, needs_y = DETECTORS_2D[name]
-    Xs = X2 * scale
-    est = make().fit(X2, Y if needs_y else None)
+    case = CASES[name]
+    est = case.fit()
     with np.errstate(all="ignore"):
-        s = est.score_samples(Xs)
+        s = est.score_samples(case.X * scale)
     assert not np.isnan(s).any(), f"{name} gives NaN scores for inputs scaled by {scale}"
 
 
-@pytest.mark.parametrize("name", ALL_2D)
+@pytest.mark.parametrize("name", ALL)
 def test_overflowing_features_never_nan_score(name):
     """Features around 1e200 overflow squares/products: +-inf is acceptable, NaN is not."""
-    make, needs_y = DETECTORS_2D[name]
-    est = make().fit(X2, Y if needs_y else None)
+    case = CASES[name]
+    est = case.fit()
     with np.errstate(all="ignore"):
-        s = est.score_samples(X2 * 1e200)
+        s = est.score_samples(case.X * 1e200)
     assert not np.isnan(s).any(), f"{name}: NaN score for features of magnitude 1e200"
 
 
 # Detectors whose statistics overflow float64 on features around 1e200, and the
 # clear error each gives; every other detector must fit and give a valid threshold.
 OVERFLOW_ERRORS = {
-    "Mahalanobis": "covariance overflows",
-    "ViM": "covariance overflows",
-    "NAP": "non-finite scores on its training data",
-    "NAP-E": "non-finite scores on its training data",
+    **dict.fromkeys(["Mahalanobis", "ViM", "NECO", "RelativeMahalanobis",
+                     "MultiBlockMahalanobis", "GaussianMixture"], "covariance overflows"),
+    "OpenMax": "distances to the class means overflow",
+    # the training scores overflow (NAP's ratios, NNGuide's and SHE's inner products) or
+    # are undefined (Gram: inf - inf of infinite bounds; KLMatching: templates of
+    # saturated softmaxes, 0 log 0): BaseDetector's error, nothing fitted
+    **dict.fromkeys(["NAP", "NAP-E", "Gram", "KLMatching", "NNGuide", "SHE"],
+                    "non-finite scores on its training data"),
 }
 
 
-@pytest.mark.parametrize("name", ALL_2D)
+@pytest.mark.parametrize("name", ALL)
 def test_fit_on_overflowing_features_clear_error_or_valid_threshold(name):
     """Fitting on features around 1e200: the documented error, or a valid threshold."""
-    make, needs_y = DETECTORS_2D[name]
-    X_big, y = X2 * 1e200, Y if needs_y else None
+    case = CASES[name]
+    X_big = case.X * 1e200
     with np.errstate(all="ignore"):
         if name in OVERFLOW_ERRORS:
             with pytest.raises(ValueError, match=OVERFLOW_ERRORS[name]):
-                make().fit(X_big, y)
+                case.fit(X_big)
             return
-        est = make().fit(X_big, y)
+        est = case.fit(X_big)
         s = est.score_samples(X_big)
         pred = est.predict(X_big)
     assert not np.isnan(est.offset_), f"{name}: offset_ is NaN, so predict is meaningless"
@@ -464,28 +480,25 @@ def test_knn_is_scale_invariant_even_for_huge_features():
                                    expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ALL_2D)
+@pytest.mark.parametrize("name", ALL)
 def test_zero_rows_never_nan(name):
-    make, needs_y = DETECTORS_2D[name]
-    est = make().fit(X2, Y if needs_y else None)
-    Xz = X2.copy()
+    case = CASES[name]
+    est = case.fit()
+    Xz = case.X.copy()
     Xz[:5] = 0.0
     assert not np.isnan(est.score_samples(Xz)).any()
 
 
-# ----------------------------------------------------------------- bad input: 4-D
-M4 = list(DETECTORS_4D)
-
-
-@pytest.mark.parametrize("name", M4)
+# ----------------------------------------------------------------- 4-D maps
+@pytest.mark.parametrize("name", list(MAPS))
 def test_maps_nonfinite_empty_and_mismatch(name):
-    est = DETECTORS_4D[name]().fit(X4)
+    case = MAPS[name]
+    est = case.fit()
     s = est.score_samples(X4)
     assert s.shape == (N,) and np.isfinite(s).all()
     for bad, match in [(np.nan, "NaN"), (np.inf, "infinity")]:
-        Xb = X4.copy()
-        Xb[1, 2, 0, 1] = bad
-        assert_unchanged_after_error(est, lambda: est.fit(Xb), ValueError, match)
+        Xb = _corrupt(X4, bad)
+        assert_unchanged_after_error(est, lambda: est.fit(Xb, case.y), ValueError, match)
         assert_unchanged_after_error(est, lambda: est.score_samples(Xb), ValueError, match)
     assert_unchanged_after_error(est, lambda: est.score_samples(X4[:0]), ValueError,
                                  "0 sample")
@@ -501,10 +514,10 @@ def test_maps_nonfinite_empty_and_mismatch(name):
     assert np.isfinite(est.score_samples(X4[:, :, :2, :2])).all()
 
 
-@pytest.mark.parametrize("name", M4)
+@pytest.mark.parametrize("name", list(MAPS))
 def test_maps_dtypes_and_non_contiguous(name):
-    make = DETECTORS_4D[name]
-    ref = make().fit(X4)
+    case = MAPS[name]
+    ref = case.fit()
     expected = ref.score_samples(X4)
     np.testing.assert_allclose(ref.score_samples(X4[:1]), expected[:1], rtol=1e-10)
     for Xnc in (np.asfortranarray(X4), np.repeat(X4, 2, axis=3)[:, :, :, ::2],
@@ -513,7 +526,15 @@ def test_maps_dtypes_and_non_contiguous(name):
         np.testing.assert_allclose(ref.score_samples(Xnc), expected, rtol=1e-10, atol=1e-12)
     for dtype in (np.int64, np.float16, np.float32):
         Xd = (X4 * 4).astype(dtype)
-        s = make().fit(Xd).score_samples(Xd)
-        s64 = make().fit(Xd.astype(np.float64)).score_samples(Xd.astype(np.float64))
+        s = case.fit(Xd).score_samples(Xd)
+        s64 = case.fit(Xd.astype(np.float64)).score_samples(Xd.astype(np.float64))
         rtol = 1e-5 if dtype == np.float32 else 1e-10
         np.testing.assert_allclose(s, s64, rtol=rtol, atol=1e-6)
+
+
+def test_fit_predict_passes_the_labels_to_fit():
+    # scikit-learn's OutlierMixin.fit_predict drops y: the labels must reach fit.
+    det = MinusSquaredNorm(contamination=0.4)
+    y = np.array([0, 1, -1, 1, -1])
+    np.testing.assert_array_equal(det.fit_predict(X, y), det.fit(X, y).predict(X))
+    assert det.labels_seen_.tolist() == [0, 1, 1]

@@ -18,7 +18,7 @@ from sklearn_ood._base import BaseDetector
 from sklearn_ood.benchmark import DETECTORS, BenchmarkError, run_benchmark
 from sklearn_ood.benchmark import models, result, sources, specs
 from sklearn_ood.benchmark.cli import main
-from sklearn_ood.benchmark.evaluate import Inputs, evaluate, sample_rows
+from sklearn_ood.benchmark.evaluate import Inputs, evaluate, evaluate_all, sample_rows
 from sklearn_ood.benchmark.settings import resolve_settings
 from sklearn_ood.benchmark.specs import DetectorSpec
 from sklearn_ood.benchmark.data import PSEUDO_PREFIX
@@ -129,6 +129,21 @@ def test_metrics_match_a_hand_computation():
     assert 0.0 <= result.info["accuracy"] <= 1.0
 
 
+def test_result_as_records_and_as_a_data_frame(monkeypatch):
+    rows = result.metric_rows("X", {"ID test": [3.0, 2.0], "a": [1.0], "b": [2.5]}, 0.5, 0.25)
+    res = result.BenchmarkResult(rows, scores={}, ood_sets=["a", "b"], config={})
+    records = res.to_records()
+    assert [(r["ood_set"], r["auroc"], r["fit_s"]) for r in records] == [
+        ("a", 1.0, 0.5), ("b", 0.5, 0.5), ("average", 0.75, 0.5)]
+    assert all(list(r) == list(result.ROW_COLUMNS) for r in records)
+    frame = res.to_frame()
+    assert list(frame.columns) == list(result.ROW_COLUMNS)
+    assert frame.to_dict("records") == records
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
+    with pytest.raises(ImportError, match=r"to_frame needs pandas: install it.*to_records\(\)"):
+        res.to_frame()
+
+
 # ----------------------------------------------------------------------- errors
 def test_help_exits_zero(capsys):
     assert main(["benchmark", "--help"]) == 0
@@ -139,6 +154,43 @@ def test_help_exits_zero(capsys):
         assert option in out
     assert main(["--help"]) == 0
     assert "benchmark" in capsys.readouterr().out
+
+
+def test_list_detectors_prints_every_key(capsys):
+    assert main(["benchmark", "--list-detectors"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {spec.key} " in out and spec.name in out for spec in DETECTORS)
+
+
+def test_parser_and_help_import_neither_torch_nor_sklearn():
+    code = (
+        "import contextlib, io, sys\n"
+        "from sklearn_ood.__main__ import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['--help']) == 0 and main(['benchmark', '--help']) == 0\n"
+        "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'skorch') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_package_exports_are_imported_on_first_access():
+    import sklearn_ood
+
+    assert set(sklearn_ood.__all__) == set(sklearn_ood._EXPORTS)
+    assert all(getattr(sklearn_ood, name).__name__ == name for name in sklearn_ood.__all__)
+    assert set(benchmark.__all__) <= set(dir(benchmark))
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        sklearn_ood.nothing  # noqa: B018
+
+
+def test_unknown_option_prints_the_benchmark_usage(capsys):
+    assert main(["benchmark", "--epoch", "3", "--frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: sklearn-ood benchmark ")
+    assert "sklearn-ood benchmark: error: unrecognized arguments: --frobnicate" in err
 
 
 def test_python_dash_m_help():
@@ -152,7 +204,7 @@ def test_unknown_ood_set(tmp_path, capsys):
     code = main(["benchmark", "--ood", "svhn", "--out", str(tmp_path), *TINY])
     assert code != 0
     err = capsys.readouterr().err
-    assert "Unknown OOD set" in err and "svhn" in err
+    assert "--ood 'svhn': no such file or folder, nor a known OOD set" in err
     assert "photo_patches" in err and "fashion_mnist" in err  # lists the known ones
     assert not (tmp_path / "results.csv").exists()
 
@@ -160,8 +212,8 @@ def test_unknown_ood_set(tmp_path, capsys):
 def test_unknown_id_set(capsys):
     assert main(["benchmark", "--id", "svhn"]) != 0
     err = capsys.readouterr().err
-    assert "Unknown ID set 'svhn'" in err and "mnist" in err and "cifar10" in err
-    assert "or give a path to an .npz file" in err
+    assert "--id 'svhn': no such file or folder, nor a known ID set" in err
+    assert "mnist" in err and "cifar10" in err and "a path to an .npz file" in err
 
 
 def test_detectors_are_named_after_their_classes():
@@ -176,13 +228,27 @@ def test_detectors_are_named_after_their_classes():
     assert not any("gda" in key for key in keys)
     # --detectors takes a key or a name, in any case; the table keeps its own order
     chosen = specs.select_detectors(["NEGATIVEAWARENORM (l2 MODEL)", "max_softmax", "KNN"])
-    assert [spec.key for spec in chosen] == ["max_softmax", "knn", "negative_aware_norm-l2"]
+    assert [spec.key for spec in chosen] == ["knn", "max_softmax", "negative_aware_norm-l2"]
+
+
+def test_every_registered_detector_is_a_row_or_says_why_not():
+    from sklearn_ood.discovery import all_detectors
+
+    rows = {spec.name for spec in DETECTORS}
+    for name, cls in all_detectors():
+        key = specs._key(cls)
+        assert (key in specs.NOT_RUN) != any(row.split(" (")[0] == name for row in rows), name
+    assert set(specs.NOT_RUN) == {"mc_dropout"}
 
 
 def test_unknown_detector(tmp_path, capsys):
     assert main(["benchmark", "--detectors", "energy", "foo", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "foo" in err and "knn" in err
+    assert main(["benchmark", "--detectors", "energi", "Mahalanobi", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "'energi': did you mean 'energy'?" in err
+    assert "'Mahalanobi': did you mean 'mahalanobis' or" in err
 
 
 def test_bad_data_dir(tmp_path, capsys):
@@ -200,7 +266,7 @@ def test_bad_data_dir(tmp_path, capsys):
 def test_threads_option_limits_blas_during_the_run_only(tmp_path, monkeypatch):
     from threadpoolctl import threadpool_info
 
-    from sklearn_ood.benchmark import cli
+    from sklearn_ood.benchmark import runner
 
     def blas_threads():
         return {i["filepath"]: i["num_threads"] for i in threadpool_info()
@@ -212,10 +278,20 @@ def test_threads_option_limits_blas_during_the_run_only(tmp_path, monkeypatch):
         seen.append(blas_threads())
         raise BenchmarkError("stop after the check")
 
-    monkeypatch.setattr(cli, "run_benchmark", fake_run)
+    monkeypatch.setattr(runner, "run_benchmark", fake_run)
     assert main(["benchmark", "--threads", "1", "--out", str(tmp_path), *TINY]) == 2
     assert before and set(seen[0].values()) == {1}
     assert blas_threads() == before
+
+
+def test_progress_bars_only_on_a_terminal(tmp_path, capsys):
+    """A redirected log (here: captured) gets the log lines, no bars or colour codes."""
+    assert main(["benchmark", "--epochs", "1", "--max-train", "100", "--no-tune", "--no-plots",
+                 "--detectors", "energy", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "extracting features: plain model" in err and "s] training the plain" in err
+    assert "epoch" in err and "train_loss" in err  # skorch's epoch table stays
+    assert "\r" not in err and "\x1b[" not in err and "it/s" not in err and "img/s" not in err
 
 
 def test_bad_weights_file(tmp_path, capsys):
@@ -582,6 +658,51 @@ def test_search_fits_each_candidate_once_on_the_capped_rows_and_skips_failures(m
     with pytest.raises(ValueError, match="cannot fit"):
         search(spec, ParameterGrid({"fail": [True]}), inputs, lambda message: None,
                class_splits(inputs.labels["fit"], inputs.seed))
+
+
+def test_a_failing_row_costs_no_other_row():
+    inputs = _inputs()
+
+    class Fragile(_Recorder):
+        def __init__(self, *, random_state=None, contamination=0.05, fail=False):
+            super().__init__(random_state=random_state, contamination=contamination)
+            self.fail = fail
+
+        def _fit(self, X, y):
+            if self.fail:
+                raise ValueError("cannot fit\n  at all")
+            super()._fit(X, y)
+
+    specs_ = [DetectorSpec("bad", "Bad", lambda net: Fragile(fail=True)),
+              DetectorSpec("good", "Good", lambda net: _Recorder()),
+              DetectorSpec("untunable", "Untunable", lambda net: Fragile(),
+                           grid=lambda n: {"fail": [True]})]
+    evaluations, failed = evaluate_all(specs_, inputs, log=lambda message: None)
+    assert [e.name for e in evaluations] == ["Good", "Untunable"]
+    assert failed == {"Bad": "ValueError: cannot fit at all"}
+    rows, info = add_tuned_rows(evaluations, inputs, log=lambda message: None)
+    assert [r.name for r in rows[:2]] == ["Good", "Untunable"]  # no tuned row
+    assert info["failed"] == {"Untunable" + result.TUNED_SUFFIX: "ValueError: cannot fit at all"}
+    assert list(info["pseudo"]) == ["Good", "Untunable"]
+    assert rows[2].name.startswith(result.CHOSEN_NAME) and len(rows) == 3
+
+
+def test_preconditions_skip_a_detector_the_model_cannot_serve():
+    import torch
+
+    from sklearn_ood import MCDropout
+    from sklearn_ood.benchmark.preconditions import skip_reason
+    from sklearn_ood.models import SmallCNN
+
+    net = SmallCNN(3, in_channels=1, width=4)
+    spec = DetectorSpec("mc_dropout", "MCDropout", lambda net: MCDropout(net),
+                        features="images")
+    assert "SmallCNN has no dropout module" in skip_reason(spec, {"plain": net})
+    net.dropout = torch.nn.Dropout(0.5)  # MCDropout needs one, used or not
+    assert skip_reason(spec, {"plain": net}) is None
+    (l2,) = specs.select_detectors(["gaussian_density-l2"])
+    assert "needs a second model" in skip_reason(l2, {"plain": net})
+    assert skip_reason(l2, {"plain": net, "l2": net}) is None
 
 
 def test_tuned_rows_follow_their_default_row_and_the_choice_comes_last():

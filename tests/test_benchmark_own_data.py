@@ -28,8 +28,32 @@ class Tiny(nn.Module):
         return self.classifier(self.pool(self.conv(x)))
 
 
+class Hidden(Tiny):
+    """A hidden layer before the head: the last map has 4 channels, the head 8 inputs."""
+
+    def __init__(self):
+        super().__init__(classes=8)
+        self.hidden = nn.Sequential(self.classifier, nn.ReLU())
+        self.classifier = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.classifier(self.hidden(self.pool(self.conv(x))))
+
+
 def make():
     return Tiny()
+
+
+def make_hidden():
+    return Hidden()
+
+
+def make_chance():
+    """A head of zeros: every image is given class 0, chance accuracy."""
+    model = Tiny()
+    nn.init.zeros_(model.classifier.weight)
+    nn.init.zeros_(model.classifier.bias)
+    return model
 
 
 def make_rgb():
@@ -86,7 +110,7 @@ def test_own_data_and_model_end_to_end(own, monkeypatch):
     assert main(args(own)) == 0
     rows = read_csv(own / "out" / "results.csv")
     assert [(r["detector"], r["ood_set"]) for r in rows] == [
-        (name, s) for name in ("Energy", "Mahalanobis", "KNN") for s in ("ood_pngs", "average")]
+        (name, s) for name in ("Energy", "KNN", "Mahalanobis") for s in ("ood_pngs", "average")]
     for row in rows:
         assert 0.0 <= float(row["auroc"]) <= 1.0
     report = (own / "out" / "results.md").read_text()
@@ -133,19 +157,89 @@ def test_negative_id_labels_are_refused(own, capsys):
     assert "labels must be class indices >= 0" in _error(capsys, argv)
 
 
-def test_skipped_detectors_are_noted(own):
+def without_weights(argv):
+    """The arguments without ``--weights FILE``: the factory's own parameters."""
+    i = argv.index("--weights")
+    return argv[:i] + argv[i + 2:]
+
+
+def test_skipped_detectors_are_noted(own, capsys):
     assert main(args(own, blocks=("pool",), detectors=(
         "energy", "gaussian_density-l2", "feature_norm"))) == 0
     rows = read_csv(own / "out" / "results.csv")
     assert {r["detector"] for r in rows} == {"Energy"}
     report = (own / "out" / "results.md").read_text()
-    assert "GaussianDensity (L2 model)" in report and "second model" in report
-    assert "FeatureNorm (last block)" in report and "they read maps" in report
+    assert "| GaussianDensity (L2 model) | skipped | needs a second model" in report
+    assert "| FeatureNorm | skipped | reads maps" in report
+    err = capsys.readouterr().err
+    assert "skipped FeatureNorm: reads maps" in err
+
+
+def test_rows_a_model_cannot_serve_are_skipped_and_the_others_written(own, capsys):
+    """A hidden layer before the head: the detectors that apply the head to the last
+    map's channels are skipped with the reason, every other row is written, exit 0."""
+    argv = without_weights(args(own, model=f"{MODULE}:make_hidden", blocks=("conv", "hidden"),
+                                detectors=("energy", "rankfeat", "nap-e", "knn",
+                                           "gaussian_density-l2")))
+    assert main(argv) == 0
+    rows = read_csv(own / "out" / "results.csv")
+    assert [(r["detector"], r["ood_set"]) for r in rows] == [
+        (name, s) for name in ("Energy", "KNN") for s in ("ood_pngs", "average")]
+    report = (own / "out" / "results.md").read_text()
+    err = capsys.readouterr().err
+    reason = ("applies the head 'classifier' (8 inputs) to the 4 channels of 'conv', the "
+              "last map block")
+    for name in ("RankFeat", "NAP-E (w=0.4)"):
+        assert f"| {name} | skipped | {reason}" in report
+        assert f"skipped {name}: {reason}" in err
+    assert "skipped GaussianDensity (L2 model): needs a second model" in err
+    assert "FAILED" not in err and "| failed |" not in report
+    # nothing runnable asked for: a usage error, nothing written
+    assert main(argv[:argv.index("--detectors") + 1] + ["rankfeat", "--out",
+                                                       str(own / "none")]) == 2
+    assert "No detector asked for can run on this model: RankFeat: applies the head" in (
+        capsys.readouterr().err)
+    assert not (own / "none").exists()
+
+
+def test_a_failing_row_is_reported_and_the_others_written(own, capsys, monkeypatch):
+    from sklearn_ood.detectors import knn
+
+    def broken_fit(self, X, y=None):
+        raise RuntimeError("broken\nfit")
+
+    monkeypatch.setattr(knn.KNN, "fit", broken_fit)
+    assert main(args(own, detectors=("energy", "knn", "mahalanobis"))) == 1
+    rows = read_csv(own / "out" / "results.csv")
+    assert {r["detector"] for r in rows} == {"Energy", "Mahalanobis"}
+    assert "| KNN | failed | RuntimeError: broken fit |" in (
+        own / "out" / "results.md").read_text()
+    err = capsys.readouterr().err
+    assert "FAILED KNN: RuntimeError: broken fit" in err and "1 row(s) failed" in err
+
+
+def test_accuracy_near_chance_is_warned_and_no_row_is_marked_best(own, capsys):
+    argv = without_weights(args(own, model=f"{MODULE}:make_chance",
+                                detectors=("energy", "knn")))
+    assert main(argv) == 0
+    report = (own / "out" / "results.md").read_text()
+    table = report[report.index("| detector |"):report.index("## ", report.index("| detector |"))]
+    assert "**" not in table
+    assert "**Warning**: ID test accuracy near chance: plain model 33.3 %, chance 33.3 %" in report
+    assert "warning: ID test accuracy near chance" in capsys.readouterr().err
 
 
 def _error(capsys, argv):
     assert main(argv) == 2
     return capsys.readouterr().err
+
+
+def test_missing_folder_and_missing_file_give_the_same_message(own, capsys):
+    for option in ("--id", "--ood"):
+        for missing in ("nowhere", "nowhere.npz", "nowhere/"):
+            argv = args(own)
+            argv[argv.index(option) + 1] = missing
+            assert f"{option} {missing!r}: no such file or folder" in _error(capsys, argv)
 
 
 def test_missing_path(own, capsys):
@@ -174,8 +268,25 @@ def test_npz_without_the_keys(own, capsys):
 def test_module_that_cannot_be_imported(own, capsys):
     err = _error(capsys, args(own, model="no_such_module_xyz:make"))
     assert "module 'no_such_module_xyz' cannot be imported" in err
+    assert "looked up in the current folder" in err
     err = _error(capsys, args(own, model=f"{MODULE}:no_such_factory"))
     assert f"module '{MODULE}' has no attribute 'no_such_factory'" in err
+
+
+def test_factory_is_imported_from_the_current_folder(tmp_path, monkeypatch):
+    """As ``python -m`` does: the console script does not put the folder on sys.path."""
+    from sklearn_ood.benchmark.own_model import import_factory
+
+    (tmp_path / "cwd_only_nets.py").write_text(SOURCE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "cwd_only_nets", raising=False)
+    path = list(sys.path)
+    try:
+        assert isinstance(import_factory("cwd_only_nets:make")(), torch.nn.Module)
+    finally:
+        sys.modules.pop("cwd_only_nets", None)
+    assert sys.path == path  # the folder was on the path for the import only
 
 
 def test_factory_that_returns_no_module(own, capsys):
@@ -215,7 +326,7 @@ def test_images_of_the_wrong_shape(own, capsys):
     (dict(blocks=["conv"], head="fc"), "--blocks and --head apply only"),
     (dict(model="m:f", head="fc"), "--blocks is required with --model m:f"),
     (dict(model="m:f", blocks=["a"], head="fc", epochs=3), "--epochs cannot apply"),
-    (dict(id_set="cifar11"), "Unknown ID set 'cifar11'.*or give a path"),
+    (dict(id_set="cifar11"), "--id 'cifar11': no such file or folder, nor a known ID set"),
 ])
 def test_settings_refuse_own_model_misuse(options, message):
     with pytest.raises(BenchmarkError, match=message):
@@ -228,6 +339,7 @@ def test_help_names_no_machine_path():
     sub = build_parser()._subparsers._group_actions[0].choices["benchmark"]
     text = sub.format_help()
     assert "package.module:factory" in text and "/work/" not in text
+    assert "imported from the current folder or the Python path" in " ".join(text.split())
 
 
 def test_val_file_validates_and_every_training_image_fits(own):

@@ -147,6 +147,20 @@ def test_load_npz_accepts_float_and_single_channel_last(tmp_path):
     assert_allclose(X[:, 0], x[..., 0], rtol=1e-6)
 
 
+def test_load_npz_reads_pytorch_channels_first_layout(tmp_path):
+    rng = np.random.RandomState(0)
+    nchw = rng.randint(0, 256, size=(4, 3, 8, 6), dtype=np.uint8)  # as saved from a tensor
+    gray = rng.randint(0, 256, size=(4, 1, 8, 6), dtype=np.uint8)
+    np.savez(tmp_path / "rgb.npz", x=nchw, y=np.arange(4))
+    np.savez(tmp_path / "gray.npz", x=gray, y=np.arange(4))
+    X, _ = load_npz(tmp_path / "rgb.npz")
+    _assert_images(X, (4, 3, 8, 6))
+    assert_array_equal(X, nchw.astype(np.float32) / 255)  # no normalisation, no transposition
+    X, _ = load_npz(tmp_path / "gray.npz", channels=3)
+    _assert_images(X, (4, 3, 8, 6))
+    assert_array_equal(X[:, 2], gray[:, 0].astype(np.float32) / 255)
+
+
 def test_load_npz_resize_by_hand(tmp_path):
     # Columns 0 and 255: bilinear 2 -> 4 (pixel centres, edges clamped) gives
     # weights [1, 0], [.75, .25], [.25, .75], [0, 1] -> 0, .25, .75, 1.

@@ -8,19 +8,16 @@ import math
 
 import numpy as np
 from sklearn.model_selection import ParameterGrid
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.dice import DICE, tuning_grid
+from sklearn_ood.detectors.dice import DICE
 
 from _helpers import (
-    AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_float32_input_gives_float64_scores,
     check_missing_head_is_a_clear_error,
-    head_3_to_4,
-    head_width_failures,
     energy_loop,
 )
+from sklearn_ood.discovery import tuning_grid
 
 
 DICE_W = np.array([[1.0, 2.0, 3.0], [0.1, 0.2, 0.3]])
@@ -52,7 +49,7 @@ def test_dice_strict_threshold_and_refit():
 
 
 def test_tuning_grid_candidates_fit():
-    candidates = list(ParameterGrid(tuning_grid(len(DICE_TRAIN))))
+    candidates = list(ParameterGrid(tuning_grid(DICE, len(DICE_TRAIN))))
     assert len(candidates) == 5
     # contributions sorted .15 .2 .3 1.5 2 3; the p-th percentile sits at 5 * p / 100:
     # 10 -> .175, 30 -> .25, 50 -> .9, 70 -> 1.75, 90 -> 2.5; strict > keeps 5 .. 1 weights
@@ -76,18 +73,3 @@ def test_bad_input_leaves_fitted_estimator_unchanged():
 
 def test_float32_input_gives_float64_scores():
     check_float32_input_gives_float64_scores(DICE)
-
-
-# -------------------------------------------------------- scikit-learn checks
-class AutoHeadDICE(AutoHead, DICE):
-    pass
-
-
-# AutoHeadDICE passes every check, each on a head as wide as the check's data;
-# with a real head of 3 inputs the checks fed another width fail on the head.
-@parametrize_with_checks(
-    [AutoHeadDICE(), DICE(head_3_to_4())],
-    expected_failed_checks=head_width_failures, xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -1,17 +1,20 @@
 """The documentation: every public name has an API page, and the site builds without warnings.
 
-The build runs ``sphinx-build -W --keep-going`` in a subprocess into ``tmp_path``
-(the examples of the gallery are executed unless sphinx-gallery finds them
-unchanged since the last build in ``docs/auto_examples``).
+The methods page is checked without a build (one entry with a formula per
+registered detector). The build runs ``sphinx-build -W --keep-going`` in a
+subprocess into ``tmp_path`` (the examples of the gallery are executed unless
+sphinx-gallery finds them unchanged since the last build in ``docs/auto_examples``).
 """
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import sklearn_ood
+from sklearn_ood.discovery import all_detectors
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -41,13 +44,25 @@ def test_api_pages_list_every_public_name():
             assert f"   {page}" in pages["index"]
 
 
-def test_api_pages_list_module_functions_and_tuning_grids():
+def test_api_pages_list_module_functions():
     pages = _api_extension().api_pages()
     detectors = pages["detectors"]
-    for name in ("ash", "energy", "kth_neighbor_sqdist", "nap_score", "tuning_grid"):
+    for name in ("ash", "energy", "kth_neighbor_sqdist", "nap_score"):
         assert f"   {name}" in detectors.splitlines(), name
     assert "   auroc_scorer" in pages["metrics"].splitlines()
     assert "   load_digits_ood" in pages["datasets"].splitlines()
+
+
+def test_methods_page_has_one_entry_with_a_formula_per_detector():
+    page = (DOCS / "user_guide" / "methods.rst").read_text()
+    # an entry is a definition-list term ":class:`~sklearn_ood.Name`" alone on its line,
+    # its body the indented lines up to the next term or section
+    parts = re.split(r"^:class:`~sklearn_ood\.(\w+)`\n", page, flags=re.M)
+    names, bodies = parts[1::2], parts[2::2]
+    assert sorted(names) == sorted(name for name, _ in all_detectors())
+    for name, body in zip(names, bodies):
+        body = re.split(r"\n\n(?=\S)", body, maxsplit=1)[0]
+        assert ".. math::" in body, f"the entry of {name} has no formula"
 
 
 def test_docs_build_without_warnings(tmp_path):

@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 
 from _helpers import small_net
+from _instances import HEAD, X2, X4, Y, cases, make_model_detector, model_detectors
+from _model_state_checks import AnyWidth
 from sklearn_ood import BlockFeatureExtractor, BlockSelection, Jigsaw
-from test_base import DETECTORS_2D, X2, Y
+
+CASES = cases(X2, X4, Y, HEAD)  # every detector that takes arrays, from the registry
 
 
 def documented_attributes(cls):
@@ -36,14 +39,16 @@ def assert_documented(est):
     assert not missing, f"{type(est).__name__} does not document {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name", list(DETECTORS_2D))
+@pytest.mark.parametrize("name", list(CASES))
 def test_detector_attributes_documented(name):
-    make, needs_y = DETECTORS_2D[name]
-    columns = [f"f{i}" for i in range(X2.shape[1])]
+    case = CASES[name]
+    X = case.X
+    if X.ndim == 2:  # with column names: feature_names_in_ too
+        X = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = make().fit(pd.DataFrame(X2, columns=columns), Y if needs_y else None)
-    assert hasattr(est, "feature_names_in_")
+        est = case.make().fit(X, case.y)
+    assert hasattr(est, "feature_names_in_") == (case.X.ndim == 2)
     assert_documented(est)
 
 
@@ -51,8 +56,13 @@ def test_model_holding_estimators_document_their_attributes():
     images = np.random.default_rng(0).normal(size=(20, 2, 5, 5)).astype(np.float32)
     net = small_net()
     assert_documented(BlockFeatureExtractor(net, "3").fit(images))
-    assert_documented(BlockSelection(net, ["1", "3"], random_state=0).fit(images))
     assert_documented(Jigsaw(random_state=0).fit(images))
+    for _, cls in model_detectors():
+        # BlockSelection compares the blocks of a convolutional net; the others read a
+        # classifier's head
+        det = BlockSelection(net, ["1", "3"], random_state=0) if cls is BlockSelection \
+            else make_model_detector(cls, AnyWidth(), "features")
+        assert_documented(det.fit(images))
 
 
 def test_documented_attributes_parser():

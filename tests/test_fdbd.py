@@ -5,31 +5,16 @@ import math
 import numpy as np
 import pytest
 from sklearn.model_selection import ParameterGrid
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.fdbd import FDBD, tuning_grid
+from sklearn_ood.detectors.fdbd import FDBD
 
 from _helpers import (
     CONTRACT_HEAD,
-    AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_float32_input_gives_float64_scores,
     check_missing_head_is_a_clear_error,
-    head_3_to_4,
-    head_width_failures,
 )
-
-
-class AutoHeadFDBD(AutoHead, FDBD):
-    pass
-
-
-@parametrize_with_checks(
-    [AutoHeadFDBD(), AutoHeadFDBD(normalizer="norm"), FDBD(head_3_to_4())],
-    expected_failed_checks=head_width_failures, xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+from sklearn_ood.discovery import tuning_grid
 
 
 def _loop_fdbd(X_train, W, b, X, normalizer="distance"):
@@ -78,7 +63,7 @@ def test_tuning_grid_candidates_fit():
     rng = np.random.default_rng(1)
     W, b = CONTRACT_HEAD
     X_train, X = rng.normal(size=(8, 4)), rng.normal(size=(3, 4))
-    candidates = list(ParameterGrid(tuning_grid(len(X_train))))
+    candidates = list(ParameterGrid(tuning_grid(FDBD, len(X_train))))
     assert len(candidates) == 2
     for params in candidates:
         det = FDBD(CONTRACT_HEAD, **params).fit(X_train)

@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors.feature_norm import FeatureNorm, feature_norm
 from sklearn_ood.extraction import BlockFeatureExtractor
@@ -107,8 +106,3 @@ def test_feature_norm_properties(maps, scale, seed):
     np.testing.assert_allclose(feature_norm(scale * maps), scale * feature_norm(maps),
                                rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(feature_norm(np.minimum(maps, 0)), 0.0)
-
-
-@parametrize_with_checks([FeatureNorm()])
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -3,31 +3,15 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors.gradnorm import GradNorm
 
 from _helpers import (
     CONTRACT_HEAD,
-    AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_float32_input_gives_float64_scores,
     check_missing_head_is_a_clear_error,
-    head_3_to_4,
-    head_width_failures,
 )
-
-
-class AutoHeadGradNorm(AutoHead, GradNorm):
-    pass
-
-
-@parametrize_with_checks(
-    [AutoHeadGradNorm(), AutoHeadGradNorm(temperature=2.0), GradNorm(head_3_to_4())],
-    expected_failed_checks=head_width_failures, xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 def _autograd_gradnorm(W, b, X, T):

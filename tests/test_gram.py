@@ -11,7 +11,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_ood import Gram
 from sklearn_ood._moments import row_chunks
 from sklearn_ood.detectors import gram
-from sklearn_ood.detectors.gram import tuning_grid
+from sklearn_ood.discovery import tuning_grid
 
 
 def g_loop(M, p):
@@ -62,6 +62,14 @@ def test_gram_statistic_by_hand():
     # F = [[1, 2], [3, 0]], p = 2: A = [[1, 4], [9, 0]], column sums (10, 4):
     # r = (1*10 + 4*4, 9*10 + 0) = (26, 90) -> sqrt
     assert g_loop([[1, 2], [3, 0]], 2) == [math.sqrt(26), math.sqrt(90)]
+
+
+def test_maps_too_large_for_their_powers_keep_their_statistic():
+    # g_p is homogeneous of degree 2 in F: around 1e150, F ** 5 overflows (and 0 * inf is
+    # NaN), yet g_p(1e150 F) = 1e300 g_p(F) is a float64
+    F = np.array([[[1.0, 2.0], [3.0, 0.0]]])
+    np.testing.assert_allclose(gram.gram_features(F * 1e150), gram.gram_features(F) * 1e300,
+                               rtol=1e-12)
 
 
 def test_two_blocks_with_labels_no_holdout():
@@ -123,7 +131,7 @@ def test_tuning_grid_candidates_fit():
     X, blocks = two_blocks(20, 0)
     Xt, blocks_t = two_blocks(4, 1)
     y = np.repeat([0, 1], 10)
-    for params in ParameterGrid(tuning_grid(20)):
+    for params in ParameterGrid(tuning_grid(Gram, 20)):
         det = Gram([(2, 3), (3, 2)], holdout=0, **params).fit(X, y)
         p = params["max_power"]
         expected = score_loop(stats_loop(blocks, p), list(y), stats_loop(blocks_t, p), [1, 1])
@@ -175,17 +183,133 @@ def test_fit_by_chunks_against_loops(monkeypatch, chunk_rows):
     assert det.offset_ == pytest.approx(np.percentile(scores, 50))
 
 
-#: Training rows scored in-sample lie inside the range they set.
-IN_SAMPLE = ("predict on the training rows: each bound row lies inside the range it set and "
-             "scores exactly 0, the maximum, so none is flagged (offset_ comes from "
-             "leave-one-out training scores, which predict(X_train) does not use)")
+# ------------------------------------------------ the paper's recipe: predicted class
+def test_predicted_class_bounds_by_hand():
+    # One channel at one position: g_1 = x * x and g_2 = sqrt(x^2 * x^2) = x^2. The
+    # head (1, -1) on the channel (its mean over the one position) predicts class 0
+    # for x > 0 and class 1 for x < 0, with MSP = 1 / (1 + exp(-2 |x|)).
+    # Class 0 (x = 1, 2): bounds [1, 4]; class 1 (x = -1, -3): bounds [1, 9].
+    X = np.array([[1.0], [2.0], [-1.0], [-3.0]])
+    head = (np.array([[1.0], [-1.0]]), np.zeros(2))
+    det = Gram(head=head, max_power=2, holdout=0).fit(X, [5, 5, 5, 5])  # y: OOD marks only
+    assert det.class_bounds_ == "predicted" and det.classes_.tolist() == [0, 1]
+    np.testing.assert_allclose(det.mins_[0][:, :, 0], [[1, 1], [1, 1]])
+    np.testing.assert_allclose(det.maxs_[0][:, :, 0], [[4, 4], [9, 9]])
+    np.testing.assert_array_equal(det.normalizers_, [1.0])  # nothing held out
+    # x = 3: class 0, g = 9 above 4 by 5 for both powers; x = -2: class 1, g = 4 in
+    # [1, 9]; x = 0.5: class 0, g = 0.25 below 1 by 0.75 for both powers.
+    expected = [-2 * 5 / (4 + 1e-6) * (1 + np.exp(-6)), 0.0,
+                -2 * 0.75 / (1 + 1e-6) * (1 + np.exp(-1))]
+    np.testing.assert_allclose(det.score_samples([[3.0], [-2.0], [0.5]]), expected)
+    # "nearest" compares x = 3 with class 1's bounds, inside which it lies: 0.
+    nearest = Gram(class_bounds="nearest", max_power=2, holdout=0).fit(X, [0, 0, 1, 1])
+    assert nearest.score_samples([[3.0]])[0] == 0.0
 
 
-@parametrize_with_checks(
-    [Gram(random_state=0), Gram(holdout=0)],
-    expected_failed_checks=lambda est: dict.fromkeys(
-        ["check_outliers_fit_predict", "check_outliers_train"], IN_SAMPLE),
-    xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
+def predicted_loop(blocks, W, b):
+    """Predicted class and MSP of each row: the head on the channel means of the last block."""
+    out = []
+    for row in blocks:
+        h = [sum(channel) / len(channel) for channel in row[-1]]
+        z = [sum(w * v for w, v in zip(w_k, h)) + b_k for w_k, b_k in zip(W, b)]
+        out.append((z.index(max(z)), 1 / sum(math.exp(v - max(z)) for v in z)))
+    return out
+
+
+@pytest.mark.parametrize("chunk_rows", [4, 4096])
+def test_predicted_recipe_against_loops(monkeypatch, chunk_rows):
+    # Two blocks, powers 1-2, two classes by the head's predictions (not the labels),
+    # a held-out quarter of each predicted class for E_l = mean(delta_l / MSP) + 1e-7,
+    # scores -sum_l delta_l / (MSP E_l), and offset_ from leave-one-out training scores.
+    monkeypatch.setattr(gram, "row_chunks", partial(row_chunks, chunk_rows=chunk_rows))
+    X, blocks = two_blocks(30, 7)
+    W, b = np.array([[1.0, -0.5, 0.3], [-0.2, 0.8, -0.6]]), np.array([0.1, -0.1])
+    y = np.arange(30) % 3  # not the classes: "predicted" groups by predictions
+    det = Gram([(2, 3), (3, 2)], head=(W, b), max_power=2, holdout=0.25, random_state=2,
+               contamination=0.3).fit(X, y)
+    pred, msp = zip(*predicted_loop(blocks, W, b))
+    assert 5 < sum(pred) < 25  # both classes predicted
+    rng = np.random.RandomState(2)
+    held = set()
+    for k in (0, 1):
+        rows = [i for i in range(30) if pred[i] == k]
+        held |= set(rng.permutation(rows)[:int(0.25 * len(rows))].tolist())
+    stats = stats_loop(blocks, 2)
+
+    def bounds(k, l, leave_out=None):
+        cols = list(zip(*[stats[j][l] for j in range(30)
+                          if pred[j] == k and j not in held and j != leave_out]))
+        return [min(c) for c in cols], [max(c) for c in cols]
+
+    norms = [sum(deviation_loop(stats[i][l], *bounds(pred[i], l)) / msp[i] for i in held)
+             / len(held) + 1e-7 for l in range(2)]
+    np.testing.assert_allclose(det.normalizers_, norms)
+    Xt, blocks_t = two_blocks(6, 8)
+    expected = [-sum(deviation_loop(s[l], *bounds(k, l)) / norms[l] for l in range(2)) / m
+                for s, (k, m) in zip(stats_loop(blocks_t, 2), predicted_loop(blocks_t, W, b))]
+    np.testing.assert_allclose(det.score_samples(Xt), expected)
+    train = [-sum(deviation_loop(stats[i][l], *bounds(
+        pred[i], l, leave_out=None if i in held else i)) / norms[l] for l in range(2)) / msp[i]
+        for i in range(30)]
+    assert len(set(train)) > 10
+    assert det.offset_ == pytest.approx(np.percentile(train, 30))
+
+
+def test_logits_as_the_last_block_are_the_head():
+    X, blocks = two_blocks(24, 3)
+    W, b = np.array([[1.0, -0.5, 0.3], [-0.2, 0.8, -0.6]]), np.array([0.1, -0.1])
+    logits = X[:, 6:].reshape(-1, 3, 2).mean(axis=2) @ W.T + b
+    with_head = Gram([(2, 3), (3, 2)], head=(W, b), max_power=2, random_state=0).fit(X)
+    given = Gram([(2, 3), (3, 2), (2,)], head="logits", max_power=2, random_state=0)
+    given.fit(np.hstack([X, logits]))
+    assert given.block_shapes_ == with_head.block_shapes_ and given.coef_ is None
+    Xt = two_blocks(5, 4)[0]
+    lt = Xt[:, 6:].reshape(-1, 3, 2).mean(axis=2) @ W.T + b
+    np.testing.assert_allclose(given.score_samples(np.hstack([Xt, lt])),
+                               with_head.score_samples(Xt), rtol=1e-12)
+    assert given.offset_ == pytest.approx(with_head.offset_, rel=1e-12)
+
+
+def test_a_class_never_predicted_gets_the_bounds_of_all_rows():
+    X = np.array([[1.0], [2.0], [3.0]])  # the head always predicts class 1 of 3
+    det = Gram(head=(np.array([[0.0], [1.0], [-1.0]]), np.zeros(3)), max_power=1,
+               holdout=0).fit(X)
+    np.testing.assert_array_equal(det.mins_[0][:, 0, 0], [1, 1, 1])
+    np.testing.assert_array_equal(det.maxs_[0][:, 0, 0], [9, 9, 9])
+    # x = -1 is predicted as class 2 (no training row): scored against [1, 9].
+    assert np.isfinite(det.score_samples([[-1.0]])).all()
+
+
+def test_predicted_recipe_needs_a_head_and_logits_need_2d_blocks():
+    X, _ = two_blocks(10, 0)
+    with pytest.raises(ValueError, match="pass head=model.fc"):
+        Gram([(2, 3), (3, 2)], class_bounds="predicted").fit(X)
+    with pytest.raises(ValueError, match="4-D maps are one block"):
+        Gram(head="logits").fit(np.ones((5, 3, 2, 2)))
+    with pytest.raises(ValueError, match="last entry of block_shapes"):
+        Gram(head="logits").fit(X)
+    with pytest.raises(ValueError, match="at least two entries"):
+        Gram([(12,)], head="logits").fit(X)
+    with pytest.raises(ValueError, match="final linear layer or 'logits'"):
+        Gram([(2, 3), (3, 2)], head="fc").fit(X)
+    with pytest.raises(ValueError, match="head expects 2 features .* X has 3 features"):
+        Gram([(2, 3), (3, 2)], head=(np.ones((2, 2)), np.zeros(2))).fit(X)
+    # "nearest" reads no head.
+    assert Gram([(2, 3), (3, 2)], head="fc", class_bounds="nearest").fit(X).coef_ is None
+
+
+class AutoHeadGram(Gram):
+    """Test-only: the paper's recipe with a fixed random head as wide as the check's data
+    (the checks feed 1 to 10 features; a real head has one input size)."""
+
+    def _fit(self, X, y):
+        self.head = (np.random.RandomState(0).randn(3, X.shape[1]), np.zeros(3))
+        try:
+            return super()._fit(X, y)
+        finally:
+            self.head = None
+
+
+@parametrize_with_checks([AutoHeadGram(class_bounds="predicted", random_state=0)])
+def test_sklearn_compatible_predicted(estimator, check):
     check(estimator)

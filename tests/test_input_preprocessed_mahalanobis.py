@@ -5,26 +5,19 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _model_state_checks import (
-    EXPECTED_FAILED_CHECKS,
-    AnyWidth,
-    Faulty,
-    TabularInput,
-    check_model_left_unchanged,
-)
+from _model_state_checks import Faulty, check_model_left_unchanged
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
 from sklearn_ood import BlockFeatureExtractor, Mahalanobis
 from sklearn_ood.metrics import fpr95_scorer
 from sklearn_ood.model_detectors import InputPreprocessedMahalanobis
-from sklearn_ood.model_detectors.input_preprocessed_mahalanobis import tuning_grid
 from sklearn_ood.pseudo_ood import make_pseudo_ood
 from sklearn_ood.tuning import PseudoOODSplit
+from sklearn_ood.discovery import tuning_grid
 
 C, H, W, D1, D2, K = 2, 3, 3, 5, 4, 3
 STD = np.array([0.5, 0.25])
@@ -158,7 +151,7 @@ def test_clone_pickle_pipeline_grid_search_and_block_weights():
     np.testing.assert_array_equal(pipe.fit(X, y).score_samples(X), det.score_samples(X))
 
     X_aug, y_aug = make_pseudo_ood(X, y, method="noise", random_state=0)
-    search = GridSearchCV(InputPreprocessedMahalanobis(net, ["1", "3"]), tuning_grid(len(X)),
+    search = GridSearchCV(InputPreprocessedMahalanobis(net, ["1", "3"]), tuning_grid(InputPreprocessedMahalanobis, len(X)),
                           scoring=fpr95_scorer, cv=PseudoOODSplit(3, random_state=0))
     search.fit(X_aug, y_aug)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
@@ -167,14 +160,3 @@ def test_clone_pickle_pipeline_grid_search_and_block_weights():
     weighted = clone(det).set_params(block_weights=lr.coef_[0]).fit(X, y)
     np.testing.assert_allclose(weighted.score_samples(X),
                                det.score_blocks(X) @ lr.coef_[0], rtol=1e-12)
-
-
-class TabularInputPreprocessedMahalanobis(TabularInput, InputPreprocessedMahalanobis):
-    pass
-
-
-@parametrize_with_checks(
-    [TabularInputPreprocessedMahalanobis(AnyWidth(), "features", magnitude=0.01)],
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import torch
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood import KLMatching
 
@@ -59,8 +58,3 @@ def test_matching_a_template_scores_zero():
     log_t = np.log(det.templates_)
     np.testing.assert_allclose(det.score_samples(log_t), [0.0, 0.0], atol=1e-12)
     assert np.all(det.score_samples(TEST) <= 0)
-
-
-@parametrize_with_checks([KLMatching()])
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

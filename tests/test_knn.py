@@ -13,10 +13,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors import _neighbors
-from sklearn_ood.detectors.knn import KNN, kth_neighbor_sqdist, tuning_grid
+from sklearn_ood.detectors.knn import KNN, kth_neighbor_sqdist
 from sklearn_ood.metrics import auroc, auroc_scorer
 
 from _helpers import (
@@ -24,41 +23,13 @@ from _helpers import (
     check_failed_calls_leave_detector_unchanged,
     negative_aware_norm_by_hand,
 )
-
-KNN_TRAIN_PREDICT = (
-    "by design offset_ uses leave-one-out training scores while score_samples on the "
-    "training rows counts each row as its own neighbour, so predict(X_train) flags "
-    "fewer than contamination of the rows"
-)
-
-
-@parametrize_with_checks(
-    [KNN(n_neighbors=3), KNN(n_neighbors=3, negative_aware_rescale=True)],
-    expected_failed_checks=lambda estimator: {
-        "check_outliers_fit_predict": KNN_TRAIN_PREDICT,
-        "check_outliers_train": KNN_TRAIN_PREDICT,
-    },
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+from sklearn_ood.discovery import tuning_grid
 
 
 # CI installs faiss-cpu (the test extra); without it these tests are skipped.
 needs_faiss = pytest.mark.skipif(importlib.util.find_spec("faiss") is None,
                                  reason='needs faiss-cpu: pip install "sklearn-ood[faiss]"')
 FAISS_ALGORITHMS = ["faiss-flat", "faiss-ivf", "faiss-hnsw"]
-
-
-@needs_faiss
-@parametrize_with_checks(
-    [KNN(n_neighbors=3, algorithm=algorithm, random_state=0) for algorithm in FAISS_ALGORITHMS],
-    expected_failed_checks=lambda estimator: {
-        "check_outliers_fit_predict": KNN_TRAIN_PREDICT,
-        "check_outliers_train": KNN_TRAIN_PREDICT,
-    },
-)
-def test_sklearn_compatible_faiss(estimator, check):
-    check(estimator)
 
 
 def _loop_knn(bank, X, k, skip_self=False):
@@ -193,7 +164,7 @@ def test_negative_aware_rescale_4d_uses_pooled_distance_and_flattened_norm():
     (201, [1, 5, 10, 20, 50, 100, 200]),
 ])
 def test_tuning_grid_candidates_fit(n_samples, ks):
-    candidates = list(ParameterGrid(tuning_grid(n_samples)))
+    candidates = list(ParameterGrid(tuning_grid(KNN, n_samples)))
     assert [params["n_neighbors"] for params in candidates] == ks
     X = np.random.default_rng(n_samples).normal(size=(n_samples, 3))
     det = KNN()

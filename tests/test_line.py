@@ -5,28 +5,24 @@ classes and features written independently of the vectorised implementation.
 """
 
 import math
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.line import LINe, line_masks, tuning_grid
+from sklearn_ood.detectors.line import LINe, line_masks
 from sklearn_ood.metrics import auroc_scorer
 
 from _helpers import (
     activations_with_spiky_ood,
-    AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_float32_input_gives_float64_scores,
     check_missing_head_is_a_clear_error,
-    head_3_to_4,
-    head_width_failures,
     lse,
 )
+from sklearn_ood.discovery import tuning_grid
 
 
 # 3 classes, 4 features. The fixture is chosen so that every pitfall variant in
@@ -198,7 +194,7 @@ def test_pipeline_grid_search_line():
 
 
 def test_tuning_grid_candidates_fit():
-    candidates = list(ParameterGrid(tuning_grid(len(LINE_TRAIN))))
+    candidates = list(ParameterGrid(tuning_grid(LINe, len(LINE_TRAIN))))
     assert len(candidates) == 18
     det = LINe((LINE_W, LINE_B))
     for params in candidates:
@@ -220,20 +216,3 @@ def test_bad_input_leaves_fitted_estimator_unchanged():
 
 def test_float32_input_gives_float64_scores():
     check_float32_input_gives_float64_scores(LINe)
-
-
-# -------------------------------------------------------- scikit-learn checks
-class AutoHeadLINe(AutoHead, LINe):
-    pass
-
-
-# AutoHeadLINe passes every check, each on a head as wide as the check's data;
-# with a real head of 3 inputs the checks fed another width fail on the head.
-@parametrize_with_checks(
-    [AutoHeadLINe(p_a=50, p_w=50), LINe(head_3_to_4(), p_a=50)],
-    expected_failed_checks=head_width_failures, xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # LINe: classes never predicted
-        check(estimator)

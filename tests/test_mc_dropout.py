@@ -5,24 +5,17 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _model_state_checks import (
-    EXPECTED_FAILED_CHECKS,
-    AnyWidth,
-    Faulty,
-    TabularInput,
-    check_model_left_unchanged,
-)
+from _model_state_checks import Faulty, check_model_left_unchanged
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
 from sklearn_ood.metrics import fpr95_scorer
 from sklearn_ood.model_detectors import MCDropout
-from sklearn_ood.model_detectors.mc_dropout import tuning_grid
 from sklearn_ood.pseudo_ood import make_pseudo_ood
 from sklearn_ood.tuning import PseudoOODSplit
+from sklearn_ood.discovery import tuning_grid
 
 D_IN, D, K, P = 12, 6, 4, 0.4
 
@@ -134,29 +127,7 @@ def test_clone_pickle_pipeline_and_grid_search():
     pipe = make_pipeline(MCDropout(net, n_passes=4, random_state=0)).fit(X)
     np.testing.assert_array_equal(pipe.score_samples(X), det.score_samples(X))
     X_aug, y_aug = make_pseudo_ood(X, method="noise", random_state=0)
-    search = GridSearchCV(MCDropout(net, n_passes=4, random_state=0), tuning_grid(len(X)),
+    search = GridSearchCV(MCDropout(net, n_passes=4, random_state=0), tuning_grid(MCDropout, len(X)),
                           scoring=fpr95_scorer, cv=PseudoOODSplit(3, random_state=0))
     search.fit(X_aug, y_aug)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
-
-
-class TabularMCDropout(TabularInput, MCDropout):
-    pass
-
-
-_MASKS_PER_BATCH = (
-    "dropout masks are drawn for a whole batch in order from the seeded generator, so "
-    "the same image permuted within, or taken out of, its batch gets other masks (from "
-    "the same distribution): the scores are reproducible for the same input only"
-)
-EXPECTED_MC_FAILURES = {
-    **EXPECTED_FAILED_CHECKS,
-    "check_methods_sample_order_invariance": _MASKS_PER_BATCH,
-    "check_methods_subset_invariance": _MASKS_PER_BATCH,
-}
-
-
-@parametrize_with_checks([TabularMCDropout(AnyWidth(), n_passes=3, random_state=0)],
-                         expected_failed_checks=lambda est: EXPECTED_MC_FAILURES)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

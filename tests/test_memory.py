@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from _instances import cases, model_detectors
 from sklearn_ood import _base, _moments, detectors
 from sklearn_ood._base import BaseDetector
 from sklearn_ood.detectors._features import CHUNK_ROWS
+from sklearn_ood.discovery import all_detectors, get_detector_tags
 
 # The offset sample (10,000 rows by default) is a fixed cost that would hide a copy of
 # all rows under its own peak at these sizes: the test shrinks it.
@@ -29,44 +31,6 @@ N_SMALL = 3 * CHUNK_ROWS  # full chunks (two alive at once in a loop) and the of
 N_LARGE = 40_000
 D, K = 32, 10
 BOUND = 0.5  # x the added input
-
-# name -> (keyword arguments, takes the head, takes labels), as in tests/test_base.py
-# (DETECTORS_2D) and perf/bench_fit_scaling.py, with the default hyper-parameters.
-SPECS = {
-    "ASH": ({}, True, False),
-    "DICE": ({}, True, False),
-    "Energy": ({}, True, False),
-    "Entropy": ({}, True, False),
-    "FDBD": ({}, True, False),
-    "FeatureNorm": ({}, False, False),
-    "GaussianDensity": ({}, False, True),
-    "GaussianMixture": ({"random_state": 0}, False, True),
-    "GEN": ({}, True, False),
-    "GradNorm": ({}, True, False),
-    # 2-D rows holding one block of 4 channels at 8 positions
-    "Gram": ({"block_shapes": [(4, 8)], "random_state": 0}, False, True),
-    "KLMatching": ({}, True, False),
-    "KNN": ({}, False, False),
-    "LINe": ({}, True, True),
-    "Mahalanobis": ({}, False, True),
-    "MaxLogit": ({}, True, False),
-    "MaxSoftmax": ({}, True, False),
-    # combiner="logistic" needs pseudo-OOD rows (label -1); "mean" needs none.
-    "MultiBlockMahalanobis": ({"combiner": "mean"}, False, True),
-    "NAP": ({}, False, False),
-    "NCI": ({}, True, False),
-    "NECO": ({}, True, False),
-    "NegativeAwareNorm": ({}, False, False),
-    "NNGuide": ({"random_state": 0}, True, False),
-    "OpenMax": ({}, True, True),
-    "ReAct": ({}, True, False),
-    "RelativeMahalanobis": ({}, False, True),
-    "SCALE": ({}, True, False),
-    "SHE": ({}, True, True),
-    "ViM": ({}, True, False),
-    "VRA": ({}, True, False),
-}
-NOT_2D = {"RankFeat"}  # an SVD of each 4-D map; rejects 2-D features
 
 
 def make_data(n, seed=0):
@@ -117,10 +81,16 @@ def peak_growth(make, X, y):
 
 
 X_FIT, Y_FIT, HEAD = make_data(N_LARGE)
+# Every detector that takes arrays, from the registry (tests/_instances.py), with its
+# default hyper-parameters: 2-D float32 features, or the same array viewed as 4-D maps
+# of D / 16 channels of 4 x 4 positions for a detector of maps only (RankFeat).
+CASES = cases(X_FIT, X_FIT.reshape(N_LARGE, D // 16, 4, 4), Y_FIT, HEAD, small=False,
+              variants=False)
 
 
-def test_every_2d_detector_is_measured():
-    assert set(SPECS) | NOT_2D == set(detectors.__all__)
+def test_every_array_detector_is_measured():
+    registered = {name for name, _ in all_detectors()}
+    assert set(CASES) | {name for name, _ in model_detectors()} == registered  # IMAGES_REASON
 
 
 class MeanByCopy(BaseDetector):
@@ -144,15 +114,26 @@ def test_measure_sees_a_float64_copy_of_the_rows():
     assert peak_growth(lambda: MeanByCopy(copy=False), X_FIT, None) < 0.05
 
 
-@pytest.mark.parametrize("name", SPECS)
+# A known bug of the contract, measured: when y marks OOD rows (label -1),
+# BaseDetector.fit keeps the in-distribution rows as X[is_id] (split_id_rows) and the
+# OOD rows as X[is_ood], copies of them: 0.89x the added input for the toy detector,
+# 1.31x for MultiBlockMahalanobis (the only detector the registry feeds OOD rows).
+OOD_ROWS_COPY = "fit(X, y) with OOD rows in y copies the rows (split_id_rows: X[is_id])"
+
+
+@pytest.mark.xfail(strict=True, reason=OOD_ROWS_COPY)
+def test_fit_with_ood_rows_adds_no_copy_of_the_id_rows():
+    y = Y_FIT.copy()
+    y[5::6] = -1
+    assert peak_growth(lambda: MeanByCopy(copy=False), X_FIT, y) < BOUND
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=OOD_ROWS_COPY))
+    if get_detector_tags(case.cls).ood_rows else name for name, case in CASES.items()])
 def test_fit_adds_no_copy_of_all_rows(name):
-    kwargs, takes_head, takes_y = SPECS[name]
-    Est = getattr(detectors, name)
-
-    def make():
-        return Est(HEAD, **kwargs) if takes_head else Est(**kwargs)
-
-    assert peak_growth(make, X_FIT, Y_FIT if takes_y else None) < BOUND
+    case = CASES[name]
+    assert peak_growth(case.make, case.X, case.y) < BOUND
 
 
 def test_gaussian_mixture_em_holds_one_class_at_a_time():
@@ -161,6 +142,14 @@ def test_gaussian_mixture_em_holds_one_class_at_a_time():
     # them (0.88x in all, measured at K = 10), but no copy of all rows.
     growth = peak_growth(lambda: detectors.GaussianMixture(2, random_state=0), X_FIT, Y_FIT)
     assert 8 / 4 / K < growth < 1.0  # above: one class of float64 rows
+
+
+def test_gram_with_a_head_holds_one_class_per_row():
+    # The paper's recipe first reads the predicted classes: one integer per row.
+    head = (np.random.default_rng(1).normal(size=(K, 4)), np.zeros(K))
+    growth = peak_growth(lambda: detectors.Gram([(4, 8)], head=head, random_state=0),
+                         X_FIT, Y_FIT)
+    assert growth < BOUND
 
 
 @pytest.mark.parametrize("name", ["FeatureNorm", "NegativeAwareNorm", "Gram", "RankFeat"])
@@ -205,7 +194,8 @@ def test_wide_maps_are_accumulated_in_fewer_rows_per_chunk(name, reader, monkeyp
     y = np.arange(30) % 2
     make = getattr(detectors, name)
     kwargs = {"n_neighbors": 3} if name == "KNN" else {}
-    expected = make(**kwargs).fit(maps, y).score_samples(maps)
+    whole = make(**kwargs).fit(maps, y)
+    expected = whole.score_samples(maps)
     monkeypatch.setattr(_moments, "CHUNK_VALUES", 4 * 8)
     read = []
     original = getattr(make, reader)
@@ -215,6 +205,13 @@ def test_wide_maps_are_accumulated_in_fewer_rows_per_chunk(name, reader, monkeyp
         return original(self, X)
 
     monkeypatch.setattr(make, reader, recording)
-    scores = make(**kwargs).fit(maps, y).score_samples(maps)
+    det = make(**kwargs).fit(maps, y)
+    scores = det.score_samples(maps)
     assert read and max(read) <= 4
-    np.testing.assert_allclose(scores, expected, rtol=1e-10, atol=1e-12)
+    tol = {"rtol": 1e-10, "atol": 1e-12}
+    if name == "KNN":
+        # The bank (the statistic) is the same; the search runs in the bank's float32,
+        # whose products round differently for other chunks of queries.
+        np.testing.assert_array_equal(det.bank_, whole.bank_)
+        tol = {"rtol": 1e-5, "atol": 1e-6}
+    np.testing.assert_allclose(scores, expected, **tol)

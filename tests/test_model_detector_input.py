@@ -254,6 +254,19 @@ def test_a_failing_item_leaves_model_and_detector_as_they_were(name, error):
     np.testing.assert_array_equal(det.score_samples(X), scores)
 
 
+@pytest.mark.parametrize("name", ["ODIN", "InputPreprocessedMahalanobis"])
+def test_a_loader_failing_mid_pass_leaves_the_model_as_it_was(name):
+    model = net()
+    X, y = data()
+    before = prepare(model)
+    det = DETECTORS[name](model).fit(X, y)
+    loader = DataLoader(Items(X, y, fail=(13, Boom("item broken"))), batch_size=5)
+    for call in (det.fit, det.score_samples):
+        with pytest.raises(Boom, match="item broken"):
+            call(loader)  # after the first images ran through the model
+        assert_unchanged(model, before)
+
+
 @pytest.mark.parametrize("name", DETECTORS)
 def test_a_failing_pass_names_its_batch(name):
     model = net()

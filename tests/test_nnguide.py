@@ -5,33 +5,17 @@ import math
 import numpy as np
 import pytest
 from sklearn.model_selection import ParameterGrid
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.nnguide import NNGuide, tuning_grid
+from sklearn_ood.detectors.nnguide import NNGuide
 
 from _helpers import (
     CONTRACT_HEAD,
-    AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_float32_input_gives_float64_scores,
     check_missing_head_is_a_clear_error,
-    head_3_to_4,
-    head_width_failures,
     lse,
 )
-
-
-class AutoHeadNNGuide(AutoHead, NNGuide):
-    pass
-
-
-@parametrize_with_checks(
-    [AutoHeadNNGuide(n_neighbors=2, random_state=0),
-     AutoHeadNNGuide(n_neighbors=1, bank_fraction=1.0), NNGuide(head_3_to_4(), n_neighbors=1)],
-    expected_failed_checks=head_width_failures, xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+from sklearn_ood.discovery import tuning_grid
 
 
 def _loop_nnguide(bank_rows, W, b, X, k):
@@ -100,7 +84,7 @@ def test_tuning_grid_candidates_fit(n_samples):
     W, b = CONTRACT_HEAD
     rng = np.random.default_rng(n_samples)
     X_train, X = rng.normal(size=(n_samples, 4)), rng.normal(size=(3, 4))
-    candidates = list(ParameterGrid(tuning_grid(n_samples)))
+    candidates = list(ParameterGrid(tuning_grid(NNGuide, n_samples)))
     assert candidates and all(c["n_neighbors"] <= n_samples for c in candidates)
     for params in candidates:
         det = NNGuide(CONTRACT_HEAD, random_state=0, **params).fit(X_train)

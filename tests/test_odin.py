@@ -5,26 +5,19 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _model_state_checks import (
-    EXPECTED_FAILED_CHECKS,
-    AnyWidth,
-    Faulty,
-    TabularInput,
-    check_model_left_unchanged,
-)
+from _model_state_checks import Faulty, check_model_left_unchanged
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
 from sklearn_ood.metrics import fpr95_scorer
 from sklearn_ood.model_detectors import ODIN
-from sklearn_ood.model_detectors.odin import tuning_grid
 from sklearn_ood.pseudo_ood import make_pseudo_ood
 from sklearn_ood.tuning import PseudoOODSplit
+from sklearn_ood.discovery import tuning_grid
 
 C, H, W, K = 2, 3, 3, 4
 STD = np.array([0.5, 0.25])
@@ -147,7 +140,7 @@ def test_clone_pickle_pipeline_and_grid_search():
     np.testing.assert_array_equal(pipe.score_samples(X), direct.score_samples(_normalise(X)))
 
     X_aug, y_aug = make_pseudo_ood(X, method="noise", random_state=0)
-    grid = tuning_grid(len(X))
+    grid = tuning_grid(ODIN, len(X))
     search = GridSearchCV(ODIN(net), {"magnitude": grid["magnitude"]}, scoring=fpr95_scorer,
                           cv=PseudoOODSplit(3, random_state=0)).fit(X_aug, y_aug)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
@@ -157,13 +150,3 @@ def test_clone_pickle_pipeline_and_grid_search():
 
 def _normalise(X):
     return (X - 0.5) / 0.25
-
-
-class TabularODIN(TabularInput, ODIN):
-    pass
-
-
-@parametrize_with_checks([TabularODIN(AnyWidth(), magnitude=0.01)],
-                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -79,6 +79,7 @@ def test_fit_is_one_partial_fit_on_a_fresh_estimator(name):
     partial = DETECTORS[name]().partial_fit(X, Y)
     assert_same_state(fitted, partial)
     assert fitted.n_samples_seen_ == 300
+    assert [key for key in vars(fitted) if key.startswith("_")] == []  # all documented
 
 
 @pytest.mark.parametrize("name", list(DETECTORS))
@@ -226,7 +227,7 @@ def test_interrupt_after_the_statistics_were_merged_leaves_the_estimator_as_befo
     def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Mahalanobis, "_finish", interrupted)
+    monkeypatch.setattr(Mahalanobis, "_fit_statistics", interrupted)
     with pytest.raises(KeyboardInterrupt):
         det.partial_fit(X, Y)
     assert_same_state(det, before)

@@ -7,6 +7,7 @@ with n_jobs=2; seeded runs are bit-for-bit reproducible on CPU.
 """
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -15,14 +16,17 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
+from torch.utils.data import DataLoader, TensorDataset
 
 from sklearn_ood.model_detectors.block_selection import BlockSelection
 from _helpers import assert_unchanged_after_error, state
 from sklearn_ood.detectors import KNN, NAP, Energy, FeatureNorm, Mahalanobis
+from sklearn_ood.exceptions import LabelsNotPassedWarning
 from sklearn_ood.extraction import BlockFeatureExtractor, iter_block_batches
 from sklearn_ood.metrics import auroc_scorer
 from sklearn_ood.models import SmallCNN, make_classifier
 from sklearn_ood.pseudo_ood import jigsaw
+from sklearn_ood.streaming import labels_of
 
 
 # --------------------------------------------------------------------------- models
@@ -194,6 +198,51 @@ def test_hooks_removed_after_error_in_reduce_and_early_close():
     assert not no_hooks(net)  # a generator half way through holds its hook ...
     gen.close()
     assert no_hooks(net) and modes(net) == flags  # ... and close() removes it
+
+
+# ------------------------------------------------------- labels the data yields
+LABELS = np.arange(len(IMAGES)) % 3
+
+
+def labelled_loader(labels=LABELS):
+    return DataLoader(TensorDataset(torch.from_numpy(IMAGES), torch.as_tensor(labels)),
+                      batch_size=5)
+
+
+def test_pipeline_on_labelled_loader_fits_with_the_labels_passed_as_y():
+    net = TinyNet()
+    loader = labelled_loader()
+    pipe = make_pipeline(BlockFeatureExtractor(net, "flat"), Mahalanobis())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LabelsNotPassedWarning)
+        pipe.fit(loader, labels_of(loader))
+    np.testing.assert_array_equal(labels_of(loader), LABELS)
+    # The same detector fitted by hand on the array path's features and the labels.
+    features = BlockFeatureExtractor(net, "flat").fit(IMAGES).transform(IMAGES)
+    by_hand = Mahalanobis().fit(features, LABELS)
+    np.testing.assert_array_equal(pipe[-1].classes_, [0, 1, 2])
+    np.testing.assert_allclose(pipe[-1].means_, by_hand.means_, rtol=1e-6)
+    np.testing.assert_allclose(pipe.score_samples(loader), by_hand.score_samples(features),
+                               rtol=1e-5)
+    wrong = LABELS.copy()
+    wrong[7] = (wrong[7] + 1) % 3
+    with pytest.raises(ValueError, match=r"disagree in batch 1 \(samples 5 to 9\)"):
+        pipe.fit(loader, wrong)
+    with pytest.raises(ValueError, match="y has 13 labels, but X has 12 samples"):
+        pipe.fit(loader, np.append(LABELS, 0))
+
+
+def test_pipeline_on_labelled_loader_without_y_warns_that_labels_are_dropped():
+    pipe = make_pipeline(BlockFeatureExtractor(TinyNet(), "flat"), Mahalanobis())
+    with pytest.warns(LabelsNotPassedWarning, match=r"labels_of\(X\)"):
+        pipe.fit(labelled_loader())
+    assert pipe[-1].classes_ is None  # fitted without them, as the warning said
+    unlabelled = DataLoader(TensorDataset(torch.from_numpy(IMAGES)), batch_size=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LabelsNotPassedWarning)
+        pipe.fit(unlabelled)
+        pipe.fit(IMAGES)
+        pipe[0].fit(labelled_loader())  # fit alone passes nothing on
 
 
 # ------------------------------------------------------------------ persistence

@@ -1,4 +1,4 @@
-"""Pseudo-OOD images: jigsaw puzzles (METHODS.md §2.2) checked tile by tile, make_pseudo_ood."""
+"""Pseudo-OOD images: jigsaw puzzles (Yu et al., CVPR 2023) checked tile by tile, make_pseudo_ood."""
 
 import pickle
 

@@ -4,12 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood._base import BaseDetector
 from sklearn_ood.detectors.rankfeat import RankFeat
 
-from _helpers import AutoHead, energy_loop, head_3_to_4
+from _helpers import energy_loop
 
 
 def rank1_removed_pooled_loop(F, steps=500):
@@ -79,48 +77,3 @@ def check_bad_maps_leave_detector_unchanged_but_2d(det, maps):
     with pytest.raises(ValueError, match="channels"):
         det.score_samples(maps[:, :2])
     assert det.offset_ == offset
-
-
-# -------------------------------------------------------- scikit-learn checks
-class AutoMapsRankFeat(AutoHead, RankFeat):
-    """Test-only: a 2-D row x becomes the map with positions (x, x**2 + 1).
-
-    The checks feed 2-D features; this keeps every line of RankFeat except
-    where the 4-D map comes from (rank-2 maps, so the removal leaves a signal).
-    """
-
-    def _validate_input(self, X, *, reset):
-        X = BaseDetector._validate_input(self, X, reset=reset)
-        if X.ndim == 2:
-            X = np.stack([X, X ** 2 + 1.0], axis=-1)[:, :, None, :]
-        return X
-
-
-def needs_maps(estimator):
-    if isinstance(estimator, AutoMapsRankFeat):
-        return {}
-    reason = ("RankFeat needs 4-D maps (N, C, H, W); the check feeds 2-D features and "
-              "fit raises 'needs 4-D feature maps'")
-    return dict.fromkeys(REAL_FAILURES, reason)
-
-
-#: Every check that fits on 2-D data (all of the rest pass on the real class too).
-REAL_FAILURES = [
-    "check_classifier_data_not_an_array", "check_dict_unchanged",
-    "check_dont_overwrite_parameters", "check_dtype_object", "check_estimators_dtypes",
-    "check_estimators_fit_returns_self", "check_estimators_nan_inf",
-    "check_estimators_overwrite_params", "check_estimators_pickle",
-    "check_f_contiguous_array_estimator", "check_fit2d_1feature", "check_fit2d_1sample",
-    "check_fit2d_predict1d", "check_fit_check_is_fitted", "check_fit_idempotent",
-    "check_fit_score_takes_y", "check_methods_sample_order_invariance",
-    "check_methods_subset_invariance", "check_n_features_in",
-    "check_n_features_in_after_fitting", "check_outliers_fit_predict",
-    "check_outliers_train", "check_pipeline_consistency",
-    "check_positive_only_tag_during_fit", "check_readonly_memmap_input",
-]
-
-
-@parametrize_with_checks([AutoMapsRankFeat(), RankFeat(head_3_to_4())],
-                         expected_failed_checks=needs_maps, xfail_strict=True)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -12,24 +12,21 @@ import torch
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors.logits import Energy
-from sklearn_ood.detectors.react import ReAct, tuning_grid
+from sklearn_ood.detectors.react import ReAct
 from sklearn_ood.metrics import auroc, auroc_scorer
 
 from _helpers import (
     float32_features,
     score_peak_bytes,
     activations_with_spiky_ood,
-    AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_float32_input_gives_float64_scores,
     check_missing_head_is_a_clear_error,
-    head_3_to_4,
-    head_width_failures,
     energy_loop,
 )
+from sklearn_ood.discovery import tuning_grid
 
 
 # Per-column 50th percentiles are (1, 5); over all six entries it is 3.
@@ -107,7 +104,7 @@ def test_float32_features_scored_in_float32_close_to_float64_by_hand():
 
 
 def test_tuning_grid_candidates_fit():
-    candidates = list(ParameterGrid(tuning_grid(len(REACT_TRAIN))))
+    candidates = list(ParameterGrid(tuning_grid(ReAct, len(REACT_TRAIN))))
     assert len(candidates) == 5
     # sorted entries 0 1 2 4 5 6: the p-th percentile sits at 5 * p / 100 -> 4 .. 4.95
     clips = {80: 5.0, 85: 5.25, 90: 5.5, 95: 5.75, 99: 5.95}
@@ -130,18 +127,3 @@ def test_bad_input_leaves_fitted_estimator_unchanged():
 
 def test_float32_input_gives_float64_scores():
     check_float32_input_gives_float64_scores(ReAct)
-
-
-# -------------------------------------------------------- scikit-learn checks
-class AutoHeadReAct(AutoHead, ReAct):
-    pass
-
-
-# AutoHeadReAct passes every check, each on a head as wide as the check's data;
-# with a real head of 3 inputs the checks fed another width fail on the head.
-@parametrize_with_checks(
-    [AutoHeadReAct(), ReAct(head_3_to_4())],
-    expected_failed_checks=head_width_failures, xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

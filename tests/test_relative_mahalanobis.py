@@ -4,25 +4,14 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors._features import CHUNK_ROWS
-from sklearn_ood.detectors.relative_mahalanobis import RelativeMahalanobis
+from sklearn_ood.detectors.relative_mahalanobis import (
+    RelativeMahalanobis,
+    relative_mahalanobis_score,
+)
 
 from _helpers import blobs_with_ood, check_failed_calls_leave_detector_unchanged
-
-RMD_NO_Y = "RelativeMahalanobis needs class labels and this check calls fit(X) without y"
-
-
-@parametrize_with_checks(
-    [RelativeMahalanobis(), RelativeMahalanobis(normalize=True)],
-    expected_failed_checks=lambda estimator: dict.fromkeys(
-        ["check_fit_score_takes_y", "check_outliers_fit_predict", "check_outliers_train"],
-        RMD_NO_Y,
-    ),
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 def _loop_rmd(X, y, X_test):
@@ -90,6 +79,16 @@ def test_rmd_normalize_is_rmd_on_normalised_rows():
     np.testing.assert_allclose(
         RelativeMahalanobis(normalize=True).fit(X, y).score_samples(X_test),
         _loop_rmd(norm(X), y, norm(X_test)), rtol=1e-8)
+
+
+def test_rows_whose_distances_both_overflow_keep_their_score():
+    # x = t (1, 1, 1), means at 0, P = I, P_0 = 0.7 I: MD_k = 3 t^2 and MD_0 = 2.1 t^2 both
+    # overflow at t = 1e154 (inf - inf), while the score -0.9 t^2 = -9e307 is a float64
+    t = 1e154
+    x = np.full((1, 3), t)
+    score = relative_mahalanobis_score(x, np.zeros((2, 3)), np.eye(3), np.zeros(3),
+                                       0.7 * np.eye(3))
+    np.testing.assert_allclose(score, [-0.9 * t * t], rtol=1e-12)
 
 
 def test_rmd_needs_labels_and_leaves_state_on_errors():

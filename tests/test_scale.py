@@ -4,19 +4,16 @@ import math
 
 import numpy as np
 from sklearn.model_selection import ParameterGrid
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.scale import SCALE, tuning_grid
+from sklearn_ood.detectors.scale import SCALE
 
 from _helpers import (
-    AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_float32_input_gives_float64_scores,
     check_missing_head_is_a_clear_error,
-    head_3_to_4,
-    head_width_failures,
     energy_loop,
 )
+from sklearn_ood.discovery import tuning_grid
 
 H = np.array([[1.0, 2.0, 0.0, 1.0], [0.5, 0.1, 3.0, 0.2], [1.0, 1.0, 1.0, 1.0]])
 HEAD = (np.array([[1.0, 0.0, -1.0, 0.5], [0.0, 1.0, 0.5, 0.0]]), np.array([0.2, -0.3]))
@@ -40,7 +37,7 @@ def test_scale_by_hand():
 
 
 def test_tuning_grid_candidates_fit():
-    candidates = list(ParameterGrid(tuning_grid(len(H))))
+    candidates = list(ParameterGrid(tuning_grid(SCALE, len(H))))
     assert len(candidates) == 7
     rng = np.random.default_rng(0)
     X = rng.random((6, 20))  # 20 features: k = 20 - round(20 p / 100) = 7 .. 1
@@ -61,15 +58,3 @@ def test_bad_input_leaves_fitted_estimator_unchanged():
 
 def test_float32_input_gives_float64_scores():
     check_float32_input_gives_float64_scores(SCALE)
-
-
-class AutoHeadSCALE(AutoHead, SCALE):
-    pass
-
-
-@parametrize_with_checks(
-    [AutoHeadSCALE(), SCALE(head_3_to_4())],
-    expected_failed_checks=head_width_failures, xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -4,32 +4,10 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ood.detectors.she import SHE
 
-from _helpers import (
-    CONTRACT_HEAD,
-    NearestMeanHead,
-    check_failed_calls_leave_detector_unchanged,
-)
-
-SHE_NO_Y = "SHE needs class labels (its patterns are class means) and this check fits without y"
-
-
-class LabelHeadSHE(NearestMeanHead, SHE):
-    pass
-
-
-@parametrize_with_checks(
-    [LabelHeadSHE()],
-    expected_failed_checks=lambda estimator: dict.fromkeys(
-        ["check_outliers_fit_predict", "check_outliers_train"], SHE_NO_Y)
-    | {"check_fit_score_takes_y": "fit_predict(X, y) (OutlierMixin) drops y and calls "
-                                  "fit(X), which SHE rejects without labels"},
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+from _helpers import CONTRACT_HEAD, check_failed_calls_leave_detector_unchanged
 
 
 def _loop_she(X_train, y, W, b, X):

@@ -11,13 +11,15 @@ import weakref
 import numpy as np
 import pytest
 import torch
+from _model_state_checks import assert_unchanged, prepare
 from scipy.special import logsumexp
 from sklearn.pipeline import make_pipeline
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from sklearn_ood import BlockFeatureExtractor, Energy
+from sklearn_ood.exceptions import LabelsNotPassedWarning
 from sklearn_ood.extraction import iter_block_batches
-from sklearn_ood.streaming import iter_input_batches, n_samples
+from sklearn_ood.streaming import iter_input_batches, labels_of, n_samples
 
 N = 10
 
@@ -244,7 +246,9 @@ def test_pipeline_fits_on_loader_and_generator(images):
     net = Net()
     loader = DataLoader(TensorDataset(torch.from_numpy(images), torch.from_numpy(LABELS)),
                         batch_size=4)
-    pipe = make_pipeline(BlockFeatureExtractor(net, "flat"), Energy(head=net.fc)).fit(loader)
+    pipe = make_pipeline(BlockFeatureExtractor(net, "flat"), Energy(head=net.fc))
+    with pytest.warns(LabelsNotPassedWarning):  # Energy uses none: harmless here
+        pipe.fit(loader)
     with torch.no_grad():
         logits = net.eval()(torch.from_numpy(images)).numpy().astype(np.float64)
     np.testing.assert_allclose(pipe.score_samples(loader), logsumexp(logits, axis=1),
@@ -257,8 +261,9 @@ def test_pipeline_fits_on_loader_and_generator(images):
 
 def test_fit_transform_reads_a_generator_once(images):
     net = Net()
-    features = BlockFeatureExtractor(net, "act2", batch_size=4).fit_transform(
-        batches_of(images, LABELS))
+    with pytest.warns(LabelsNotPassedWarning):
+        features = BlockFeatureExtractor(net, "act2", batch_size=4).fit_transform(
+            batches_of(images, LABELS))
     np.testing.assert_allclose(features, reference(net, images), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="empty"):
         BlockFeatureExtractor(net, "act2").fit_transform(iter([]))
@@ -280,6 +285,20 @@ def test_iter_block_batches_yields_labels(images):
     np.testing.assert_array_equal(np.concatenate([y for _, _, y in out]), LABELS)
     np.testing.assert_allclose(np.concatenate([b["act2"] for _, b, _ in out]),
                                reference(net, images), rtol=1e-5, atol=1e-6)
+
+
+def test_labels_of_reads_the_labels_in_order_and_refuses_what_it_cannot():
+    tensors = TensorDataset(torch.from_numpy(np.zeros((N, 1, 2, 2), np.float32)),
+                            torch.from_numpy(LABELS))
+    for X in (tensors, ItemDataset(np.zeros((N, 1, 2, 2)), LABELS),
+              DataLoader(tensors, batch_size=3), DataLoader(tensors, batch_size=None)):
+        np.testing.assert_array_equal(labels_of(X), LABELS)
+    with pytest.raises(TypeError, match="one-shot"):
+        labels_of(batches_of(np.zeros((N, 1, 2, 2), np.float32), LABELS))
+    with pytest.raises(ValueError, match="shuffle=False"):
+        labels_of(DataLoader(tensors, batch_size=3, shuffle=True))
+    with pytest.raises(ValueError, match="yields no labels"):
+        labels_of(ItemDataset(np.zeros((N, 1, 2, 2))))
 
 
 def test_n_samples():
@@ -423,6 +442,17 @@ def test_faults_leave_model_and_extractor_as_they_were(fault, method, images):
     assert [m.training for m in net.modules()] == flags
     assert [p.requires_grad for p in net.parameters()] == grads
     np.testing.assert_array_equal(ext.transform(images), expected)  # still usable
+
+
+@pytest.mark.parametrize("method", ["transform", "fit_transform"])
+def test_loader_failing_mid_pass_leaves_the_model_as_it_was(method, images):
+    net = Net()
+    before = prepare(net)  # mixed flags, a frozen parameter, .grad tensors held
+    ext = BlockFeatureExtractor(net, ["act1", "act2"]).fit(images)
+    loader = DataLoader(Failing(images, 6, RuntimeError("bad file")), batch_size=4)
+    with pytest.raises(RuntimeError, match="bad file"):
+        getattr(ext, method)(loader)  # batch 0 ran through the model, batch 1 failed
+    assert_unchanged(net, before)
 
 
 def test_fault_during_fit_leaves_unfitted(images):

@@ -3,20 +3,17 @@
 import numpy as np
 import pytest
 from sklearn.model_selection import ParameterGrid
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ood.detectors.vra import VRA, tuning_grid
+from sklearn_ood.detectors.vra import VRA
 
 from _helpers import (
     float32_features,
-    AutoHead,
     check_bad_input_leaves_fitted_estimator_unchanged,
     check_float32_input_gives_float64_scores,
     check_missing_head_is_a_clear_error,
-    head_3_to_4,
-    head_width_failures,
     energy_loop,
 )
+from sklearn_ood.discovery import tuning_grid
 
 # column 0: 0 1 2 3 4, column 1: 10 20 30 40 50
 TRAIN = np.array([[0.0, 10.0], [1.0, 20.0], [2.0, 30.0], [3.0, 40.0], [4.0, 50.0]])
@@ -72,7 +69,7 @@ def test_bad_thresholds():
 
 
 def test_tuning_grid_candidates_fit():
-    candidates = list(ParameterGrid(tuning_grid(len(TRAIN))))
+    candidates = list(ParameterGrid(tuning_grid(VRA, len(TRAIN))))
     assert len(candidates) == 16
     for params in candidates:
         det = VRA(HEAD, **params).fit(TRAIN)
@@ -92,25 +89,3 @@ def test_bad_input_leaves_fitted_estimator_unchanged():
 
 def test_float32_input_gives_float64_scores():
     check_float32_input_gives_float64_scores(VRA)
-
-
-class AutoHeadVRA(AutoHead, VRA):
-    pass
-
-
-def vra_failures(estimator):
-    """The head-width failures, and the ties of the default suppression."""
-    if estimator.head is not None:
-        return head_width_failures(estimator)
-    reason = ("ties: with 2 features and low_percentile=60 about 36 % of the check's "
-              "rows have both features zeroed and share the lowest score, so no row "
-              "falls strictly below offset_ and predict never returns -1")
-    return dict.fromkeys(["check_outliers_fit_predict", "check_outliers_train"], reason)
-
-
-@parametrize_with_checks(
-    [AutoHeadVRA(), VRA(head_3_to_4())],
-    expected_failed_checks=vra_failures, xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

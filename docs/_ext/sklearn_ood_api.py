@@ -23,18 +23,22 @@ MODULES = [
     ("sklearn_ood.detectors", "Feature detectors: score functions (``sklearn_ood.detectors``)", True),
     ("sklearn_ood.model_detectors", "Model detectors (``sklearn_ood.model_detectors``)", True),
     ("sklearn_ood.extraction", "Feature extraction (``sklearn_ood.extraction``)", False),
+    ("sklearn_ood.streaming", "Input batches and labels (``sklearn_ood.streaming``)", False),
     ("sklearn_ood.metrics", "Metrics and scorers (``sklearn_ood.metrics``)", False),
     ("sklearn_ood.tuning", "Tuning (``sklearn_ood.tuning``)", False),
     ("sklearn_ood.selection", "Choosing without OOD data: sources and rules "
      "(``sklearn_ood.selection``)", False),
     ("sklearn_ood.held_out_classes", "Held-out classes as pseudo-OOD "
      "(``sklearn_ood.held_out_classes``)", False),
+    ("sklearn_ood.discovery", "Registry of detectors (``sklearn_ood.discovery``)", False),
+    ("sklearn_ood.conformal", "Conformal calibration (``sklearn_ood.conformal``)", False),
     ("sklearn_ood.pseudo_ood", "Pseudo-OOD data (``sklearn_ood.pseudo_ood``)", False),
     ("sklearn_ood.display", "Plots (``sklearn_ood.display``)", False),
     ("sklearn_ood.models", "Models and training (``sklearn_ood.models``)", False),
     ("sklearn_ood.datasets", "Data sets (``sklearn_ood.datasets``)", False),
     ("sklearn_ood.diagnostics", "Diagnostics (``sklearn_ood.diagnostics``)", False),
     ("sklearn_ood.benchmark", "Benchmark (``sklearn_ood.benchmark``)", False),
+    ("sklearn_ood.exceptions", "Warnings (``sklearn_ood.exceptions``)", False),
 ]
 
 

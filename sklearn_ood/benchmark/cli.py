@@ -1,20 +1,21 @@
-"""Command line: ``sklearn-ood benchmark`` (or ``python -m sklearn_ood benchmark``)."""
+"""Command line: ``sklearn-ood benchmark`` (or ``python -m sklearn_ood benchmark``).
+
+Building the parser imports neither PyTorch nor scikit-learn (``--help`` is
+instant); they are imported when the benchmark runs.
+"""
 
 import argparse
 import sys
 
-import torch
-from threadpoolctl import threadpool_limits
-
 from ..datasets import BENCHMARKS
 from .data import EMBEDDED_OOD, OWN_SPLIT
 from .exceptions import BenchmarkError
-from .models import ARCHITECTURES, AUGMENTATIONS
-from .runner import run_benchmark
-from .settings import ID_SETS, OWN_PRESET
-from .specs import DETECTORS
+from .settings import ARCHITECTURES, AUGMENTATIONS, ID_SETS, OWN_PRESET
 
 __all__ = ["build_parser", "main"]
+
+#: Exit codes of ``sklearn-ood benchmark``.
+EXIT_OK, EXIT_FAILED_ROWS, EXIT_USAGE = 0, 1, 2
 
 
 def _presets():
@@ -46,14 +47,46 @@ your data, your model:
   --ood PATH   .npz files or image folders (images directly inside, or in
                subfolders), read at the ID images' size and channels.
   --model package.module:factory --weights FILE --blocks NAME [NAME ...] --head NAME
-               loads your model instead of training one; the detectors that need a
-               second (L2) model, and the map-based ones with a single --blocks
-               name, are skipped with a note in the report."""
+               loads your model instead of training one. The module is imported from
+               the current folder or the Python path, as `python -m` does.
+
+rows that cannot run:
+  Before a detector runs, what it needs of the model is checked: a second (L2)
+  model, maps (a --blocks name before the feature block), as many channels in
+  the last map as the head's input when it applies the head to them. A row
+  that needs what the model lacks is skipped; a row whose fit or scoring
+  raises fails. Neither costs the other rows: each skipped or failed row is
+  listed with its reason in results.md and on stderr.
+
+exit status:
+  0  every requested row was written or skipped for what the model lacks
+  1  some rows failed (the others are written)
+  2  usage error: bad option, path, model or data (nothing is run)"""
 
 
-def _detector_list():
-    width = max(len(s.key) for s in DETECTORS)
-    return "\n".join(f"  {s.key:{width}s}  {s.name}" for s in DETECTORS)
+class _CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser: an unknown option is reported with its own usage."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
+class _ListDetectors(argparse.Action):
+    """``--list-detectors``: print each detector's key and row name, and exit."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .specs import DETECTORS
+
+        width = max(len(s.key) for s in DETECTORS)
+        print("detectors (key, name):")
+        print("\n".join(f"  {s.key:{width}s}  {s.name}" for s in DETECTORS))
+        parser.exit()
 
 
 def build_parser():
@@ -61,7 +94,8 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="sklearn-ood",
         description="sklearn-ood: out-of-distribution detection for PyTorch models.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                parser_class=_CommandParser)
     sub.required = True
     known_ood = ", ".join(list(EMBEDDED_OOD) + sorted(BENCHMARKS))
     b = sub.add_parser(
@@ -75,7 +109,7 @@ def build_parser():
             "Detectors with knobs also get a row tuned on pseudo-OOD (held-out classes, "
             "and jigsaw puzzles, noisy, blurred and pixel-permuted copies of validation "
             "images the models were not trained on; no OOD data)."),
-        epilog=_presets() + "\n\n" + _OWN_HELP + "\n\ndetectors (key, name):\n" + _detector_list())
+        epilog=_presets() + "\n\n" + _OWN_HELP)
     b.add_argument("--id", dest="id_set", default="digits", metavar="NAME|PATH",
                    help=f"in-distribution set: {', '.join(ID_SETS)} (default: digits, "
                         "embedded, no files needed; "
@@ -98,8 +132,8 @@ def build_parser():
     b.add_argument("--model", metavar="ARCH|MODULE:FACTORY",
                    help=f"architecture to train: {', '.join(ARCHITECTURES)} (default: per ID "
                         "set, see below); or your model, package.module:factory (a callable "
-                        "returning an nn.Module, imported from the Python path), with "
-                        "--blocks and --head: nothing is trained")
+                        "returning an nn.Module, imported from the current folder or the "
+                        "Python path), with --blocks and --head: nothing is trained")
     b.add_argument("--width", type=int, metavar="N",
                    help="channels of the first block (default: per ID set; 16 for a "
                         "non-default architecture)")
@@ -136,7 +170,9 @@ def build_parser():
                         "the same seed gives the same table")
     b.add_argument("--detectors", nargs="+", metavar="NAME",
                    help="run only these detectors (keys or names, case-insensitive; "
-                        "default: all, listed below)")
+                        "default: all, as --list-detectors prints them)")
+    b.add_argument("--list-detectors", action=_ListDetectors,
+                   help="print the key and row name of every detector, and exit")
     b.add_argument("--max-train", type=int, metavar="N",
                    help="use at most N ID training images (stratified; 0 = all) to train "
                         "the models and fit the detectors (default: per ID set)")
@@ -150,12 +186,15 @@ def build_parser():
                         "loaded machine more threads oversubscribe the cores and were "
                         "measured much slower: see perf/README.md)")
     b.add_argument("--quiet", action="store_true",
-                   help="no progress bars or log lines (the table is still printed)")
+                   help="no log lines (the table, warnings and skipped or failed rows are "
+                        "still printed). Progress bars are shown only when stderr is a "
+                        "terminal")
     return parser
 
 
 def _benchmark(args):
     from .report import header_lines, summary_table, write_report
+    from .runner import run_benchmark
 
     result = run_benchmark(
         args.id_set, args.ood, data_dir=args.data_dir, models_dir=args.models_dir,
@@ -172,11 +211,32 @@ def _benchmark(args):
     if "chosen" in result.info:
         print(f"\nchosen by pseudo-OOD: {result.info['chosen']}")
     print(f"\nwrote {len(paths)} files to {args.out}")
-    return 0
+    return _problems(result)
+
+
+def _problems(result):
+    """Print the warnings and the rows not written on stderr; return the exit code."""
+    info = result.info
+    if info.get("near_chance"):
+        print(f"sklearn-ood benchmark: warning: {info['near_chance']}", file=sys.stderr)
+    for name, reason in info.get("skipped", {}).items():
+        print(f"sklearn-ood benchmark: skipped {name}: {reason}", file=sys.stderr)
+    for name, reason in info.get("failed", {}).items():
+        print(f"sklearn-ood benchmark: FAILED {name}: {reason}", file=sys.stderr)
+    if info.get("failed"):
+        print(f"sklearn-ood benchmark: {len(info['failed'])} row(s) failed; the other rows "
+              "are written.", file=sys.stderr)
+        return EXIT_FAILED_ROWS
+    return EXIT_OK
 
 
 def main(argv=None):
-    """Run the command line; return the exit code (0 success, 2 usage error)."""
+    """Run the command line; return the exit code.
+
+    0: every requested row was written, or skipped because the model lacks
+    what its detector needs; 1: some rows failed (the others are written);
+    2: a usage error (nothing is run).
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -185,7 +245,10 @@ def main(argv=None):
     if args.threads < 1:
         print(f"sklearn-ood benchmark: error: --threads must be >= 1; got {args.threads}.",
               file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    import torch
+    from threadpoolctl import threadpool_limits
+
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
@@ -193,6 +256,6 @@ def main(argv=None):
             return _benchmark(args)
     except (BenchmarkError, FileNotFoundError) as exc:
         print(f"sklearn-ood benchmark: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     finally:
         torch.set_num_threads(threads)

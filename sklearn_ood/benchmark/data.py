@@ -5,18 +5,19 @@ were trained on: a stratified split of the training images held out from
 training, or, for a preset whose models were trained on every training image
 (``validation="test"``), a stratified split of the test set (OpenOOD v1.5's
 protocol), or the user's own file (``--val``).
+
+scikit-learn is imported inside the functions that use it: the command line's
+``--help`` reads this module's constants without it.
 """
 
 import os
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from ..datasets import (
     BENCHMARKS, load_benchmark, load_digits_ood, load_image_folder, load_images, load_npz,
 )
-from ..selection import CORRUPTIONS, make_pseudo_ood_sources
 from .exceptions import BenchmarkError
 
 __all__ = ["EMBEDDED_OOD", "OWN_SPLIT", "PSEUDO_PREFIX", "Data", "check_path", "load_data",
@@ -160,6 +161,8 @@ def _check_val_labels(y, n_classes):
 
 def _pseudo_ood(X, y, seed):
     """Corruption -> one corrupted copy of each validation image, as float32."""
+    from ..selection import CORRUPTIONS, make_pseudo_ood_sources
+
     X_aug, y_aug = make_pseudo_ood_sources(X, y, sources=CORRUPTIONS, random_state=seed)
     return {name: X_aug[y_aug == -(i + 1)].astype(np.float32)
             for i, name in enumerate(CORRUPTIONS)}
@@ -227,6 +230,8 @@ def _load_own_id(path, seed):
         raise BenchmarkError(f"--id {path!r}: labels must be class indices >= 0 (a negative "
                              f"label marks OOD); found {int(y.min())}.")
     n_classes = int(y.max()) + 1
+    from sklearn.model_selection import train_test_split
+
     try:
         X_train, X_test, y_train, y_test = train_test_split(
             X, y, test_size=TEST_FRACTION, stratify=y, random_state=seed)
@@ -242,6 +247,8 @@ def _n_val(n):
 
 def split_train(X, y, *, max_train, seed):
     """Hold out the stratified validation split; cap the fit set at ``max_train``."""
+    from sklearn.model_selection import train_test_split
+
     X_fit, X_val, y_fit, y_val = train_test_split(
         X, y, test_size=_n_val(len(X)), stratify=y, random_state=seed)
     X_fit, y_fit = cap_fit(X_fit, y_fit, max_train, seed)
@@ -251,6 +258,8 @@ def split_train(X, y, *, max_train, seed):
 def split_test(X, y, *, seed):
     """``(X_test, y_test, X_val, y_val)``: a stratified validation split of the test set
     (10 %, 50 to 1,000 images: 1,000 of CIFAR-10's 10,000), the rest the ID test set."""
+    from sklearn.model_selection import train_test_split
+
     X_test, X_val, y_test, y_val = train_test_split(
         X, y, test_size=_n_val(len(X)), stratify=y, random_state=seed)
     return X_test, y_test, X_val, y_val
@@ -258,6 +267,8 @@ def split_test(X, y, *, seed):
 
 def cap_fit(X, y, max_train, seed):
     """At most ``max_train`` fit images (stratified; 0: all)."""
+    from sklearn.model_selection import train_test_split
+
     if max_train and max_train < len(X):
         X, _, y, _ = train_test_split(X, y, train_size=max_train, stratify=y,
                                       random_state=seed)

@@ -17,7 +17,7 @@ from .features import head_of
 from .result import metric_rows
 
 __all__ = ["Evaluation", "Inputs", "accuracies", "build_detector", "evaluate", "evaluate_all",
-           "fit_detector", "sample_rows", "score_detector"]
+           "failure_reason", "fit_detector", "sample_rows", "score_detector"]
 
 
 @dataclass(frozen=True)
@@ -230,12 +230,37 @@ def evaluate(spec, inputs, *, params=None):
 
 
 def evaluate_all(specs, inputs, log):
-    """:func:`evaluate` each spec with its default parameters, in order."""
-    evaluations = []
+    """:func:`evaluate` each spec with its default parameters, in order, each in isolation.
+
+    Returns
+    -------
+    evaluations : list of Evaluation
+        The rows that ran.
+    failed : dict
+        Row name -> why it failed (:func:`failure_reason`), for the specs whose
+        detector raised an ``Exception``; the other rows are not affected.
+    """
+    evaluations, failed = [], {}
     for spec in specs:
         log(f"detector {spec.name}")
-        evaluations.append(evaluate(spec, inputs))
-    return evaluations
+        try:
+            evaluations.append(evaluate(spec, inputs))
+        except Exception as exc:  # noqa: BLE001 - one detector never costs the other rows
+            failed[spec.name] = failure_reason(exc)
+            log(f"  {spec.name} failed: {failed[spec.name]}")
+    return evaluations, failed
+
+
+def failure_reason(exc):
+    """A failed row's reason: the exception's type and message, on one line.
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.evaluate import failure_reason
+    >>> failure_reason(ValueError("head expects 32 features\\nbut X has 16."))
+    'ValueError: head expects 32 features but X has 16.'
+    """
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def accuracies(inputs, log):

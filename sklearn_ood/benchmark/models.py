@@ -5,6 +5,7 @@ skorch training helper this module uses.)
 """
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -14,18 +15,17 @@ from torch.utils.data import default_collate
 
 from ..models import ResNet, SmallCNN, make_classifier
 from .exceptions import BenchmarkError
-from .features import FEATURES, layout_of
+from .features import layout_of
 from .own_model import load_own_model
+from .settings import ARCHITECTURES
 
 __all__ = [
-    "ARCHITECTURES", "AUGMENTATIONS", "Models", "build_model", "flip_crop_collate",
+    "Models", "build_model", "flip_crop_collate",
     "get_models", "load_state_dict_model", "load_weights", "save_weights", "train_model",
 ]
 
 #: Architecture name -> module class (ResNet has the ResNet-18 layout by default).
-MODULES = {"smallcnn": SmallCNN, "resnet18": ResNet}
-ARCHITECTURES = tuple(MODULES)
-AUGMENTATIONS = ("none", "flip-crop")
+MODULES = dict(zip(ARCHITECTURES, (SmallCNN, ResNet), strict=True))
 WEIGHTS_FORMAT = "sklearn-ood-benchmark-weights/1"
 
 
@@ -44,16 +44,12 @@ class Models:
         Channels of their first block (a weights file may set it).
     notes : tuple of str
         Remarks for the report (a weights file trained on another split).
-    inputs : tuple of str
-        The feature names the models give (a model of the user's without map
-        blocks gives ``h`` and ``images`` only).
     """
 
     nets: dict
     arch: str
     width: object
     notes: tuple = ()
-    inputs: tuple = FEATURES
 
 
 def get_models(settings, data, log):
@@ -117,16 +113,7 @@ def _load_own(settings, data, log):
              + (f", the maps those of {layout.stages[-1]!r}." if layout.stages else ".")
              + " If it was trained on images of the ID set, its test and validation splits "
              "hold training images of the model, and the metrics are optimistic."]
-    l2 = [spec.name for spec in s.detectors if spec.model != "plain"]
-    if l2:
-        notes.append(f"Skipped (they need a second model, with an L2-normalised feature): "
-                     f"{', '.join(l2)}.")
-    no_maps = [spec.name for spec in s.detectors
-               if spec.model == "plain" and spec.features not in layout.inputs]
-    if no_maps:
-        notes.append(f"Skipped (they read maps: name a block with (N, C, H, W) output before "
-                     f"the feature block in --blocks): {', '.join(no_maps)}.")
-    return Models({"plain": net}, s.model, None, tuple(notes), layout.inputs)
+    return Models({"plain": net}, s.model, None, tuple(notes))
 
 
 def _load_pretrained(settings, data, log):
@@ -192,8 +179,6 @@ def _load(settings, data, log):
             f"{payload.get('max_train')}; this run uses seed {s.seed} and max-train "
             f"{s.max_train}, so its validation split may hold training images of the "
             "model (pseudo-OOD tuning is then optimistic).")
-    if "l2" in s.model_kinds and "l2" not in loaded:
-        notes.append(f"{s.weights} holds no L2 model: its rows are skipped.")
     nets = {kind: loaded[kind] for kind in s.model_kinds if kind in loaded}
     log(f"loaded {', '.join(nets)} model(s) from {s.weights}")
     return Models(nets, payload["arch"], payload["width"], tuple(notes))
@@ -206,7 +191,13 @@ def build_model(arch, *, num_classes, in_channels, width, l2_normalize=False):
 
 
 def _stderr_print(*args, **kwargs):
+    """skorch's epoch table on stderr; its colours (ANSI codes) only on a terminal."""
+    if not sys.stderr.isatty():
+        args = [_ANSI.sub("", str(a)) for a in args]
     print(*args, file=sys.stderr, **kwargs)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def flip_crop_collate(batch):
@@ -230,13 +221,17 @@ def flip_crop_collate(batch):
 
 def train_model(arch, X, y, *, num_classes, width, epochs, batch_size, lr, seed,
                 l2_normalize, progress, augment="none"):
-    """Train with :func:`~sklearn_ood.models.make_classifier`; return the module (eval)."""
+    """Train with :func:`~sklearn_ood.models.make_classifier`; return the module (eval).
+
+    ``progress``: print the epoch table on stderr, with a progress bar when
+    stderr is a terminal.
+    """
     extra = {"callbacks__print_log__sink": _stderr_print} if progress else {}
     if augment == "flip-crop":
         extra["iterator_train__collate_fn"] = flip_crop_collate
     net = make_classifier(
         MODULES[arch], max_epochs=epochs, batch_size=batch_size, lr=lr, random_state=seed,
-        progress=progress, verbose=int(progress), num_classes=num_classes,
+        progress=progress and sys.stderr.isatty(), verbose=int(progress), num_classes=num_classes,
         in_channels=X.shape[1], width=width, l2_normalize=l2_normalize, **extra)
     net.fit(X, y.astype(np.int64))
     return net.module_.eval()

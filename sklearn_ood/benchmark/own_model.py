@@ -1,6 +1,7 @@
 """A model of the user's: ``--model package.module:factory --weights FILE --blocks ... --head``.
 
-The factory is imported with :mod:`importlib` and called without arguments;
+The factory is imported with :mod:`importlib` (from the current folder or
+the Python path) and called without arguments;
 the state dict is loaded with ``torch.load(weights_only=True)``. The named
 blocks are read as follows (one rule, documented in ``--blocks``):
 
@@ -15,10 +16,13 @@ blocks are read as follows (one rule, documented in ``--blocks``):
 """
 
 import importlib
+import os
+import sys
 
 import numpy as np
 import torch
 
+from .._torch import model_run
 from ..extraction import resolve_blocks
 from .exceptions import BenchmarkError
 from .features import Layout
@@ -27,19 +31,31 @@ __all__ = ["import_factory", "load_own_model"]
 
 
 def import_factory(spec):
-    """The callable named by ``"package.module:factory"`` (a dotted attribute path)."""
+    """The callable named by ``"package.module:factory"`` (a dotted attribute path).
+
+    The module is looked up in the current folder first, then on the Python
+    path, as ``python -m`` does: the current folder is put in front of
+    ``sys.path`` for this import only.
+    """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise BenchmarkError(
             f"--model {spec!r} is neither a built-in architecture nor package.module:factory "
-            "(a module on the Python path and a callable in it returning an nn.Module).")
+            "(a module in the current folder or on the Python path, and a callable in it "
+            "returning an nn.Module).")
+    path = list(sys.path)
+    sys.path.insert(0, os.getcwd())
     try:
         obj = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is a user error
         raise BenchmarkError(
             f"--model {spec!r}: module {module_name!r} cannot be imported "
-            f"({type(exc).__name__}: {exc}); check that it is on the Python path "
-            "(PYTHONPATH) and imports alone.") from exc
+            f"({type(exc).__name__}: {exc}); it is looked up in the current folder "
+            f"({os.getcwd()}) and on the Python path (PYTHONPATH): run from the folder "
+            "holding it, or add that folder to PYTHONPATH, and check that it imports "
+            "alone.") from exc
+    finally:
+        sys.path[:] = path
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise BenchmarkError(
@@ -142,9 +158,10 @@ def _probe(model, names, probe):
             outputs.setdefault(name, output)
         return record
 
-    handles = [modules[n].register_forward_hook(hook(n)) for n in names]
     try:
-        with torch.no_grad():
+        with model_run(model) as hooks, torch.no_grad():
+            for n in names:
+                hooks.forward(modules[n], hook(n))
             logits = model(torch.as_tensor(np.ascontiguousarray(probe)))
     except Exception as exc:  # noqa: BLE001 - the model cannot run on these images
         raise BenchmarkError(
@@ -152,9 +169,6 @@ def _probe(model, names, probe):
             f"{tuple(probe.shape[1:])} (channels, height, width), and the forward pass raised "
             f"{type(exc).__name__}: {exc}. Give images of the size and channels the model "
             "expects.") from exc
-    finally:
-        for handle in handles:
-            handle.remove()
     return outputs, logits
 
 

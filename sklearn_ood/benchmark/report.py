@@ -64,13 +64,17 @@ def summary_table(result):
 
     When the ID set groups its OOD sets (OpenOOD's near- and far-OOD), each
     group's average ``AUROC / FPR95`` (e.g. a "near avg" column) comes before
-    the overall averages. The best average AUROC and FPR95 are in bold.
+    the overall averages. The best average AUROC and FPR95 are in bold,
+    unless the model's accuracy is near chance (``info["near_chance"]``).
     """
     table = _by_detector(result.rows)
+    if not table:
+        return "(no row: every detector asked for was skipped or failed, see below)"
     groups = list(result.config.get("ood_groups") or {})
     avgs = {name: sets["average"] for name, sets in table.items()}
-    best_auc = max(r["auroc"] for r in avgs.values())
-    best_fpr = min(r["fpr95"] for r in avgs.values())
+    ranked = not result.info.get("near_chance")
+    best_auc = max(r["auroc"] for r in avgs.values()) if ranked else None
+    best_fpr = min(r["fpr95"] for r in avgs.values()) if ranked else None
     head = (["detector"] + [f"{o} AUROC↑/FPR95↓" for o in result.ood_sets]
             + [f"{g} avg AUROC↑/FPR95↓" for g in groups]
             + ["avg AUROC↑", "avg FPR95↓", "avg AUPR-In↑", "avg AUPR-Out↑",
@@ -80,9 +84,9 @@ def summary_table(result):
     for name, sets in table.items():
         avg = sets["average"]
         auc, fpr = _pct(avg["auroc"]), _pct(avg["fpr95"])
-        if np.isclose(avg["auroc"], best_auc):
+        if ranked and np.isclose(avg["auroc"], best_auc):
             auc = f"**{auc}**"
-        if np.isclose(avg["fpr95"], best_fpr):
+        if ranked and np.isclose(avg["fpr95"], best_fpr):
             fpr = f"**{fpr}**"
         cells = ([name] + [f"{_pct(sets[o]['auroc'])} / {_pct(sets[o]['fpr95'])}"
                            for o in [*result.ood_sets, *(g + GROUP_SUFFIX for g in groups)]]
@@ -156,6 +160,16 @@ def write_selection(result, path):
         json.dump(doc, f, indent=1)
 
 
+def _not_run_table(result):
+    """Markdown: each skipped or failed row with its reason ("" when every row ran)."""
+    rows = [(name, status, reason) for status in ("skipped", "failed")
+            for name, reason in result.info.get(status, {}).items()]
+    if not rows:
+        return ""
+    return "\n".join(["| row | status | reason |", "|---|---|---|"] + [
+        f"| {name} | {status} | {reason.replace('|', '/')} |" for name, status, reason in rows])
+
+
 def header_lines(result):
     """The run's settings, model accuracy and timings as Markdown bullet lines."""
     c, info = result.config, result.info
@@ -176,6 +190,7 @@ def header_lines(result):
           if info.get("validation") else []),
         f"- ID test accuracy: plain model {100 * info['accuracy']:.2f} %"
         + (f", L2 model {100 * info['accuracy_l2']:.2f} %" if "accuracy_l2" in info else ""),
+        *([f"- **Warning**: {info['near_chance']}"] if info.get("near_chance") else []),
         *(["- OOD groups: " + "; ".join(f"{g} {', '.join(sets)}"
                                           for g, sets in c["ood_groups"].items())]
           if c.get("ood_groups") else []),
@@ -194,6 +209,11 @@ def markdown_report(result):
              "(ID positive). fit s / score s: detector fit on the ID fit features / scoring "
              "of the ID test and all OOD sets (feature extraction excluded; tuned rows "
              "include the search).", "", summary_table(result), ""]
+    not_run = _not_run_table(result)
+    if not_run:
+        parts += ["## Rows not run", "",
+                  "Skipped: the detector needs what the model lacks. Failed: its fit, scoring "
+                  "or search raised. The other rows are not affected.", "", not_run, ""]
     pseudo = _pseudo_table(result)
     if pseudo:
         info = result.info
@@ -384,7 +404,7 @@ def write_report(result, out_dir, *, plots=True):
     if result.info.get("pseudo"):
         paths.append(os.path.join(out_dir, "selection.json"))
         write_selection(result, paths[-1])
-    if plots:
+    if plots and result.rows:
         paths += plot_summary(result, out_dir)
         paths += plot_roc_curves(result, out_dir)
         paths += plot_histograms(result, out_dir)

@@ -12,11 +12,16 @@ import numpy as np
 from .. import metrics
 
 __all__ = [
-    "CHOSEN_NAME", "GROUP_SUFFIX", "METRIC_COLUMNS", "TUNED_SUFFIX", "BenchmarkResult",
-    "finite_for_ranking", "group_rows", "metric_rows", "ood_metrics",
+    "CHOSEN_NAME", "GROUP_SUFFIX", "METRIC_COLUMNS", "NEAR_CHANCE", "ROW_COLUMNS", "TUNED_SUFFIX",
+    "BenchmarkResult", "finite_for_ranking", "group_rows", "metric_rows", "near_chance",
+    "ood_metrics",
 ]
 
 METRIC_COLUMNS = ("auroc", "fpr95", "aupr_in", "aupr_out")
+#: The columns of a row (:attr:`BenchmarkResult.rows`, ``results.csv``).
+ROW_COLUMNS = ("detector", "ood_set", *METRIC_COLUMNS, "fit_s", "score_s")
+#: A model's ID test accuracy below this multiple of chance (1 / classes) is near chance.
+NEAR_CHANCE = 1.5
 #: Appended to a detector's name for its row tuned on pseudo-OOD.
 TUNED_SUFFIX = ", tuned (pseudo-OOD)"
 #: Start of the name of the row repeating the detector the pseudo-OOD rule picks.
@@ -51,7 +56,21 @@ class BenchmarkResult:
         ``held_out`` (the classes each held-out split leaves out),
         ``selection`` (row -> the rule's value, lower is better), ``chosen``
         (the row the rule picks), ``nc1`` (model kind -> NC1 of its fit-set
-        fc inputs), ``notes``.
+        fc inputs), ``notes``, ``n_classes``, ``near_chance``
+        (the warning of :func:`near_chance`, or ``None``), ``skipped`` (row ->
+        what its detector needs that the model lacks) and ``failed`` (row ->
+        the error it raised); skipped and failed rows are not in ``rows``.
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.result import BenchmarkResult, metric_rows
+    >>> rows = metric_rows("Energy", {"ID test": [3.0, 2.0], "a": [1.0], "b": [2.5]}, 0.1, 0.2)
+    >>> result = BenchmarkResult(rows=rows, scores={}, ood_sets=["a", "b"], config={})
+    >>> result.to_frame()[["detector", "ood_set", "auroc", "fpr95"]]
+      detector  ood_set  auroc  fpr95
+    0   Energy        a   1.00    0.0
+    1   Energy        b   0.50    1.0
+    2   Energy  average   0.75    0.5
     """
 
     rows: list
@@ -59,6 +78,86 @@ class BenchmarkResult:
     ood_sets: list
     config: dict
     info: dict = field(default_factory=dict)
+
+    def to_records(self):
+        """The rows as a list of dicts with the keys :data:`ROW_COLUMNS`.
+
+        Metrics are fractions, times in seconds: the contents of ``results.csv``
+        (unrounded). ``pandas.DataFrame(result.to_records())`` is :meth:`to_frame`.
+        """
+        return [{column: row[column] for column in ROW_COLUMNS} for row in self.rows]
+
+    def to_frame(self):
+        """The rows as a pandas ``DataFrame``: one row per detector x OOD set (and average).
+
+        Columns :data:`ROW_COLUMNS`: ``detector``, ``ood_set``, ``auroc``,
+        ``fpr95``, ``aupr_in``, ``aupr_out`` (fractions), ``fit_s`` and
+        ``score_s`` (seconds). pandas is imported here, not by the benchmark.
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+
+        Raises
+        ------
+        ImportError
+            Without pandas (:meth:`to_records` needs nothing).
+
+        Examples
+        --------
+        >>> from sklearn_ood.benchmark.result import BenchmarkResult, metric_rows
+        >>> rows = [*metric_rows("Energy", {"ID test": [3.0, 2.0], "a": [1.0]}, 0.1, 0.2),
+        ...         *metric_rows("KNN", {"ID test": [3.0, 2.0], "a": [2.5]}, 0.3, 0.4)]
+        >>> frame = BenchmarkResult(rows, scores={}, ood_sets=["a"], config={}).to_frame()
+        >>> frame.query("ood_set == 'average'").sort_values("auroc")[["detector", "auroc"]]
+          detector  auroc
+        3      KNN    0.5
+        1   Energy    1.0
+        """
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError(
+                "BenchmarkResult.to_frame needs pandas: install it (pip install pandas), "
+                "or use to_records(), a list of dicts.") from exc
+        return pd.DataFrame.from_records(self.to_records(), columns=list(ROW_COLUMNS))
+
+
+def near_chance(info):
+    """A warning when a model's ID test accuracy is near chance, else ``None``.
+
+    Near chance: below :data:`NEAR_CHANCE` times ``1 / n_classes``. The
+    model has then not learnt the ID classes, and the detectors' metrics say
+    little about them: the report marks no row best.
+
+    Parameters
+    ----------
+    info : dict
+        With ``n_classes``, ``accuracy`` and optionally ``accuracy_l2``
+        (:attr:`BenchmarkResult.info`).
+
+    Returns
+    -------
+    warning : str or None
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.result import near_chance
+    >>> near_chance({"n_classes": 10, "accuracy": 0.9}) is None
+    True
+    >>> print(near_chance({"n_classes": 3, "accuracy": 0.4}))  # doctest: +NORMALIZE_WHITESPACE
+    ID test accuracy near chance: plain model 40.0 %, chance 33.3 % (3 classes). The model
+    has not learnt the ID classes: the detectors' metrics say little, and no row is marked best.
+    """
+    chance = 1 / info["n_classes"]
+    low = [f"{kind} model {100 * info[key]:.1f} %"
+           for key, kind in (("accuracy", "plain"), ("accuracy_l2", "L2"))
+           if key in info and info[key] < NEAR_CHANCE * chance]
+    if not low:
+        return None
+    return (f"ID test accuracy near chance: {', '.join(low)}, chance {100 * chance:.1f} % "
+            f"({info['n_classes']} classes). The model has not learnt the ID classes: the "
+            "detectors' metrics say little, and no row is marked best.")
 
 
 def finite_for_ranking(scores):

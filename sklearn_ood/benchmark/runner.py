@@ -35,18 +35,26 @@ Protocol (what a row of the result table means):
    data is used. The candidate with the best worst rank over the sources
    wins; a last row is the detector (default or tuned) with the best worst
    rank over all rows.
+
+A detector that needs what the models lack (a second model, maps, a last map
+with as many channels as the head's input, a dropout layer) is *skipped*, with
+the reason (:mod:`~sklearn_ood.benchmark.preconditions`); a row whose fit,
+scoring or search raises *fails*. Each row runs in isolation: neither costs
+the other rows. ``info["skipped"]`` and ``info["failed"]`` give the reasons.
 """
 
 import contextlib
 import sys
 import time
 
+from ..diagnostics import neural_collapse
 from .data import load_data
 from .evaluate import Inputs, accuracies, evaluate_all
+from .exceptions import BenchmarkError
 from .features import extract_all
 from .models import get_models
-from ..diagnostics import neural_collapse
-from .result import BenchmarkResult, group_rows
+from .preconditions import skip_reason
+from .result import BenchmarkResult, group_rows, near_chance
 from .settings import resolve_settings
 from .tune import add_tuned_rows
 
@@ -119,12 +127,15 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
     Returns
     -------
     BenchmarkResult
+        The rows that ran; ``info["skipped"]`` and ``info["failed"]`` name
+        the others with their reasons (module docstring).
 
     Raises
     ------
     BenchmarkError
         For an unknown set, detector or model name, a missing or bad
-        ``data_dir`` or ``weights`` file, or an out-of-range option.
+        ``data_dir`` or ``weights`` file, an out-of-range option, or when no
+        detector asked for can run on the model.
 
     See Also
     --------
@@ -138,6 +149,11 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
     [('Energy', 'digits_8_9'), ('Energy', 'photo_patches'), ('Energy', 'average')]
     >>> sorted(result.scores["Energy"])
     ['ID test', 'digits_8_9', 'photo_patches']
+    >>> result.to_frame()[["detector", "ood_set"]]  # a pandas DataFrame, one row per row
+      detector        ood_set
+    0   Energy     digits_8_9
+    1   Energy  photo_patches
+    2   Energy        average
     """
     settings = resolve_settings(
         id_set, ood_sets, data_dir=data_dir, models_dir=models_dir, model=model, width=width,
@@ -150,21 +166,37 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
     with clock("train"):
         models = get_models(settings, data, log)
     settings = settings.with_models(models)
+    specs, skipped = [], {}
+    for spec in settings.detectors:
+        reason = skip_reason(spec, models.nets)
+        if reason is None:
+            specs.append(spec)
+        else:
+            skipped[spec.name] = reason
+            log(f"skipping {spec.name}: {reason}")
+    if not specs:
+        raise BenchmarkError("No detector asked for can run on this model: " + "; ".join(
+            f"{name}: {reason}" for name, reason in skipped.items()) + ".")
     with clock("extract"):
-        features = extract_all(models.nets, data.image_sets, progress=settings.progress, log=log)
+        features = extract_all(models.nets, data.image_sets,
+                               progress=settings.progress and sys.stderr.isatty(), log=log)
     inputs = Inputs(models.nets, features, data.labels, settings.eval_sets, settings.seed)
     info = {"timings": clock.timings, "n_images": data.n_images, "validation": data.validation,
-            **accuracies(inputs, log),
+            **accuracies(inputs, log), "n_classes": data.n_classes,
             "nc1": {kind: float(neural_collapse(features[kind]["fit"]["h"], data.y_fit)["nc1"])
                     for kind in models.nets},
-            "tuned": {}, "pseudo": {}}
+            "tuned": {}, "pseudo": {}, "skipped": skipped}
+    info["near_chance"] = near_chance(info)
+    if info["near_chance"]:
+        log(f"warning: {info['near_chance']}")
     with clock("detectors"):
-        evaluations = evaluate_all(settings.detectors, inputs, log)
+        evaluations, info["failed"] = evaluate_all(specs, inputs, log)
     info["notes"] = [*data.notes, *models.notes,
                      *(e.note for e in evaluations if e.note is not None)]
     if settings.tune:
         with clock("tuning"):
             evaluations, tuning = add_tuned_rows(evaluations, inputs, log)
+        info["failed"].update(tuning.pop("failed"))
         info.update(tuning)
     return BenchmarkResult(
         rows=group_rows([row for e in evaluations for row in e.rows()], settings.ood_groups),

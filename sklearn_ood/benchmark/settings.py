@@ -1,4 +1,9 @@
-"""The benchmark's options, resolved (ID-set presets) and validated into one :class:`Settings`."""
+"""The benchmark's options, resolved (ID-set presets) and validated into one :class:`Settings`.
+
+This module imports neither PyTorch nor scikit-learn (the detectors are looked
+up when the options are resolved): the command line builds its ``--help`` from
+its presets.
+"""
 
 import os
 from dataclasses import dataclass, replace
@@ -6,12 +11,15 @@ from dataclasses import dataclass, replace
 from ..datasets import BENCHMARKS
 from .data import EMBEDDED_OOD, check_path, looks_like_path
 from .exceptions import BenchmarkError
-from .models import ARCHITECTURES, AUGMENTATIONS
-from .specs import select_detectors
 
-__all__ = ["ID_SETS", "MIN_TRAIN", "OWN_PRESET", "Settings", "resolve_settings"]
+__all__ = ["ARCHITECTURES", "AUGMENTATIONS", "ID_SETS", "MIN_TRAIN", "OWN_PRESET", "Settings",
+           "resolve_settings"]
 
 MIN_TRAIN = 100
+#: The architectures the benchmark trains (:data:`~.models.MODULES`).
+ARCHITECTURES = ("smallcnn", "resnet18")
+#: Training augmentations: none, or a random horizontal flip and 4-pixel padded crop.
+AUGMENTATIONS = ("none", "flip-crop")
 
 #: Per ID set: default OOD sets and training settings (chosen to fit the time
 #: budgets on 2 CPU cores: digits < 2 min, MNIST < 20 min). Optional keys:
@@ -70,6 +78,8 @@ def preset_detectors(preset, detectors=None):
     >>> [s.name for s in preset_detectors(ID_SETS["digits"], ["odin"])]
     ['ODIN']
     """
+    from .specs import select_detectors
+
     caps = preset.get("caps", {})
     return [replace(spec, name=f"{spec.name} ({caps[spec.key]['max_eval']:,} images per set)",
                     **caps[spec.key]) if spec.key in caps else spec
@@ -105,7 +115,7 @@ class Settings:
     model_files : dict
         Model kind -> path of its state dict in ``models_dir`` (empty: train).
     model : str
-        The architecture (a key of ``models.ARCHITECTURES``), or
+        The architecture (one of :data:`ARCHITECTURES`), or
         ``"package.module:factory"``: the user's model (:attr:`own_model`).
     width : int
         Channels of the first block.
@@ -116,7 +126,7 @@ class Settings:
     lr : float or None
         Initial SGD learning rate (``None``: ``make_classifier``'s default).
     augment : str
-        Training augmentation (one of ``models.AUGMENTATIONS``).
+        Training augmentation (one of :data:`AUGMENTATIONS`).
     weights : str or None
         File to load the models from instead of training them (with the
         user's model: its state dict).
@@ -189,8 +199,8 @@ class Settings:
     def with_models(self, models):
         """The settings as the run used them, once its models exist.
 
-        A weights file sets the architecture and width, and the detectors of a
-        model it lacks are skipped.
+        A weights file sets the architecture and width. (The detectors the
+        models cannot serve are skipped by the run, with the reason.)
 
         Parameters
         ----------
@@ -200,9 +210,7 @@ class Settings:
         -------
         Settings
         """
-        return replace(self, model=models.arch, width=models.width, detectors=tuple(
-            spec for spec in self.detectors
-            if spec.model in models.nets and spec.features in models.inputs))
+        return replace(self, model=models.arch, width=models.width)
 
     def config(self):
         """The settings as :attr:`BenchmarkResult.config` reports them (detectors by key)."""
@@ -391,9 +399,9 @@ def check_sets(id_set, ood_sets, data_dir):
     if own:
         if not looks_like_path(id_set):
             raise BenchmarkError(
-                f"Unknown ID set {id_set!r}; known ID sets: {', '.join(ID_SETS)}, or give a "
-                "path to an .npz file (arrays x, y) or an image folder (one subfolder per "
-                "class).")
+                f"--id {id_set!r}: no such file or folder, nor a known ID set "
+                f"({', '.join(ID_SETS)}). Give a known set, or a path to an .npz file "
+                "(arrays x, y) or an image folder (one subfolder per class).")
         check_path(id_set, "--id")
         if not ood_sets:
             raise BenchmarkError(f"--ood is required with --id {id_set}: name OOD sets or "
@@ -406,8 +414,9 @@ def check_sets(id_set, ood_sets, data_dir):
     unknown = [n for n in ood_sets if n not in known and n not in paths]
     if unknown:
         raise BenchmarkError(
-            f"Unknown OOD set(s) {unknown} for --id {id_set}; known OOD sets: "
-            f"{', '.join(known)}, or paths to .npz files or image folders."
+            f"--ood {', '.join(map(repr, unknown))}: no such file or folder, nor a known OOD "
+            f"set for --id {id_set} ({', '.join(known)}). Give known sets, or paths to .npz "
+            "files or image folders."
         )
     if not own and (id_set in ood_sets or ID_SETS[id_set].get("data") in ood_sets):
         raise BenchmarkError(f"The ID set {id_set!r} cannot also be an OOD set.")

@@ -1,26 +1,30 @@
 """The detectors the benchmark runs, described as data: how each is built, fed and tuned.
 
+The rows are derived from the registry (:func:`sklearn_ood.discovery.all_detectors`):
+every detector class gives one row with its documented defaults, built, fed
+and tuned as its :class:`~sklearn_ood._tags.DetectorTags` declare, so a new
+detector module is benchmarked without an edit here. This module adds only
+the benchmark's own choices: the few changes to a default row, the variants
+the papers report (:data:`VARIANTS`) and the detectors it cannot run
+(:data:`NOT_RUN`).
+
 One name per thing: a row is named after the detector's class (a variant in
-parentheses, a combination after ``+``) and its key is the class's module name
-(the snake case of the class), with the same variant suffix.
+parentheses, a combination after ``+``) and its key is the snake case of the
+class (its module's name), with the same variant suffix.
 """
 
-from dataclasses import dataclass
+import difflib
+import inspect
+import re
+from dataclasses import dataclass, field
 
+from .._tags import get_detector_tags
 from ..detectors import (
-    ASH, DICE, FDBD, GEN, KNN, NAP, NCI, NECO, SCALE, SHE, VRA, Energy, Entropy, FeatureNorm,
-    GaussianDensity, GaussianMixture, GradNorm, Gram, KLMatching, LINe, Mahalanobis, MaxLogit,
-    MaxSoftmax, MultiBlockMahalanobis, NegativeAwareNorm, NNGuide, OpenMax, RankFeat, ReAct,
-    RelativeMahalanobis, ViM,
+    KNN, NAP, GaussianDensity, Gram, Mahalanobis, MaxSoftmax, NegativeAwareNorm,
 )
-from ..detectors import (
-    ash, dice, fdbd, gaussian_density, gaussian_mixture, gram, knn, line, logits, nap, nci,
-    neco, nnguide, openmax, react, scale, vra,
-)
-from ..model_detectors import ODIN, AdaSCALE, BlockSelection, InputPreprocessedMahalanobis
-from ..model_detectors import adascale, input_preprocessed_mahalanobis, odin
-from .features import head_of, layout_of, stage_channels
+from ..discovery import all_detectors
 from .exceptions import BenchmarkError
+from .features import head_of, layout_of, stage_channels
 
 
 @dataclass(frozen=True)
@@ -80,28 +84,72 @@ class DetectorSpec:
     fit_set: str = "fit"
 
 
-def _on_head(cls, **params):
-    """``make`` of a detector built on the model's final layer."""
-    return lambda net: cls(head_of(net), **params)
+#: The benchmark's input of each declared input kind (:data:`~.features.FEATURES`).
+FEATURE_OF = {"features": "h", "maps": "maps", "max_avg": "maxavg", "blocks": "stages",
+              "images": "images"}
+#: Detectors that run the model (a gradient pass or several forward passes per image)
+#: fit on at most this many fit images.
+MAX_FIT_IMAGES = 2000
 
 
-def _alone(cls, **params):
-    """``make`` of a detector that needs nothing of the model."""
-    return lambda net: cls(**params)
+def _key(cls):
+    """The class's module name, or its snake case in a module of several detectors."""
+    module = cls.__module__.rsplit(".", 1)[-1]
+    if sum(c.__module__ == cls.__module__ for _, c in all_detectors()) == 1:
+        return module
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", cls.__name__).lower()
 
 
-def _stages(cls, **params):
-    """``make`` of a multi-block detector reading the ``"stages"`` feature."""
-    return lambda net: cls(block_sizes=stage_channels(net), **params)
+def _maker(cls, *, head, params):
+    """``make(net)``: the detector for the trained model ``net``.
+
+    A feature detector gets the model's final layer when it needs it (``head``)
+    and the channels of each block when it reads several (``block_sizes``). A
+    detector that runs the model gets the model, its head's name and, for a
+    required ``blocks`` parameter, the feature block; BlockSelection chooses
+    among the stages and the feature block of a model of the user's (the
+    library's models: its ``"auto"`` blocks).
+    """
+    signature = inspect.signature(cls).parameters
+
+    def make(net):
+        kwargs = dict(params)
+        if get_detector_tags(cls).input == "images":
+            layout = layout_of(net)
+            if "head" in signature:
+                kwargs["head"] = layout.head
+            blocks = signature.get("blocks")
+            if blocks is not None and blocks.default is inspect.Parameter.empty:
+                kwargs["blocks"] = [layout.feature]
+            elif blocks is not None and getattr(net, "benchmark_layout", None) is not None:
+                kwargs["blocks"] = [*layout.stages, layout.feature]
+            return cls(net, **kwargs)
+        if head:
+            kwargs["head"] = head_of(net)
+        if "block_sizes" in signature and get_detector_tags(cls).input == "blocks":
+            kwargs["block_sizes"] = stage_channels(net)
+        return cls(**kwargs)
+
+    return make
 
 
-def _candidate_blocks(net):
-    """BlockSelection over the library model's ``"auto"`` blocks, or over the blocks
-    a model of the user's names (stages, then the feature block)."""
-    if getattr(net, "benchmark_layout", None) is None:
-        return BlockSelection(net)
-    layout = layout_of(net)
-    return BlockSelection(net, [*layout.stages, layout.feature])
+@dataclass(frozen=True)
+class Variant:
+    """A row beyond a detector's default row: other parameters, input or model.
+
+    Fields left ``None`` are the default row's; ``grid=False`` turns tuning off.
+    """
+
+    key: str
+    name: str
+    cls: type
+    params: dict = field(default_factory=dict)
+    features: object = None
+    model: object = None
+    head: object = None
+    labels: object = None
+    fit_set: object = None
+    grid: object = None
 
 
 def _temperature_note(detector, n_fit):
@@ -114,87 +162,76 @@ def _block_note(detector, n_fit):
             f"{detector.block_!r} among {detector.blocks_}.")
 
 
-#: Every detector of the library, with its documented default parameters.
-DETECTORS = [
-    DetectorSpec("max_softmax", "MaxSoftmax", _on_head(MaxSoftmax)),
-    DetectorSpec("max_softmax-t", "MaxSoftmax (T fitted)",
-                 _on_head(MaxSoftmax, temperature="fit"), labels=True, note=_temperature_note,
-                 fit_set="validation"),
-    DetectorSpec("max_logit", "MaxLogit", _on_head(MaxLogit)),
-    DetectorSpec("energy", "Energy", _on_head(Energy)),
-    DetectorSpec("entropy", "Entropy", _on_head(Entropy)),
-    DetectorSpec("gen", "GEN", _on_head(GEN), grid=logits.tuning_grid),
-    DetectorSpec("kl_matching", "KLMatching", _on_head(KLMatching), fit_set="validation"),
-    DetectorSpec("react", "ReAct", _on_head(ReAct), grid=react.tuning_grid),
-    DetectorSpec("dice", "DICE", _on_head(DICE), grid=dice.tuning_grid),
-    DetectorSpec("ash", "ASH", _on_head(ASH), grid=ash.tuning_grid),
-    DetectorSpec("scale", "SCALE", _on_head(SCALE), grid=scale.tuning_grid),
-    DetectorSpec("vra", "VRA", _on_head(VRA), grid=vra.tuning_grid),
-    DetectorSpec("rankfeat", "RankFeat", _on_head(RankFeat), features="maps"),
-    DetectorSpec("line", "LINe", _on_head(LINe), labels=True, grid=line.tuning_grid),
-    DetectorSpec("vim", "ViM", _on_head(ViM)),
-    DetectorSpec("mahalanobis", "Mahalanobis", _alone(Mahalanobis), labels=True),
-    DetectorSpec("mahalanobis+negative_aware_norm", "Mahalanobis+NegativeAwareNorm",
-                 _alone(Mahalanobis, negative_aware_rescale=True), features="maps",
-                 labels=True),
-    # Without OOD rows in the fit set the logistic combiner cannot be fitted: the mean.
-    DetectorSpec("multi_block_mahalanobis", "MultiBlockMahalanobis (mean)",
-                 _stages(MultiBlockMahalanobis, combiner="mean"), features="stages",
-                 labels=True),
-    DetectorSpec("gram", "Gram (last block)", _alone(Gram), features="maps", labels=True,
-                 grid=gram.tuning_grid),
-    DetectorSpec("knn", "KNN", _alone(KNN, n_neighbors=50), grid=knn.tuning_grid),
-    DetectorSpec("knn+negative_aware_norm", "KNN+NegativeAwareNorm",
-                 _alone(KNN, n_neighbors=50, negative_aware_rescale=True), features="maps"),
-    DetectorSpec("gaussian_density", "GaussianDensity", _alone(GaussianDensity), labels=True,
-                 grid=gaussian_density.tuning_grid),
+#: The papers' variants the benchmark reports beside the default rows.
+VARIANTS = [
+    Variant("max_softmax-t", "MaxSoftmax (T fitted)", MaxSoftmax, {"temperature": "fit"},
+            fit_set="validation"),
+    Variant("mahalanobis+negative_aware_norm", "Mahalanobis+NegativeAwareNorm", Mahalanobis,
+            {"negative_aware_rescale": True}, features="maps"),
+    Variant("mahalanobis-normalize", "Mahalanobis (normalize, Mahalanobis++)", Mahalanobis,
+            {"normalize": True}),
+    Variant("knn+negative_aware_norm", "KNN+NegativeAwareNorm", KNN,
+            {"negative_aware_rescale": True}, features="maps", grid=False),
     # Haas et al.: whether GaussianDensity sees the normalised feature is unverified:
     # both rows. Larger reg_covar values regularise singular class covariances (the L2
     # model's features lie on a sphere).
-    DetectorSpec("gaussian_density-l2", "GaussianDensity (L2 model)", _alone(GaussianDensity),
-                 model="l2", labels=True, grid=gaussian_density.tuning_grid),
-    DetectorSpec("gaussian_density-l2-prenorm", "GaussianDensity (L2 model, pre-norm h)",
-                 _alone(GaussianDensity), features="pooled", model="l2", labels=True,
-                 grid=gaussian_density.tuning_grid),
-    DetectorSpec("mahalanobis-normalize", "Mahalanobis (normalize, Mahalanobis++)",
-                 _alone(Mahalanobis, normalize=True), labels=True),
-    DetectorSpec("relative_mahalanobis", "RelativeMahalanobis", _alone(RelativeMahalanobis),
-                 labels=True),
-    DetectorSpec("gaussian_mixture", "GaussianMixture", _alone(GaussianMixture), labels=True,
-                 grid=gaussian_mixture.tuning_grid),
-    DetectorSpec("she", "SHE", _on_head(SHE), labels=True),
-    DetectorSpec("nnguide", "NNGuide", _on_head(NNGuide), grid=nnguide.tuning_grid),
-    DetectorSpec("fdbd", "FDBD", _on_head(FDBD), grid=fdbd.tuning_grid),
-    DetectorSpec("nci", "NCI", _on_head(NCI), grid=nci.tuning_grid),
-    DetectorSpec("neco", "NECO", _alone(NECO), grid=neco.tuning_grid),
-    DetectorSpec("gradnorm", "GradNorm", _on_head(GradNorm)),
-    DetectorSpec("openmax", "OpenMax", _on_head(OpenMax), labels=True, grid=openmax.tuning_grid),
-    DetectorSpec("feature_norm", "FeatureNorm (last block)", _alone(FeatureNorm),
-                 features="maps"),
-    DetectorSpec("block_selection", "BlockSelection", _candidate_blocks, features="images",
-                 max_fit=2000, note=_block_note),
-    # Detectors that run the model on images (gradients w.r.t. the input); MCDropout
-    # is not run: the benchmark's models have no dropout layer.
-    DetectorSpec("odin", "ODIN", ODIN, features="images", max_fit=2000,
-                 grid=odin.tuning_grid),
-    DetectorSpec("input_preprocessed_mahalanobis", "InputPreprocessedMahalanobis",
-                 lambda net: InputPreprocessedMahalanobis(net, [layout_of(net).feature]),
-                 features="images", labels=True, max_fit=2000,
-                 grid=input_preprocessed_mahalanobis.tuning_grid),
-    DetectorSpec("adascale", "AdaSCALE", lambda net: AdaSCALE(net, head=layout_of(net).head),
-                 features="images", max_fit=2000,
-                 grid=adascale.tuning_grid),
-    DetectorSpec("negative_aware_norm", "NegativeAwareNorm", _alone(NegativeAwareNorm),
-                 features="maps"),
+    Variant("gaussian_density-l2", "GaussianDensity (L2 model)", GaussianDensity, model="l2"),
+    Variant("gaussian_density-l2-prenorm", "GaussianDensity (L2 model, pre-norm h)",
+            GaussianDensity, features="pooled", model="l2"),
     # Park et al.'s Table 5 ablation: NAN without its sparsity term, the plain L1 norm.
-    DetectorSpec("negative_aware_norm-l1", "NegativeAwareNorm (L1 only)",
-                 _alone(NegativeAwareNorm, divide_by_active=False), features="maps"),
-    DetectorSpec("negative_aware_norm-l2", "NegativeAwareNorm (L2 model)",
-                 _alone(NegativeAwareNorm), features="maps", model="l2"),
-    DetectorSpec("nap", "NAP", _alone(NAP), features="maxavg"),
-    DetectorSpec("nap-e", "NAP-E (w=0.4)", _on_head(NAP, weight=0.4), features="maxavg",
-                 grid=nap.tuning_grid),
+    Variant("negative_aware_norm-l1", "NegativeAwareNorm (L1 only)", NegativeAwareNorm,
+            {"divide_by_active": False}),
+    Variant("negative_aware_norm-l2", "NegativeAwareNorm (L2 model)", NegativeAwareNorm,
+            model="l2"),
+    Variant("nap-e", "NAP-E (w=0.4)", NAP, {"weight": 0.4}, head=True),
+    # Sastry & Oore's recipe: the bounds of the class the network predicts, deviations
+    # over the max softmax (the default row: the nearest class's bounds, no network).
+    Variant("gram-paper", "Gram (paper: predicted class)", Gram, head=True),
 ]
+
+#: Changes to a detector's default row. The benchmark's fit set holds no OOD rows, so
+#: MultiBlockMahalanobis averages its block scores instead of fitting its logistic
+#: combiner; NAP's grid tunes NAP-E's weight, which needs the head (row "nap-e").
+DEFAULT_CHANGES = {
+    "multi_block_mahalanobis": dict(name="MultiBlockMahalanobis (mean)",
+                                    params={"combiner": "mean"}),
+    "nap": dict(grid=False),
+}
+
+#: Registered detectors the benchmark does not run, and why.
+NOT_RUN = {"mc_dropout": "the benchmark's models have no dropout layer"}
+
+#: Report notes about a fitted row: ``note(detector, n_fit)``, by key.
+NOTES = {"max_softmax-t": _temperature_note, "block_selection": _block_note}
+
+
+def _spec(cls, variant=None):
+    tags = get_detector_tags(cls)
+    v = variant or Variant(**{"key": _key(cls), "name": cls.__name__, "cls": cls,
+                              **DEFAULT_CHANGES.get(_key(cls), {})})
+    head = v.head if v.head is not None else tags.head in ("required", "or_logits")
+    grid = None if v.grid is False else v.grid if v.grid is not None else tags.grid
+    return DetectorSpec(
+        v.key, v.name, _maker(cls, head=head, params=v.params),
+        features=v.features or FEATURE_OF[tags.input], model=v.model or "plain",
+        labels=v.labels if v.labels is not None else tags.labels is not None,
+        grid=(lambda n, g=grid: g(n) if callable(g) else g) if grid else None,
+        max_fit=MAX_FIT_IMAGES if tags.input == "images" else None, note=NOTES.get(v.key),
+        fit_set="validation" if (v.fit_set or tags.fit_set) == "validation" else "fit")
+
+
+def _all_specs():
+    specs = []
+    for _, cls in all_detectors():
+        if _key(cls) in NOT_RUN:
+            continue
+        specs.append(_spec(cls))
+        specs += [_spec(cls, v) for v in VARIANTS if v.cls is cls]
+    return specs
+
+
+#: Every detector of the library (but :data:`NOT_RUN`), its default row and its variants.
+DETECTORS = _all_specs()
 
 
 def select_detectors(names=None):
@@ -213,8 +250,12 @@ def select_detectors(names=None):
         lookup[spec.key] = lookup[spec.name.lower()] = spec
     unknown = [n for n in names if n.lower() not in lookup]
     if unknown:
+        close = {n: list(dict.fromkeys(lookup[m].key for m in difflib.get_close_matches(
+            n.lower(), lookup, n=5)))[:3] for n in unknown}
+        hints = "".join(f" {n!r}: did you mean {' or '.join(map(repr, c))}?"
+                        for n, c in close.items() if c)
         raise BenchmarkError(
-            f"Unknown detector(s) {unknown}. Known detectors (key: name): "
+            f"Unknown detector(s) {unknown}.{hints} Known detectors (key: name): "
             + "; ".join(f"{s.key}: {s.name}" for s in DETECTORS) + "."
         )
     wanted = {lookup[n.lower()].key for n in names}

@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.model_selection import ParameterGrid
 
 from ..selection import combine_sources
-from .evaluate import fit_detector, score_detector
+from .evaluate import failure_reason, fit_detector, score_detector
 from .result import CHOSEN_NAME, TUNED_SUFFIX
 from .sources import SOURCES, class_splits, source_metrics
 
@@ -59,28 +59,41 @@ def add_tuned_rows(evaluations, inputs, log):
         parameters), ``sources``, ``rule`` (:data:`CHOOSE_RULE`),
         ``tune_rule`` (:data:`TUNE_RULE`), ``held_out`` (the classes each
         held-out split leaves out), ``selection`` (row -> the rule's value
-        among all rows, lower is better) and ``chosen`` (the row it picks).
+        among all rows, lower is better), ``chosen`` (the row it picks) and
+        ``failed`` (row -> why its tuning raised; such a row is left out, the
+        others are not affected).
     """
     splits = class_splits(inputs.labels["fit"], inputs.seed)
     log("held-out class splits: " + "; ".join(" ".join(map(str, h)) for h in splits))
-    pseudo = {}
+    pseudo, failed = {}, {}
     for e in evaluations:
-        pseudo[e.name] = source_metrics(e.spec, e.detector, inputs, {}, splits)
+        try:
+            pseudo[e.name] = source_metrics(e.spec, e.detector, inputs, {}, splits)
+        except Exception as exc:  # noqa: BLE001 - the row stays, out of the choice
+            failed[f"{e.name} (pseudo-OOD scoring)"] = failure_reason(exc)
     ordered = []
     for default in evaluations:
         ordered.append(default)
-        if default.spec.grid is not None:
-            tuned, tuned_pseudo = tune_detector(default.spec, inputs, log, splits,
-                                                default=(default, pseudo[default.name]))
-            ordered.append(tuned)
-            pseudo[tuned.name] = tuned_pseudo
+        if default.spec.grid is None:
+            continue
+        try:
+            tuned, tuned_pseudo = tune_detector(
+                default.spec, inputs, log, splits,
+                default=(default, pseudo[default.name]) if default.name in pseudo else None)
+        except Exception as exc:  # noqa: BLE001 - one detector never costs the other rows
+            failed[default.name + TUNED_SUFFIX] = failure_reason(exc)
+            log(f"  {default.name + TUNED_SUFFIX} failed: {failed[default.name + TUNED_SUFFIX]}")
+            continue
+        ordered.append(tuned)
+        pseudo[tuned.name] = tuned_pseudo
     info = {"pseudo": pseudo, "tuned": {e.name: e.params for e in ordered if e.params},
             "sources": list(SOURCES), "rule": CHOOSE_RULE, "tune_rule": TUNE_RULE,
-            "held_out": [h.tolist() for h in splits]}
-    if ordered:
-        values = rule_values([pseudo[e.name] for e in ordered], CHOOSE_RULE)
-        info["selection"] = {e.name: float(v) for e, v in zip(ordered, values)}
-        winner = ordered[int(np.argmin(values))]
+            "held_out": [h.tolist() for h in splits], "failed": failed}
+    ranked = [e for e in ordered if e.name in pseudo]
+    if ranked:
+        values = rule_values([pseudo[e.name] for e in ranked], CHOOSE_RULE)
+        info["selection"] = {e.name: float(v) for e, v in zip(ranked, values)}
+        winner = ranked[int(np.argmin(values))]
         info["chosen"] = winner.name
         ordered.append(replace(winner, name=_chosen_name(winner)))
     return ordered, info

@@ -35,16 +35,21 @@ def check_channels(channels):
 
 
 def as_images(x, source):
-    """Validate raw images and return float32 NCHW in [0, 1]."""
+    """Validate raw images and return float32 NCHW in [0, 1].
+
+    ``(N, H, W)``, ``(N, H, W, C)`` or, when the last axis (more than 4)
+    cannot hold channels, PyTorch's ``(N, C, H, W)``; ``C`` in {1, 3}.
+    """
     x = np.asarray(x)
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3):
         x = np.moveaxis(x, -1, 1)
-    else:
+    elif not (x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[-1] > 4):
         raise ValueError(
-            f"{source}: expected images of shape (N, H, W) or (N, H, W, C) with "
-            f"C in {{1, 3}}, got shape {x.shape}."
+            f"{source}: expected images of shape (N, H, W), (N, H, W, C) or (N, C, H, W) "
+            f"with C in {{1, 3}} (channels first only when the width is above 4), got "
+            f"shape {x.shape}."
         )
     if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"{source}: holds no images (shape {x.shape}).")

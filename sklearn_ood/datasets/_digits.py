@@ -1,17 +1,20 @@
-"""The embedded default benchmark: scikit-learn's digits and sample photos."""
+"""The embedded default benchmark: scikit-learn's digits and sample photos.
+
+scikit-learn is imported by the functions that use it, so that importing
+:mod:`sklearn_ood.datasets` (as the command line's ``--help`` does) stays fast.
+"""
 
 import numbers
 
 import numpy as np
-from sklearn.datasets import load_digits, load_sample_images
-from sklearn.model_selection import train_test_split
-from sklearn.utils import Bunch, check_random_state
 
 from ._arrays import LUMA
 
 
 def _photo_patches(n_patches, rng, window=32, pool=4, min_contrast=0.1):
     """Gray patches of scikit-learn's sample photos, pooled to digit size."""
+    from sklearn.datasets import load_sample_images
+
     grays = [img.astype(np.float32) @ LUMA / 255 for img in load_sample_images().images]
     counts = [n_patches // len(grays) + (i < n_patches % len(grays)) for i in range(len(grays))]
     offsets = np.arange(window)
@@ -104,6 +107,10 @@ def load_digits_ood(
     >>> data.classes
     array([0, 1, 2, 3, 4, 5, 6, 7])
     """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils import Bunch, check_random_state
+
     try:
         classes = np.asarray(id_classes)
         valid = classes.ndim == 1 and np.issubdtype(classes.dtype, np.integer)

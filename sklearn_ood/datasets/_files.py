@@ -13,10 +13,20 @@ from ._arrays import adapt, as_images, as_labels, check_channels, check_file, ch
 def load_npz(path, *, size=None, channels=None):
     """Load images and labels from a NumPy ``.npz`` archive.
 
-    The archive must hold ``x``, images of shape ``(N, H, W)`` or
-    ``(N, H, W, C)`` with ``C`` in {1, 3}, either ``uint8`` (0..255) or float
-    (0..1), and ``y``, a 1-D integer array of length ``N``. Other arrays are
-    ignored. The file is opened with ``allow_pickle=False``.
+    The archive must hold ``x``, images of shape ``(N, H, W)``,
+    ``(N, H, W, C)`` or PyTorch's channels-first ``(N, C, H, W)`` with ``C``
+    in {1, 3} (an array whose last axis is 1 or 3 is read as channels-last;
+    channels-first needs a width above 4, which no channel axis has), either
+    ``uint8`` (0..255) or float (0..1), and ``y``, a 1-D integer array of
+    length ``N``. Other arrays are ignored. The file is opened with
+    ``allow_pickle=False``.
+
+    Pixels are returned in [0, 1]: ``uint8`` values are divided by 255, float
+    values are kept (and must lie in [0, 1]). No normalisation is applied --
+    no mean subtraction or division by a standard deviation: apply the one
+    your model was trained with (in the model, or to ``X``) before scoring.
+    Float archives that are already normalised (values outside [0, 1]) are
+    rejected.
 
     Parameters
     ----------
@@ -34,6 +44,7 @@ def load_npz(path, *, size=None, channels=None):
     Returns
     -------
     X : ndarray of shape (N, C, H, W), float32 in [0, 1]
+        Not normalised.
     y : ndarray of shape (N,), int64
 
     Raises
@@ -55,6 +66,12 @@ def load_npz(path, *, size=None, channels=None):
     >>> X, y = load_npz(path, size=(8, 8), channels=1)
     >>> X.shape, X.dtype, y.dtype
     ((5, 1, 8, 8), dtype('float32'), dtype('int64'))
+
+    Saved from PyTorch tensors, channels first:
+
+    >>> np.savez(path, x=np.zeros((5, 3, 32, 32), dtype=np.uint8), y=np.arange(5))
+    >>> load_npz(path)[0].shape
+    (5, 3, 32, 32)
     """
     size, channels = check_size(size), check_channels(channels)
     arrays = read_npz(path, ("x", "y"))
@@ -107,8 +124,10 @@ def load_idx(images_path, labels_path=None, *, size=None, channels=None):
     Parameters
     ----------
     images_path : str or path-like
-        IDX file of images, shape ``(N, H, W)`` or ``(N, H, W, C)`` with ``C``
-        in {1, 3}; ``uint8`` (0..255) or float (0..1).
+        IDX file of images, shape ``(N, H, W)``, ``(N, H, W, C)`` or
+        ``(N, C, H, W)`` with ``C`` in {1, 3}, read as :func:`load_npz` reads
+        ``x``; ``uint8`` (0..255) or float (0..1), returned in [0, 1], not
+        normalised.
     labels_path : str or path-like, default=None
         IDX file of ``N`` integer labels, shape ``(N,)``.
     size : int or (int, int), default=None

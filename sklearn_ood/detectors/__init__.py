@@ -16,6 +16,7 @@ from .kl_matching import KLMatching
 from .knn import KNN
 from .line import LINe
 from .logits import GEN, Energy, Entropy, MaxLogit, MaxSoftmax
+from .lts import LTS
 from .mahalanobis import Mahalanobis
 from .multi_block_mahalanobis import MultiBlockMahalanobis
 from .nap import NAP
@@ -47,6 +48,7 @@ __all__ = [
     "KLMatching",
     "KNN",
     "LINe",
+    "LTS",
     "Mahalanobis",
     "MaxLogit",
     "MaxSoftmax",

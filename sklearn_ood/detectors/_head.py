@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .._tags import get_detector_tags
 from .._validation import check_head
 
 
@@ -29,17 +30,15 @@ class HeadMixin:
     """Shared handling of the ``head`` parameter.
 
     ``_fit_head(X)`` stores ``coef_`` and ``intercept_`` (both ``None`` when
-    ``head`` is ``None`` and ``head_required`` is false, in which case ``X``
-    is read as logits); ``_logits(X)`` applies them in float64 (unless ``X``
-    holds float32 logits), ``_logits_like(X)`` in the precision of ``X``
-    (:func:`linear_logits`).
+    ``head`` is ``None`` and the class's ``_detector_tags`` do not declare
+    the head required, in which case ``X`` is read as logits); ``_logits(X)``
+    applies them in the precision of ``X`` (:func:`linear_logits`: float32
+    BLAS for float32 features, float64 otherwise).
     """
-
-    head_required = False
 
     def _fit_head(self, X):
         if self.head is None:
-            if self.head_required:
+            if get_detector_tags(self).head == "required":
                 raise ValueError(
                     f"{type(self).__name__} needs the final linear layer: pass "
                     "head=model.fc (an nn.Linear) or head=(coef, intercept)."
@@ -49,11 +48,6 @@ class HeadMixin:
         self.coef_, self.intercept_ = check_head(self.head, X.shape[1])
 
     def _logits(self, X):
-        if self.coef_ is None:
-            return X
-        return X @ self.coef_.T + self.intercept_
-
-    def _logits_like(self, X):
         if self.coef_ is None:
             return X
         return linear_logits(X, self.coef_, self.intercept_)

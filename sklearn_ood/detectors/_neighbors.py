@@ -1,4 +1,4 @@
-"""Nearest-neighbour search for KNN: exact (scikit-learn or faiss) or approximate (faiss).
+"""Nearest-neighbour search for KNN: exact (brute force or faiss) or approximate (faiss).
 
 Pure functions: :func:`build_index` builds the faiss index of an approximate
 search from a bank of rows, :func:`kth_neighbor_sqdist` returns the squared
@@ -8,7 +8,8 @@ only when a faiss algorithm is used.
 """
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
+
+from .._moments import CHUNK_ROWS, row_chunks
 
 #: Search algorithms: the exact ones keep no index beyond the bank.
 EXACT_ALGORITHMS = ("brute", "faiss-flat")
@@ -72,12 +73,46 @@ def build_index(bank, algorithm, *, n_lists=None, n_probe=1, hnsw_m=32,
     return index
 
 
+def brute_search(query, bank, k):
+    """Squared distances and indices of the ``k`` nearest bank rows, sorted: exact search.
+
+    ``||q - b||^2 = ||q||^2 - (2 q.b - ||b||^2)``: one matrix product per chunk
+    of queries (torch's, in the precision of the bank: float32 BLAS for a
+    float32 bank), then the ``k`` largest ``2 q.b - ||b||^2`` of each row by a partial
+    selection (``torch.topk``). The chunk of ``n_chunk x n_bank`` values stays
+    within :data:`~sklearn_ood._moments.CHUNK_VALUES`. Distances are returned in
+    float64, clipped at 0 (rounding can make a row's distance to itself
+    slightly negative).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bank = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]])
+    >>> brute_search(np.array([[0.9, 0.0]]), bank, 2)
+    (array([[0.01, 0.81]]), array([[1, 0]]))
+    """
+    import torch
+
+    query = np.ascontiguousarray(query, dtype=bank.dtype)
+    bank_t = torch.from_numpy(np.ascontiguousarray(bank))  # shares the bank's memory
+    bank_sq = torch.from_numpy(np.einsum("ij,ij->i", bank, bank))
+    sqdist = np.empty((query.shape[0], k))
+    neighbors = np.empty((query.shape[0], k), dtype=np.intp)
+    for rows in row_chunks(query.shape[0], CHUNK_ROWS, row_size=bank.shape[0]):
+        q = query[rows]
+        closeness = torch.from_numpy(q) @ bank_t.T
+        closeness.mul_(2).sub_(bank_sq)
+        top = closeness.topk(k, dim=1)
+        sqdist[rows] = np.einsum("ij,ij->i", q, q)[:, None] - top.values.numpy()
+        neighbors[rows] = top.indices.numpy()
+        del closeness, top  # one chunk alive at a time
+    return np.maximum(sqdist, 0.0, out=sqdist), neighbors
+
+
 def _search(query, bank, k, algorithm, index):
     """Squared distances and indices of the k nearest bank rows, sorted."""
     if algorithm == "brute":
-        distances, neighbors = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(
-            bank).kneighbors(query)
-        return np.square(distances, dtype=np.float64), neighbors
+        return brute_search(query, bank, k)
     faiss = import_faiss()
     query = np.ascontiguousarray(query, dtype=np.float32)
     bank = np.ascontiguousarray(bank, dtype=np.float32)

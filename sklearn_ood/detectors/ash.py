@@ -20,6 +20,7 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._head import HeadMixin, linear_logits
 from .logits import energy
 
@@ -193,7 +194,11 @@ class ASH(HeadMixin, BaseDetector):
     array([4.3397, 2.8201])
     """
 
-    head_required = True
+    # Tuning: ``percentile`` up to the paper's 90 (ResNet-50) and 95 (DenseNet).
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        grid={"percentile": [50, 65, 80, 90, 95]}, paper="Djurisic et al., ICLR 2023")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -212,21 +217,3 @@ class ASH(HeadMixin, BaseDetector):
 
     def _score(self, X):
         return ash_energy(X, self.coef_, self.intercept_, self.variant, self.percentile)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for ASH.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``percentile`` up to the paper's 90 (ResNet-50) and 95 (DenseNet), for
-        :class:`~sklearn.model_selection.ParameterGrid`; the same for every
-        ``n_samples``.
-    """
-    return {"percentile": [50, 65, 80, 90, 95]}

@@ -19,7 +19,8 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
-from ._head import HeadMixin
+from .._tags import DetectorTags
+from ._head import HeadMixin, linear_logits
 from .logits import energy
 
 
@@ -78,6 +79,11 @@ class DICE(HeadMixin, AccumulatingDetector):
     n_samples_seen_ : int
         Number of training rows seen by ``fit`` and the ``partial_fit``
         calls since.
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the features seen in ``fit``; defined only when ``X`` has
         string column names (a pandas DataFrame).
@@ -109,8 +115,11 @@ class DICE(HeadMixin, AccumulatingDetector):
     (array([2., 2.]), 2)
     """
 
-    head_required = True
-    _uses_labels = False
+    # Tuning: ``percentile`` from sparse to dense masks (the paper: 90 on CIFAR, 70 on ImageNet).
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        grid={"percentile": [10, 30, 50, 70, 90]}, paper="Sun & Li, ECCV 2022")
+
     _scatter = False  # the mean only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
@@ -123,29 +132,11 @@ class DICE(HeadMixin, AccumulatingDetector):
         self.percentile = percentile
         self.contamination = contamination
 
-    def _finish(self, labels, counts, means, scatter, sample, *, partial):
+    def _fit_statistics(self, classes, counts, means, scatter, sample, *, partial):
         self._fit_head(sample)
         self.feature_mean_ = means[0]
         self.mask_ = dice_mask(self.coef_, self.feature_mean_, self.percentile)
 
     def _score(self, X):
         masked = np.where(self.mask_, self.coef_, 0.0)
-        return energy(np.asarray(X, dtype=np.float64) @ masked.T + self.intercept_)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for DICE.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``percentile`` from sparse to dense masks (the paper uses 90 on CIFAR,
-        70 on ImageNet), for :class:`~sklearn.model_selection.ParameterGrid`;
-        the same for every ``n_samples``.
-    """
-    return {"percentile": [10, 30, 50, 70, 90]}
+        return energy(linear_logits(X, masked, self.intercept_))

@@ -11,7 +11,9 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
 from .._base import AccumulatingDetector, BaseDetector
-from ._head import HeadMixin
+from .._tags import DetectorTags
+from ._features import in_precision
+from ._head import HeadMixin, linear_logits
 
 _TINY = np.finfo(np.float64).tiny
 
@@ -42,7 +44,7 @@ def fdbd_score(X, coef, intercept, normalizer):
     >>> fdbd_score(np.array([[3.0, 1.0]]), W, b, np.array([2.0]))  # 2 / sqrt2 / 2
     array([0.70710678])
     """
-    logits = X @ coef.T + intercept
+    logits = linear_logits(X, coef, intercept).astype(np.float64, copy=False)
     pred = np.argmax(logits, axis=1)
     # ||w_i - w_j||^2 from the Gram matrix: no (K, K, D) temporary
     sq = np.einsum("ij,ij->i", coef, coef)
@@ -61,7 +63,8 @@ class FDBD(HeadMixin, AccumulatingDetector):
     predicted class ``yhat`` and class ``c`` is ``|z_yhat - z_c| / ||w_yhat -
     w_c||`` (bias in ``z``). Score (FDBD ``run_imagenet.py``): the sum of
     these distances over ``c != yhat``, divided by ``||h - mu||`` with ``mu``
-    the mean training feature (no labels), in float64. Higher means more ID.
+    the mean training feature (no labels); float32 features are scored in
+    float32 (the per-class gaps in float64), others in float64. Higher means more ID.
     The paper speaks of an average; the code sums, and pytorch-ood averages
     (``1/(K-1)``): the same ranking. We follow the code (the sum).
 
@@ -89,9 +92,17 @@ class FDBD(HeadMixin, AccumulatingDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
     n_samples_seen_ : int
         Number of training rows seen by ``fit`` and the ``partial_fit``
         calls since.
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
 
     References
     ----------
@@ -107,8 +118,11 @@ class FDBD(HeadMixin, AccumulatingDetector):
     array([0.7071])
     """
 
-    head_required = True
-    _uses_labels = False
+    # Tuning: both normalisers (OpenOOD's sweep).
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        grid={"normalizer": ["distance", "norm"]}, paper="Liu & Qin, ICML 2024")
+
     _scatter = False  # the mean only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
@@ -121,27 +135,12 @@ class FDBD(HeadMixin, AccumulatingDetector):
         self.normalizer = normalizer
         self.contamination = contamination
 
-    def _finish(self, labels, counts, means, scatter, sample, *, partial):
+    def _fit_statistics(self, classes, counts, means, scatter, sample, *, partial):
         self._fit_head(sample)
         self.mean_ = means[0]
 
     def _score(self, X):
-        X = X.astype(np.float64)
-        centre = self.mean_ if self.normalizer == "distance" else 0.0
-        return fdbd_score(X, self.coef_, self.intercept_, np.linalg.norm(X - centre, axis=1))
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for FDBD.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: the same grid).
-
-    Returns
-    -------
-    grid : dict of str to list
-        Both normalisers (OpenOOD's sweep).
-    """
-    return {"normalizer": ["distance", "norm"]}
+        X = in_precision(X)  # float32 features: logits and distances in float32
+        centre = self.mean_.astype(X.dtype) if self.normalizer == "distance" else 0.0
+        distance = np.linalg.norm(X - centre, axis=1).astype(np.float64)
+        return fdbd_score(X, self.coef_, self.intercept_, distance)

@@ -12,6 +12,7 @@ NormRatio runs the model, so it lives in
 import numpy as np
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 
 
 def _as_maps(X, name="maps"):
@@ -119,7 +120,9 @@ class FeatureNorm(BaseDetector):
     array([2.5])
     """
 
-    _allow_nd = True
+    _detector_tags = DetectorTags(
+        input="maps", ndim=(2, 4), paper="Yu et al., CVPR 2023")
+
 
     def __init__(self, *, contamination=0.05):
         self.contamination = contamination

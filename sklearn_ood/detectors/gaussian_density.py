@@ -20,6 +20,7 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
+from .._tags import DetectorTags
 from ._features import l2_normalize
 
 _TINY = np.finfo(np.float64).tiny
@@ -169,6 +170,11 @@ class GaussianDensity(AccumulatingDetector):
     n_samples_seen_ : int
         Number of in-distribution training rows seen by ``fit`` and the
         ``partial_fit`` calls since.
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
@@ -209,6 +215,12 @@ class GaussianDensity(AccumulatingDetector):
     array([2., 2.])
     """
 
+    # Tuning: ``reg_covar`` from DDU's rule (0) up to 1e-2.
+    _detector_tags = DetectorTags(
+        input="features", labels="required",
+        grid={"reg_covar": [0.0, 1e-6, 1e-4, 1e-2]},
+        paper="Mukhoti et al., CVPR 2023; Haas et al., TMLR 2023")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "normalize": ["boolean"],
@@ -229,18 +241,19 @@ class GaussianDensity(AccumulatingDetector):
     def _moment_features(self, H):
         return l2_normalize(H) if self.normalize else H
 
-    def _finish(self, labels, counts, means, scatters, sample, *, partial):
+    def _fit_statistics(self, classes, counts, means, scatters, sample, *, partial):
         ready = counts >= 2
         if not ready.all():
             if not partial or not ready.any():
-                c = labels[np.argmin(counts)].item()
+                c = classes[np.argmin(counts)].item()
                 raise ValueError(
                     f"GaussianDensity needs at least 2 samples per class to estimate a "
                     f"covariance; class {c!r} has 1 sample."
                 )
             # partial_fit: a class joins the model with its second row.
-            labels, counts, means, scatters = (a[ready] for a in (labels, counts, means, scatters))
-        self.classes_, self.means_ = labels, means
+            classes, counts, means, scatters = (a[ready] for a in
+                                                (classes, counts, means, scatters))
+        self.classes_, self.means_ = classes, means
         self.covariances_ = scatters / (counts - 1)[:, None, None]
         jitters = (self.reg_covar,) + tuple(j for j in JITTER_LADDER if j > self.reg_covar)
         self.jitter_, self.cholesky_factors_ = cholesky_with_jitter(self.covariances_, jitters)
@@ -250,28 +263,3 @@ class GaussianDensity(AccumulatingDetector):
             self._features(X), self.means_, self.cholesky_factors_
         )
         return np.maximum(logsumexp(log_dens, axis=1), -_FMAX)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for GaussianDensity.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``reg_covar`` from DDU's rule (0) up to 1e-2, for
-        :class:`~sklearn.model_selection.ParameterGrid`; the same for every
-        ``n_samples``.
-    """
-    # The default reg_covar=0 is DDU's jitter rule; larger values regularise singular
-    # class covariances (the L2 model's features lie on a sphere).
-    return {"reg_covar": [0.0, 1e-6, 1e-4, 1e-2]}

@@ -19,7 +19,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from .._moments import class_moments
+from ._features import check_finite_covariance, one_blas_thread
 
 _FMAX = np.finfo(np.float64).max
 
@@ -91,6 +93,9 @@ class GaussianMixture(BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     See Also
     --------
@@ -119,6 +124,12 @@ class GaussianMixture(BaseDetector):
     >>> det.score_samples(np.array([[0.0]])).round(4)  # log(N(0; 0, 1) / 2)
     array([-1.6121])
     """
+
+    # Tuning: 1 or 2 components per class, ``reg_covar`` from scikit-learn's 1e-6 to 1e-2.
+    _detector_tags = DetectorTags(
+        input="features", labels="optional",
+        grid={"n_components": [1, 2], "reg_covar": [1e-6, 1e-4, 1e-2]},
+        paper="pytorch-ood GMM (no paper)")
 
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
@@ -155,13 +166,15 @@ class GaussianMixture(BaseDetector):
             self.mixtures_ = self._one_gaussian_per_class(X, codes, counts.size)
         else:
             rng = check_random_state(self.random_state)
-            self.mixtures_ = [
-                mixture.GaussianMixture(
+            self.mixtures_ = []
+            for c in range(counts.size):
+                X_c = X[codes == c].astype(np.float64, copy=False)
+                with np.errstate(over="ignore"):  # EM's own error would not say why
+                    check_finite_covariance(np.square(X_c).sum(axis=0), "GaussianMixture")
+                self.mixtures_.append(mixture.GaussianMixture(
                     self.n_components, covariance_type=self.covariance_type,
                     reg_covar=self.reg_covar, random_state=rng.randint(np.iinfo(np.int32).max),
-                ).fit(X[codes == c].astype(np.float64, copy=False))
-                for c in range(counts.size)
-            ]
+                ).fit(X_c))
         self.priors_ = counts / counts.sum()
 
     def _one_gaussian_per_class(self, X, codes, n_classes):
@@ -174,10 +187,12 @@ class GaussianMixture(BaseDetector):
         """
         kind = self.covariance_type
         diagonal = kind in ("diag", "spherical")
-        counts, means, scatters = class_moments(X, codes, n_classes, diagonal=diagonal)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            counts, means, scatters = class_moments(X, codes, n_classes, diagonal=diagonal)
         mixtures = []
         for n, mean, scatter in zip(counts, means, scatters):
             cov = scatter / n
+            check_finite_covariance(cov, "GaussianMixture")
             if kind == "spherical":
                 cov = np.atleast_1d(cov.mean())
             if diagonal:
@@ -188,11 +203,14 @@ class GaussianMixture(BaseDetector):
                 precisions = prec_chol ** 2
             else:
                 cov[np.diag_indices_from(cov)] += self.reg_covar
-                try:
-                    chol = linalg.cholesky(cov, lower=True)
-                except linalg.LinAlgError:
-                    raise self._singular_error() from None
-                prec_chol = linalg.solve_triangular(chol, np.eye(cov.shape[0]), lower=True).T
+                with one_blas_thread():  # D x D factorisations: see one_blas_thread
+                    try:
+                        chol = linalg.cholesky(cov, lower=True)
+                    except linalg.LinAlgError:
+                        raise self._singular_error() from None
+                    # L^-1 by LAPACK's triangular inverse (a third of a triangular
+                    # solve against the identity)
+                    prec_chol = linalg.lapack.dtrtri(chol, lower=1)[0].T
                 precisions = prec_chol @ prec_chol.T
             if kind in ("full", "diag"):  # scikit-learn's shapes, one component
                 cov, prec_chol, precisions = cov[None], prec_chol[None], precisions[None]
@@ -214,20 +232,3 @@ class GaussianMixture(BaseDetector):
         X = X.astype(np.float64)
         log_dens = np.column_stack([m.score_samples(X) for m in self.mixtures_])
         return mixture_log_density(log_dens, self.priors_)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for GaussianMixture.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: the same grid).
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``n_components`` 1 or 2 per class and ``reg_covar`` from
-        scikit-learn's default 1e-6 to 1e-2.
-    """
-    return {"n_components": [1, 2], "reg_covar": [1e-6, 1e-4, 1e-2]}

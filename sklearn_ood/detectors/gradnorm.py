@@ -15,6 +15,8 @@ from scipy.special import softmax
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
+from ._features import in_precision
 from ._head import HeadMixin
 
 
@@ -33,7 +35,7 @@ def gradnorm_score(X, logits, temperature=1.0):
     """
     K = logits.shape[1]
     p = softmax(logits / temperature, axis=1)
-    return np.abs(K * p - 1.0).sum(axis=1) * np.abs(X).sum(axis=1) / temperature
+    return np.abs(K * p - 1.0).sum(axis=1) * np.abs(X).sum(axis=1, dtype=np.float64) / temperature
 
 
 class GradNorm(HeadMixin, BaseDetector):
@@ -44,7 +46,8 @@ class GradNorm(HeadMixin, BaseDetector):
     targets, summed) to the last layer's weight only and scores its L1 norm.
     For a linear head that gradient is ``(K p - 1) h^T / T``, so the score is
     the closed form ``(1/T) ||K p - 1||_1 ||h||_1``, ``p = softmax(z/T)``,
-    in float64, without autograd. Higher means more ID. pytorch-ood averages
+    without autograd (float32 features: the logits and ``||h||_1`` in float32,
+    the softmax in float64). Higher means more ID. pytorch-ood averages
     the loss (``1/K``, same ranking) and by default differentiates every
     parameter it is given; we follow the official code (weight only, sum).
 
@@ -65,6 +68,9 @@ class GradNorm(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     References
     ----------
@@ -81,7 +87,10 @@ class GradNorm(HeadMixin, BaseDetector):
     array([1.5493])
     """
 
-    head_required = True
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        paper="Huang, Geng & Li, NeurIPS 2021")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -97,5 +106,5 @@ class GradNorm(HeadMixin, BaseDetector):
         self._fit_head(X)
 
     def _score(self, X):
-        X = X.astype(np.float64)
-        return gradnorm_score(X, self._logits(X), self.temperature)
+        X = in_precision(X)  # float32 features: logits and norms in float32
+        return gradnorm_score(X, self._logits(X).astype(np.float64), self.temperature)

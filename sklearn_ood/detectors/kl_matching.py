@@ -13,7 +13,8 @@ import numpy as np
 from scipy.special import log_softmax, softmax
 
 from .._base import BaseDetector
-from ._features import row_chunks
+from .._tags import DetectorTags
+from ._features import in_precision, row_chunks
 from ._head import HeadMixin
 
 
@@ -48,7 +49,10 @@ def kl_templates(chunks):
         if sums is None:
             sums, counts = np.zeros((p.shape[1], p.shape[1])), np.zeros(p.shape[1], np.int64)
         pred = p.argmax(axis=1)
-        np.add.at(sums, pred, p)
+        # per column, the rows' probabilities summed into their predicted class, in row
+        # order (np.add.at's sums, without its per-row loop)
+        for j in range(p.shape[1]):
+            sums[:, j] += np.bincount(pred, weights=p[:, j], minlength=p.shape[1])
         counts += np.bincount(pred, minlength=p.shape[1])
     predicted = np.flatnonzero(counts)
     return sums[predicted] / counts[predicted, None], predicted
@@ -102,6 +106,9 @@ class KLMatching(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features (logits, or head inputs) seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     See Also
     --------
@@ -125,6 +132,10 @@ class KLMatching(HeadMixin, BaseDetector):
     array([-0.])
     """
 
+    _detector_tags = DetectorTags(
+        input="features", head="or_logits", fit_set="validation",
+        paper="Hendrycks et al., ICML 2022")
+
     _parameter_constraints = {**BaseDetector._parameter_constraints, "head": "no_validation"}
 
     def __init__(self, head=None, *, contamination=0.05):
@@ -133,8 +144,8 @@ class KLMatching(HeadMixin, BaseDetector):
 
     def _fit(self, X, y):
         self._fit_head(X)
-        self.templates_, self.template_classes_ = kl_templates(
-            self._logits(X[rows].astype(np.float64)) for rows in row_chunks(X.shape[0]))
+        self.templates_, self.template_classes_ = kl_templates(  # logits as scoring has them
+            self._logits(in_precision(X[rows])) for rows in row_chunks(X.shape[0]))
 
     def _score(self, X):
         return kl_matching_score(self._logits(X), self.templates_)

@@ -17,12 +17,23 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import AccumulatingDetector, BaseDetector
+from .._tags import DetectorTags
 from ._features import l2_normalize, pool_maps, row_chunks
 from ._neighbors import APPROXIMATE_ALGORITHMS, EXACT_ALGORITHMS, build_index, kth_neighbor_sqdist
 from .negative_aware_norm import negative_aware_rescaled_score
 
 # kth_neighbor_sqdist lives in _neighbors.py; it stays public (and documented) here.
-__all__ = ["KNN", "kth_neighbor_sqdist", "tuning_grid"]
+__all__ = ["KNN", "kth_neighbor_sqdist"]
+
+
+def _n_neighbors_grid(n_samples):
+    """KNN's tuning grid: ``n_neighbors`` of 1 to 200 (the paper: 50 on CIFAR-10), below
+    ``n_samples`` (KNN needs ``n_neighbors + 1`` training rows).
+
+    >>> _n_neighbors_grid(30)
+    {'n_neighbors': [1, 5, 10, 20]}
+    """
+    return {"n_neighbors": [k for k in (1, 5, 10, 20, 50, 100, 200) if k < n_samples]}
 
 
 class KNN(AccumulatingDetector):
@@ -34,24 +45,29 @@ class KNN(AccumulatingDetector):
     (monotone-equivalent to ``-distance``). Higher means more ID.
 
     Neighbours are found by ``algorithm``: by default an exact brute-force
-    search with scikit-learn in the dtype of the training features (float32
-    input keeps a float32 bank, like faiss); the faiss algorithms (optional
+    search in the dtype of the training features (float32 input keeps a
+    float32 bank, like faiss: one float32 matrix product per chunk of queries
+    and a partial selection of the ``k`` nearest,
+    :func:`~sklearn_ood.detectors._neighbors.brute_search`, about half the CPU
+    time of scikit-learn's brute ``NearestNeighbors``, which computes float32
+    distances in float64); the faiss algorithms (optional
     dependency, ``pip install "sklearn-ood[faiss]"``) search a float32 bank,
     exactly (``"faiss-flat"``) or approximately (``"faiss-ivf"``,
     ``"faiss-hnsw"``: a neighbour may be missed, so the k-th distance can only
     be over-estimated; ``n_probe`` and ``ef_search`` trade speed for recall).
-    The default stays exact scikit-learn search, chosen by measurement
-    (``perf/bench_knn_backends.py``, ``perf/README.md`` section 3c: 1M x 512
-    clustered rows, 10,000 queries, k = 50): faiss's exact search found the
-    same neighbours with 0.46 to 0.61 of the CPU time (a 1M-row ``fit``:
-    173 s against 297 s), but needs the optional dependency and float32; the
+    The default is exact search without the optional dependency, chosen by
+    measurement (``perf/bench_knn_backends.py``, ``perf/README.md`` section
+    3c: 1M x 512 clustered rows, 10,000 queries, k = 50): faiss's exact search
+    found the same neighbours as scikit-learn's with 0.46 to 0.61 of the CPU
+    time (a 1M-row ``fit``: 173 s against 297 s), and the default now
+    searches as faiss does (float32 products, partial selection); the
     approximate indexes cost nearly as much to build as one ``fit`` (10,000
     leave-one-out searches) saves (IVF at 1M:
     build + search 18 % below exact search at recall 0.94; the HNSW build
-    alone cost more than an exact pass at 100k rows). Use ``"faiss-flat"``
-    for large banks, an approximate index when far more rows are scored than
-    one ``fit`` searches and an over-estimated k-th distance is acceptable
-    (its searches were 2-4x cheaper than exact ones).
+    alone cost more than an exact pass at 100k rows). Use an approximate
+    index when far more rows are scored than one ``fit`` searches and an
+    over-estimated k-th distance is acceptable (its searches were 2-4x
+    cheaper than exact ones).
 
     Threshold: a training row is its own nearest neighbour at distance 0, so
     scoring the bank against itself would be optimistic. ``offset_`` is
@@ -91,8 +107,9 @@ class KNN(AccumulatingDetector):
         (a 4-D map is flattened). See ``negative_aware_rescaled_score`` for
         ``NAN = 0``.
     algorithm : {"brute", "faiss-flat", "faiss-ivf", "faiss-hnsw"}, default="brute"
-        Neighbour search: ``"brute"`` is scikit-learn's exact
-        ``NearestNeighbors(algorithm="brute")``; ``"faiss-flat"`` faiss's exact
+        Neighbour search: ``"brute"`` is exact search by one matrix product
+        per chunk of queries and a partial selection (``brute_search``);
+        ``"faiss-flat"`` faiss's exact
         search (``faiss.knn``); ``"faiss-ivf"`` an ``IndexIVFFlat`` (k-means
         into ``n_lists`` lists, each query scanning ``n_probe`` of them);
         ``"faiss-hnsw"`` an ``IndexHNSWFlat`` graph (``hnsw_m`` links per row,
@@ -135,6 +152,11 @@ class KNN(AccumulatingDetector):
     n_samples_seen_ : int
         Number of training rows seen by ``fit`` and the ``partial_fit``
         calls since (the rows of ``bank_``).
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
 
     References
     ----------
@@ -158,6 +180,10 @@ class KNN(AccumulatingDetector):
     ((3, 2), 3)
     """
 
+    _detector_tags = DetectorTags(
+        input="features", ndim=(2, 4), grid=_n_neighbors_grid,
+        paper="Sun et al., ICML 2022")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
@@ -169,8 +195,6 @@ class KNN(AccumulatingDetector):
         "ef_search": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
-    _allow_nd = True
-    _uses_labels = False
     _statistics_params = ("algorithm",)
 
     def __init__(self, *, n_neighbors=50, contamination=0.05, negative_aware_rescale=False,
@@ -204,7 +228,7 @@ class KNN(AccumulatingDetector):
             bank[n_old + rows.start:n_old + rows.stop] = self._normalize(X[rows])
         return (bank,)
 
-    def _finish(self, labels, bank, sample, *, partial):
+    def _fit_statistics(self, classes, bank, sample, *, partial):
         if bank.shape[0] <= self.n_neighbors:
             raise ValueError(
                 f"KNN with n_neighbors={self.n_neighbors} needs at least "
@@ -228,35 +252,13 @@ class KNN(AccumulatingDetector):
             return negative_aware_rescaled_score(np.sqrt(d), X)
         return -d
 
-    def _sample_scores(self, rows, positions):
-        # The reservoir rows are bank rows `positions`: each one's own match is
-        # left out (class docstring).
-        return self._score(rows, bank_rows=positions)
+    def _training_scores(self, X, rows):
+        # X holds the reservoir rows (rows is None), which are the bank rows at their
+        # positions among the training rows: each one's own match is left out (class
+        # docstring).
+        return self._score(X, bank_rows=self.reservoir_[0])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.algorithm == "faiss-ivf" and self.random_state is None
         return tags
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for KNN.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``n_neighbors`` of 1 to 200 (the paper uses 50 on CIFAR-10), for
-        :class:`~sklearn.model_selection.ParameterGrid`; only the values below
-        ``n_samples``, as KNN needs ``n_neighbors + 1`` training rows.
-
-    Examples
-    --------
-    >>> tuning_grid(30)
-    {'n_neighbors': [1, 5, 10, 20]}
-    """
-    return {"n_neighbors": [k for k in (1, 5, 10, 20, 50, 100, 200) if k < n_samples]}

@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
+from .._tags import DetectorTags
 from .._moments import class_moments
 from ._features import row_chunks
 from ._head import HeadMixin
@@ -214,6 +215,11 @@ class LINe(HeadMixin, AccumulatingDetector):
     n_samples_seen_ : int
         Number of in-distribution training rows seen by ``fit`` and the
         ``partial_fit`` calls since.
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the features seen in ``fit``; defined only when ``X`` has
         string column names (a pandas DataFrame).
@@ -257,7 +263,14 @@ class LINe(HeadMixin, AccumulatingDetector):
            [0. , 2. , 0.5]])
     """
 
-    head_required = True
+    # Tuning: ``p_w`` and ``p_a`` over the paper's values (10, 90) and between, and
+    # ``clip_percentile`` (a clip read from the training features fits any feature scale,
+    # unlike the paper's absolute clip).
+    _detector_tags = DetectorTags(
+        input="features", head="required", labels="optional",
+        grid={"p_w": [10, 50, 90], "p_a": [10, 50, 90], "clip_percentile": [90, 99]},
+        paper="Ahn, Park & Kim, CVPR 2023")
+
     _scatter = False  # class means only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
@@ -318,31 +331,31 @@ class LINe(HeadMixin, AccumulatingDetector):
                 "LINe's class means were accumulated with another head; call fit, or "
                 "partial_fit on a fresh estimator, to change it."
             )
-        if not reset and (y is None) == self._labels_given:
+        if not reset and (y is None) != (self.classes_seen_ is None):
             given, before = ("without", "with") if y is None else ("with", "without")
             raise ValueError(
                 f"LINe received y {given} class labels after a fit {before} them; pass "
                 "labels in every call or in none."
             )
-        self._labels_given = y is not None
-        if y is None:
+        if y is None:  # classes_seen_ stays None: the classes are the head's predictions
             codes = np.concatenate([np.argmax(self._logits(X[rows].astype(np.float64)), axis=1)
                                     for rows in row_chunks(X.shape[0])])
         else:
             codes = _check_class_indices(y, n_classes)
-        return np.arange(n_classes), codes, None if reset else self._moments
+        classes = None if y is None else np.arange(n_classes)
+        return classes, codes, None if reset else self.statistics_
 
     def _merge(self, X, codes, n_classes, statistics):
         if self.clip_percentile is not None:  # fit only (partial_fit refuses it)
             self.clip_ = react_threshold(X, self.clip_percentile)
-        return super()._merge(X, codes, n_classes, statistics)
+        return super()._merge(X, codes, self.coef_.shape[0], statistics)  # the head's classes
 
-    def _finish(self, labels, counts, means, scatter, sample, *, partial):
-        missing = labels[counts == 0]
-        if missing.size and self._labels_given:
+    def _fit_statistics(self, classes, counts, means, scatter, sample, *, partial):
+        missing = [] if classes is None else classes[counts == 0].tolist()
+        if missing:  # with labels only: without, the classes are the predicted ones
             warnings.warn(
-                f"LINe: no training sample for class(es) {missing.tolist()} of the "
-                f"{labels.size}-class head; their Shapley values use the mean of all "
+                f"LINe: no training sample for class(es) {missing} of the "
+                f"{counts.size}-class head; their Shapley values use the mean of all "
                 "training features.",
                 UserWarning,
                 stacklevel=5,
@@ -359,23 +372,3 @@ class LINe(HeadMixin, AccumulatingDetector):
             X, self.coef_, self.intercept_, self.shapley_, self.activation_masks_,
             self.weight_thresholds_, self.clip_,
         )
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for LINe.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``p_w`` and ``p_a`` over the paper's values (10 and 90) and between,
-        and ``clip_percentile`` (a clip read from the training features,
-        which fits any feature scale, instead of the paper's absolute clip),
-        for :class:`~sklearn.model_selection.ParameterGrid`; the same for
-        every ``n_samples``.
-    """
-    return {"p_w": [10, 50, 90], "p_a": [10, 50, 90], "clip_percentile": [90, 99]}

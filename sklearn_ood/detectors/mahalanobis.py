@@ -11,10 +11,10 @@ distance rescaled by the negative-aware norm (Park et al., 2023).
 """
 
 import numpy as np
-from scipy.linalg import pinvh
 
 from .._base import AccumulatingDetector, BaseDetector
-from ._features import check_finite_covariance, l2_normalize, pool_maps
+from .._tags import DetectorTags
+from ._features import check_finite_covariance, l2_normalize, pool_maps, pseudo_inverse
 from .negative_aware_norm import negative_aware_rescaled_score
 
 
@@ -104,7 +104,7 @@ class Mahalanobis(AccumulatingDetector):
     covariance_ : ndarray of shape (n_features, n_features)
         Shared (tied) covariance.
     precision_ : ndarray of shape (n_features, n_features)
-        Its pseudo-inverse (``scipy.linalg.pinvh``).
+        Its pseudo-inverse (the cutoff of ``scipy.linalg.pinvh``).
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
@@ -117,6 +117,11 @@ class Mahalanobis(AccumulatingDetector):
     n_samples_seen_ : int
         Number of in-distribution training rows seen by ``fit`` and the
         ``partial_fit`` calls since.
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
 
     See Also
     --------
@@ -154,12 +159,15 @@ class Mahalanobis(AccumulatingDetector):
            [0., 1.]]), 4)
     """
 
+    _detector_tags = DetectorTags(
+        input="features", ndim=(2, 4), labels="optional",
+        paper="Lee et al., NeurIPS 2018; Mueller & Hein, ICML 2025")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "negative_aware_rescale": ["boolean"],
         "normalize": ["boolean"],
     }
-    _allow_nd = True
     _statistics_params = ("normalize",)
 
     def __init__(self, *, contamination=0.05, negative_aware_rescale=False, normalize=False):
@@ -174,12 +182,12 @@ class Mahalanobis(AccumulatingDetector):
     def _moment_features(self, H):
         return self._features(H)
 
-    def _finish(self, labels, counts, means, scatter, sample, *, partial):
-        self.classes_, self.means_ = labels, means
+    def _fit_statistics(self, classes, counts, means, scatter, sample, *, partial):
+        self.classes_, self.means_ = classes, means
         with np.errstate(over="ignore", invalid="ignore"):
             self.covariance_ = scatter / counts.sum()
         check_finite_covariance(self.covariance_, "Mahalanobis")
-        self.precision_ = pinvh(self.covariance_, check_finite=False)
+        self.precision_ = pseudo_inverse(self.covariance_)
 
     def _score(self, X):
         H = self._features(X)

@@ -30,13 +30,13 @@ names (``set_output(transform="pandas")``). Higher means more in-distribution.
 """
 
 import numpy as np
-from scipy.linalg import pinvh
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import StrOptions
 
 from .._base import BaseDetector, offset_sample
+from .._tags import DetectorTags
 from ._blocks import block_sizes_from_names, check_block_sizes, split_blocks
-from ._features import check_finite_covariance, class_moments, row_chunks
+from ._features import check_finite_covariance, class_moments, pseudo_inverse, row_chunks
 from .mahalanobis import min_mahalanobis_sqdist
 
 
@@ -95,6 +95,9 @@ class MultiBlockMahalanobis(BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of columns seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     See Also
     --------
@@ -118,7 +121,10 @@ class MultiBlockMahalanobis(BaseDetector):
     ([2, 3], 50)
     """
 
-    _fit_uses_ood_rows = True
+    _detector_tags = DetectorTags(
+        input="blocks", labels="optional", ood_rows=True,
+        paper="Lee et al., NeurIPS 2018")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "block_sizes": [list, tuple, None],
@@ -168,7 +174,7 @@ class MultiBlockMahalanobis(BaseDetector):
                 covariance = scatter / X.shape[0]
             check_finite_covariance(covariance, name)
             self.means_.append(means)
-            self.precisions_.append(pinvh(covariance, check_finite=False))
+            self.precisions_.append(pseudo_inverse(covariance))
         # The ID side (standardisation and combiner): the offset sample's rows.
         raw = self._raw_block_scores(X[offset_sample(X.shape[0])])
         self.score_mean_ = raw.mean(axis=0)

@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._head import HeadMixin
 from .logits import energy
 
@@ -184,7 +185,12 @@ class NAP(HeadMixin, BaseDetector):
     array([1.3575])
     """
 
-    _allow_nd = True
+    # Tuning: ``weight`` of the energy (NAP-E only: fit rejects a weight without a head),
+    # spanning the paper's choices (0.4 on CIFAR, 0.6 on ImageNet-1k).
+    _detector_tags = DetectorTags(
+        input="max_avg", ndim=(2, 4), head="optional",
+        grid={"weight": [0.2, 0.4, 0.6, 0.8]}, paper="Wan et al., arXiv 2402.18162")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -226,26 +232,3 @@ class NAP(HeadMixin, BaseDetector):
             return scores
         neg_energy = energy(self._logits(np.asarray(channel_mean, dtype=np.float64)))
         return nap_combine(neg_energy, scores, self.weight)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for NAP.
-
-    Only meaningful with a head (NAP-E): ``weight`` combines NAP with the
-    energy of the head's logits, and ``fit`` rejects a ``weight`` without a
-    ``head``.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``weight`` of the energy, spanning the paper's choices for NAP-E (0.4
-        on CIFAR, 0.6 on ImageNet-1k), for
-        :class:`~sklearn.model_selection.ParameterGrid`; the same for every
-        ``n_samples``.
-    """
-    return {"weight": [0.2, 0.4, 0.6, 0.8]}

@@ -13,7 +13,9 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
-from ._head import HeadMixin
+from .._tags import DetectorTags
+from ._features import in_precision
+from ._head import HeadMixin, linear_logits
 
 _TINY = np.finfo(np.float64).tiny
 
@@ -29,10 +31,13 @@ def nci_score(X, coef, intercept, mean, alpha):
     >>> nci_score(np.array([[3.0, -4.0]]), np.eye(2), np.zeros(2), np.zeros(2), 0.1)
     array([1.3])
     """
-    pred = np.argmax(X @ coef.T + intercept, axis=1)
-    centred = X - mean
-    dist = np.maximum(np.linalg.norm(centred, axis=1), _TINY)
-    return np.einsum("ij,ij->i", centred, coef[pred]) / dist + alpha * np.abs(X).sum(axis=1)
+    X = in_precision(X)  # float32 features: every product in float32
+    coef = coef.astype(X.dtype, copy=False)
+    pred = np.argmax(linear_logits(X, coef, intercept), axis=1)
+    centred = X - np.asarray(mean, dtype=X.dtype)
+    dist = np.maximum(np.linalg.norm(centred, axis=1).astype(np.float64), _TINY)
+    alignment = np.einsum("ij,ij->i", centred, coef[pred]).astype(np.float64)
+    return alignment / dist + alpha * np.abs(X).sum(axis=1, dtype=np.float64)
 
 
 class NCI(HeadMixin, AccumulatingDetector):
@@ -40,10 +45,10 @@ class NCI(HeadMixin, AccumulatingDetector):
 
     Score (NCI ``nci_postprocessor.py``, identical in OpenOOD):
     ``w_yhat^T (h - mu) / ||h - mu||_2 + alpha ||h||_1`` with ``mu`` the mean
-    training feature (no labels) and ``yhat`` the head's prediction, in
-    float64. As the code, the first term ("pScore") is not divided by
-    ``||w_yhat||`` (equinorm weights under neural collapse). Higher means
-    more ID.
+    training feature (no labels) and ``yhat`` the head's prediction, in float32 for
+    float32 features, else in float64. As the code, the first term ("pScore")
+    is not divided by ``||w_yhat||`` (equinorm weights under neural collapse).
+    Higher means more ID.
 
     ``mu`` is accumulated in float64 by chunks, so ``partial_fit`` on the
     chunks of ``X``, in any order, gives it up to rounding (see
@@ -69,9 +74,17 @@ class NCI(HeadMixin, AccumulatingDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
     n_samples_seen_ : int
         Number of training rows seen by ``fit`` and the ``partial_fit``
         calls since.
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
 
     References
     ----------
@@ -87,8 +100,11 @@ class NCI(HeadMixin, AccumulatingDetector):
     array([0.8])
     """
 
-    head_required = True
-    _uses_labels = False
+    # Tuning: ``alpha`` of OpenOOD's sweep and 0 (pScore alone, pytorch-ood's default).
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        grid={"alpha": [0.0, 1e-4, 1e-3, 1e-2, 0.1]}, paper="Liu & Qin, CVPR 2025")
+
     _scatter = False  # the mean only
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
@@ -101,27 +117,10 @@ class NCI(HeadMixin, AccumulatingDetector):
         self.alpha = alpha
         self.contamination = contamination
 
-    def _finish(self, labels, counts, means, scatter, sample, *, partial):
+    def _fit_statistics(self, classes, counts, means, scatter, sample, *, partial):
         self._fit_head(sample)
         self.mean_ = means[0]
 
     def _score(self, X):
-        return nci_score(X.astype(np.float64), self.coef_, self.intercept_, self.mean_,
+        return nci_score(X, self.coef_, self.intercept_, self.mean_,
                          self.alpha)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for NCI.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: the same grid).
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``alpha`` of OpenOOD's sweep ``{1e-4, 1e-3, 1e-2, 0.1}`` and 0
-        (pScore alone, pytorch-ood's default).
-    """
-    return {"alpha": [0.0, 1e-4, 1e-3, 1e-2, 0.1]}

@@ -17,6 +17,7 @@ from scipy.linalg import eigh
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._features import check_finite_covariance, class_moments
 from ._head import HeadMixin
 
@@ -43,6 +44,11 @@ def neco_score(Z, projected):
     """
     num = np.linalg.norm(projected, axis=1)
     den = np.linalg.norm(Z, axis=1)
+    huge = ~(np.isfinite(num) & np.isfinite(den))
+    if huge.any():  # the squares overflow (inf / inf); the ratio is scale-invariant
+        s = np.abs(Z[huge]).max(axis=1, keepdims=True)
+        num[huge] = np.linalg.norm(projected[huge] / s, axis=1)
+        den[huge] = np.linalg.norm(Z[huge] / s, axis=1)
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
@@ -104,6 +110,9 @@ class NECO(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     References
     ----------
@@ -119,6 +128,13 @@ class NECO(HeadMixin, BaseDetector):
     >>> det.score_samples(np.array([[2.0, 2.0], [1.0, -1.0]])).round(4)
     array([1., 0.])
     """
+
+    # Tuning: ``n_components`` as fractions of explained variance, which fit any width
+    # (the paper tunes ``d`` per model).
+    _detector_tags = DetectorTags(
+        input="features", head="optional",
+        grid={"n_components": [0.5, 0.7, 0.8, 0.9, 0.95, 0.99]},
+        paper="Ben Ammar et al., ICLR 2024")
 
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
@@ -172,20 +188,3 @@ class NECO(HeadMixin, BaseDetector):
         if self.coef_ is not None:
             scores = scores * self._logits(X).max(axis=1)
         return scores
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for NECO.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: fractions fit any size).
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``n_components`` as fractions of explained training variance, which fit
-        any feature width (the paper tunes ``d`` per model).
-    """
-    return {"n_components": [0.5, 0.7, 0.8, 0.9, 0.95, 0.99]}

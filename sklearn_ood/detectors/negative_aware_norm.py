@@ -14,6 +14,7 @@ The pure function :func:`negative_aware_norm` holds the score (paper Eq. 10),
 import numpy as np
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 
 _TINY = np.finfo(np.float64).tiny
 _FMAX = np.finfo(np.float64).max
@@ -83,8 +84,8 @@ class NegativeAwareNorm(BaseDetector):
 
     Input: 4-D maps ``(N, C, H, W)`` are flattened per sample -- the
     recommended input is the last block's post-ReLU map before pooling
-    (METHODS.md §1.2: on pooled features almost no unit is exactly 0 and NAN
-    degrades to an L1 norm). 2-D input is used as given.
+    (measured: on pooled features almost no unit is exactly 0 and NAN degrades
+    to an L1 norm; the documentation's methods page). 2-D input is used as given.
     ``BlockFeatureExtractor(net, "layer4", reduce="negative_aware_norm")`` followed by
     ``NegativeAwareNorm()`` gives the same scores as the 4-D maps while
     keeping one number per image (``reduce="flatten"`` does too, holding the
@@ -132,7 +133,9 @@ class NegativeAwareNorm(BaseDetector):
     array([7., 4.])
     """
 
-    _allow_nd = True
+    _detector_tags = DetectorTags(
+        input="maps", ndim=(2, 4), paper="Park et al., ICCV 2023")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "divide_by_active": ["boolean"],

@@ -16,7 +16,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
-from ._features import CHUNK_ROWS, l2_normalize, row_chunks
+from .._tags import DetectorTags
+from ._features import CHUNK_ROWS, in_precision, l2_normalize, row_chunks
 from ._head import HeadMixin
 
 
@@ -46,15 +47,51 @@ def nnguide_score(X, energy, bank, k):
     array([0.5])
     """
     Xn = l2_normalize(X)
+    if Xn.dtype != bank.dtype:  # float32 only when both are
+        Xn, bank = Xn.astype(np.float64, copy=False), bank.astype(np.float64, copy=False)
+    import torch
+
     guidance = np.empty(Xn.shape[0])
-    # Rows per chunk so that a chunk of similarities has at most CHUNK_ROWS x
-    # n_features entries (one chunk of features), however large the bank.
-    chunk_rows = max(1, CHUNK_ROWS * bank.shape[1] // bank.shape[0])
-    for rows in row_chunks(Xn.shape[0], chunk_rows):
-        sims = Xn[rows] @ bank.T
-        sims.partition(sims.shape[1] - k, axis=1)
-        guidance[rows] = sims[:, sims.shape[1] - k:].mean(axis=1)
+    bank_t = torch.from_numpy(np.ascontiguousarray(bank))  # shares the bank's memory
+    # Rows per chunk so that a chunk of similarities has at most CHUNK_VALUES
+    # entries, however large the bank; torch's product (its BLAS keeps up better
+    # than NumPy's OpenBLAS when other jobs share the cores).
+    for rows in row_chunks(Xn.shape[0], CHUNK_ROWS, row_size=bank.shape[0]):
+        sims = torch.from_numpy(np.ascontiguousarray(Xn[rows])) @ bank_t.T
+        guidance[rows] = top_k_mean(sims, k)
     return guidance * energy
+
+
+def top_k_mean(values, k):
+    """Mean of the ``k`` largest entries of each row, in float64.
+
+    A partial selection (``torch.topk``: 0.08 s against 0.13 s for
+    ``np.argpartition`` on 2,000 rows of 20,000 float32 values, one thread),
+    then the ``k`` values summed in descending order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> top_k_mean(np.array([[1.0, 5.0, 3.0, 4.0]], dtype=np.float32), 2)
+    array([4.5])
+    """
+    import torch
+
+    values = values if isinstance(values, torch.Tensor) else \
+        torch.from_numpy(np.ascontiguousarray(values))
+    top = values.topk(k, dim=1, sorted=True).values
+    return top.numpy().astype(np.float64).mean(axis=1)
+
+
+def _neighbor_grid(n_samples):
+    """NNGuide's tuning grid: ``n_neighbors`` of 1 to 100 (10 official, 100 OpenOOD), up to
+    ``n_samples``, and ``bank_fraction`` of 1 %, 10 % and 100 %.
+
+    >>> _neighbor_grid(20)
+    {'n_neighbors': [1, 5, 10], 'bank_fraction': [0.01, 0.1, 1.0]}
+    """
+    return {"n_neighbors": [k for k in (1, 5, 10, 50, 100) if k <= n_samples],
+            "bank_fraction": [0.01, 0.1, 1.0]}
 
 
 class NNGuide(HeadMixin, BaseDetector):
@@ -62,11 +99,12 @@ class NNGuide(HeadMixin, BaseDetector):
 
     Bank (NNG ``ood_detectors/nnguide.py``): a random subset of the training
     features, each L2-normalised and scaled by its own energy,
-    ``b_i = E(z_i) h_i / ||h_i||`` with ``E = logsumexp`` of the logits. Guidance
-    ``G(x)`` = mean of the ``k`` largest inner products ``<h/||h||, b_i>``
-    (exact search, as faiss ``IndexFlatIP``); score ``G(x) E(z(x))``, in
-    float64. Higher means more ID (if ``E`` is negative the product flips
-    meaning; real classifiers have ``E > 0`` on nearly all inputs).
+    ``b_i = E(z_i) h_i / ||h_i||`` with ``E = logsumexp`` of the logits. Guidance ``G(x)`` =
+    mean of the ``k`` largest inner products ``<h/||h||, b_i>`` (exact search,
+    as faiss ``IndexFlatIP``); score ``G(x) E(z(x))``, in float32 for float32
+    features (bank and queries), else in float64. Higher means more ID (if
+    ``E`` is negative the product flips meaning; real classifiers have
+    ``E > 0`` on nearly all inputs).
 
     The bank is an explicit seeded random subset (the official code's
     ``bankset_ratio=0.01``; OpenOOD takes the first batches of its loader).
@@ -92,11 +130,16 @@ class NNGuide(HeadMixin, BaseDetector):
     coef_, intercept_ : ndarray
         The head.
     bank_ : ndarray of shape (n_bank, n_features)
-        Energy-scaled normalised training features.
+        Energy-scaled normalised training features, float32 when the training
+        features are float32 (float32 queries are then scored in float32),
+        else float64.
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     References
     ----------
@@ -114,7 +157,10 @@ class NNGuide(HeadMixin, BaseDetector):
            [0.    , 0.6931]])
     """
 
-    head_required = True
+    _detector_tags = DetectorTags(
+        input="features", head="required", grid=_neighbor_grid,
+        paper="Park, Jung & Teoh, ICCV 2023")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -142,33 +188,13 @@ class NNGuide(HeadMixin, BaseDetector):
             )
         size = min(n, max(ceil(self.bank_fraction * n), self.n_neighbors))
         rows = np.sort(check_random_state(self.random_state).choice(n, size, replace=False))
-        H = X[rows].astype(np.float64)
-        self.bank_ = l2_normalize(H) * logsumexp(self._logits(H), axis=1)[:, None]
+        # In the precision of the training rows: a float32 bank for float32 features.
+        H = in_precision(X if size == n else X[rows])  # every row: no gathered copy
+        bank = l2_normalize(H)  # a new array
+        bank *= logsumexp(self._logits(H), axis=1)[:, None]
+        self.bank_ = bank
 
     def _score(self, X):
-        X = X.astype(np.float64)
-        return nnguide_score(X, logsumexp(self._logits(X), axis=1), self.bank_,
-                             self.n_neighbors)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for NNGuide.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``n_neighbors`` of 1 to 100 (10 official, 100 OpenOOD), only values
-        up to ``n_samples``, and ``bank_fraction`` of 1 %, 10 % and 100 %.
-
-    Examples
-    --------
-    >>> tuning_grid(20)
-    {'n_neighbors': [1, 5, 10], 'bank_fraction': [0.01, 0.1, 1.0]}
-    """
-    return {"n_neighbors": [k for k in (1, 5, 10, 50, 100) if k <= n_samples],
-            "bank_fraction": [0.01, 0.1, 1.0]}
+        X = X if X.dtype == np.float32 else X.astype(np.float64)
+        return nnguide_score(X, logsumexp(self._logits(X), axis=1).astype(np.float64),
+                             self.bank_, self.n_neighbors)

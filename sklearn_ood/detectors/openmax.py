@@ -16,6 +16,7 @@ from scipy.special import softmax
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._features import row_chunks
 from ._head import HeadMixin
 from .she import check_class_indices
@@ -133,7 +134,7 @@ class OpenMax(HeadMixin, BaseDetector):
     """OpenMax: logits revised by per-class Weibull models of the distance to the class mean.
 
     We follow pytorch-ood's variant (``openmax/numpy.py`` + ``libnotmr.py``),
-    which METHODS.md specifies in full; the original OSDN code (MAVs of
+    described on the documentation's methods page; the original OSDN code (MAVs of
     correctly classified rows, "eucos" distance, tail 20, libMR ``FitHigh``)
     and OpenOOD's (correct rows, tail 20, alpha 3) differ. Fit on ID training
     logits with labels, in float64:
@@ -178,6 +179,9 @@ class OpenMax(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features (or logits) seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     References
     ----------
@@ -193,6 +197,12 @@ class OpenMax(HeadMixin, BaseDetector):
     >>> det.score_samples(np.array([[5.0, 0.0], [20.0, 20.0]])).round(2)
     array([-0.01, -1.  ])
     """
+
+    # Tuning: a subset of pytorch-ood's grid.
+    _detector_tags = DetectorTags(
+        input="features", head="or_logits", labels="required",
+        grid={"tailsize": [10, 25, 50], "alpha": [1, 3, 10], "euclid_weight": [0.5, 1.0]},
+        paper="Bendale & Boult, CVPR 2016")
 
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
@@ -240,32 +250,15 @@ class OpenMax(HeadMixin, BaseDetector):
             d = openmax_distances(self._logits(X[rows].astype(np.float64)), self.mavs_,
                                   self.euclid_weight)
             own[rows] = d[np.arange(d.shape[0]), codes[rows]]
+        if not np.all(np.isfinite(own)):
+            raise ValueError(
+                "OpenMax: the distances to the class means overflow float64 (logits of "
+                "magnitude up to ~1e154 or more); rescale the features, e.g. divide them "
+                "by a constant."
+            )
         self.weibull_params_ = fit_weibull_tails(own, codes, n_classes, self.tailsize)
 
     def _score(self, X):
         Z = self._logits(X.astype(np.float64))
         d = openmax_distances(Z, self.mavs_, self.euclid_weight)
         return -openmax_unknown_probability(Z, d, self.weibull_params_, self.alpha)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for OpenMax.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: a tail longer than a
-        class uses all of the class's rows).
-
-    Returns
-    -------
-    grid : dict of str to list
-        A subset of pytorch-ood's grid: ``tailsize`` {10, 25, 50}, ``alpha``
-        {1, 3, 10} and ``euclid_weight`` {0.5, 1}.
-    """
-    return {"tailsize": [10, 25, 50], "alpha": [1, 3, 10], "euclid_weight": [0.5, 1.0]}

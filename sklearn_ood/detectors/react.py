@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._head import HeadMixin
 from ._quantiles import percentile_of_all
 from .logits import energy
@@ -110,7 +111,11 @@ class ReAct(HeadMixin, BaseDetector):
     array([2.5789])
     """
 
-    head_required = True
+    # Tuning: ``percentile`` around the paper's 90.
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        grid={"percentile": [80, 85, 90, 95, 99]}, paper="Sun, Guo & Li, NeurIPS 2021")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -133,22 +138,4 @@ class ReAct(HeadMixin, BaseDetector):
 
     def _score(self, X):
         # Float32 features are scored in float32 (the clip value rounded to float32).
-        return energy(self._logits_like(react_clip(X, self.clip_)))
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for ReAct.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows the detector is fitted on.
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``percentile`` around the paper's 90, for
-        :class:`~sklearn.model_selection.ParameterGrid`; the same for every
-        ``n_samples``.
-    """
-    return {"percentile": [80, 85, 90, 95, 99]}
+        return energy(self._logits(react_clip(X, self.clip_)))

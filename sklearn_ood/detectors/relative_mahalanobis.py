@@ -11,10 +11,12 @@ the background Gaussian of all training features.
 """
 
 import numpy as np
-from scipy.linalg import pinvh
 
 from .._base import BaseDetector
-from ._features import check_finite_covariance, class_moments, l2_normalize, pool_maps
+from .._tags import DetectorTags
+from ._features import (
+    check_finite_covariance, class_moments, l2_normalize, pool_maps, pseudo_inverse,
+)
 from .mahalanobis import min_mahalanobis_sqdist
 
 
@@ -48,7 +50,16 @@ def relative_mahalanobis_score(X, means, precision, background_mean, background_
     """
     d_class = min_mahalanobis_sqdist(X, means, precision)
     d_background = min_mahalanobis_sqdist(X, background_mean[None, :], background_precision)
-    return d_background - d_class
+    scores = d_background - d_class
+    huge = np.isnan(scores)
+    if huge.any():
+        # Both distances overflowed (inf - inf). Squared distances are homogeneous of
+        # degree 2 in (x, means) jointly: those rows in units of their largest entry.
+        s = np.abs(X[huge]).max()
+        scores[huge] = relative_mahalanobis_score(
+            X[huge] / s, means / s, precision, background_mean / s, background_precision,
+        ) * s * s
+    return scores
 
 
 class RelativeMahalanobis(BaseDetector):
@@ -61,8 +72,8 @@ class RelativeMahalanobis(BaseDetector):
     (class-centred features, maximum likelihood ``1/N``), as
     :class:`~sklearn_ood.detectors.mahalanobis.Mahalanobis`; and a background
     Gaussian of all training features (labels ignored): mean ``mu_0``,
-    covariance ``(1/N) sum (h - mu_0)(h - mu_0)^T``. Both are inverted with
-    ``scipy.linalg.pinvh``. Score: ``-min_k (MD_k(h) - MD_0(h))`` (OpenOOD's
+    covariance ``(1/N) sum (h - mu_0)(h - mu_0)^T``. Both are pseudo-inverted
+    (the cutoff of ``scipy.linalg.pinvh``). Score: ``-min_k (MD_k(h) - MD_0(h))`` (OpenOOD's
     ``rmds`` postprocessor; higher means more ID). pytorch-ood's ``RMD``
     leaves its covariances undivided by ``N`` (plus ``1e-6 I``): its scores are
     ``1/N`` of ours, the same ranking.
@@ -94,6 +105,11 @@ class RelativeMahalanobis(BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
+    input_ndim_ : int
+        2 for features, 4 for maps: the kind of input seen in ``fit``.
 
     See Also
     --------
@@ -115,11 +131,14 @@ class RelativeMahalanobis(BaseDetector):
     array([ 0.8, -4. ])
     """
 
+    _detector_tags = DetectorTags(
+        input="features", ndim=(2, 4), labels="required",
+        paper="Ren et al., arXiv 2106.09022")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "normalize": ["boolean"],
     }
-    _allow_nd = True
 
     def __init__(self, *, normalize=False, contamination=0.05):
         self.normalize = normalize
@@ -149,8 +168,8 @@ class RelativeMahalanobis(BaseDetector):
             background = (within + (offsets.T * counts) @ offsets) / n
         for cov in (covariance, background):
             check_finite_covariance(cov, "RelativeMahalanobis")
-        self.precision_ = pinvh(covariance, check_finite=False)
-        self.background_precision_ = pinvh(background, check_finite=False)
+        self.precision_ = pseudo_inverse(covariance)
+        self.background_precision_ = pseudo_inverse(background)
 
     def _score(self, X):
         return relative_mahalanobis_score(
@@ -158,7 +177,3 @@ class RelativeMahalanobis(BaseDetector):
             self.background_precision_,
         )
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags

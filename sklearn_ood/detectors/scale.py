@@ -19,8 +19,10 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
-from ._head import HeadMixin
-from .ash import _ash_prune, _scale_nonzero
+from .._tags import DetectorTags
+from ._features import in_precision
+from ._head import HeadMixin, linear_logits
+from .ash import _scale_nonzero
 
 
 def scale_energy(features, coef, intercept, percentile=85.0):
@@ -38,9 +40,15 @@ def scale_energy(features, coef, intercept, percentile=85.0):
     >>> bool(np.isclose(s[0], np.log(np.exp(h[0] * np.exp(4 / 3)).sum())))
     True
     """
-    h = np.asarray(features, dtype=np.float64)
-    _, _, s1, s2, _ = _ash_prune(h, percentile)
-    logits = _scale_nonzero(h @ coef.T, s1, s2) + intercept
+    h = in_precision(features)  # float32 features: selection and product in float32
+    n = h.shape[1]
+    k = n - int(np.round(n * percentile / 100.0))
+    s1 = h.sum(axis=1, dtype=np.float64)
+    # The sum of the k largest entries of each row (whichever of tied entries is kept).
+    s2 = np.partition(h, n - k, axis=1)[:, n - k:].sum(axis=1, dtype=np.float64) if k > 0 \
+        else np.zeros(h.shape[0])
+    product = linear_logits(h, coef, 0.0).astype(np.float64, copy=False)
+    logits = _scale_nonzero(product, s1, s2) + intercept
     with np.errstate(divide="ignore", invalid="ignore"):
         return logsumexp(logits, axis=1)
 
@@ -70,6 +78,9 @@ class SCALE(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     See Also
     --------
@@ -89,7 +100,11 @@ class SCALE(HeadMixin, BaseDetector):
     array([7.632, 8.775])
     """
 
-    head_required = True
+    # Tuning: OpenOOD's sweep of ``percentile``.
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        grid={"percentile": [65, 70, 75, 80, 85, 90, 95]}, paper="Xu et al., ICLR 2024")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -106,19 +121,3 @@ class SCALE(HeadMixin, BaseDetector):
 
     def _score(self, X):
         return scale_energy(X, self.coef_, self.intercept_, self.percentile)
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for SCALE.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: the grid is fixed).
-
-    Returns
-    -------
-    grid : dict of str to list
-        OpenOOD's sweep of ``percentile``: 65, 70, ..., 95.
-    """
-    return {"percentile": [65, 70, 75, 80, 85, 90, 95]}

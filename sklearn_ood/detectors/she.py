@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 
 from .._base import BaseDetector
-from ._features import row_chunks
+from .._tags import DetectorTags
+from ._features import in_precision, row_chunks
 from ._head import HeadMixin
 
 
@@ -60,7 +61,9 @@ def she_score(X, logits, patterns):
     ...           np.array([[1.0, 0.0], [3.0, 1.0]]))
     array([5.])
     """
-    return np.einsum("ij,ij->i", X, patterns[np.argmax(logits, axis=1)])
+    X = in_precision(X)  # float32 features: the products in float32
+    patterns = np.asarray(patterns, dtype=X.dtype)
+    return np.einsum("ij,ij->i", X, patterns[np.argmax(logits, axis=1)]).astype(np.float64)
 
 
 def check_class_indices(y, n_classes, method):
@@ -87,7 +90,7 @@ class SHE(HeadMixin, BaseDetector):
     classifies correctly (prediction == label == c), in float64. Score:
     ``<h, S_yhat>`` with ``yhat`` the head's prediction, OpenOOD's default
     ``inner_product`` metric (the official code returns its negative as an
-    energy). Higher means more ID.
+    energy), in float32 for float32 features. Higher means more ID.
 
     Needs the head and class labels: ``fit(X, y)`` with ``y`` the class
     indices of the head's rows, every class with at least one training row.
@@ -112,6 +115,9 @@ class SHE(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     References
     ----------
@@ -132,7 +138,10 @@ class SHE(HeadMixin, BaseDetector):
     array([3., 6.])
     """
 
-    head_required = True
+    _detector_tags = DetectorTags(
+        input="features", head="required", labels="required",
+        paper="Zhang et al., ICLR 2023")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -153,7 +162,7 @@ class SHE(HeadMixin, BaseDetector):
         n_classes = self.coef_.shape[0]
         labels = check_class_indices(y, n_classes, "SHE")
         predictions = np.concatenate([
-            np.argmax(self._logits(X[rows].astype(np.float64)), axis=1)
+            np.argmax(self._logits(in_precision(X[rows])), axis=1)  # as scoring predicts
             for rows in row_chunks(X.shape[0])
         ])
         self.patterns_ = she_patterns(X, labels, predictions, n_classes)
@@ -177,10 +186,6 @@ class SHE(HeadMixin, BaseDetector):
             self.patterns_[missing] = she_patterns(X, labels, labels, n_classes)[missing]
 
     def _score(self, X):
-        X = X.astype(np.float64)
+        X = in_precision(X)
         return she_score(X, self._logits(X), self.patterns_)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags

@@ -15,7 +15,8 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval
 
 from .._base import AccumulatingDetector, BaseDetector
-from ._features import check_finite_covariance
+from .._tags import DetectorTags
+from ._features import check_finite_covariance, one_blas_thread
 from ._head import HeadMixin
 
 
@@ -97,6 +98,11 @@ class ViM(HeadMixin, AccumulatingDetector):
     n_samples_seen_ : int
         Number of training rows seen by ``fit`` and the ``partial_fit``
         calls since.
+    classes_seen_, statistics_, statistics_params_, reservoir_
+        What ``partial_fit`` continues from (as documented in
+        :class:`~sklearn_ood._base.AccumulatingDetector`): the sorted class
+        labels seen (or ``None``), the accumulated statistics, the parameters
+        they depend on, and the reservoir of training rows that sets ``offset_``.
 
     References
     ----------
@@ -123,20 +129,21 @@ class ViM(HeadMixin, AccumulatingDetector):
     1.5
     """
 
-    head_required = True
+    _detector_tags = DetectorTags(
+        input="features", head="required", paper="Wang et al., CVPR 2022")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
         "n_components": [Interval(Integral, 0, None, closed="left"), None],
     }
-    _uses_labels = False
 
     def __init__(self, head=None, *, n_components=None, contamination=0.05):
         self.head = head
         self.n_components = n_components
         self.contamination = contamination
 
-    def _finish(self, labels, counts, means, scatter, sample, *, partial):
+    def _fit_statistics(self, classes, counts, means, scatter, sample, *, partial):
         self._fit_head(sample)
         n_samples, n_features = counts[0], means.shape[1]
         if self.n_components is None:
@@ -155,7 +162,8 @@ class ViM(HeadMixin, AccumulatingDetector):
         with np.errstate(over="ignore", invalid="ignore"):
             covariance = (scatter + n_samples * np.outer(delta, delta)) / n_samples
         check_finite_covariance(covariance, "ViM")
-        eig_vals, eig_vecs = np.linalg.eigh(covariance)
+        with one_blas_thread():  # a D x D factorisation: see one_blas_thread
+            eig_vals, eig_vecs = np.linalg.eigh(covariance)
         order = np.argsort(eig_vals)[::-1]
         self.null_space_ = np.ascontiguousarray(eig_vecs[:, order[k:]])
         # alpha's two means need the final null space, hence the rows themselves:
@@ -174,8 +182,8 @@ class ViM(HeadMixin, AccumulatingDetector):
 
     def _score(self, X):
         # Float32 features are scored in float32 (the fitted statistics stay
-        # float64, METHODS.md); the two terms are combined in float64.
+        # float64: eigenvectors of a covariance); the two terms are combined in float64.
         dtype = np.float32 if X.dtype == np.float32 else np.float64
         v = virtual_logit(X, self.origin_.astype(dtype), self.null_space_.astype(dtype))
-        energy = logsumexp(self._logits_like(X), axis=1)
+        energy = logsumexp(self._logits(X), axis=1)
         return -self.alpha_ * v.astype(np.float64) + energy.astype(np.float64)

@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
+from .._tags import DetectorTags
 from ._head import HeadMixin
 from ._quantiles import column_percentiles
 from .logits import energy
@@ -51,9 +52,35 @@ def vra_rectify(features, alpha, beta, gamma=0.0):
     >>> import numpy as np
     >>> vra_rectify(np.array([[0.2, 0.7, 3.0]]), 0.5, 1.0, gamma=0.1)
     array([[0. , 0.8, 1. ]])
+
+    Float32 rows are rectified in float32 (the thresholds compared exactly):
+
+    >>> vra_rectify(np.array([[0.2, 0.7, 3.0]], dtype=np.float32), 0.5, 1.0).dtype
+    dtype('float32')
     """
-    h = np.asarray(features, dtype=np.float64)
-    return np.where(h < alpha, 0.0, np.where(h > beta, beta, h + gamma))
+    h = np.asarray(features)
+    alpha, beta = np.asarray(alpha, dtype=np.float64), np.asarray(beta, dtype=np.float64)
+    if h.dtype == np.float32:
+        # float32 rows against the float64 thresholds, in float32: h < alpha exactly when
+        # h < (the smallest float32 >= alpha), h > beta when h > (the largest <= beta).
+        low, high, cap = _float32_bound(alpha, up=True), _float32_bound(beta, up=False), \
+            beta.astype(np.float32)
+    else:
+        h = h.astype(np.float64, copy=False)
+        low, high, cap = alpha, beta, beta
+    out = np.minimum(h, cap) if gamma == 0 else h + h.dtype.type(gamma)
+    if gamma != 0:
+        np.copyto(out, np.broadcast_to(cap, out.shape), where=h > high)
+    np.copyto(out, 0, where=h < low)
+    return out
+
+
+def _float32_bound(t, *, up):
+    """The smallest float32 ``>= t`` (``up``) or the largest ``<= t``, per entry."""
+    t32 = t.astype(np.float32)
+    off = t32 < t if up else t32 > t
+    t32[off] = np.nextafter(t32[off], np.float32(np.inf if up else -np.inf))
+    return t32
 
 
 class VRA(HeadMixin, BaseDetector):
@@ -90,6 +117,9 @@ class VRA(HeadMixin, BaseDetector):
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``; defined only when ``X`` has
+        string column names (a pandas DataFrame).
 
     See Also
     --------
@@ -110,7 +140,13 @@ class VRA(HeadMixin, BaseDetector):
     (array([1., 2.]), array([2., 3.]))
     """
 
-    head_required = True
+    # Tuning: ``high_percentile`` as OpenOOD's sweep; ``low_percentile`` around the official
+    # 60 (OpenOOD's 1-15 are percentiles of all entries under its raise-to-threshold rule).
+    _detector_tags = DetectorTags(
+        input="features", head="required",
+        grid={"low_percentile": [30, 45, 60, 75], "high_percentile": [85, 90, 95, 99]},
+        paper="Xu et al., NeurIPS 2023")
+
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "head": "no_validation",
@@ -151,22 +187,3 @@ class VRA(HeadMixin, BaseDetector):
     def _score(self, X):
         g = vra_rectify(X, self.alpha_, self.beta_, self.gamma)
         return energy(self._logits(g))
-
-
-def tuning_grid(n_samples):
-    """Knob values that pseudo-OOD tuning searches by default for VRA.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of in-distribution training rows (unused: the grid is fixed).
-
-    Returns
-    -------
-    grid : dict of str to list
-        ``high_percentile`` as OpenOOD's sweep {85, 90, 95, 99};
-        ``low_percentile`` around the official 60 (OpenOOD's 1-15 are
-        percentiles of all entries under its raise-to-threshold rule, not
-        per-feature suppression levels).
-    """
-    return {"low_percentile": [30, 45, 60, 75], "high_percentile": [85, 90, 95, 99]}

@@ -9,7 +9,8 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseDetector, offset_sample, restore_on_error
-from ..streaming import _as_sliceable, _input_kind
+from .._tags import DetectorTags
+from ..streaming import InputStream
 from ._input import ModelInput
 
 
@@ -24,7 +25,7 @@ class ModelDetector(BaseDetector):
     zarr), a ``torch.utils.data.Dataset`` whose items are an image or a tuple
     ``(image, label, ...)``, a ``DataLoader`` (its transforms, workers and
     pinned memory apply) or an iterable of batches. Everything goes through
-    :func:`~sklearn_ood.streaming.iter_input_batches`, and the images are
+    :class:`~sklearn_ood.streaming.InputStream`, and the images are
     regrouped into batches of exactly ``batch_size``, so the scores do not
     depend on how the input is batched and at most one batch of images (plus
     the one being read) is in memory. A ``DataLoader`` that shuffles is
@@ -53,21 +54,30 @@ class ModelDetector(BaseDetector):
     MC dropout's masks, drawn per batch, then differ from an array's).
 
     A subclass stores ``model``, ``batch_size`` and ``device`` as parameters
-    and implements:
+    and follows the fit contract of :class:`~sklearn_ood._base.BaseDetector`
+    with hooks named for what they take:
 
-    - ``_fit(X)``: ``X`` is a :class:`~sklearn_ood.model_detectors._input.ModelInput`;
-      ``X.batches()`` is one pass over the in-distribution images, after
-      which ``X.y`` holds their labels (``None`` without classes);
-    - ``_score(batches)``: the scores of an iterable of image batches;
-    - optionally ``_training_scores(X, rows)``: the scores of the ID rows
-      ``rows`` (``None``: all), by default ``_score(X.batches(rows))``.
+    - ``_fit_images(data)``: the fitting hook. ``data`` is a
+      :class:`~sklearn_ood.model_detectors._input.ModelInput`;
+      ``data.batches()`` is one pass over the in-distribution images, after
+      which ``data.y`` holds their labels (``None`` without classes). It sets
+      the fitted attributes and returns the training scores when its pass
+      gave them (those of the rows ``data.offset_rows()``, known once a pass
+      was made), else ``None``;
+    - ``_score_batches(batches)``: the scores of an iterable of image batches;
+    - optionally ``_training_scores(data, rows)``: the scores of the ID rows
+      ``rows`` (``None``: all), by default
+      ``_score_batches(data.batches(rows))``;
+    - optionally ``_check_model()``: raise ``ValueError`` when the model lacks
+      what the method needs (e.g. a dropout layer). ``fit`` calls it first,
+      and the benchmark skips the detector with that reason.
 
-    The model runs either with :func:`~sklearn_ood.extraction.iter_block_batches`
-    (forward passes only) or inside :func:`~sklearn_ood.model_detectors._model_state.model_run`
-    (forward and input-gradient passes), both of which leave the model as it
-    was: hooks removed, train/eval flags, ``requires_grad`` and ``.grad``
-    restored, also when a pass or the reading of the data raises (an error
-    while a batch runs gets a note naming the batch and its samples).
+    The model runs inside :func:`~sklearn_ood._torch.model_run` (directly, or
+    through :func:`~sklearn_ood.extraction.iter_block_batches` for forward
+    passes), which leaves the model as it was: hooks removed, train/eval
+    flags, ``requires_grad`` and ``.grad`` restored, also when a forward or
+    backward pass or the reading of the data raises (an error while a batch
+    runs gets a note naming the batch and its samples).
 
     Attributes
     ----------
@@ -83,6 +93,7 @@ class ModelDetector(BaseDetector):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
     }
+    _detector_tags = DetectorTags(input="images")
     #: Passes ``fit`` makes over its input (a one-shot iterator allows one).
     _fit_passes = 1
     _non_finite_advice = "images: check the model and the images' scale"
@@ -107,6 +118,7 @@ class ModelDetector(BaseDetector):
         """
         with restore_on_error(self):
             X = self._validate_input(X, reset=True)
+            self._check_model()
             data = self._input(X, y, fit=True)
             if self._fit_passes > 1 and data.one_shot:
                 raise TypeError(
@@ -115,11 +127,12 @@ class ModelDetector(BaseDetector):
                     "or a DataLoader."
                 )
             with data:
-                self._fit(data)
-                rows = data.offset_rows()
-                scores = np.asarray(self._training_scores(data, rows), dtype=np.float64)
-            if rows is None:  # every ID row was scored
-                scores = scores[offset_sample(len(scores))]
+                scores = self._fit_images(data)
+                if scores is None:
+                    rows = data.offset_rows()
+                    scores = np.asarray(self._training_scores(data, rows), dtype=np.float64)
+                    if rows is None:  # every ID row was scored
+                        scores = scores[offset_sample(len(scores))]
             self._set_offset(scores)
             if not data.array:  # an array's channels are set by _validate_input
                 self.n_features_in_ = data.n_channels
@@ -142,35 +155,31 @@ class ModelDetector(BaseDetector):
         check_is_fitted(self)
         data = self._input(self._validate_input(X, reset=False))
         with data:
-            return np.asarray(self._score(data.batches()), dtype=np.float64)
+            return np.asarray(self._score_batches(data.batches()), dtype=np.float64)
 
     def _input(self, X, y=None, *, fit=False):
-        return ModelInput(X, y, batch_size=self.batch_size, detector=self, fit=fit,
-                          channels=None if fit else self.n_features_in_)
+        return ModelInput(X, y, batch_size=self.batch_size, detector=self, fit=fit)
 
     def _validate_input(self, X, *, reset):
-        """Check an array's shape at once; other inputs are checked batch by batch."""
-        if _input_kind(X) != "array":
-            return X
-        X = _as_sliceable(X)
-        shape = tuple(X.shape)
-        if len(shape) != 4:
-            raise ValueError(
-                f"{type(self).__name__} expects images of shape (n_samples, channels, "
-                f"height, width); got shape {shape}. Add the channel axis for grey "
-                "images, e.g. X[:, None]."
-            )
-        if reset:
-            self.n_features_in_ = shape[1]
-        elif shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {shape[1]} channels, but {type(self).__name__} was fitted on "
-                f"images with {self.n_features_in_} channels."
-            )
-        return X
+        """``X`` as a stream of images; an array's shape and channels are checked at once."""
+        data = InputStream(X, owner=type(self).__name__, images=True, same_shape=True,
+                           channels=None if reset else self.n_features_in_)
+        if reset and data.kind == "array":
+            self.n_features_in_ = data.channels
+        return data
 
     def _training_scores(self, X, rows):
-        return self._score(X.batches(rows))
+        return self._score_batches(X.batches(rows))
+
+    def _fit_images(self, data):  # pragma: no cover - overridden
+        """Learn from the ID images; return the offset sample's scores, or ``None``."""
+        raise NotImplementedError
+
+    def _score_batches(self, batches):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _check_model(self):
+        """Raise ``ValueError`` if the model lacks what the method needs (none here)."""
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

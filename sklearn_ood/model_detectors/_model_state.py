@@ -1,9 +1,11 @@
-"""Run a model and leave it exactly as it was: one context manager for every detector."""
+"""What model detectors share around a model run: batches on the device, input gradients.
 
-import contextlib
+The run itself goes through the one engine, :func:`~sklearn_ood._torch.model_run`.
+"""
 
 import torch
 
+from .._torch import model_run  # noqa: F401 (the detectors' import path)
 from ..extraction import check_model_device
 
 __all__ = ["DROPOUT_TYPES", "on_device", "model_run", "input_gradient"]
@@ -11,87 +13,6 @@ __all__ = ["DROPOUT_TYPES", "on_device", "model_run", "input_gradient"]
 #: The module types MC dropout switches to train mode (``nn.Dropout``,
 #: ``Dropout1d/2d/3d``, ``AlphaDropout``, ``FeatureAlphaDropout``).
 DROPOUT_TYPES = (torch.nn.modules.dropout._DropoutNd,)
-
-
-class _Hooks:
-    """Hooks registered through :func:`model_run`, removed when it exits."""
-
-    def __init__(self):
-        self._handles = []
-
-    def forward(self, module, fn):
-        """Register ``fn(module, inputs, output)`` as a forward hook of ``module``."""
-        self._handles.append(module.register_forward_hook(fn))
-
-    def forward_pre(self, module, fn):
-        """Register ``fn(module, inputs)`` as a forward pre-hook of ``module``."""
-        self._handles.append(module.register_forward_pre_hook(fn))
-
-    def remove(self):
-        while self._handles:
-            self._handles.pop().remove()
-
-
-@contextlib.contextmanager
-def model_run(model, *, train=None):
-    """Run ``model`` in eval mode with frozen parameters; restore everything after.
-
-    On entry every module goes to eval mode (BatchNorm uses its running
-    statistics, which therefore never change), except the modules for which
-    ``train(module)`` is true, which go to train mode (MC dropout's dropout
-    layers), and every parameter gets ``requires_grad=False``, so a gradient
-    with respect to the *input* (:func:`input_gradient`) never computes, let
-    alone stores, a parameter gradient. The context yields a hook registry:
-    hooks registered through it are removed on exit.
-
-    On exit -- also when the block raises, in a forward pass, in a backward
-    pass or anywhere else -- the hooks are removed and each module's
-    train/eval flag, each parameter's ``requires_grad`` and each parameter's
-    ``.grad`` (the very tensor object it held, or ``None``) are restored.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-    train : callable or None, default=None
-        ``train(module) -> bool``: modules put in train mode for the run.
-
-    Yields
-    ------
-    hooks : object
-        ``hooks.forward(module, fn)`` and ``hooks.forward_pre(module, fn)``
-        register a hook for the duration of the block.
-
-    Examples
-    --------
-    >>> from torch import nn
-    >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout()).train()
-    >>> with model_run(net, train=lambda m: isinstance(m, nn.Dropout)) as hooks:
-    ...     hooks.forward(net[0], lambda module, inputs, output: None)
-    ...     [m.training for m in net.modules()], net[0].weight.requires_grad
-    ([False, False, True], False)
-    >>> [m.training for m in net.modules()], net[0].weight.requires_grad
-    ([True, True, True], True)
-    >>> len(net[0]._forward_hooks)
-    0
-    """
-    flags = [(module, module.training) for module in model.modules()]
-    params = list(model.parameters())
-    saved = [(p, p.requires_grad, p.grad) for p in params]
-    hooks = _Hooks()
-    try:
-        for module, _ in flags:
-            module.training = bool(train is not None and train(module))
-        for p in params:
-            p.requires_grad_(False)
-        yield hooks
-    finally:
-        hooks.remove()
-        for p, requires_grad, grad in saved:
-            p.requires_grad_(requires_grad)
-            if p.grad is not grad:
-                p.grad = grad
-        for module, flag in flags:
-            module.training = flag
 
 
 def on_device(model, batches, *, device):

@@ -13,11 +13,11 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._tags import DetectorTags
 from ._base import ModelDetector
 from ._model_state import input_gradient, model_run, on_device
 
-__all__ = ["AdaSCALE", "adaptive_percentiles", "scale_ratio", "shift_statistic",
-           "tuning_grid"]
+__all__ = ["AdaSCALE", "adaptive_percentiles", "scale_ratio", "shift_statistic"]
 
 
 def _top_k_sum(order_by, values, k):
@@ -145,7 +145,7 @@ class AdaSCALE(ModelDetector):
         AdaSCALE-A scales the activations, AdaSCALE-L the logits.
     percentiles : tuple (p_min, p_max), default=(75, 85)
         ``0 < p_min <= p_max < 100`` (OpenOOD's configuration; the authors
-        fix ``p_min = 60`` and tune ``p_max``, see :func:`tuning_grid`).
+        fix ``p_min = 60`` and tune ``p_max``: the tuning grid of the class's tags).
     shift_weight : float >= 0, default=10.0
         ``lambda``, the weight of the shift term.
     correction_percent : float in (0, 100], default=5.0
@@ -224,6 +224,12 @@ class AdaSCALE(ModelDetector):
     (3,)
     """
 
+    # Tuning: the authors' recipe, ``p_min = 60`` and ``p_max`` swept, other knobs fixed.
+    _detector_tags = DetectorTags(
+        input="images", head="optional",
+        grid={"percentiles": [(60, p) for p in (65, 70, 75, 80, 85, 90, 95, 99)]},
+        paper="Regmi, 2025")
+
     _parameter_constraints = {
         **ModelDetector._parameter_constraints,
         "head": [None, str],
@@ -257,7 +263,7 @@ class AdaSCALE(ModelDetector):
         self.random_state = random_state
         self.contamination = contamination
 
-    def _fit(self, X):
+    def _fit_images(self, data):
         p = tuple(self.percentiles)
         if len(p) != 2 or not all(isinstance(v, Real) for v in p) or not 0 < p[0] <= p[1] < 100:
             raise ValueError(
@@ -265,7 +271,7 @@ class AdaSCALE(ModelDetector):
                 f"got {self.percentiles!r}."
             )
         self.head_ = _resolve_head(self.model, self.head)
-        h, h_perturbed = self._features(X.batches())
+        h, h_perturbed = self._features(data.batches())
         D = h.shape[1]
         self.n_penultimate_ = D
         self.correction_k_ = max(1, int(D * self.correction_percent / 100))
@@ -276,13 +282,10 @@ class AdaSCALE(ModelDetector):
             rng = check_random_state(self.random_state)
             subset = np.sort(rng.choice(len(q), self.max_samples, replace=False))
         self.fit_shifts_ = np.sort(q[subset])
-        self._fit_features = (h, q)  # the training scores reuse them (no second pass)
+        rows = data.offset_rows()  # the training scores reuse the pass's features
+        return self._scores_from(h[rows], q[rows])
 
-    def _training_scores(self, X, rows):
-        h, q = self.__dict__.pop("_fit_features")
-        return self._scores_from(h, q) if rows is None else self._scores_from(h[rows], q[rows])
-
-    def _score(self, batches):
+    def _score_batches(self, batches):
         h, h_perturbed = self._features(batches)
         return self._scores_from(h, self._shift(h, h_perturbed))
 
@@ -375,17 +378,3 @@ def _resolve_head(model, head):
             f"{[n for n in modules if n]}."
         )
     return head
-
-
-def tuning_grid(n_samples):
-    """AdaSCALE's default pseudo-OOD tuning grid (``n_samples`` unused).
-
-    The authors' recipe: ``p_min = 60``, ``p_max`` in {65, 70, ..., 95, 99},
-    the other knobs fixed.
-
-    Examples
-    --------
-    >>> tuning_grid(100)["percentiles"][:3]
-    [(60, 65), (60, 70), (60, 75)]
-    """
-    return {"percentiles": [(60, p) for p in (65, 70, 75, 80, 85, 90, 95, 99)]}

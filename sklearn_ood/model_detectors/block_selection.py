@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval
 from ..detectors.feature_norm import feature_norm
 from ..extraction import iter_block_batches, resolve_blocks
 from ..pseudo_ood import jigsaw
+from .._tags import DetectorTags
 from ._base import ModelDetector
 
 __all__ = ["BlockSelection", "candidate_blocks"]
@@ -171,7 +172,7 @@ class BlockSelection(ModelDetector):
     -----
     Pass ``X`` with the model's usual preprocessing (normalisation included);
     the puzzles are made from these images (the official code forgets the
-    normalisation there, METHODS.md §2.4). Fit on the ID *training* images.
+    normalisation there; see the methods page of the documentation). Fit on the ID *training* images.
 
     References
     ----------
@@ -196,6 +197,9 @@ class BlockSelection(ModelDetector):
     (20,)
     """
 
+    _detector_tags = DetectorTags(
+        input="images", paper="Yu et al., CVPR 2023")
+
     _parameter_constraints = {
         **ModelDetector._parameter_constraints,
         "blocks": [str, list, tuple],
@@ -213,7 +217,7 @@ class BlockSelection(ModelDetector):
         self.random_state = random_state
         self.contamination = contamination
 
-    def _fit(self, X):
+    def _fit_images(self, data):
         if self.blocks == "auto":
             blocks = candidate_blocks(self.model)
         else:
@@ -223,7 +227,7 @@ class BlockSelection(ModelDetector):
         rng = check_random_state(self.random_state)
 
         def images_then_puzzles():
-            for batch in X.batches():
+            for batch in data.batches():
                 yield batch
                 yield torch.from_numpy(jigsaw(batch.detach().cpu().numpy(), self.grid, rng))
 
@@ -238,13 +242,10 @@ class BlockSelection(ModelDetector):
         self.blocks_ = blocks
         self.norm_ratios_ = dict(zip(blocks, ratios.tolist()))
         self.block_ = blocks[int(np.nanargmax(ratios))]
-        self._fit_scores = norms[:, blocks.index(self.block_)]  # no second pass
+        # The training scores are the selected block's norms: no second pass.
+        return norms[data.offset_rows(), blocks.index(self.block_)]
 
-    def _training_scores(self, X, rows):
-        scores = self.__dict__.pop("_fit_scores")
-        return scores if rows is None else scores[rows]
-
-    def _score(self, batches):
+    def _score_batches(self, batches):
         """FeatureNorm of the selected block: the higher, the more in-distribution."""
         return self._feature_norms(batches, [self.block_])[:, 0]
 

@@ -11,16 +11,18 @@ from numbers import Real
 
 import numpy as np
 import torch
-from scipy.linalg import pinvh
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from .._tags import DetectorTags
+from .._torch import BlockCapture
+from ..detectors._features import pseudo_inverse
 from ..extraction import resolve_blocks
 from ._base import ModelDetector
 from ._model_state import model_run, on_device
 from .odin import check_input_std, signed_step
 
-__all__ = ["InputPreprocessedMahalanobis", "class_mahalanobis", "tuning_grid"]
+__all__ = ["InputPreprocessedMahalanobis", "class_mahalanobis"]
 
 
 def class_mahalanobis(features, means, precision):
@@ -53,55 +55,14 @@ def class_mahalanobis(features, means, precision):
             + ((means @ precision) * means).sum(1))
 
 
-class _Stop(Exception):
-    """Raised from a hook once every wanted block has run."""
-
-
-class _BlockCapture:
-    """Spatially averaged outputs of named blocks, from hooks registered via ``hooks``."""
-
-    def __init__(self, model, blocks, hooks):
-        self.model = model
-        self.out, self.wanted = {}, set()
-        modules = dict(model.named_modules())
-        for name in blocks:
-            hooks.forward(modules[name], self._hook(name))
-
-    def _hook(self, name):
-        def hook(module, inputs, output):
-            if name not in self.wanted:
-                return
-            if name in self.out:
-                raise ValueError(
-                    f"Block {name!r} runs more than once in one forward pass (a shared "
-                    "module), so its output is ambiguous; choose a block that runs once."
-                )
-            if not isinstance(output, torch.Tensor) or output.ndim < 2:
-                raise ValueError(
-                    f"Block {name!r} must output one tensor (n_samples, channels, ...); "
-                    f"got {getattr(output, 'shape', type(output).__name__)}."
-                )
-            self.out[name] = output.flatten(2).mean(2) if output.ndim > 2 else output
-            if self.wanted <= self.out.keys():
-                raise _Stop
-
-        return hook
-
-    def __call__(self, x, blocks):
-        """Run the model on ``x`` up to the last of ``blocks``; return their pooled outputs."""
-        self.out, self.wanted = {}, set(blocks)
-        try:
-            self.model(x)
-        except _Stop:
-            pass
-        missing = [name for name in blocks if name not in self.out]
-        if missing:
-            raise ValueError(
-                f"Block(s) {missing} did not run during the forward pass of "
-                f"{type(self.model).__name__}; choose modules that forward() calls."
-            )
-        out, self.out = self.out, {}
-        return out
+def _pooled(name, output, n_samples):
+    """A block output averaged over its spatial positions (in the hook, differentiable)."""
+    if not isinstance(output, torch.Tensor) or output.ndim < 2:
+        raise ValueError(
+            f"Block {name!r} must output one tensor (n_samples, channels, ...); "
+            f"got {getattr(output, 'shape', type(output).__name__)}."
+        )
+    return output.flatten(2).mean(2) if output.ndim > 2 else output
 
 
 class InputPreprocessedMahalanobis(ModelDetector):
@@ -111,7 +72,8 @@ class InputPreprocessedMahalanobis(ModelDetector):
     ``blocks``, its output averaged over the spatial positions, ``h_l(x)``
     (a 2-D output is used as it is); the class means ``mu_lc`` and ONE
     covariance shared by the classes (class-centred features, maximum
-    likelihood ``1/N``, float64), inverted with ``pinvh`` into ``P_l``.
+    likelihood ``1/N``, float64), pseudo-inverted into ``P_l`` (the cutoff of
+    ``scipy.linalg.pinvh``).
 
     **Score**, per block ``l``, with ``M_lc(x) = (h_l(x) - mu_lc)^T P_l (h_l(x) - mu_lc)``:
 
@@ -152,8 +114,8 @@ class InputPreprocessedMahalanobis(ModelDetector):
         penultimate feature (``"flatten"``, OpenOOD's ``mds_ensemble`` default).
     magnitude : float >= 0, default=0.0014
         ``epsilon``, the perturbation size (OpenOOD's default; the paper
-        tunes it in {0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01}, see
-        :func:`tuning_grid`).
+        tunes it in {0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01}, the
+        class's tuning grid).
     input_std : None, float or array-like of shape (channels,), default=None
         The per-channel std of the images' normalisation; the step of channel
         ``c`` is divided by it (the reference code divides by the CIFAR std,
@@ -195,7 +157,6 @@ class InputPreprocessedMahalanobis(ModelDetector):
     sklearn_ood.Mahalanobis : the feature-space baseline on cached features
         (no pre-processing, one feature).
     ODIN : the same kind of input pre-processing on the softmax.
-    tuning_grid : the default grid over ``magnitude``.
 
     Notes
     -----
@@ -248,6 +209,12 @@ class InputPreprocessedMahalanobis(ModelDetector):
     (3,)
     """
 
+    # Tuning: the paper's magnitudes.
+    _detector_tags = DetectorTags(
+        input="images", labels="optional",
+        grid={"magnitude": [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01]},
+        paper="Lee et al., NeurIPS 2018")
+
     _parameter_constraints = {
         **ModelDetector._parameter_constraints,
         "blocks": [str, list, tuple],
@@ -268,7 +235,7 @@ class InputPreprocessedMahalanobis(ModelDetector):
         self.device = device
         self.contamination = contamination
 
-    def _fit(self, X):
+    def _fit_images(self, data):
         blocks = resolve_blocks(self.model, self.blocks)
         if self.block_weights is None:
             weights = np.ones(len(blocks))
@@ -281,12 +248,12 @@ class InputPreprocessedMahalanobis(ModelDetector):
                 )
         features = {name: [] for name in blocks}
         with model_run(self.model) as hooks, torch.no_grad():
-            capture = _BlockCapture(self.model, blocks, hooks)
-            for x in on_device(self.model, X.batches(), device=self.device):
-                for name, h in capture(x, blocks).items():
+            capture = BlockCapture(self.model, blocks, hooks, _pooled)
+            for x in on_device(self.model, data.batches(), device=self.device):
+                for name, h in capture(x).items():
                     features[name].append(h.to("cpu", torch.float64).numpy())
-        self.input_std_ = check_input_std(self.input_std, X.n_channels)
-        y = X.y
+        self.input_std_ = check_input_std(self.input_std, data.n_channels)
+        y = data.y
         if y is None:
             n = sum(len(h) for h in features[blocks[0]])
             self.classes_, codes = None, np.zeros(n, dtype=np.intp)
@@ -302,7 +269,7 @@ class InputPreprocessedMahalanobis(ModelDetector):
             means /= counts
             H -= means[codes]  # class-centred, in place
             self.means_.append(means)
-            self.precisions_.append(pinvh(H.T @ H / len(H), check_finite=False))
+            self.precisions_.append(pseudo_inverse(H.T @ H / len(H)))
         self.blocks_ = blocks
         self.block_weights_ = weights
 
@@ -325,14 +292,14 @@ class InputPreprocessedMahalanobis(ModelDetector):
         with data:
             return self._score_blocks(data.batches())
 
-    def _score(self, batches):
+    def _score_batches(self, batches):
         return self._score_blocks(batches) @ self.block_weights_
 
     def _score_blocks(self, batches):
         blocks = self.blocks_
         out = []
         with model_run(self.model) as hooks:
-            capture = _BlockCapture(self.model, blocks, hooks)
+            capture = BlockCapture(self.model, blocks, hooks, _pooled)
             stats = None
             for x in on_device(self.model, batches, device=self.device):
                 if stats is None:
@@ -345,13 +312,13 @@ class InputPreprocessedMahalanobis(ModelDetector):
                 out.append(part)
                 if self.magnitude == 0:
                     with torch.no_grad():
-                        clean = capture(x, blocks)
+                        clean = capture(x)
                     for j, name in enumerate(blocks):
                         part[:, j] = _min_distance(clean[name], *stats[j]).neg().cpu().numpy()
                     continue
                 with torch.enable_grad():
                     x_grad = x.detach().requires_grad_(True)
-                    clean = capture(x_grad, blocks)
+                    clean = capture(x_grad)
                     for j, name in enumerate(blocks):
                         means, precision = stats[j]
                         h = clean[name].to(torch.float64)
@@ -373,14 +340,3 @@ def _min_distance(features, means, precision):
     closest = class_mahalanobis(features, means, precision).argmin(1)
     d = features - means[closest]
     return ((d @ precision) * d).sum(1)
-
-
-def tuning_grid(n_samples):
-    """The default pseudo-OOD tuning grid (``n_samples`` unused): the paper's magnitudes.
-
-    Examples
-    --------
-    >>> tuning_grid(100)
-    {'magnitude': [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01]}
-    """
-    return {"magnitude": [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01]}

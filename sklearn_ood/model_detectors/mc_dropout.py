@@ -13,10 +13,11 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._tags import DetectorTags
 from ._base import ModelDetector
 from ._model_state import DROPOUT_TYPES, model_run, on_device
 
-__all__ = ["MCDropout", "mc_dropout_score", "tuning_grid"]
+__all__ = ["MCDropout", "mc_dropout_score"]
 
 
 def mc_dropout_score(probs, mode="mean"):
@@ -184,6 +185,11 @@ class MCDropout(ModelDetector):
     True
     """
 
+    # Tuning: the score mode (more passes only reduce the Monte-Carlo noise).
+    _detector_tags = DetectorTags(
+        input="images", grid={"mode": ["mean", "var"]},
+        paper="Gal & Ghahramani, ICML 2016")
+
     _parameter_constraints = {
         **ModelDetector._parameter_constraints,
         "n_passes": [Interval(Integral, 1, None, closed="left")],
@@ -201,22 +207,24 @@ class MCDropout(ModelDetector):
         self.random_state = random_state
         self.contamination = contamination
 
-    def _fit(self, X):
-        names = [name for name, module in self.model.named_modules() if _is_dropout(module)]
-        if not names:
+    def _check_model(self):
+        if not any(_is_dropout(module) for module in self.model.modules()):
             raise ValueError(
                 f"{type(self.model).__name__} has no dropout module (nn.Dropout, "
                 "Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout), so every MC dropout "
                 "pass would be the same; use a model trained with dropout."
             )
+
+    def _fit_images(self, data):
         if self.mode == "var" and self.n_passes < 2:
             raise ValueError(
                 f"mode='var' needs n_passes >= 2 for an unbiased variance; got "
                 f"n_passes={self.n_passes}."
             )
-        self.dropout_modules_ = names
+        self.dropout_modules_ = [name for name, module in self.model.named_modules()
+                                 if _is_dropout(module)]
 
-    def _score(self, batches):
+    def _score_batches(self, batches):
         modules = dict(self.model.named_modules())
         dropout = {id(modules[name]) for name in self.dropout_modules_}
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -236,16 +244,3 @@ class MCDropout(ModelDetector):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = not isinstance(self.random_state, Integral)
         return tags
-
-
-def tuning_grid(n_samples):
-    """MC dropout's default pseudo-OOD tuning grid (``n_samples`` unused): the score mode.
-
-    More passes only reduce the Monte-Carlo noise, so ``n_passes`` is not tuned.
-
-    Examples
-    --------
-    >>> tuning_grid(100)
-    {'mode': ['mean', 'var']}
-    """
-    return {"mode": ["mean", "var"]}

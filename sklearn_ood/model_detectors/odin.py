@@ -11,10 +11,11 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
+from .._tags import DetectorTags
 from ._base import ModelDetector
 from ._model_state import input_gradient, model_run, on_device
 
-__all__ = ["ODIN", "check_input_std", "signed_step", "tuning_grid"]
+__all__ = ["ODIN", "check_input_std", "signed_step"]
 
 
 def signed_step(grad, magnitude, input_std=None):
@@ -102,8 +103,8 @@ class ODIN(ModelDetector):
         ``T``; 1000 in the paper for every model.
     magnitude : float >= 0, default=0.0014
         ``epsilon``, the perturbation size (0.0014: DenseNet-BC on CIFAR-10
-        in the reference code). Tuned per data set in the paper; see
-        :func:`tuning_grid`.
+        in the reference code). Tuned per data set in the paper (the tuning
+        grid of the class's tags sweeps it).
     input_std : None, float or array-like of shape (channels,), default=None
         The per-channel std of the normalisation the images went through.
         The reference code divides the step of channel ``c`` by it, so that
@@ -134,7 +135,6 @@ class ODIN(ModelDetector):
     --------
     sklearn_ood.MaxSoftmax : the maximum softmax of cached logits (``T = 1``,
         no perturbation).
-    tuning_grid : the default grid over ``temperature`` and ``magnitude``.
 
     Notes
     -----
@@ -164,6 +164,13 @@ class ODIN(ModelDetector):
     ((8,), True)
     """
 
+    # Tuning: the OpenOOD / pytorch-ood sweep plus ``magnitude=0`` (no perturbation: the
+    # temperature-scaled MSP), which the paper's own sweep starts from.
+    _detector_tags = DetectorTags(
+        input="images",
+        grid={"temperature": [1, 10, 100, 1000], "magnitude": [0.0, 0.0014, 0.0028]},
+        paper="Liang, Li & Srikant, ICLR 2018")
+
     _parameter_constraints = {
         **ModelDetector._parameter_constraints,
         "temperature": [Interval(Real, 0, None, closed="neither")],
@@ -181,11 +188,11 @@ class ODIN(ModelDetector):
         self.device = device
         self.contamination = contamination
 
-    def _fit(self, X):
+    def _fit_images(self, data):
         self.input_std_ = (None if self.input_std is None else
-                           check_input_std(self.input_std, X.n_channels))
+                           check_input_std(self.input_std, data.n_channels))
 
-    def _score(self, batches):
+    def _score_batches(self, batches):
         T = float(self.temperature)
         scores = []
         with model_run(self.model):
@@ -206,18 +213,3 @@ def _confidence_loss(logits, temperature):
     """``-log softmax(logits / T)_y`` per sample, ``y`` the predicted class."""
     pred = logits.detach().argmax(1, keepdim=True)
     return -torch.log_softmax(logits / temperature, 1).gather(1, pred)[:, 0]
-
-
-def tuning_grid(n_samples):
-    """ODIN's default pseudo-OOD tuning grid (``n_samples``: ID fit images, unused).
-
-    ``T`` in {1, 10, 100, 1000} and ``magnitude`` in {0, 0.0014, 0.0028}: the
-    OpenOOD / pytorch-ood sweep plus ``magnitude=0`` (no perturbation, the
-    temperature-scaled maximum softmax), which the paper's own sweep starts from.
-
-    Examples
-    --------
-    >>> tuning_grid(1000)
-    {'temperature': [1, 10, 100, 1000], 'magnitude': [0.0, 0.0014, 0.0028]}
-    """
-    return {"temperature": [1, 10, 100, 1000], "magnitude": [0.0, 0.0014, 0.0028]}

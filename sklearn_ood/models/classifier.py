@@ -9,7 +9,7 @@ from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from ..diagnostics import neural_collapse
-from ..extraction import eval_mode
+from .._torch import model_run
 
 __all__ = ["NeuralCollapseTracker", "SeededNeuralNetClassifier", "make_classifier"]
 
@@ -313,14 +313,11 @@ def _fc_inputs(module, fc, X, batch_size, device):
     def hook(_module, args):
         captured.append(args[0].detach().to("cpu", torch.float64))
 
-    handle = fc.register_forward_pre_hook(hook)
-    try:
-        with eval_mode(module), torch.inference_mode():
-            for start in range(0, X.shape[0], batch_size):
-                xb = torch.as_tensor(X[start:start + batch_size], device=device)
-                if xb.is_floating_point():
-                    xb = xb.to(fc.weight.dtype)
-                module(xb)
-    finally:
-        handle.remove()
+    with model_run(module) as hooks, torch.inference_mode():
+        hooks.forward_pre(fc, hook)
+        for start in range(0, X.shape[0], batch_size):
+            xb = torch.as_tensor(X[start:start + batch_size], device=device)
+            if xb.is_floating_point():
+                xb = xb.to(fc.weight.dtype)
+            module(xb)
     return torch.cat(captured).numpy()
