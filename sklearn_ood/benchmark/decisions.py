@@ -39,7 +39,8 @@ def decide(evaluations, inputs):
     Returns
     -------
     thresholds : dict
-        Row -> ``{"offset", "conformal", "alpha", "n_calibration"}`` (the
+        Row -> ``{"offset", "conformal", "alpha", "n_calibration", "n_test"}``
+        (``n_test``: the ID test rows the shares are measured on; the
         conformal threshold is ``None`` when it cannot be computed: too few
         validation images for ``alpha``, or non-finite validation scores).
     accepted : dict
@@ -91,7 +92,8 @@ def _decide(e, inputs):
     except ValueError:  # too few validation images for alpha, or NaN scores
         conformal = None
     threshold = {"offset": offset, "conformal": conformal, "alpha": alpha,
-                 "n_calibration": int(calibration.size)}
+                 "n_calibration": int(calibration.size),
+                 "n_test": int(np.size(e.scores["ID test"]))}
     return threshold, {"plain": _shares(e.scores, offset),
                        "conformal": None if conformal is None else _shares(e.scores, conformal)}
 

@@ -192,13 +192,23 @@ def decisions_table(result):
 
 
 def decision_line(result):
-    """One sentence: the lowest, mean and highest ID test acceptance over the rows."""
-    summary = decision_summary(result.info["accepted"])
-    parts = [f"{kind} threshold {100 * lo:.1f} / {100 * mean:.1f} / {100 * hi:.1f}"
-             for kind, value in summary.items() if value is not None
-             for lo, mean, hi in [value]]
-    return ("ID test images accepted over the rows (lowest / mean / highest %): "
-            + "; ".join(parts) + ".")
+    """Sentences: the lowest, mean and highest ID test acceptance over the rows, and how
+    many rows are within one point (and two sampling standard deviations) of it."""
+    info = result.info
+    summary = decision_summary(info["accepted"], info.get("thresholds"))
+    parts = []
+    for kind, s in summary.items():
+        if s is None:
+            continue
+        text = (f"{kind} threshold {100 * s['lowest']:.1f} / {100 * s['mean']:.1f} / "
+                f"{100 * s['highest']:.1f} %, {s['within_1pt']} of {s['n_rows']} rows within "
+                "1 point of the promise")
+        if kind == "conformal" and "sd" in s:
+            text += (f", {s['within_2sd']} within two standard deviations of the "
+                     f"calibration and test draw ({100 * s['sd']:.2f} points)")
+        parts.append(text)
+    return "ID test images accepted over the rows (lowest / mean / highest): " + \
+        "; ".join(parts) + "."
 
 
 def header_lines(result):

@@ -303,30 +303,59 @@ def group_rows(rows, groups):
     return out
 
 
-def decision_summary(accepted):
-    """Over the rows: the lowest, mean and highest share of ID test images accepted.
+def decision_summary(accepted, thresholds=None):
+    """Over the rows: how far the share of ID test images accepted is from the promise.
+
+    The conformal share of a row varies from one draw of calibration and
+    test images to another: its standard deviation is about
+    ``sqrt(alpha (1 - alpha) (1 / (n_calibration + 2) + 1 / n_test))`` (the
+    coverage given the calibration rows is Beta distributed). With
+    ``thresholds``, the rows within two such standard deviations of
+    ``1 - alpha`` are counted, beside those within one point.
 
     Parameters
     ----------
     accepted : dict
         As returned by :func:`~sklearn_ood.benchmark.decisions.decide`.
+    thresholds : dict, default=None
+        Its thresholds (for ``alpha``, ``n_calibration`` and ``n_test``).
 
     Returns
     -------
     summary : dict
-        ``"plain"`` and ``"conformal"`` -> ``(lowest, mean, highest)``, or
-        ``None`` when no row has that threshold.
+        ``"plain"`` and ``"conformal"`` -> ``{"lowest", "mean", "highest",
+        "n_rows", "within_1pt"}`` (and for the conformal threshold, with
+        ``thresholds``: ``"within_2sd"`` and ``"sd"``, the median standard
+        deviation), or ``None`` when no row has that threshold.
 
     Examples
     --------
     >>> from sklearn_ood.benchmark.result import decision_summary
-    >>> decision_summary({"a": {"plain": {"ID test": 0.9}, "conformal": {"ID test": 0.95}},
-    ...                   "b": {"plain": {"ID test": 0.94}, "conformal": None}})
-    {'plain': (0.9, 0.92, 0.94), 'conformal': (0.95, 0.95, 0.95)}
+    >>> accepted = {"a": {"plain": {"ID test": 0.90}, "conformal": {"ID test": 0.955}},
+    ...             "b": {"plain": {"ID test": 0.94}, "conformal": None}}
+    >>> summary = decision_summary(accepted)
+    >>> summary["plain"]["lowest"], summary["plain"]["within_1pt"], summary["conformal"]["n_rows"]
+    (0.9, 1, 1)
+    >>> thresholds = {"a": {"alpha": 0.05, "n_calibration": 1000, "n_test": 9000}}
+    >>> round(decision_summary(accepted, thresholds)["conformal"]["sd"], 4)
+    0.0073
     """
     out = {}
     for kind in ("plain", "conformal"):
-        shares = [a[kind]["ID test"] for a in accepted.values() if a[kind] is not None]
-        out[kind] = (min(shares), round(float(np.mean(shares)), 12), max(shares)) \
-            if shares else None
+        rows = {name: a[kind]["ID test"] for name, a in accepted.items() if a[kind] is not None}
+        if not rows:
+            out[kind] = None
+            continue
+        shares = np.array(list(rows.values()))
+        alpha = np.array([(thresholds or {}).get(n, {}).get("alpha", 0.05) for n in rows])
+        summary = {"lowest": float(shares.min()), "mean": float(shares.mean()),
+                   "highest": float(shares.max()), "n_rows": len(rows),
+                   "within_1pt": int(np.sum(np.abs(shares - (1 - alpha)) <= 0.01 + 1e-12))}
+        if kind == "conformal" and thresholds is not None:
+            t = [thresholds[n] for n in rows]
+            sd = np.sqrt(alpha * (1 - alpha) * np.array(
+                [1 / (x["n_calibration"] + 2) + 1 / x["n_test"] for x in t]))
+            summary["sd"] = float(np.median(sd))
+            summary["within_2sd"] = int(np.sum(np.abs(shares - (1 - alpha)) <= 2 * sd))
+        out[kind] = summary
     return out
