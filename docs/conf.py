@@ -37,12 +37,13 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "sklearn_ood_api",  # writes api/*.rst from the package's __all__ (docs/_ext)
-    "sklearn_ood_pages",  # writes generated/*.rst: the detector list (docs/_ext)
+    "sklearn_ood_pages",  # writes generated/*.rst: detectors, results, performance (docs/_ext)
 ]
 
 templates_path = ["_templates"]
+# generated/selection.rst is included by user_guide/tuning.rst, not a page of its own.
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb", "**.py.md5",
-                    "auto_examples/*.py", "auto_examples/*.zip"]
+                    "auto_examples/*.py", "auto_examples/*.zip", "generated/selection.rst"]
 root_doc = "index"
 
 # No intersphinx: the build must work offline.
