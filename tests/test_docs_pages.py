@@ -48,7 +48,14 @@ def _write_run(folder, chosen="Energy"):
         "ood_sets": ["a", "b"],
         "info": {"accuracy": 0.875, "timings": {"extract": 1.0},
                  "n_images": {"ID test": 10, "a": 7, "b": 5}, "validation": "4 images",
-                 "chosen": chosen, "skipped": {"NAP": "needs maps"}, "failed": {}},
+                 "chosen": chosen, "skipped": {"NAP": "needs maps"}, "failed": {},
+                 "thresholds": {n: {"offset": 0.0, "conformal": 0.1, "alpha": 0.05,
+                                    "n_calibration": 100, "n_test": 400} for n in METRICS},
+                 "accepted": {
+                     "Energy": {"plain": {"ID test": 0.90, "a": 0.5, "b": 0.3},
+                                "conformal": {"ID test": 0.955, "a": 0.6, "b": 0.4}},
+                     "KNN": {"plain": {"ID test": 0.945, "a": 0.2, "b": 0.1},
+                             "conformal": None}}},
         "rows": rows}))
     with open(folder / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -91,7 +98,7 @@ def test_results_page_sorts_by_average_fpr95_and_marks_the_chosen_row(tmp_path):
     assert rows[1] == ["1", "KNN", "70.0 / 46.0", "90.0 / 10.0", "80.0", "28.0"]
     assert rows[2] == ["2", "**Energy** (chosen by pseudo-OOD)", "92.0 / 40.0", "88.0 / 20.0",
                        "90.0", "30.0"]
-    assert len(rows) == 3  # the repeated chosen row is not listed
+    assert rows[3][0] == "detector"  # the decisions table: the repeated chosen row is not listed
     # a preset without result files names the command that makes them
     other = list(pages.PRESETS)[1]
     assert f"--out docs/results/{other}" in page.split(f"\n{other}\n", 1)[1]
@@ -119,3 +126,29 @@ def test_selection_page_is_the_selection_table_of_each_preset(tmp_path):
     assert ["rule: worst_rank", "Energy"] == rows[2][:2] and rows[2][4].startswith("30.0 / 90.0")
     assert "Energy (#2) **chosen**" in page
     assert "No result files yet" in page  # the other presets
+
+
+def test_results_page_shows_each_rows_decisions(tmp_path):
+    pages = _pages()
+    preset = next(iter(pages.PRESETS))
+    _write_run(tmp_path / preset)
+    page = pages.results_page(tmp_path)
+    rows = _table_rows(page)
+    i = rows.index(["detector", "ID test: plain", "ID test: conformal", "OOD: plain",
+                    "OOD: conformal"])
+    # OOD: the mean over the sets a and b; KNN has no conformal threshold
+    assert rows[i + 1] == ["Energy", "90.0", "95.5", "40.0", "50.0"]
+    assert rows[i + 2] == ["KNN", "94.5", "-", "15.0", "-"]
+    # sd = sqrt(0.05 * 0.95 * (1 / 102 + 1 / 400)) = 2.42 points; Energy is 0.5 from 95
+    assert "90.0 to 94.5 % of the ID test images (mean 92.2); 1 of 2 rows within 1" in page
+    assert "1 of 1 rows within 1 point of 95 %, 1 within two standard deviations" in page
+    assert "(2.42 points each)" in page
+
+
+def test_the_claims_compare_rows_the_benchmark_has():
+    from sklearn_ood.benchmark.result import TUNED_SUFFIX
+    from sklearn_ood.benchmark.specs import DETECTORS
+
+    names = {s.name for s in DETECTORS} | {s.name + TUNED_SUFFIX for s in DETECTORS}
+    pairs = [pair for _, _, claim_pairs in _pages().CLAIMS for pair in claim_pairs]
+    assert {name for pair in pairs for name in pair} <= names
