@@ -52,7 +52,7 @@ ID_SETS = {
                     "l2": "cifar10_resnet18_w16_l2.pt"},
         # About 4 forward passes' worth per image each (a backward pass and a second
         # forward); on every image of every set they would take the run past 15
-        # minutes on 2 cores (README), so they see 1,000 images of each set.
+        # minutes on 2 cores, so they see 1,000 images of each set.
         caps={key: dict(max_fit=1000, max_eval=1000)
               for key in ("odin", "input_preprocessed_mahalanobis", "adascale")}),
 }
