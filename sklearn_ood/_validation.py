@@ -3,6 +3,8 @@
 Images and other model input are checked by :mod:`sklearn_ood.streaming`.
 """
 
+from numbers import Integral
+
 import numpy as np
 from sklearn.utils.validation import check_array, validate_data
 
@@ -235,3 +237,26 @@ def _ndim(X):
 
 def _is_dataframe(X):
     return hasattr(X, "columns") and hasattr(X, "iloc")
+
+
+def check_splitter(n_splits, shuffle, random_state):
+    """Check a cross-validation splitter's common parameters, as scikit-learn's ``KFold``.
+
+    Examples
+    --------
+    >>> from sklearn_ood._validation import check_splitter
+    >>> check_splitter(3, True, 0)
+    >>> check_splitter(1, True, 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_splits must be an integer >= 2; got 1.
+    """
+    if isinstance(n_splits, bool) or not isinstance(n_splits, Integral) or n_splits < 2:
+        raise ValueError(f"n_splits must be an integer >= 2; got {n_splits!r}.")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False; got {shuffle!r}.")
+    if not shuffle and random_state is not None:
+        raise ValueError(
+            "random_state has no effect when shuffle=False; leave random_state=None "
+            "or set shuffle=True."
+        )

@@ -37,7 +37,7 @@ from sklearn.model_selection import BaseCrossValidator, KFold, StratifiedKFold
 from sklearn.utils import _safe_indexing, check_random_state, indexable
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._validation import check_head, check_labels
+from ._validation import check_head, check_labels, check_splitter
 
 __all__ = ["ClassSubsetDetector", "HeldOutClassSplit", "held_out_schedule", "reads_head",
            "restrict_head"]
@@ -193,21 +193,13 @@ class HeldOutClassSplit(BaseCrossValidator):
     """
 
     def __init__(self, n_splits=5, *, n_held_out=0.2, shuffle=True, random_state=None):
-        if isinstance(n_splits, bool) or not isinstance(n_splits, Integral) or n_splits < 2:
-            raise ValueError(f"n_splits must be an integer >= 2; got {n_splits!r}.")
+        check_splitter(n_splits, shuffle, random_state)
         if isinstance(n_held_out, bool) or not (
                 (isinstance(n_held_out, Integral) and n_held_out >= 1)
                 or (isinstance(n_held_out, Real) and 0 < n_held_out < 1)):
             raise ValueError(
                 "n_held_out must be an integer >= 1 (classes) or a fraction in (0, 1) of "
                 f"the classes; got {n_held_out!r}."
-            )
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False; got {shuffle!r}.")
-        if not shuffle and random_state is not None:
-            raise ValueError(
-                "random_state has no effect when shuffle=False; leave random_state=None "
-                "or set shuffle=True."
             )
         self.n_splits = n_splits
         self.n_held_out = n_held_out

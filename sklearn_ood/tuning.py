@@ -47,7 +47,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch, check_random_state, indexable
 from sklearn.utils.validation import _num_samples, check_array
 
-from ._validation import check_id_labels, check_labels
+from ._validation import check_id_labels, check_labels, check_splitter
 from .held_out_classes import ClassSubsetDetector, HeldOutClassSplit
 from .metrics import OOD_SCORERS
 from .pseudo_ood import make_pseudo_ood
@@ -95,15 +95,7 @@ class PseudoOODSplit(BaseCrossValidator):
     """
 
     def __init__(self, n_splits=5, *, shuffle=True, random_state=None):
-        if isinstance(n_splits, bool) or not isinstance(n_splits, Integral) or n_splits < 2:
-            raise ValueError(f"n_splits must be an integer >= 2; got {n_splits!r}.")
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False; got {shuffle!r}.")
-        if not shuffle and random_state is not None:
-            raise ValueError(
-                "random_state has no effect when shuffle=False; leave random_state=None "
-                "or set shuffle=True."
-            )
+        check_splitter(n_splits, shuffle, random_state)
         self.n_splits = n_splits
         self.shuffle = shuffle
         self.random_state = random_state
