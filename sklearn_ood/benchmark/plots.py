@@ -100,8 +100,7 @@ def roc_figure(result, ood_set, *, k=8):
     Left: the whole curve with the chance diagonal; right: a zoom on the
     top-left corner (FPR <= 0.3; TPR >= 0.7, or lower when a curve is below
     0.7 at FPR 0.3) where good detectors differ, with the 95 % TPR line where
-    FPR95 is read. One legend below both, each
-    curve labelled with its AUROC.
+    FPR95 is read. One legend below both, each curve labelled with its AUROC.
 
     Parameters
     ----------
