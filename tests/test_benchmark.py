@@ -3,6 +3,7 @@
 import ast
 import csv
 import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -77,6 +78,31 @@ def test_full_run_writes_one_row_per_detector_and_set(full_run):
             per_set = [float(r[m]) for r in mine if r["ood_set"] != "average"]
             assert float(avg[m]) == pytest.approx(np.mean(per_set), abs=2e-6)
     assert not list(out.glob("*.png"))  # --no-plots
+
+
+def test_full_run_records_its_decisions_and_results_json(full_run):
+    _, out = full_run
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["command"].startswith("sklearn-ood benchmark --out OUT --no-plots")
+    assert str(out) not in (out / "results.json").read_text()
+    assert doc["config"]["id_set"] == "digits" and doc["ood_sets"] == ["digits_8_9",
+                                                                        "photo_patches"]
+    assert doc["rows"] == [{k: pytest.approx(float(v), abs=1e-6) if k not in ("detector", "ood_set")
+                            else v for k, v in r.items()} for r in read_csv(out / "results.csv")]
+    thresholds, accepted = doc["info"]["thresholds"], doc["info"]["accepted"]
+    rows = {r["detector"] for r in doc["rows"]}
+    assert set(accepted) == set(thresholds) == rows
+    energy = accepted["Energy"]
+    # the plain share is the share of ID test scores at or above offset_, as predict has it
+    assert 0.0 <= energy["plain"]["ID test"] <= 1.0
+    assert set(energy["conformal"]) == {"ID test", "digits_8_9", "photo_patches"}
+    n_val = thresholds["Energy"]["n_calibration"]
+    assert n_val == doc["info"]["n_images"]["validation"] and thresholds["Energy"]["alpha"] == 0.05
+    # the conformal threshold is an order statistic of the validation scores: the
+    # k-th smallest with k = floor(0.05 (n + 1)), so it is no larger than the median
+    assert thresholds["Energy"]["conformal"] is not None
+    text = (out / "results.md").read_text()
+    assert "## Decisions" in text and "ID test images accepted over the rows" in text
 
 
 def test_full_run_markdown_table_parses(full_run):

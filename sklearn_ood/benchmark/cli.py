@@ -5,6 +5,7 @@ instant); they are imported when the benchmark runs.
 """
 
 import argparse
+import os
 import sys
 
 from ..datasets import BENCHMARKS
@@ -204,7 +205,8 @@ def _benchmark(args):
         save_weights_to=args.save_weights, seed=args.seed, detectors=args.detectors,
         max_train=args.max_train, tune=not args.no_tune, progress=not args.quiet,
         blocks=args.blocks, head=args.head, val=args.val)
-    paths = write_report(result, args.out, plots=not args.no_plots)
+    paths = write_report(result, args.out, plots=not args.no_plots,
+                         command=public_command(args.argv))
     print("\n".join(header_lines(result)))
     print()
     print(summary_table(result))
@@ -212,6 +214,41 @@ def _benchmark(args):
         print(f"\nchosen by pseudo-OOD: {result.info['chosen']}")
     print(f"\nwrote {len(paths)} files to {args.out}")
     return _problems(result)
+
+
+#: Options whose value is a path, and the placeholder a published command shows.
+_PATH_OPTIONS = {"--data-dir": "DATA", "--models-dir": "MODELS", "--out": "OUT",
+                 "--val": "VAL", "--weights": "WEIGHTS", "--save-weights": "WEIGHTS"}
+
+
+def public_command(argv):
+    """The command line as ``results.json`` records it: path values as placeholders.
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.cli import public_command
+    >>> public_command(["benchmark", "--id", "mnist", "--data-dir", "/home/me/data",
+    ...                 "--out=/tmp/run", "--ood", "usps", "/home/me/ood.npz"])
+    'sklearn-ood benchmark --id mnist --data-dir DATA --out OUT --ood usps PATH'
+    """
+    words, option = ["sklearn-ood"], None
+    for word in argv:
+        if word.startswith("--") and "=" in word:
+            name, _, value = word.partition("=")
+            words += [name, _PATH_OPTIONS.get(name) or _public_value(value)]
+            option = None
+            continue
+        if word.startswith("-"):
+            option = word
+            words.append(word)
+            continue
+        words.append(_PATH_OPTIONS.get(option) or _public_value(word))
+    return " ".join(words)
+
+
+def _public_value(word):
+    looks_like_a_path = os.sep in word or word.endswith((".npz", ".pt", ".pth"))
+    return "PATH" if looks_like_a_path else word
 
 
 def _problems(result):
@@ -240,6 +277,7 @@ def main(argv=None):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # --help (0) or a usage error (2)
         return int(exc.code or 0)
     if args.threads < 1:

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from .plots import plot_histograms, plot_roc_curves, plot_summary
-from .result import GROUP_SUFFIX, METRIC_COLUMNS
+from .result import GROUP_SUFFIX, METRIC_COLUMNS, decision_summary
 
 __all__ = [
     "CSV_COLUMNS", "markdown_report", "summary_table", "write_csv", "write_report",
@@ -169,6 +169,35 @@ def _not_run_table(result):
         f"| {name} | {status} | {reason.replace('|', '/')} |" for name, status, reason in rows])
 
 
+def decisions_table(result):
+    """Markdown: per row, the share of ID test and of each OOD set accepted at the plain
+    and the conformal threshold ("" without decisions)."""
+    accepted = result.info.get("accepted")
+    if not accepted:
+        return ""
+    sets = ["ID test", *result.ood_sets]
+    head = "| row | " + " | ".join(f"{s} plain | {s} conformal" for s in sets) + " |"
+    lines = [head, "|---|" + "---:|" * (2 * len(sets))]
+    for name, a in accepted.items():
+        cells = []
+        for s in sets:
+            for kind in ("plain", "conformal"):
+                share = None if a[kind] is None else a[kind].get(s)
+                cells.append("--" if share is None else f"{100 * share:.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def decision_line(result):
+    """One sentence: the lowest, mean and highest ID test acceptance over the rows."""
+    summary = decision_summary(result.info["accepted"])
+    parts = [f"{kind} threshold {100 * lo:.1f} / {100 * mean:.1f} / {100 * hi:.1f}"
+             for kind, value in summary.items() if value is not None
+             for lo, mean, hi in [value]]
+    return ("ID test images accepted over the rows (lowest / mean / highest %): "
+            + "; ".join(parts) + ".")
+
+
 def header_lines(result):
     """The run's settings, model accuracy and timings as Markdown bullet lines."""
     c, info = result.config, result.info
@@ -226,24 +255,35 @@ def markdown_report(result):
                   "sources (ties: the mean rank); \"rule rank\" orders the rows by it, "
                   f"the first is chosen: **{info['chosen']}**. The real FPR95 columns are "
                   "for comparison only.", "", pseudo, ""]
+    decisions = decisions_table(result)
+    if decisions:
+        parts += ["## Decisions", "",
+                  "Share in % of each set that `predict` accepts (+1) at the row's plain "
+                  "threshold (`offset_`, from its fit rows) and at the conformal threshold "
+                  "calibrated on the validation images (never trained on; "
+                  "`ConformalDetector`), both promising to accept 95 % of ID inputs "
+                  "(`contamination=0.05`). OOD columns: lower is better.", "",
+                  decision_line(result), "", decisions, ""]
     if result.info["notes"]:
         parts += ["## Notes", ""] + [f"- {n}" for n in result.info["notes"]] + [""]
     parts += ["## All metrics", "", detail_table(result), ""]
     return "\n".join(parts)
 
 
-def write_report(result, out_dir, *, plots=True):
-    """Write ``results.md``, ``results.csv``, ``selection.json`` (with tuning) and
-    (unless ``plots=False``) the PNGs.
+def write_report(result, out_dir, *, plots=True, command=None):
+    """Write ``results.md``, ``results.csv``, ``results.json``, ``selection.json`` (with
+    tuning) and (unless ``plots=False``) the PNGs.
 
-    Returns the list of written paths.
+    ``command`` (the command line that ran, with its paths replaced by
+    placeholders) is recorded in ``results.json``. Returns the written paths.
     """
     os.makedirs(out_dir, exist_ok=True)
     md, csv_path = os.path.join(out_dir, "results.md"), os.path.join(out_dir, "results.csv")
     with open(md, "w") as f:
         f.write(markdown_report(result))
     write_csv(result.rows, csv_path)
-    paths = [md, csv_path]
+    paths = [md, csv_path, os.path.join(out_dir, "results.json")]
+    write_json(result, paths[-1], command=command)
     if result.info.get("pseudo"):
         paths.append(os.path.join(out_dir, "selection.json"))
         write_selection(result, paths[-1])
@@ -252,3 +292,68 @@ def write_report(result, out_dir, *, plots=True):
         paths += plot_roc_curves(result, out_dir)
         paths += plot_histograms(result, out_dir)
     return paths
+
+
+#: ``results.json`` leaves these ``info`` entries to ``selection.json``.
+_JSON_INFO_LEFT_OUT = ("pseudo", "selection")
+#: Settings holding paths, and the placeholder ``results.json`` writes instead.
+PATH_PLACEHOLDERS = {"data_dir": "DATA", "models_dir": "MODELS", "weights": "WEIGHTS",
+                     "val": "VAL", "ood_paths": "OOD_PATH"}
+
+
+def write_json(result, path, *, command=None):
+    """``results.json``: the run's command, date, version, settings, info and rows.
+
+    The record a results page is generated from. Paths of the machine that
+    ran (data, models, weights, validation and OOD files) are replaced by
+    placeholders (:data:`PATH_PLACEHOLDERS`), so the file can be published.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from sklearn_ood.benchmark.report import write_json
+    >>> from sklearn_ood.benchmark.result import BenchmarkResult, metric_rows
+    >>> rows = metric_rows("Energy", {"ID test": [3.0, 2.0], "a": [1.0]}, 0.1, 0.2)
+    >>> result = BenchmarkResult(rows=rows, scores={}, ood_sets=["a"],
+    ...                          config={"id_set": "digits", "data_dir": "/home/me/data"},
+    ...                          info={"accuracy": 0.97})
+    >>> path = os.path.join(tempfile.mkdtemp(), "results.json")
+    >>> write_json(result, path, command="sklearn-ood benchmark")
+    >>> doc = json.load(open(path))
+    >>> doc["config"], doc["rows"][0]["auroc"], doc["info"]
+    ({'id_set': 'digits', 'data_dir': 'DATA'}, 1.0, {'accuracy': 0.97})
+    """
+    from datetime import datetime, timezone
+
+    from .. import __version__
+
+    config = dict(result.config)
+    for key, placeholder in PATH_PLACEHOLDERS.items():
+        if config.get(key):
+            config[key] = placeholder
+    doc = {"command": command, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "version": __version__, "config": config, "ood_sets": list(result.ood_sets),
+           "info": {k: v for k, v in result.info.items() if k not in _JSON_INFO_LEFT_OUT},
+           "rows": result.rows}
+    text = json.dumps(doc, indent=1, default=_jsonable)
+    for key in PATH_PLACEHOLDERS:
+        for value in _paths(result.config.get(key)):
+            text = text.replace(json.dumps(value)[1:-1], PATH_PLACEHOLDERS[key])
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _paths(value):
+    if not value:
+        return []
+    values = value.values() if isinstance(value, dict) else \
+        value if isinstance(value, (list, tuple)) else [value]
+    return sorted({os.fspath(v) for v in values if v}, key=len, reverse=True)
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -13,7 +13,7 @@ from .. import metrics
 
 __all__ = [
     "CHOSEN_NAME", "GROUP_SUFFIX", "METRIC_COLUMNS", "NEAR_CHANCE", "ROW_COLUMNS", "TUNED_SUFFIX",
-    "BenchmarkResult", "finite_for_ranking", "group_rows", "metric_rows", "near_chance",
+    "BenchmarkResult", "decision_summary", "finite_for_ranking", "group_rows", "metric_rows", "near_chance",
     "ood_metrics",
 ]
 
@@ -60,6 +60,10 @@ class BenchmarkResult:
         (the warning of :func:`near_chance`, or ``None``), ``skipped`` (row ->
         what its detector needs that the model lacks) and ``failed`` (row ->
         the error it raised); skipped and failed rows are not in ``rows``.
+        ``thresholds`` (row -> plain ``offset`` and ``conformal`` threshold)
+        and ``accepted`` (row -> ``"plain"`` / ``"conformal"`` -> set ->
+        share of its rows accepted), from
+        :func:`~sklearn_ood.benchmark.decisions.decide`.
 
     Examples
     --------
@@ -296,4 +300,33 @@ def group_rows(rows, groups):
                                for m in METRIC_COLUMNS},
                             "fit_s": row["fit_s"], "score_s": row["score_s"]})
         out.append(row)
+    return out
+
+
+def decision_summary(accepted):
+    """Over the rows: the lowest, mean and highest share of ID test images accepted.
+
+    Parameters
+    ----------
+    accepted : dict
+        As returned by :func:`~sklearn_ood.benchmark.decisions.decide`.
+
+    Returns
+    -------
+    summary : dict
+        ``"plain"`` and ``"conformal"`` -> ``(lowest, mean, highest)``, or
+        ``None`` when no row has that threshold.
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.result import decision_summary
+    >>> decision_summary({"a": {"plain": {"ID test": 0.9}, "conformal": {"ID test": 0.95}},
+    ...                   "b": {"plain": {"ID test": 0.94}, "conformal": None}})
+    {'plain': (0.9, 0.92, 0.94), 'conformal': (0.95, 0.95, 0.95)}
+    """
+    out = {}
+    for kind in ("plain", "conformal"):
+        shares = [a[kind]["ID test"] for a in accepted.values() if a[kind] is not None]
+        out[kind] = (min(shares), round(float(np.mean(shares)), 12), max(shares)) \
+            if shares else None
     return out

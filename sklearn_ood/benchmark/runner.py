@@ -32,9 +32,14 @@ Protocol (what a row of the result table means):
    and judged by FPR@95 (ties: AUROC) on five sources -- held-out classes
    and the validation images versus their jigsaw puzzles, noisy, blurred and
    pixel-permuted copies (:mod:`~sklearn_ood.benchmark.sources`) -- no OOD
-   data is used. The candidate with the best worst rank over the sources
+   data is used. The candidate with the best mean rank over the sources
    wins; a last row is the detector (default or tuned) with the best worst
    rank over all rows.
+6. Decisions (:mod:`~sklearn_ood.benchmark.decisions`): each row's share of
+   the ID test set and of each OOD set accepted at its plain threshold
+   (``offset_``, from its fit rows) and at the conformal threshold calibrated
+   on the validation images (never trained on); ``info["thresholds"]`` and
+   ``info["accepted"]``.
 
 A detector that needs what the models lack (a second model, maps, a last map
 with as many channels as the head's input, a dropout layer) is *skipped*, with
@@ -49,6 +54,7 @@ import time
 
 from ..diagnostics import neural_collapse
 from .data import load_data
+from .decisions import decide
 from .evaluate import Inputs, accuracies, evaluate_all
 from .exceptions import BenchmarkError
 from .features import extract_all
@@ -198,6 +204,9 @@ def run_benchmark(id_set="digits", ood_sets=None, *, data_dir=None, models_dir=N
             evaluations, tuning = add_tuned_rows(evaluations, inputs, log)
         info["failed"].update(tuning.pop("failed"))
         info.update(tuning)
+    with clock("decisions"):
+        info["thresholds"], info["accepted"], failed = decide(evaluations, inputs)
+    info["failed"].update(failed)
     return BenchmarkResult(
         rows=group_rows([row for e in evaluations for row in e.rows()], settings.ood_groups),
         scores={e.name: e.scores for e in evaluations},
