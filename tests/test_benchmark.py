@@ -435,7 +435,8 @@ def _package_imports(module):
 
 
 def test_report_reads_a_result_and_imports_no_stage_of_the_run():
-    assert _package_imports("report") == {"result"}
+    assert _package_imports("report") == {"plots", "result"}
+    assert _package_imports("plots") == {"result"}
 
 
 # ------------------------------------------------------------------- settings

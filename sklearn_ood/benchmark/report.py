@@ -1,24 +1,21 @@
-"""Tables (Markdown, CSV) and plots (PNG) of a :class:`~.result.BenchmarkResult`.
+"""Tables (Markdown, CSV) of a :class:`~.result.BenchmarkResult`, and :func:`write_report`.
 
-matplotlib is imported lazily, inside the plotting functions, with the Agg
-backend, so the tables need nothing beyond NumPy.
+The plots (PNG) are drawn by :mod:`~sklearn_ood.benchmark.plots`; the tables
+need nothing beyond NumPy.
 """
 
 import csv
 import json
 import os
-import re
 
 import numpy as np
 
-from ..display import ScoreDistributionDisplay, plot_roc
-from .result import (
-    CHOSEN_NAME, GROUP_SUFFIX, METRIC_COLUMNS, TUNED_SUFFIX, decision_summary, finite_for_ranking,
-)
+from .plots import plot_histograms, plot_roc_curves, plot_summary
+from .result import GROUP_SUFFIX, METRIC_COLUMNS, decision_summary
 
 __all__ = [
-    "CSV_COLUMNS", "markdown_report", "plot_histograms", "plot_roc_curves", "plot_summary",
-    "summary_table", "write_csv", "write_report", "write_selection",
+    "CSV_COLUMNS", "markdown_report", "summary_table", "write_csv", "write_report",
+    "write_selection",
 ]
 
 CSV_COLUMNS = ("detector", "ood_set", *METRIC_COLUMNS, "fit_s", "score_s")
@@ -281,162 +278,6 @@ def markdown_report(result):
         parts += ["## Notes", ""] + [f"- {n}" for n in result.info["notes"]] + [""]
     parts += ["## All metrics", "", detail_table(result), ""]
     return "\n".join(parts)
-
-
-# ----------------------------------------------------------------------- plots
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _slug(text):
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
-
-
-def _plotted(result):
-    """Detector names to plot (the chosen-method row duplicates another row)."""
-    return [n for n in result.scores if not n.startswith(CHOSEN_NAME)]
-
-
-def _styles(names):
-    """A colour per base detector; its tuned row shares the colour, dashed."""
-    import matplotlib
-
-    base = [n for n in names if not n.endswith(TUNED_SUFFIX)]
-    cmap = matplotlib.colormaps["tab20"]
-    colours = {n: cmap(i % 20) for i, n in enumerate(base)}
-    styles = {}
-    for n in names:
-        styles[n] = dict(color=colours.get(n.removesuffix(TUNED_SUFFIX), "black"),
-                         linestyle="--" if n.endswith(TUNED_SUFFIX) else "-")
-    return styles
-
-
-def plot_roc_curves(result, out_dir):
-    """One PNG per OOD set: ROC curves (ID positive) of all detectors on one axes.
-
-    Left: the whole curve; right: a zoom on the top-left corner (FPR <= 0.3,
-    TPR >= 0.7) where good detectors differ. Legend sorted by AUROC; a tuned
-    row has the colour of its default row, dashed.
-    """
-    plt = _pyplot()
-    names = _plotted(result)
-    styles = _styles(names)
-    aucs = {(r["detector"], r["ood_set"]): r["auroc"] for r in result.rows}
-    paths = []
-    for ood in result.ood_sets:
-        fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
-        for name in sorted(names, key=lambda n: -aucs[n, ood]):
-            s = result.scores[name]
-            score, _ = finite_for_ranking(np.concatenate([s["ID test"], s[ood]]))
-            y = np.r_[np.zeros(len(s["ID test"])), -np.ones(len(s[ood]))]
-            label = f"{name} ({100 * aucs[name, ood]:.1f})"
-            for ax in axes:
-                plot_roc(y, score, ax=ax, name=name,
-                         curve_kwargs=dict(label=label, lw=1.4, **styles[name]))
-        for ax, lim in zip(axes, ((0, 1, 0, 1.01), (0, 0.3, 0.7, 1.005))):
-            ax.get_legend().remove()  # scikit-learn's; one legend is drawn below
-            ax.set_aspect("auto")
-            ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
-            ax.axhline(0.95, color="grey", lw=0.8, ls=":")
-            ax.set(xlabel="false-positive rate (OOD accepted as ID)",
-                   ylabel="true-positive rate (ID accepted)", xlim=lim[:2], ylim=lim[2:])
-            ax.grid(alpha=0.25)
-        axes[0].set_title(f"ROC: {result.config['id_set']} (ID) vs {ood} (OOD)")
-        axes[1].set_title("zoom (dotted line: 95 % TPR, where FPR95 is read)")
-        axes[1].legend(title="detector (AUROC %)", fontsize=8, loc="center left",
-                       bbox_to_anchor=(1.01, 0.5))
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"roc_{_slug(ood)}.png")
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        paths.append(path)
-    return paths
-
-
-def plot_histograms(result, out_dir, bins=50):
-    """One PNG per detector: score histograms of the ID test set and each OOD set.
-
-    The range is the 0.5-99.5 % quantile range of all (finite) scores of the
-    detector; scores outside it are not shown (the title says how many).
-    When that range is over 100 times the interquartile range of the ID
-    scores (log-densities, distances), the scores are shown on the signed log
-    scale ``sign(s) log(1 + |s|)`` (same ranking), as the x label says.
-    """
-    plt = _pyplot()
-    avg = {r["detector"]: r["auroc"] for r in result.rows if r["ood_set"] == "average"}
-    paths = []
-    for name in _plotted(result):
-        sets = dict(result.scores[name])
-        finite = np.concatenate([v[np.isfinite(v)] for v in sets.values()])
-        id_finite = sets["ID test"][np.isfinite(sets["ID test"])]
-        xlabel = "score (higher = more in-distribution)"
-        if finite.size and id_finite.size:
-            span = np.ptp(np.quantile(finite, [0.005, 0.995]))
-            iqr = np.subtract(*np.quantile(id_finite, [0.75, 0.25]))
-            if span > 100 * iqr and span > 0:
-                sets = {k: np.sign(v) * np.log1p(np.abs(v)) for k, v in sets.items()}
-                finite = np.sign(finite) * np.log1p(np.abs(finite))
-                xlabel = "sign(score) log(1 + |score|)  (higher = more in-distribution)"
-        lo, hi = (np.quantile(finite, [0.005, 0.995]) if finite.size else (0.0, 1.0))
-        if not hi > lo:
-            lo, hi = lo - 0.5, hi + 0.5
-        edges = np.linspace(lo, hi, bins + 1)
-        n_out = sum(int(np.sum((v < lo) | (v > hi) | ~np.isfinite(v))) for v in sets.values())
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        # ID test rows labelled 0, OOD set i labelled -(i + 1); sets with no finite
-        # score are left out (a histogram needs values).
-        groups = [(k, v[np.isfinite(v)]) for k, v in sets.items()]
-        groups = [(k, v) for i, (k, v) in enumerate(groups) if i == 0 or v.size]
-        y = np.concatenate([np.full(v.size, -i, dtype=float) for i, (_, v) in enumerate(groups)])
-        ScoreDistributionDisplay.from_predictions(
-            y, np.concatenate([v for _, v in groups]), id_name=f"{groups[0][0]} (ID)",
-            ood_names={-i: f"{k} (OOD)" for i, (k, _) in enumerate(groups) if i},
-            bins=edges, ax=ax)
-        ax.set(xlabel=xlabel, ylabel="density",
-               title=f"{name} — avg AUROC {100 * avg[name]:.1f} %"
-               + (f" ({n_out} scores outside the range)" if n_out else ""))
-        ax.title.set_fontsize(10)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"hist_{_slug(name)}.png")
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        paths.append(path)
-    return paths
-
-
-def plot_summary(result, out_dir):
-    """Bar chart of the average AUROC and FPR95 of every detector (sorted by AUROC)."""
-    plt = _pyplot()
-    avg = [r for r in result.rows if r["ood_set"] == "average"
-           and not r["detector"].startswith(CHOSEN_NAME)]
-    avg.sort(key=lambda r: r["auroc"])
-    names = [r["detector"] for r in avg]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.32 * len(names) + 1.5), sharey=True)
-    y = np.arange(len(names))
-    axes[0].barh(y, [100 * r["auroc"] for r in avg], color="tab:green")
-    for i, r in enumerate(avg):
-        axes[0].text(100 * r["auroc"] - 0.3, i, f"{100 * r['auroc']:.1f}", ha="right",
-                     va="center", fontsize=7, color="white")
-        axes[1].text(100 * r["fpr95"] + 0.5, i, f"{100 * r['fpr95']:.1f}", va="center",
-                     fontsize=7)
-    axes[0].set(xlabel="average AUROC (%) ↑", yticks=y, yticklabels=names,
-                xlim=(min(50, 100 * min(r["auroc"] for r in avg)) - 1, 100))
-    axes[1].barh(y, [100 * r["fpr95"] for r in avg], color="tab:red")
-    axes[1].set(xlabel="average FPR95 (%) ↓", xlim=(0, 100))
-    for ax in axes:
-        ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(f"{result.config['id_set']} (ID) vs {', '.join(result.ood_sets)}")
-    fig.tight_layout()
-    path = os.path.join(out_dir, "summary.png")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return [path]
 
 
 def write_report(result, out_dir, *, plots=True, command=None):
