@@ -21,7 +21,8 @@ image at least, the gradient detectors a backward and a second forward pass
 too) reads ``1 / SEARCH_SHARE`` of its rows in the search (at least
 ``MIN_SEARCH_ROWS`` validation images): of the validation images (or of its
 ``max_eval`` cap) and each corrupted copy, and of the fit rows of each
-held-out fit.
+held-out fit. A held-out detector is fitted without its threshold, which is
+never read (:func:`~sklearn_ood.model_detectors._base.scores_only`).
 """
 
 import copy
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 
 from ..held_out_classes import ClassSubsetDetector, held_out_schedule
+from ..model_detectors._base import scores_only
 from ..selection import CORRUPTIONS, source_rows
 from .data import PSEUDO_PREFIX
 from .evaluate import build_detector, sample_rows
@@ -134,7 +136,8 @@ def held_out_metrics(spec, inputs, params, splits):
             fit_rows = fit_rows[sample_rows(len(fit_rows), max_fit, inputs.seed)]
             X, y = inputs.of(spec, spec.fit_set)[fit_rows], y_fit[fit_rows]
             try:
-                detector = _fit_without(spec, inputs, params, kept, X, y)
+                with scores_only():  # its threshold is never read
+                    detector = _fit_without(spec, inputs, params, kept, X, y)
             except Exception:  # noqa: BLE001 - the source is missing for this candidate
                 return {"fpr95": np.nan, "auroc": np.nan}
             scores = detector.score_samples(X_val)

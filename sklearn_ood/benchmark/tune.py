@@ -12,7 +12,8 @@ smoothly, and the mean evens out each source's sampling noise), and the last
 row repeats the row with the best worst rank among all rows
 (:data:`CHOOSE_RULE`: methods fail in kinds, and the worst rank keeps a method
 that one source finds blind out). The winner, already fitted, is scored like a
-default row: nothing is fitted twice on the fit rows.
+default row (a model detector's winner, fitted in the search without its
+threshold, is fitted once more for it).
 """
 
 import math
@@ -23,6 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from sklearn.model_selection import ParameterGrid
 
+from ..model_detectors._base import scores_only
 from ..selection import combine_sources
 from .evaluate import failure_reason, fit_detector, score_detector
 from .result import CHOSEN_NAME, TUNED_SUFFIX
@@ -185,6 +187,11 @@ def search(spec, grid, inputs, log, splits, default=None):
     ``error_score=nan``, and is logged; if every candidate fails, the last
     error is raised.
 
+    Only the scores of a candidate are read, so a model detector is fitted
+    without its threshold (:func:`~sklearn_ood.model_detectors._base.scores_only`:
+    scoring the offset sample was most of the search's cost); the winner is
+    then fitted again with it (if that raises, the next best candidate wins).
+
     Parameters
     ----------
     spec : DetectorSpec
@@ -209,16 +216,29 @@ def search(spec, grid, inputs, log, splits, default=None):
                 candidates.append(Candidate(params, row.detector, row.n_fit, pseudo))
                 continue
             try:
-                detector, _, n_fit = fit_detector(spec, inputs, params)
+                with scores_only():  # a candidate's threshold is never read
+                    detector, _, n_fit = fit_detector(spec, inputs, params)
                 candidates.append(Candidate(
                     params, detector, n_fit,
                     source_metrics(spec, detector, inputs, params, splits)))
             except Exception as exc:  # noqa: BLE001 - a failing candidate loses
                 log(f"  {_format(params)} failed: {exc!r}")
                 error = exc
-    if not candidates:
-        raise error
-    return candidates[int(np.argmin(rule_values([c.pseudo for c in candidates], TUNE_RULE)))]
+        if not candidates:
+            raise error
+        values = rule_values([c.pseudo for c in candidates], TUNE_RULE)
+        first = int(np.argmin(values))
+        for i in [first, *(i for i in np.argsort(values, kind="stable") if i != first)]:
+            if hasattr(candidates[i].detector, "offset_"):
+                return candidates[i]
+            try:  # the winner's threshold: fitted again, as a plain fit would have
+                detector, _, n_fit = fit_detector(spec, inputs, candidates[i].params)
+            except Exception as exc:  # noqa: BLE001 - as if its search fit had failed
+                log(f"  {_format(candidates[i].params)} failed: {exc!r}")
+                error = exc
+                continue
+            return replace(candidates[i], detector=detector, n_fit=n_fit)
+    raise error
 
 
 def _has_params(detector, params):
