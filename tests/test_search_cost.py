@@ -82,6 +82,29 @@ def _image_inputs(net, seed=0):
     return Inputs({"plain": net}, features, labels, ("ID test", "far"), seed)
 
 
+@pytest.mark.parametrize("make, param, values", [
+    (lambda net: ODIN(net, temperature=10, input_std=0.5), "magnitude", [0.02, 0.0, 0.2]),
+    (lambda net: InputPreprocessedMahalanobis(net, ["block2", "block3"], block_weights=[1, 2]),
+     "magnitude", [0.0, 0.01, 0.05]),
+    (lambda net: AdaSCALE(net, random_state=0, max_samples=10), "percentiles",
+     [(60, 65), (60, 90), (70, 99)]),
+])
+def test_score_samples_each_equals_a_detector_fitted_per_value(make, param, values):
+    net, X, y = _net(), _images(24), np.arange(24) % 3
+    fitted = make(net).fit(X, y)
+    counter = _Counter(net)
+    each = fitted._score_samples_each(X[:10], values)
+    n_each, counter.n = counter.n, 0
+    for j, value in enumerate(values):
+        alone = make(net).set_params(**{param: value}).fit(X, y)
+        counter.n = 0
+        np.testing.assert_array_equal(each[:, j], alone.score_samples(X[:10]))
+        n_each -= counter.n
+    assert n_each < 0  # what the values share was computed once
+    with pytest.raises(ValueError, match=param):
+        fitted._score_samples_each(X[:2], [values[0], -1.0 if param == "magnitude" else (90, 60)])
+
+
 def test_search_chooses_and_thresholds_as_the_plain_search(monkeypatch):
     net = _net()
     inputs = _image_inputs(net)
@@ -89,12 +112,16 @@ def test_search_chooses_and_thresholds_as_the_plain_search(monkeypatch):
     spec = DetectorSpec("odin", "ODIN", lambda net: ODIN(net, temperature=10, magnitude=0.0),
                         features="images", max_fit=30, grid=lambda n: None)
     grid = ParameterGrid({"temperature": [1, 1000], "magnitude": [0.0, 0.02, 0.2]})
+    assert tune._scoring_param(spec, inputs, grid) == "magnitude"
+    assert [[i for i, _ in g] for g in tune._groups(grid, "magnitude")] == [[0, 2, 4], [1, 3, 5]]  # temperature varies fastest
     splits = class_splits(inputs.labels["fit"], inputs.seed)
     counter = _Counter(net)
     fast = tune.search(spec, grid, inputs, lambda message: None, splits)
     n_fast, counter.n = counter.n, 0
-    for module in (tune, sources):  # the plain computation: every fit sets its threshold
+    # the plain computation: every candidate fitted alone, with its threshold
+    for module in (tune, sources):
         monkeypatch.setattr(module, "scores_only", contextlib.nullcontext)
+    monkeypatch.setattr(tune, "_scoring_param", lambda spec, inputs, grid: None)
     plain = tune.search(spec, grid, inputs, lambda message: None, splits)
     n_plain = counter.n
     counter.handle.remove()

@@ -72,7 +72,7 @@ def class_splits(y, seed):
                              random_state=seed)
 
 
-def source_metrics(spec, detector, inputs, params, splits):
+def source_metrics(spec, detector, inputs, params, splits, values=None):
     """FPR95 and AUROC of a candidate on every source: ``{source: {"fpr95", "auroc"}}``.
 
     Parameters
@@ -86,17 +86,37 @@ def source_metrics(spec, detector, inputs, params, splits):
         The candidate's parameters over the spec's defaults (for the held-out fits).
     splits : list of ndarray
         The held-out classes of each split (:func:`class_splits`).
+    values : list or None, default=None
+        Values of the model detector's ``_scoring_param``, which its fit does
+        not depend on: the metrics of each candidate ``params`` with that
+        parameter set to one of them, every value scored in the same pass
+        (``_score_samples_each``: ODIN's gradient serves every magnitude).
+
+    Returns
+    -------
+    metrics : dict, or list of dict (one per value) with ``values``
     """
+    score = _scorer(values)
     rows = search_rows(spec, inputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        val = detector.score_samples(inputs.of(spec, "validation")[rows])
-        out = {}
+        val = score(detector, inputs.of(spec, "validation")[rows])
+        out = [{} for _ in range(val.shape[1])]
         for name in CORRUPTIONS:
-            ood = detector.score_samples(inputs.of(spec, PSEUDO_PREFIX + name)[rows])
-            m = ood_metrics(val, ood)
-            out[name] = {"fpr95": m["fpr95"], "auroc": m["auroc"]}
-    return {"held_out": held_out_metrics(spec, inputs, params, splits), **out}
+            ood = score(detector, inputs.of(spec, PSEUDO_PREFIX + name)[rows])
+            for j, metrics in enumerate(out):
+                m = ood_metrics(val[:, j], ood[:, j])
+                metrics[name] = {"fpr95": m["fpr95"], "auroc": m["auroc"]}
+    held_out = _held_out_metrics(spec, inputs, params, splits, score, len(out))
+    out = [{"held_out": h, **metrics} for h, metrics in zip(held_out, out)]
+    return out if values is not None else out[0]
+
+
+def _scorer(values):
+    """``score(detector, X)``: one column of scores, or one per value of ``values``."""
+    if values is None:
+        return lambda detector, X: detector.score_samples(X)[:, None]
+    return lambda detector, X: detector._score_samples_each(X, values)
 
 
 def search_rows(spec, inputs):
@@ -118,6 +138,12 @@ def held_out_metrics(spec, inputs, params, splits):
     source. A split whose validation sample lacks its kept or held-out classes
     is skipped.
     """
+    return _held_out_metrics(spec, inputs, params, splits, _scorer(None), 1)[0]
+
+
+def _held_out_metrics(spec, inputs, params, splits, score, n_values):
+    """:func:`held_out_metrics` of ``n_values`` candidates scored by ``score`` (a list)."""
+    nan = [{"fpr95": np.nan, "auroc": np.nan}] * n_values
     y_fit = inputs.labels[spec.fit_set]
     rows = search_rows(spec, inputs)
     y_val, X_val = inputs.labels["validation"][rows], inputs.of(spec, "validation")[rows]
@@ -139,14 +165,13 @@ def held_out_metrics(spec, inputs, params, splits):
                 with scores_only():  # its threshold is never read
                     detector = _fit_without(spec, inputs, params, kept, X, y)
             except Exception:  # noqa: BLE001 - the source is missing for this candidate
-                return {"fpr95": np.nan, "auroc": np.nan}
-            scores = detector.score_samples(X_val)
-            m = ood_metrics(scores[is_id], scores[is_ood])
-            metrics.append((m["fpr95"], m["auroc"]))
+                return nan
+            metrics.append([(m["fpr95"], m["auroc"]) for m in
+                            (ood_metrics(s[is_id], s[is_ood]) for s in score(detector, X_val).T)])
     if not metrics:
-        return {"fpr95": np.nan, "auroc": np.nan}
-    fpr95, auroc = np.mean(metrics, axis=0)
-    return {"fpr95": float(fpr95), "auroc": float(auroc)}
+        return nan
+    return [{"fpr95": float(fpr95), "auroc": float(auroc)}
+            for fpr95, auroc in np.mean(metrics, axis=0)]
 
 
 def _fit_without(spec, inputs, params, kept, X, y):

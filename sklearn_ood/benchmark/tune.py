@@ -26,7 +26,7 @@ from sklearn.model_selection import ParameterGrid
 
 from ..model_detectors._base import scores_only
 from ..selection import combine_sources
-from .evaluate import failure_reason, fit_detector, score_detector
+from .evaluate import build_detector, failure_reason, fit_detector, score_detector
 from .result import CHOSEN_NAME, TUNED_SUFFIX
 from .sources import SOURCES, class_splits, source_metrics
 
@@ -191,6 +191,11 @@ def search(spec, grid, inputs, log, splits, default=None):
     without its threshold (:func:`~sklearn_ood.model_detectors._base.scores_only`:
     scoring the offset sample was most of the search's cost); the winner is
     then fitted again with it (if that raises, the next best candidate wins).
+    Candidates that differ only in the detector's ``_scoring_param`` (ODIN's
+    ``magnitude``, AdaSCALE's ``percentiles``: its fit does not depend on it)
+    share one fit per fold and one pass per image set, which computes what
+    they share once (the input gradient, the features); a failure there
+    fails them all.
 
     Parameters
     ----------
@@ -207,28 +212,42 @@ def search(spec, grid, inputs, log, splits, default=None):
     -------
     best : Candidate
     """
-    candidates, error = [], None
+    param = _scoring_param(spec, inputs, grid)
+    found, error = {}, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for params in grid:
-            if default is not None and _has_params(default[0].detector, params):
-                row, pseudo = default
-                candidates.append(Candidate(params, row.detector, row.n_fit, pseudo))
+        for group in _groups(grid, param):
+            todo = []
+            for i, params in group:
+                if default is not None and _has_params(default[0].detector, params):
+                    row, pseudo = default
+                    found[i] = Candidate(params, row.detector, row.n_fit, pseudo)
+                else:
+                    todo.append((i, params))
+            if not todo:
                 continue
+            first = todo[0][1]
             try:
                 with scores_only():  # a candidate's threshold is never read
-                    detector, _, n_fit = fit_detector(spec, inputs, params)
-                candidates.append(Candidate(
-                    params, detector, n_fit,
-                    source_metrics(spec, detector, inputs, params, splits)))
+                    detector, _, n_fit = fit_detector(spec, inputs, first)
+                if param is None:
+                    pseudo = [source_metrics(spec, detector, inputs, first, splits)]
+                else:
+                    pseudo = source_metrics(spec, detector, inputs, first, splits,
+                                            values=[params[param] for _, params in todo])
             except Exception as exc:  # noqa: BLE001 - a failing candidate loses
-                log(f"  {_format(params)} failed: {exc!r}")
+                for _, params in todo:
+                    log(f"  {_format(params)} failed: {exc!r}")
                 error = exc
-        if not candidates:
+                continue
+            for k, ((i, params), metrics) in enumerate(zip(todo, pseudo)):
+                found[i] = Candidate(params, detector if k == 0 else None, n_fit, metrics)
+        if not found:
             raise error
+        candidates = [found[i] for i in sorted(found)]
         values = rule_values([c.pseudo for c in candidates], TUNE_RULE)
-        first = int(np.argmin(values))
-        for i in [first, *(i for i in np.argsort(values, kind="stable") if i != first)]:
+        best = int(np.argmin(values))
+        for i in [best, *(i for i in np.argsort(values, kind="stable") if i != best)]:
             if hasattr(candidates[i].detector, "offset_"):
                 return candidates[i]
             try:  # the winner's threshold: fitted again, as a plain fit would have
@@ -239,6 +258,27 @@ def search(spec, grid, inputs, log, splits, default=None):
                 continue
             return replace(candidates[i], detector=detector, n_fit=n_fit)
     raise error
+
+
+def _scoring_param(spec, inputs, grid):
+    """The grid's parameter the spec's detector scores several values of in one pass, or None.
+
+    A model detector's ``_scoring_param`` (its fit does not depend on it):
+    the candidates that differ only in it share one fit and one pass.
+    """
+    param = getattr(build_detector(spec, inputs), "_scoring_param", None)
+    return param if param is not None and any(param in params for params in grid) else None
+
+
+def _groups(grid, param):
+    """The candidates ``(index, params)`` of ``grid`` in groups that differ only in
+    ``param`` (``None``: one candidate per group), in grid order."""
+    groups = {}
+    for i, params in enumerate(grid):
+        key = i if param is None else repr(sorted((k, v) for k, v in params.items()
+                                                  if k != param))
+        groups.setdefault(key, []).append((i, params))
+    return list(groups.values())
 
 
 def _has_params(detector, params):

@@ -106,7 +106,16 @@ class ModelDetector(BaseDetector):
       ``_score_batches(data.batches(rows))``;
     - optionally ``_check_model()``: raise ``ValueError`` when the model lacks
       what the method needs (e.g. a dropout layer). ``fit`` calls it first,
-      and the benchmark skips the detector with that reason.
+      and the benchmark skips the detector with that reason;
+    - optionally, for a parameter ``_scoring_param`` that the fitted
+      attributes do not depend on (only ``offset_`` and the scores do),
+      ``_score_each(batches, values)``: the scores for each value of it, one
+      column per value, in one pass that computes what the values share once
+      (ODIN's and InputPreprocessedMahalanobis' input gradient for every
+      ``magnitude``, AdaSCALE's features for every ``percentiles``).
+      ``_score_batches`` is its column for the parameter's own value, so the
+      columns equal the scores of detectors fitted with each value. A search
+      reads it through :meth:`_score_samples_each`.
 
     The model runs inside :func:`~sklearn_ood._torch.model_run` (directly, or
     through :func:`~sklearn_ood.extraction.iter_block_batches` for forward
@@ -195,6 +204,33 @@ class ModelDetector(BaseDetector):
         data = self._input(self._validate_input(X, reset=False))
         with data:
             return np.asarray(self._score_batches(data.batches()), dtype=np.float64)
+
+    #: The parameter ``_score_each`` scores several values of (``None``: none).
+    _scoring_param = None
+
+    def _score_samples_each(self, X, values):
+        """Scores of ``X`` for each value of ``_scoring_param``, in one pass (internal).
+
+        Column ``j`` equals ``score_samples(X)`` of this detector fitted with
+        ``_scoring_param`` set to ``values[j]``: for searches over that
+        parameter (the benchmark's pseudo-OOD search). Each value is validated
+        as ``fit`` would.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, len(values))
+        """
+        check_is_fitted(self)
+        params = self.get_params(deep=False)
+        for value in values:
+            type(self)(**{**params, self._scoring_param: value})._check_scoring_value()
+        data = self._input(self._validate_input(X, reset=False))
+        with data:
+            return np.asarray(self._score_each(data.batches(), list(values)), dtype=np.float64)
+
+    def _check_scoring_value(self):
+        """Validate the parameters (``_score_samples_each`` checks each value so)."""
+        self._validate_params()
 
     def _input(self, X, y=None, *, fit=False):
         return ModelInput(X, y, batch_size=self.batch_size, detector=self, fit=fit)
