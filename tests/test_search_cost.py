@@ -131,3 +131,20 @@ def test_search_chooses_and_thresholds_as_the_plain_search(monkeypatch):
     X_fit = inputs.features["plain"]["fit"]["images"][sample_rows(36, 30, inputs.seed)]
     assert fast.detector.offset_ == ODIN(net, **fast.params).fit(X_fit).offset_
     assert n_fast < n_plain
+
+
+def test_a_winner_that_fails_its_threshold_fit_passes_the_win_to_the_next_best():
+    from sklearn_ood import KNN
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    inputs = Inputs({"plain": None}, {"plain": {"fit": {"h": X}}}, {"fit": np.zeros(20, int)},
+                    (), 0)
+    spec = DetectorSpec("knn", "KNN", lambda net: KNN(), grid=lambda n: None)
+    good, worse = ({s: {"fpr95": f, "auroc": 1 - f} for s in SOURCES} for f in (0.1, 0.5))
+    candidates = [tune.Candidate({"n_neighbors": 50}, None, 20, good),  # 50 > 20 rows
+                  tune.Candidate({"n_neighbors": 2}, None, 20, worse)]
+    messages = []
+    best = tune._winner(spec, inputs, candidates, messages.append)
+    assert best.params == {"n_neighbors": 2} and best.detector.n_neighbors == 2
+    assert best.detector.offset_ == KNN(n_neighbors=2).fit(X).offset_
+    assert len(messages) == 1 and "n_neighbors=50 failed" in messages[0]

@@ -167,7 +167,12 @@ def tune_detector(spec, inputs, log, splits, default=None):
 
 @dataclass(frozen=True)
 class Candidate:
-    """One fitted candidate of a search: its parameters, detector and pseudo-OOD metrics."""
+    """One candidate of a search: its parameters, detector and pseudo-OOD metrics.
+
+    ``detector`` is fitted on the fit rows, without its threshold for a model
+    detector, or ``None`` when the candidate shared another's fit (see
+    :func:`search`); the search's winner has both.
+    """
 
     params: dict
     detector: object
@@ -244,19 +249,28 @@ def search(spec, grid, inputs, log, splits, default=None):
                 found[i] = Candidate(params, detector if k == 0 else None, n_fit, metrics)
         if not found:
             raise error
-        candidates = [found[i] for i in sorted(found)]
-        values = rule_values([c.pseudo for c in candidates], TUNE_RULE)
-        best = int(np.argmin(values))
-        for i in [best, *(i for i in np.argsort(values, kind="stable") if i != best)]:
-            if hasattr(candidates[i].detector, "offset_"):
-                return candidates[i]
-            try:  # the winner's threshold: fitted again, as a plain fit would have
-                detector, _, n_fit = fit_detector(spec, inputs, candidates[i].params)
-            except Exception as exc:  # noqa: BLE001 - as if its search fit had failed
-                log(f"  {_format(candidates[i].params)} failed: {exc!r}")
-                error = exc
-                continue
-            return replace(candidates[i], detector=detector, n_fit=n_fit)
+        return _winner(spec, inputs, [found[i] for i in sorted(found)], log)
+
+
+def _winner(spec, inputs, candidates, log):
+    """The best candidate by :data:`TUNE_RULE`, fitted with its threshold.
+
+    A candidate fitted without its threshold (or not fitted: it shared the
+    fit of another) is fitted again; if that raises, the next best one wins,
+    as if its search fit had failed.
+    """
+    values = rule_values([c.pseudo for c in candidates], TUNE_RULE)
+    best, error = int(np.argmin(values)), None
+    for i in [best, *(i for i in np.argsort(values, kind="stable") if i != best)]:
+        if hasattr(candidates[i].detector, "offset_"):
+            return candidates[i]
+        try:
+            detector, _, n_fit = fit_detector(spec, inputs, candidates[i].params)
+        except Exception as exc:  # noqa: BLE001 - a failing candidate loses
+            log(f"  {_format(candidates[i].params)} failed: {exc!r}")
+            error = exc
+            continue
+        return replace(candidates[i], detector=detector, n_fit=n_fit)
     raise error
 
 

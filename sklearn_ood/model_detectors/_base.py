@@ -221,6 +221,9 @@ class ModelDetector(BaseDetector):
         scores : ndarray of shape (n_samples, len(values))
         """
         check_is_fitted(self)
+        if self._scoring_param is None:
+            raise TypeError(f"{type(self).__name__} scores one parameter value per fit "
+                            "(it has no _scoring_param); call score_samples.")
         params = self.get_params(deep=False)
         for value in values:
             type(self)(**{**params, self._scoring_param: value})._check_scoring_value()
