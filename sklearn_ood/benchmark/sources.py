@@ -39,11 +39,12 @@ from ..selection import CORRUPTIONS, source_rows
 from .data import PSEUDO_PREFIX
 from .evaluate import build_detector, sample_rows
 from .features import layout_of
-from .result import ood_metrics
+from ..metrics import auroc, fpr_at_tpr
+from .result import finite_for_ranking
 
 __all__ = ["HELD_OUT", "HELD_OUT_MAX_FIT", "MIN_SEARCH_ROWS", "N_SPLITS", "SEARCH_SHARE",
-           "SOURCES", "class_splits", "held_out_metrics", "restricted_model", "search_rows",
-           "source_metrics"]
+           "SOURCES", "class_splits", "fpr95_auroc", "held_out_metrics", "restricted_model",
+           "search_rows", "source_metrics"]
 
 #: Class splits of the held-out source, and the fraction of classes each leaves out.
 N_SPLITS, HELD_OUT = 3, 0.2
@@ -103,13 +104,29 @@ def source_metrics(spec, detector, inputs, params, splits, values=None):
         val = score(detector, inputs.of(spec, "validation")[rows])
         out = [{} for _ in range(val.shape[1])]
         for name in CORRUPTIONS:
-            ood = score(detector, inputs.of(spec, PSEUDO_PREFIX + name)[rows])
+            scores = score(detector, inputs.of(spec, PSEUDO_PREFIX + name)[rows])
             for j, metrics in enumerate(out):
-                m = ood_metrics(val[:, j], ood[:, j])
-                metrics[name] = {"fpr95": m["fpr95"], "auroc": m["auroc"]}
+                metrics[name] = fpr95_auroc(val[:, j], scores[:, j])
     held_out = _held_out_metrics(spec, inputs, params, splits, score, len(out))
     out = [{"held_out": h, **metrics} for h, metrics in zip(held_out, out)]
     return out if values is not None else out[0]
+
+
+def fpr95_auroc(id_scores, ood_scores):
+    """``{"fpr95", "auroc"}`` of ID vs OOD scores: those of
+    :func:`~sklearn_ood.benchmark.result.ood_metrics`, without its AUPRs.
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.sources import fpr95_auroc
+    >>> m = fpr95_auroc([3.0, 2.0, 1.0], [1.5, 0.0])
+    >>> m["fpr95"], round(m["auroc"], 4)
+    (0.5, 0.8333)
+    """
+    score, _ = finite_for_ranking(np.concatenate([id_scores, ood_scores]))
+    y = np.concatenate([np.zeros(len(id_scores), int), -np.ones(len(ood_scores), int)])
+    return {"fpr95": fpr_at_tpr(y, score, tpr=0.95, positive="id"),
+            "auroc": auroc(y, score)}
 
 
 def _scorer(values):
@@ -166,8 +183,8 @@ def _held_out_metrics(spec, inputs, params, splits, score, n_values):
                     detector = _fit_without(spec, inputs, params, kept, X, y)
             except Exception:  # noqa: BLE001 - the source is missing for this candidate
                 return nan
-            metrics.append([(m["fpr95"], m["auroc"]) for m in
-                            (ood_metrics(s[is_id], s[is_ood]) for s in score(detector, X_val).T)])
+            metrics.append([tuple(fpr95_auroc(s[is_id], s[is_ood]).values())
+                            for s in score(detector, X_val).T])
     if not metrics:
         return nan
     return [{"fpr95": float(fpr95), "auroc": float(auroc)}
