@@ -21,7 +21,8 @@ image at least, the gradient detectors a backward and a second forward pass
 too) reads ``1 / SEARCH_SHARE`` of its rows in the search (at least
 ``MIN_SEARCH_ROWS`` validation images): of the validation images (or of its
 ``max_eval`` cap) and each corrupted copy, and of the fit rows of each
-held-out fit.
+held-out fit. A held-out detector is fitted without its threshold, which is
+never read (:func:`~sklearn_ood.model_detectors._base.scores_only`).
 """
 
 import copy
@@ -33,15 +34,17 @@ import numpy as np
 import torch
 
 from ..held_out_classes import ClassSubsetDetector, held_out_schedule
+from ..model_detectors._base import scores_only
 from ..selection import CORRUPTIONS, source_rows
 from .data import PSEUDO_PREFIX
 from .evaluate import build_detector, sample_rows
 from .features import layout_of
-from .result import ood_metrics
+from ..metrics import auroc, fpr_at_tpr
+from .result import finite_for_ranking
 
 __all__ = ["HELD_OUT", "HELD_OUT_MAX_FIT", "MIN_SEARCH_ROWS", "N_SPLITS", "SEARCH_SHARE",
-           "SOURCES", "class_splits", "held_out_metrics", "restricted_model", "search_rows",
-           "source_metrics"]
+           "SOURCES", "class_splits", "fpr95_auroc", "held_out_metrics", "restricted_model",
+           "search_rows", "source_metrics"]
 
 #: Class splits of the held-out source, and the fraction of classes each leaves out.
 N_SPLITS, HELD_OUT = 3, 0.2
@@ -70,7 +73,7 @@ def class_splits(y, seed):
                              random_state=seed)
 
 
-def source_metrics(spec, detector, inputs, params, splits):
+def source_metrics(spec, detector, inputs, params, splits, values=None):
     """FPR95 and AUROC of a candidate on every source: ``{source: {"fpr95", "auroc"}}``.
 
     Parameters
@@ -84,17 +87,53 @@ def source_metrics(spec, detector, inputs, params, splits):
         The candidate's parameters over the spec's defaults (for the held-out fits).
     splits : list of ndarray
         The held-out classes of each split (:func:`class_splits`).
+    values : list or None, default=None
+        Values of the model detector's ``_scoring_param``, which its fit does
+        not depend on: the metrics of each candidate ``params`` with that
+        parameter set to one of them, every value scored in the same pass
+        (``_score_samples_each``: ODIN's gradient serves every magnitude).
+
+    Returns
+    -------
+    metrics : dict, or list of dict (one per value) with ``values``
     """
+    score = _scorer(values)
     rows = search_rows(spec, inputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        val = detector.score_samples(inputs.of(spec, "validation")[rows])
-        out = {}
+        val = score(detector, inputs.of(spec, "validation")[rows])
+        out = [{} for _ in range(val.shape[1])]
         for name in CORRUPTIONS:
-            ood = detector.score_samples(inputs.of(spec, PSEUDO_PREFIX + name)[rows])
-            m = ood_metrics(val, ood)
-            out[name] = {"fpr95": m["fpr95"], "auroc": m["auroc"]}
-    return {"held_out": held_out_metrics(spec, inputs, params, splits), **out}
+            scores = score(detector, inputs.of(spec, PSEUDO_PREFIX + name)[rows])
+            for j, metrics in enumerate(out):
+                metrics[name] = fpr95_auroc(val[:, j], scores[:, j])
+    held_out = _held_out_metrics(spec, inputs, params, splits, score, len(out))
+    out = [{"held_out": h, **metrics} for h, metrics in zip(held_out, out)]
+    return out if values is not None else out[0]
+
+
+def fpr95_auroc(id_scores, ood_scores):
+    """``{"fpr95", "auroc"}`` of ID vs OOD scores: those of
+    :func:`~sklearn_ood.benchmark.result.ood_metrics`, without its AUPRs.
+
+    Examples
+    --------
+    >>> from sklearn_ood.benchmark.sources import fpr95_auroc
+    >>> m = fpr95_auroc([3.0, 2.0, 1.0], [1.5, 0.0])
+    >>> m["fpr95"], round(m["auroc"], 4)
+    (0.5, 0.8333)
+    """
+    score, _ = finite_for_ranking(np.concatenate([id_scores, ood_scores]))
+    y = np.concatenate([np.zeros(len(id_scores), int), -np.ones(len(ood_scores), int)])
+    return {"fpr95": fpr_at_tpr(y, score, tpr=0.95, positive="id"),
+            "auroc": auroc(y, score)}
+
+
+def _scorer(values):
+    """``score(detector, X)``: one column of scores, or one per value of ``values``."""
+    if values is None:
+        return lambda detector, X: detector.score_samples(X)[:, None]
+    return lambda detector, X: detector._score_samples_each(X, values)
 
 
 def search_rows(spec, inputs):
@@ -116,6 +155,12 @@ def held_out_metrics(spec, inputs, params, splits):
     source. A split whose validation sample lacks its kept or held-out classes
     is skipped.
     """
+    return _held_out_metrics(spec, inputs, params, splits, _scorer(None), 1)[0]
+
+
+def _held_out_metrics(spec, inputs, params, splits, score, n_values):
+    """:func:`held_out_metrics` of ``n_values`` candidates scored by ``score`` (a list)."""
+    nan = [{"fpr95": np.nan, "auroc": np.nan}] * n_values
     y_fit = inputs.labels[spec.fit_set]
     rows = search_rows(spec, inputs)
     y_val, X_val = inputs.labels["validation"][rows], inputs.of(spec, "validation")[rows]
@@ -134,16 +179,16 @@ def held_out_metrics(spec, inputs, params, splits):
             fit_rows = fit_rows[sample_rows(len(fit_rows), max_fit, inputs.seed)]
             X, y = inputs.of(spec, spec.fit_set)[fit_rows], y_fit[fit_rows]
             try:
-                detector = _fit_without(spec, inputs, params, kept, X, y)
+                with scores_only():  # its threshold is never read
+                    detector = _fit_without(spec, inputs, params, kept, X, y)
             except Exception:  # noqa: BLE001 - the source is missing for this candidate
-                return {"fpr95": np.nan, "auroc": np.nan}
-            scores = detector.score_samples(X_val)
-            m = ood_metrics(scores[is_id], scores[is_ood])
-            metrics.append((m["fpr95"], m["auroc"]))
+                return nan
+            metrics.append([tuple(fpr95_auroc(s[is_id], s[is_ood]).values())
+                            for s in score(detector, X_val).T])
     if not metrics:
-        return {"fpr95": np.nan, "auroc": np.nan}
-    fpr95, auroc = np.mean(metrics, axis=0)
-    return {"fpr95": float(fpr95), "auroc": float(auroc)}
+        return nan
+    return [{"fpr95": float(fpr95), "auroc": float(auroc)}
+            for fpr95, auroc in np.mean(metrics, axis=0)]
 
 
 def _fit_without(spec, inputs, params, kept, X, y):

@@ -12,7 +12,8 @@ smoothly, and the mean evens out each source's sampling noise), and the last
 row repeats the row with the best worst rank among all rows
 (:data:`CHOOSE_RULE`: methods fail in kinds, and the worst rank keeps a method
 that one source finds blind out). The winner, already fitted, is scored like a
-default row: nothing is fitted twice on the fit rows.
+default row (a model detector's winner, fitted in the search without its
+threshold, is fitted once more for it).
 """
 
 import math
@@ -23,8 +24,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from sklearn.model_selection import ParameterGrid
 
+from ..model_detectors._base import scores_only
 from ..selection import combine_sources
-from .evaluate import failure_reason, fit_detector, score_detector
+from .evaluate import build_detector, failure_reason, fit_detector, score_detector
 from .result import CHOSEN_NAME, TUNED_SUFFIX
 from .sources import SOURCES, class_splits, source_metrics
 
@@ -165,7 +167,12 @@ def tune_detector(spec, inputs, log, splits, default=None):
 
 @dataclass(frozen=True)
 class Candidate:
-    """One fitted candidate of a search: its parameters, detector and pseudo-OOD metrics."""
+    """One candidate of a search: its parameters, detector and pseudo-OOD metrics.
+
+    ``detector`` is fitted on the fit rows, without its threshold for a model
+    detector, or ``None`` when the candidate shared another's fit (see
+    :func:`search`); the search's winner has both.
+    """
 
     params: dict
     detector: object
@@ -185,6 +192,16 @@ def search(spec, grid, inputs, log, splits, default=None):
     ``error_score=nan``, and is logged; if every candidate fails, the last
     error is raised.
 
+    Only the scores of a candidate are read, so a model detector is fitted
+    without its threshold (:func:`~sklearn_ood.model_detectors._base.scores_only`:
+    scoring the offset sample was most of the search's cost); the winner is
+    then fitted again with it (if that raises, the next best candidate wins).
+    Candidates that differ only in the detector's ``_scoring_param`` (ODIN's
+    ``magnitude``, AdaSCALE's ``percentiles``: its fit does not depend on it)
+    share one fit per fold and one pass per image set, which computes what
+    they share once (the input gradient, the features); a failure there
+    fails them all.
+
     Parameters
     ----------
     spec : DetectorSpec
@@ -200,25 +217,82 @@ def search(spec, grid, inputs, log, splits, default=None):
     -------
     best : Candidate
     """
-    candidates, error = [], None
+    param = _scoring_param(spec, inputs, grid)
+    found, error = {}, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for params in grid:
-            if default is not None and _has_params(default[0].detector, params):
-                row, pseudo = default
-                candidates.append(Candidate(params, row.detector, row.n_fit, pseudo))
+        for group in _groups(grid, param):
+            todo = []
+            for i, params in group:
+                if default is not None and _has_params(default[0].detector, params):
+                    row, pseudo = default
+                    found[i] = Candidate(params, row.detector, row.n_fit, pseudo)
+                else:
+                    todo.append((i, params))
+            if not todo:
                 continue
+            first = todo[0][1]
             try:
-                detector, _, n_fit = fit_detector(spec, inputs, params)
-                candidates.append(Candidate(
-                    params, detector, n_fit,
-                    source_metrics(spec, detector, inputs, params, splits)))
+                with scores_only():  # a candidate's threshold is never read
+                    detector, _, n_fit = fit_detector(spec, inputs, first)
+                if param is None:
+                    pseudo = [source_metrics(spec, detector, inputs, first, splits)]
+                else:
+                    pseudo = source_metrics(spec, detector, inputs, first, splits,
+                                            values=[params[param] for _, params in todo])
             except Exception as exc:  # noqa: BLE001 - a failing candidate loses
-                log(f"  {_format(params)} failed: {exc!r}")
+                for _, params in todo:
+                    log(f"  {_format(params)} failed: {exc!r}")
                 error = exc
-    if not candidates:
-        raise error
-    return candidates[int(np.argmin(rule_values([c.pseudo for c in candidates], TUNE_RULE)))]
+                continue
+            for k, ((i, params), metrics) in enumerate(zip(todo, pseudo)):
+                found[i] = Candidate(params, detector if k == 0 else None, n_fit, metrics)
+        if not found:
+            raise error
+        return _winner(spec, inputs, [found[i] for i in sorted(found)], log)
+
+
+def _winner(spec, inputs, candidates, log):
+    """The best candidate by :data:`TUNE_RULE`, fitted with its threshold.
+
+    A candidate fitted without its threshold (or not fitted: it shared the
+    fit of another) is fitted again; if that raises, the next best one wins,
+    as if its search fit had failed.
+    """
+    values = rule_values([c.pseudo for c in candidates], TUNE_RULE)
+    best, error = int(np.argmin(values)), None
+    for i in [best, *(i for i in np.argsort(values, kind="stable") if i != best)]:
+        if hasattr(candidates[i].detector, "offset_"):
+            return candidates[i]
+        try:
+            detector, _, n_fit = fit_detector(spec, inputs, candidates[i].params)
+        except Exception as exc:  # noqa: BLE001 - a failing candidate loses
+            log(f"  {_format(candidates[i].params)} failed: {exc!r}")
+            error = exc
+            continue
+        return replace(candidates[i], detector=detector, n_fit=n_fit)
+    raise error
+
+
+def _scoring_param(spec, inputs, grid):
+    """The grid's parameter the spec's detector scores several values of in one pass, or None.
+
+    A model detector's ``_scoring_param`` (its fit does not depend on it):
+    the candidates that differ only in it share one fit and one pass.
+    """
+    param = getattr(build_detector(spec, inputs), "_scoring_param", None)
+    return param if param is not None and any(param in params for params in grid) else None
+
+
+def _groups(grid, param):
+    """The candidates ``(index, params)`` of ``grid`` in groups that differ only in
+    ``param`` (``None``: one candidate per group), in grid order."""
+    groups = {}
+    for i, params in enumerate(grid):
+        key = i if param is None else repr(sorted((k, v) for k, v in params.items()
+                                                  if k != param))
+        groups.setdefault(key, []).append((i, params))
+    return list(groups.values())
 
 
 def _has_params(detector, params):

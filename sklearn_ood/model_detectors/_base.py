@@ -1,5 +1,7 @@
 """The contract of detectors that hold a model and take images."""
 
+import contextlib
+import contextvars
 from numbers import Integral
 
 import numpy as np
@@ -12,6 +14,40 @@ from .._base import BaseDetector, offset_sample, restore_on_error
 from .._tags import DetectorTags
 from ..streaming import InputStream
 from ._input import ModelInput
+
+_SCORES_ONLY = contextvars.ContextVar("sklearn_ood_scores_only", default=False)
+
+
+@contextlib.contextmanager
+def scores_only():
+    """Inside, a model detector's ``fit`` scores no training images for ``offset_``.
+
+    Internal, for searches that read only the candidates' ``score_samples``
+    (the benchmark's pseudo-OOD search): scoring the offset sample is a
+    forward pass per image at least (ODIN's and InputPreprocessedMahalanobis'
+    with a backward pass and a second forward pass), often most of a fit. A
+    detector fitted inside has every fitted attribute but ``offset_`` (unless
+    its fitting pass gave the training scores anyway, as AdaSCALE's does), so
+    ``decision_function`` and ``predict`` raise ``AttributeError``; fit it
+    again outside for its threshold. Its scores are those of a plain fit.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn_ood.model_detectors import ODIN
+    >>> from sklearn_ood.model_detectors._base import scores_only
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    >>> X = np.random.default_rng(0).random((6, 3, 2, 2), dtype=np.float32)
+    >>> with scores_only():
+    ...     det = ODIN(net).fit(X)
+    >>> hasattr(det, "offset_"), det.score_samples(X).shape
+    (False, (6,))
+    """
+    token = _SCORES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SCORES_ONLY.reset(token)
 
 
 class ModelDetector(BaseDetector):
@@ -70,7 +106,16 @@ class ModelDetector(BaseDetector):
       ``_score_batches(data.batches(rows))``;
     - optionally ``_check_model()``: raise ``ValueError`` when the model lacks
       what the method needs (e.g. a dropout layer). ``fit`` calls it first,
-      and the benchmark skips the detector with that reason.
+      and the benchmark skips the detector with that reason;
+    - optionally, for a parameter ``_scoring_param`` that the fitted
+      attributes do not depend on (only ``offset_`` and the scores do),
+      ``_score_each(batches, values)``: the scores for each value of it, one
+      column per value, in one pass that computes what the values share once
+      (ODIN's and InputPreprocessedMahalanobis' input gradient for every
+      ``magnitude``, AdaSCALE's features for every ``percentiles``).
+      ``_score_batches`` is its column for the parameter's own value, so the
+      columns equal the scores of detectors fitted with each value. A search
+      reads it through :meth:`_score_samples_each`.
 
     The model runs inside :func:`~sklearn_ood._torch.model_run` (directly, or
     through :func:`~sklearn_ood.extraction.iter_block_batches` for forward
@@ -128,12 +173,15 @@ class ModelDetector(BaseDetector):
                 )
             with data:
                 scores = self._fit_images(data)
-                if scores is None:
+                if scores is None and not _SCORES_ONLY.get():
                     rows = data.offset_rows()
                     scores = np.asarray(self._training_scores(data, rows), dtype=np.float64)
                     if rows is None:  # every ID row was scored
                         scores = scores[offset_sample(len(scores))]
-            self._set_offset(scores)
+            if scores is None:  # inside scores_only(): an earlier fit's threshold is stale
+                self.__dict__.pop("offset_", None)
+            else:
+                self._set_offset(scores)
             if not data.array:  # an array's channels are set by _validate_input
                 self.n_features_in_ = data.n_channels
         return self
@@ -156,6 +204,36 @@ class ModelDetector(BaseDetector):
         data = self._input(self._validate_input(X, reset=False))
         with data:
             return np.asarray(self._score_batches(data.batches()), dtype=np.float64)
+
+    #: The parameter ``_score_each`` scores several values of (``None``: none).
+    _scoring_param = None
+
+    def _score_samples_each(self, X, values):
+        """Scores of ``X`` for each value of ``_scoring_param``, in one pass (internal).
+
+        Column ``j`` equals ``score_samples(X)`` of this detector fitted with
+        ``_scoring_param`` set to ``values[j]``: for searches over that
+        parameter (the benchmark's pseudo-OOD search). Each value is validated
+        as ``fit`` would.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, len(values))
+        """
+        check_is_fitted(self)
+        if self._scoring_param is None:
+            raise TypeError(f"{type(self).__name__} scores one parameter value per fit "
+                            "(it has no _scoring_param); call score_samples.")
+        params = self.get_params(deep=False)
+        for value in values:
+            type(self)(**{**params, self._scoring_param: value})._check_scoring_value()
+        data = self._input(self._validate_input(X, reset=False))
+        with data:
+            return np.asarray(self._score_each(data.batches(), list(values)), dtype=np.float64)
+
+    def _check_scoring_value(self):
+        """Validate the parameters (``_score_samples_each`` checks each value so)."""
+        self._validate_params()
 
     def _input(self, X, y=None, *, fit=False):
         return ModelInput(X, y, batch_size=self.batch_size, detector=self, fit=fit)

@@ -263,13 +263,22 @@ class AdaSCALE(ModelDetector):
         self.random_state = random_state
         self.contamination = contamination
 
-    def _fit_images(self, data):
+    _scoring_param = "percentiles"  # _score_each: the features once for every pair
+
+    def _check_scoring_value(self):
+        self._validate_params()
+        self._check_percentiles()
+
+    def _check_percentiles(self):
         p = tuple(self.percentiles)
         if len(p) != 2 or not all(isinstance(v, Real) for v in p) or not 0 < p[0] <= p[1] < 100:
             raise ValueError(
                 f"percentiles must be a pair (p_min, p_max) with 0 < p_min <= p_max < 100; "
                 f"got {self.percentiles!r}."
             )
+
+    def _fit_images(self, data):
+        self._check_percentiles()
         self.head_ = _resolve_head(self.model, self.head)
         h, h_perturbed = self._features(data.batches())
         D = h.shape[1]
@@ -286,15 +295,19 @@ class AdaSCALE(ModelDetector):
         return self._scores_from(h[rows], q[rows])
 
     def _score_batches(self, batches):
+        return self._score_each(batches, [self.percentiles])[:, 0]
+
+    def _score_each(self, batches, percentiles):
         h, h_perturbed = self._features(batches)
-        return self._scores_from(h, self._shift(h, h_perturbed))
+        q = self._shift(h, h_perturbed)
+        return np.stack([self._scores_from(h, q, p) for p in percentiles], axis=1)
 
     def _shift(self, h, h_perturbed):
         return shift_statistic(h, h_perturbed, self.correction_k_, self.shift_k_,
                                self.shift_weight)
 
-    def _scores_from(self, h, q):
-        p_min, p_max = self.percentiles
+    def _scores_from(self, h, q, percentiles=None):
+        p_min, p_max = self.percentiles if percentiles is None else percentiles
         r = scale_ratio(h, adaptive_percentiles(q, self.fit_shifts_, p_min, p_max))
         head = dict(self.model.named_modules())[self.head_]
         dtype = next(iter(head.parameters()), torch.empty(0)).dtype

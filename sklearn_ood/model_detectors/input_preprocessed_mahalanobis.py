@@ -223,6 +223,7 @@ class InputPreprocessedMahalanobis(ModelDetector):
         "block_weights": [None, "array-like"],
     }
     _fit_passes = 2  # the class statistics, then the training scores that depend on them
+    _scoring_param = "magnitude"  # _score_each: one gradient per block for every magnitude
 
     def __init__(self, model, blocks, *, magnitude=0.0014, input_std=None, block_weights=None,
                  batch_size=128, device="cpu", contamination=0.05):
@@ -290,12 +291,18 @@ class InputPreprocessedMahalanobis(ModelDetector):
         check_is_fitted(self)
         data = self._input(self._validate_input(X, reset=False))
         with data:
-            return self._score_blocks(data.batches())
+            return self._score_blocks(data.batches(), [self.magnitude])[0]
 
     def _score_batches(self, batches):
-        return self._score_blocks(batches) @ self.block_weights_
+        return self._score_each(batches, [self.magnitude])[:, 0]
 
-    def _score_blocks(self, batches):
+    def _score_each(self, batches, magnitudes):
+        blocks = self._score_blocks(batches, magnitudes)
+        return np.stack([b @ self.block_weights_ for b in blocks], axis=1)
+
+    def _score_blocks(self, batches, magnitudes):
+        """Per-block scores for each magnitude, ``(n_magnitudes, n_samples, n_blocks)``:
+        each block's gradient, taken once per batch, serves every magnitude."""
         blocks = self.blocks_
         out = []
         with model_run(self.model) as hooks:
@@ -308,13 +315,17 @@ class InputPreprocessedMahalanobis(ModelDetector):
                              for m, p in zip(self.means_, self.precisions_)]
                     std = (None if self.input_std_ is None else
                            torch.as_tensor(self.input_std_, dtype=x.dtype, device=x.device))
-                part = np.empty((len(x), len(blocks)), dtype=np.float64)
+                part = np.empty((len(magnitudes), len(x), len(blocks)), dtype=np.float64)
                 out.append(part)
-                if self.magnitude == 0:
+                if 0 in magnitudes:
                     with torch.no_grad():
                         clean = capture(x)
                     for j, name in enumerate(blocks):
-                        part[:, j] = _min_distance(clean[name], *stats[j]).neg().cpu().numpy()
+                        score = _min_distance(clean[name], *stats[j]).neg().cpu().numpy()
+                        for i, magnitude in enumerate(magnitudes):
+                            if magnitude == 0:
+                                part[i, :, j] = score
+                if all(magnitude == 0 for magnitude in magnitudes):
                     continue
                 with torch.enable_grad():
                     x_grad = x.detach().requires_grad_(True)
@@ -327,11 +338,15 @@ class InputPreprocessedMahalanobis(ModelDetector):
                         loss = ((d @ precision) * d).sum()
                         (grad,) = torch.autograd.grad(loss, x_grad,
                                                       retain_graph=j < len(blocks) - 1)
-                        x_tilde = x - signed_step(grad, self.magnitude, std)
-                        with torch.no_grad():
-                            h_tilde = capture(x_tilde, [name])[name]
-                        part[:, j] = _min_distance(h_tilde, means, precision).neg().cpu().numpy()
-        return np.concatenate(out)
+                        for i, magnitude in enumerate(magnitudes):
+                            if magnitude == 0:
+                                continue
+                            x_tilde = x - signed_step(grad, magnitude, std)
+                            with torch.no_grad():
+                                h_tilde = capture(x_tilde, [name])[name]
+                            part[i, :, j] = _min_distance(h_tilde, means,
+                                                          precision).neg().cpu().numpy()
+        return np.concatenate(out, axis=1)
 
 
 def _min_distance(features, means, precision):

@@ -177,6 +177,7 @@ class ODIN(ModelDetector):
         "magnitude": [Interval(Real, 0, None, closed="left")],
         "input_std": [None, Real, "array-like"],
     }
+    _scoring_param = "magnitude"  # _score_each: one gradient for every magnitude
 
     def __init__(self, model, *, temperature=1000, magnitude=0.0014, input_std=None,
                  batch_size=128, device="cpu", contamination=0.05):
@@ -193,19 +194,29 @@ class ODIN(ModelDetector):
                            check_input_std(self.input_std, data.n_channels))
 
     def _score_batches(self, batches):
+        return self._score_each(batches, [self.magnitude])[:, 0]
+
+    def _score_each(self, batches, magnitudes):
+        """Scores for each magnitude: the gradient, taken once per batch, serves them all."""
         T = float(self.temperature)
         scores = []
         with model_run(self.model):
             std = None
             for x in on_device(self.model, batches, device=self.device):
-                if self.magnitude > 0:
-                    if std is None and self.input_std_ is not None:
-                        std = torch.as_tensor(self.input_std_, dtype=x.dtype, device=x.device)
-                    grad, _ = input_gradient(lambda v: _confidence_loss(self.model(v), T), x)
-                    x = x - signed_step(grad, self.magnitude, std)
-                with torch.no_grad():
-                    logits = self.model(x).to("cpu", torch.float64)
-                scores.append(torch.softmax(logits / T, 1).amax(1).numpy())
+                if std is None and self.input_std_ is not None:
+                    std = torch.as_tensor(self.input_std_, dtype=x.dtype, device=x.device)
+                part, grad = np.empty((len(x), len(magnitudes))), None
+                for j, magnitude in enumerate(magnitudes):
+                    x_j = x
+                    if magnitude > 0:
+                        if grad is None:
+                            grad, _ = input_gradient(
+                                lambda v: _confidence_loss(self.model(v), T), x)
+                        x_j = x - signed_step(grad, magnitude, std)
+                    with torch.no_grad():
+                        logits = self.model(x_j).to("cpu", torch.float64)
+                    part[:, j] = torch.softmax(logits / T, 1).amax(1).numpy()
+                scores.append(part)
         return np.concatenate(scores)
 
 
