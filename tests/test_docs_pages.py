@@ -90,6 +90,7 @@ def test_results_page_sorts_by_average_fpr95_and_marks_the_chosen_row(tmp_path):
     assert "sklearn-ood benchmark --id fixture --out OUT" in page
     assert "2026-01-02T03:04:05Z" in page and "87.50 %" in page
     assert "ID test 10, a 7, b 5" in page and "4 images" in page and "NAP (needs maps)" in page
+    assert "- time per stage (s, on the machine that ran it): extract 1.0; 1 in all" in page
     # by average FPR95: KNN (0.46 + 0.10) / 2 = 28.0 % before Energy (0.4 + 0.2) / 2 = 30.0 %,
     # although Energy has the higher average AUROC
     rows = _table_rows(page)

@@ -202,6 +202,11 @@ def _run_facts(run, preset):
              f"- ID test accuracy: {accuracy}",
              f"- images per set: {images}",
              f"- validation (pseudo-OOD only): {info.get('validation', '-')}"]
+    timings = info.get("timings") or {}
+    if timings:
+        lines.append("- time per stage (s, on the machine that ran it): " + ", ".join(
+            f"{stage} {seconds:,.1f}" for stage, seconds in timings.items())
+            + f"; {sum(timings.values()):,.0f} in all")
     groups = run["config"].get("ood_groups") or {}
     if groups:
         lines.append("- OOD groups: " + "; ".join(f"{g}: {', '.join(s)}"
