@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
 from .._tags import DetectorTags
-from ._features import in_precision
+from ._features import in_precision, top_k_sum
 from ._head import HeadMixin
 from .logits import energy
 
@@ -40,7 +40,7 @@ def lts_scale(features, percentile=95.0):
     a = np.maximum(in_precision(features), 0.0)  # float32 features: selection in float32
     d = a.shape[1]
     k = max(1, d - int(np.round(d * percentile / 100.0)))
-    top = np.partition(a, d - k, axis=1)[:, d - k:].sum(axis=1, dtype=np.float64)
+    top = top_k_sum(a, k)
     ratio = np.divide(a.sum(axis=1, dtype=np.float64), top, out=np.ones(len(a)), where=top > 0)
     return ratio**2
 

@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import BaseDetector
 from .._tags import DetectorTags
-from ._features import in_precision
+from ._features import in_precision, top_k_sum
 from ._head import HeadMixin, linear_logits
 from .ash import _scale_nonzero
 
@@ -44,9 +44,7 @@ def scale_energy(features, coef, intercept, percentile=85.0):
     n = h.shape[1]
     k = n - int(np.round(n * percentile / 100.0))
     s1 = h.sum(axis=1, dtype=np.float64)
-    # The sum of the k largest entries of each row (whichever of tied entries is kept).
-    s2 = np.partition(h, n - k, axis=1)[:, n - k:].sum(axis=1, dtype=np.float64) if k > 0 \
-        else np.zeros(h.shape[0])
+    s2 = top_k_sum(h, k)
     product = linear_logits(h, coef, 0.0).astype(np.float64, copy=False)
     logits = _scale_nonzero(product, s1, s2) + intercept
     with np.errstate(divide="ignore", invalid="ignore"):
