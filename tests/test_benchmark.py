@@ -811,3 +811,18 @@ def test_selection_table_ranks_each_choice_among_the_rows(tmp_path):
     assert head[-3:] == ["held_out FPR95 (rank)", "jigsaw FPR95 (rank)", "worst rank"]
     assert rows == [["A (#1)", "40.0", "10.0 (#1)", "50.0 (#3)", "3"],
                     ["C (#2) **chosen**", "50.0", "20.0 (#2)", "30.0 (#2)", "2"]]
+
+
+def test_results_json_replaces_machine_paths_only(tmp_path):
+    from sklearn_ood.benchmark.report import write_json
+
+    rows = result.metric_rows("Energy", {"ID test": [3.0, 2.0], "a": [1.0]}, 0.1, 0.2)
+    run = result.BenchmarkResult(
+        rows=rows, scores={}, ood_sets=["a"],
+        config={"id_set": "digits", "data_dir": "data", "models_dir": str(tmp_path / "m")},
+        info={"notes": [f"models from {tmp_path / 'm'}; data read"]})
+    write_json(run, tmp_path / "results.json")
+    doc = json.loads((tmp_path / "results.json").read_text())
+    # a bare folder name is no machine path: keys and words that contain it stay as they are
+    assert doc["config"] == {"id_set": "digits", "data_dir": "DATA", "models_dir": "MODELS"}
+    assert doc["info"]["notes"] == ["models from MODELS; data read"]

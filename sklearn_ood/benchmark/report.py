@@ -354,11 +354,14 @@ def write_json(result, path, *, command=None):
 
 
 def _paths(value):
+    """The machine paths in a setting, longest first: a bare name such as ``data`` is
+    no machine path, and replacing it in the text would also rewrite keys and words."""
     if not value:
         return []
     values = value.values() if isinstance(value, dict) else \
         value if isinstance(value, (list, tuple)) else [value]
-    return sorted({os.fspath(v) for v in values if v}, key=len, reverse=True)
+    return sorted({os.fspath(v) for v in values if v and os.sep in os.fspath(v)},
+                  key=len, reverse=True)
 
 
 def _jsonable(value):
