@@ -26,7 +26,7 @@ features are cached in ``--cache`` (computed once, single thread).
 Usage::
 
     python perf/bench_conformal_coverage.py --data-dir DATA --models-dir MODELS
-        [--out perf/conformal_coverage] [--cache /tmp/sklearn_ood_cifar10_penultimate.npz]
+        [--out perf/conformal_coverage] [--cache FEATURES.npz]
         [--calibration-size 1000] [--draws 200] [--only NAME ...]
 """
 
@@ -36,6 +36,7 @@ import datetime
 import json
 import platform
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -182,7 +183,7 @@ def main(argv=None):
     parser.add_argument("--models-dir", required=True, type=Path)
     parser.add_argument("--out", type=Path, default=Path("perf/conformal_coverage"))
     parser.add_argument("--cache", type=Path,
-                        default=Path("/tmp/sklearn_ood_cifar10_penultimate.npz"))
+                        default=Path(tempfile.gettempdir()) / "sklearn_ood_cifar10_penultimate.npz")
     parser.add_argument("--calibration-size", type=int, default=1000)
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--only", nargs="*", help="detector names to run (default: all 25)")
@@ -204,7 +205,8 @@ def main(argv=None):
                                    for k, v in rows[-1].items()), flush=True)
 
     result = {
-        "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
+        "command": "python perf/bench_conformal_coverage.py " + " ".join(
+            _public(argv or sys.argv[1:])),
         "date": datetime.date.today().isoformat(),
         "seconds": round(time.perf_counter() - started),
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
@@ -237,6 +239,12 @@ def main(argv=None):
         for row in rows:
             writer.writerow([row["detector"]] + [f"{100 * row[c]:.2f}" for c in list(columns)[1:]])
     print(f"wrote {args.out.with_suffix('.json')} and .csv in {result['seconds']} s")
+
+
+def _public(argv):
+    """The arguments as the result file records them: data and model folders as placeholders."""
+    names = {"--data-dir": "DATA", "--models-dir": "MODELS"}
+    return [names[argv[i - 1]] if i and argv[i - 1] in names else a for i, a in enumerate(argv)]
 
 
 if __name__ == "__main__":

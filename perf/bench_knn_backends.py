@@ -12,7 +12,7 @@ another seed) are written once to ``--cache`` as ``.npy`` files.
 
 ``--features PATH.npz`` uses real deep features instead: the penultimate
 features (the input of ``fc``) of the trained CIFAR-10 ResNet-18 in
-``--model`` (``/work/shared/models``), the bank from
+``--model`` (``MODELS/cifar10_resnet18_w16_plain.pt``), the bank from
 ``cifar10_train20k_jpeg.npz`` and the queries from ``cifar10_test_jpeg.npz``
 (ID) and ``tin_val_32.npz`` (near-OOD) in ``--data-dir``, extracted once with
 ``BlockFeatureExtractor`` and cached in ``PATH.npz`` (later runs read the
@@ -41,8 +41,8 @@ Usage::
     PYTHONPATH=. python perf/bench_knn_backends.py --n 1000000 --threads 2 \
         --backends faiss-flat faiss-ivf --n-probe 1 4 16
     PYTHONPATH=. python perf/bench_knn_backends.py --n 1000000 --threads 2 --fit brute
-    PYTHONPATH=. python perf/bench_knn_backends.py --features /tmp/knn_bench/cifar10_r18.npz \
-        --threads 1
+    PYTHONPATH=. python perf/bench_knn_backends.py --features FEATURES.npz \
+        --model MODELS/cifar10_resnet18_w16_plain.pt --data-dir DATA --threads 1
 """
 
 import argparse
@@ -51,6 +51,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -231,13 +232,18 @@ def main(argv=None):
     parser.add_argument("--ef-search", type=int, nargs="+", default=[16, 64, 128, 256])
     parser.add_argument("--fit", nargs="+", default=None,
                         help="time KNN(algorithm=...).fit on the bank instead")
-    parser.add_argument("--cache", default="/tmp/knn_bench")
+    parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "knn_bench"))
     parser.add_argument("--features", metavar="PATH.npz",
                         help="real features (extracted once into this file) instead of --n/--d")
-    parser.add_argument("--model", default="/work/shared/models/cifar10_resnet18_w16_plain.pt")
-    parser.add_argument("--data-dir", default="/work/shared/data")
+    parser.add_argument("--model", metavar="MODELS/cifar10_resnet18_w16_plain.pt",
+                        help="the trained model's state dict (with --features, to extract)")
+    parser.add_argument("--data-dir", metavar="DATA",
+                        help="the folder of the .npz sets (with --features, to extract)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.features and not Path(args.features).exists() and not (args.model and args.data_dir):
+        parser.error(f"--features {args.features} does not exist yet: give --model and "
+                     "--data-dir to extract it")
     if args.worker:
         args.threads = args.threads[0]
         return worker(args)
@@ -253,9 +259,8 @@ def main(argv=None):
                    "--threads", str(threads), "--n-probe", *map(str, args.n_probe),
                    "--ef-search", *map(str, args.ef_search),
                    "--cache", args.cache] + (["--fit", backend] if args.fit else [])
-            if args.features:
-                cmd += ["--features", args.features, "--model", args.model,
-                        "--data-dir", args.data_dir]
+            if args.features:  # extracted above: the workers read the file
+                cmd += ["--features", args.features]
             subprocess.run(cmd, env=env, check=True)
             print(f"load average: {os.getloadavg()}", flush=True)
 

@@ -4,7 +4,7 @@ Issue "ImageNet-size data on one machine", ``partial_fit``: is the peak memory o
 fitting chunk by chunk flat in N, and the time linear?
 
 1. ``--write`` writes the features, seeded, by chunks of 16,384 rows into a
-   float32 ``(N_max, D)`` file (default ``/tmp/partial_fit_features.f32``,
+   float32 ``(N_max, D)`` file (default ``partial_fit_features.f32`` in the temporary folder,
    1,000,000 x 512 = 1.9 GiB) and their labels beside it (``.labels.npy``):
    ``relu(mu[y] + noise)`` with a random class mean ``mu`` (K = 10 classes,
    entries N(0, 0.25)) and standard-normal noise, as in ``bench_fit_scaling.py``.
@@ -36,7 +36,7 @@ grid's values), and the largest differences of the LINe scores of the next
 
 Usage::
 
-    python perf/bench_partial_fit.py --write [--path /tmp/partial_fit_features.f32]
+    python perf/bench_partial_fit.py --write [--path FEATURES.f32]
     python perf/bench_partial_fit.py [--n 100000 1000000] [--chunk 65536]
     python perf/bench_partial_fit.py --detector KNN --n 100000 --chunk 16384 --fit
     python perf/bench_partial_fit.py --vim-alpha 100000
@@ -48,6 +48,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 from _memory import status_kib
@@ -165,7 +166,8 @@ def line_clip(path, n):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--path", default="/tmp/partial_fit_features.f32")
+    parser.add_argument("--path", default=os.path.join(tempfile.gettempdir(),
+                                                         "partial_fit_features.f32"))
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--chunk", type=int, default=65_536)
