@@ -136,7 +136,7 @@ def cifar10_jpeg(src, out, per_class=2000, seed=0):
     first ``per_class`` of a seeded permutation of each class's files, in order."""
     rng = np.random.default_rng(seed)
     for split in ("train", "test"):
-        xs, ys, index = [], [], []
+        xs, ys, index, offset = [], [], [], 0  # index: position in the class-sorted list
         for label, name in enumerate(CIFAR10_CLASSES):
             files = sorted(os.listdir(os.path.join(src, split, name)))
             rows = np.arange(len(files))
@@ -144,8 +144,8 @@ def cifar10_jpeg(src, out, per_class=2000, seed=0):
                 rows = np.sort(rng.permutation(len(files))[:per_class])
             xs += [_image(os.path.join(src, split, name, files[i])) for i in rows]
             ys += [label] * len(rows)
-            index += (rows + sum(len(os.listdir(os.path.join(src, split, c)))
-                                 for c in CIFAR10_CLASSES[:label])).tolist()
+            index += (offset + rows).tolist()
+            offset += len(files)
         extra = {"index": np.array(index, dtype=np.int64)} if split == "train" else {}
         name = "cifar10_train20k_jpeg.npz" if split == "train" else "cifar10_test_jpeg.npz"
         _save(out, name, x=np.stack(xs), y=np.array(ys, dtype=np.int64),
