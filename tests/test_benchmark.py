@@ -813,6 +813,35 @@ def test_selection_table_ranks_each_choice_among_the_rows(tmp_path):
                     ["C (#2) **chosen**", "50.0", "20.0 (#2)", "30.0 (#2)", "2"]]
 
 
+def test_selection_table_averages_the_sets_outside_the_groups(tmp_path):
+    import json
+
+    from sklearn_ood.benchmark import selection_table
+
+    rows = {n: {"pseudo": {"jigsaw": {"fpr95": f, "auroc": 0.5}}, "rule": f, "params": {}}
+            for n, f in (("A", 0.1), ("B", 0.2))}
+    (tmp_path / "selection.json").write_text(json.dumps(dict(
+        id_set="x", ood_sets=["near1", "far1", "new1", "new2"],
+        ood_groups={"near": ["near1"], "far": ["far1"]}, validation="v", sources=["jigsaw"],
+        rule="worst_rank", held_out=[[0]], chosen="A", rows=rows)))
+    # per set FPR95: A is better on the groups' sets, worse on the two added ones
+    fpr = {"A": {"near1": 0.2, "far1": 0.2, "new1": 0.6, "new2": 0.8},
+           "B": {"near1": 0.4, "far1": 0.4, "new1": 0.3, "new2": 0.1}}
+    with open(tmp_path / "results.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["detector", "ood_set", "auroc", "fpr95"])
+        for name, sets in fpr.items():
+            for s, v in {**sets, "near average": sets["near1"], "far average": sets["far1"],
+                         "average": sum(sets.values()) / 4}.items():
+                writer.writerow([name, s, 1 - v, v])
+    selection, loaded = selection_table.load_run(tmp_path)
+    assert loaded["A"]["other sets average"]["fpr95"] == pytest.approx(0.7)
+    rule = selection_table.choices(selection, loaded)[-1]
+    assert rule["chosen"] == "A" and rule["near average", "fpr95"][0] == 1
+    assert rule["other sets average", "fpr95"] == (2, pytest.approx(50.0))  # 70 vs B's 20
+    assert "other sets FPR95 / AUROC (rank, gap)" in selection_table.markdown([tmp_path])
+
+
 def test_results_json_replaces_machine_paths_only(tmp_path):
     from sklearn_ood.benchmark.report import write_json
 

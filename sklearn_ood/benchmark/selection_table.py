@@ -5,7 +5,8 @@
 each ``--out`` folder and prints, per run, for each pseudo-OOD source alone
 and for the run's rule: the row it chooses among all rows (default and tuned;
 the last, repeated row left out), that row's rank among them by real-OOD
-average FPR95 and AUROC (and per OOD group), its gap to the best row, and the
+average FPR95 and AUROC (and per OOD group, and over the OOD sets added to the
+ID set's groups, e.g. by ``--ood``), its gap to the best row, and the
 Spearman correlation between the pseudo-OOD FPR95 and the real average FPR95
 across the rows. A source alone chooses the row with its lowest FPR95 (ties:
 AUROC); the tuned rows are the rule's. No OOD data enters any choice: the real
@@ -39,7 +40,30 @@ def load_run(out_dir):
             if not row["detector"].startswith(CHOSEN_NAME):
                 real.setdefault(row["detector"], {})[row["ood_set"]] = {
                     "auroc": float(row["auroc"]), "fpr95": float(row["fpr95"])}
+    others = _other_sets(selection)
+    for metrics in real.values():
+        if others and all(s in metrics for s in others):
+            metrics[OTHER + GROUP_SUFFIX] = {
+                m: float(np.mean([metrics[s][m] for s in others])) for m in ("auroc", "fpr95")}
     return selection, real
+
+
+#: The column of the OOD sets of a run that are in none of its ID set's groups
+#: (e.g. ``--ood`` adds sets to a preset's near- and far-OOD): the check of a
+#: choice on OOD sets the preset (and whoever designed the rule on it) never used.
+OTHER = "other sets"
+
+
+def _other_sets(selection):
+    groups = selection.get("ood_groups") or {}
+    grouped = {s for sets in groups.values() for s in sets}
+    return [s for s in selection.get("ood_sets", []) if groups and s not in grouped]
+
+
+def _columns(selection):
+    """The averaged columns: each OOD group, the other sets (if any), then all sets."""
+    return ([g + GROUP_SUFFIX for g in selection["ood_groups"]]
+            + ([OTHER + GROUP_SUFFIX] if _other_sets(selection) else []) + ["average"])
 
 
 def _rank_and_gap(real, names, chosen, column, metric):
@@ -55,7 +79,7 @@ def choices(selection, real):
     gap by real FPR95 and AUROC per column (groups, then ``"average"``), Spearman."""
     names = list(selection["rows"])
     rows = selection["rows"]
-    columns = [g + GROUP_SUFFIX for g in selection["ood_groups"]] + ["average"]
+    columns = _columns(selection)
     avg_fpr = [real[n]["average"]["fpr95"] for n in names]
     out = []
     for source in [*selection["sources"], "rule"]:
@@ -90,10 +114,9 @@ def _tables(out_dirs):
     """Per run: its caption, the column labels and one list of cells per chooser."""
     for out_dir in out_dirs:
         selection, real = load_run(out_dir)
-        groups = list(selection["ood_groups"])
-        columns = [g + GROUP_SUFFIX for g in groups] + ["average"]
-        labels = ([f"{g} FPR95 / AUROC (rank, gap)" for g in groups]
-                  + ["avg FPR95 / AUROC (rank, gap)"])
+        columns = _columns(selection)
+        labels = ([f"{c.removesuffix(GROUP_SUFFIX)} FPR95 / AUROC (rank, gap)"
+                   for c in columns[:-1]] + ["avg FPR95 / AUROC (rank, gap)"])
         n_tuned, (d_fpr, d_auc) = _tuned_vs_default(selection, real)
         entries = choices(selection, real)
         caption = (f"{selection['id_set']} (OOD: {', '.join(selection['ood_sets'])}; "
@@ -125,7 +148,7 @@ def why(selection, real, n):
     """
     names = list(selection["rows"])
     sources = selection["sources"]
-    columns = [g + GROUP_SUFFIX for g in selection["ood_groups"]] + ["average"]
+    columns = _columns(selection)
     ranks = {}
     for source in sources:
         m = [selection["rows"][x]["pseudo"][source] for x in names]
