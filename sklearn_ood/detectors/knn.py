@@ -75,7 +75,11 @@ class KNN(AccumulatingDetector):
     match excluded, duplicates kept), i.e. the scores the training rows would
     get as new samples. ``score_samples`` itself never excludes anything, as
     in the reference code, so ``predict`` on the training set flags fewer
-    than ``contamination`` of it.
+    than ``contamination`` of it. The threshold searches the bank (or the
+    index) ``fit`` built for at most 10,000 training rows (the offset sample),
+    ``k + 1`` neighbours each: the cost of scoring as many queries,
+    ``O(min(N, 10,000) x N x D)``, most of a ``fit``, whose statistics are
+    the normalised rows alone.
 
     4-D maps ``(N, C, H, W)`` are accepted and average-pooled over ``H, W``
     before normalisation.
@@ -225,7 +229,11 @@ class KNN(AccumulatingDetector):
         bank = np.empty((n_old + X.shape[0], X.shape[1]), dtype=dtype)
         bank[:n_old] = old
         for rows in row_chunks(X.shape[0], row_size=int(np.prod(X.shape[1:]))):
-            bank[n_old + rows.start:n_old + rows.stop] = self._normalize(X[rows])
+            H, out = pool_maps(X[rows]), bank[n_old + rows.start:n_old + rows.stop]
+            if H.dtype == dtype:
+                l2_normalize(H, out=out)  # straight into the bank
+            else:
+                out[:] = l2_normalize(H)
         return (bank,)
 
     def _fit_statistics(self, classes, bank, sample, *, partial):

@@ -109,7 +109,10 @@ class NNGuide(HeadMixin, BaseDetector):
     The bank is an explicit seeded random subset (the official code's
     ``bankset_ratio=0.01``; OpenOOD takes the first batches of its loader).
     Training rows in the bank match themselves, so ``offset_`` is slightly
-    optimistic for them (a ``bank_fraction`` of the rows).
+    optimistic for them (a ``bank_fraction`` of the rows). The threshold
+    scores at most 10,000 training rows (the offset sample) against the bank:
+    the cost of scoring as many queries, ``O(min(N, 10,000) x n_bank x D)``;
+    the bank itself is one pass over the drawn rows.
 
     Parameters
     ----------
@@ -188,10 +191,14 @@ class NNGuide(HeadMixin, BaseDetector):
             )
         size = min(n, max(ceil(self.bank_fraction * n), self.n_neighbors))
         rows = np.sort(check_random_state(self.random_state).choice(n, size, replace=False))
-        # In the precision of the training rows: a float32 bank for float32 features.
-        H = in_precision(X if size == n else X[rows])  # every row: no gathered copy
-        bank = l2_normalize(H)  # a new array
-        bank *= logsumexp(self._logits(H), axis=1)[:, None]
+        # In the precision of the training rows: a float32 bank for float32 features,
+        # written once, by chunks of rows (no copy of the drawn rows).
+        bank = np.empty((size, X.shape[1]), np.float32 if X.dtype == np.float32 else np.float64)
+        for chunk in row_chunks(size, row_size=X.shape[1]):
+            H = in_precision(X[chunk] if size == n else X[rows[chunk]])
+            energy = logsumexp(self._logits(H), axis=1)
+            l2_normalize(H, out=bank[chunk])
+            bank[chunk] *= energy[:, None]
         self.bank_ = bank
 
     def _score(self, X):
