@@ -191,14 +191,10 @@ class NNGuide(HeadMixin, BaseDetector):
             )
         size = min(n, max(ceil(self.bank_fraction * n), self.n_neighbors))
         rows = np.sort(check_random_state(self.random_state).choice(n, size, replace=False))
-        # In the precision of the training rows: a float32 bank for float32 features,
-        # written once, by chunks of rows (no copy of the drawn rows).
-        bank = np.empty((size, X.shape[1]), np.float32 if X.dtype == np.float32 else np.float64)
-        for chunk in row_chunks(size, row_size=X.shape[1]):
-            H = in_precision(X[chunk] if size == n else X[rows[chunk]])
-            energy = logsumexp(self._logits(H), axis=1)
-            l2_normalize(H, out=bank[chunk])
-            bank[chunk] *= energy[:, None]
+        # In the precision of the training rows: a float32 bank for float32 features.
+        H = in_precision(X if size == n else X[rows])  # every row: no gathered copy
+        bank = l2_normalize(H)  # a new array
+        bank *= logsumexp(self._logits(H), axis=1)[:, None]
         self.bank_ = bank
 
     def _score(self, X):
