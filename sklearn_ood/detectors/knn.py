@@ -229,11 +229,7 @@ class KNN(AccumulatingDetector):
         bank = np.empty((n_old + X.shape[0], X.shape[1]), dtype=dtype)
         bank[:n_old] = old
         for rows in row_chunks(X.shape[0], row_size=int(np.prod(X.shape[1:]))):
-            H, out = pool_maps(X[rows]), bank[n_old + rows.start:n_old + rows.stop]
-            if H.dtype == dtype:
-                l2_normalize(H, out=out)  # straight into the bank
-            else:
-                out[:] = l2_normalize(H)
+            bank[n_old + rows.start:n_old + rows.stop] = self._normalize(X[rows])
         return (bank,)
 
     def _fit_statistics(self, classes, bank, sample, *, partial):
