@@ -88,10 +88,11 @@ def main(argv=None):
                 and all(np.array_equal(fast.cv_results_[key], plain.cv_results_[key])
                         for key in fast.cv_results_
                         if key.startswith(("mean_test", "split", "rank_test"))))
-        line = ", ".join(f"{mode} {statistics.median(wall[mode]):.2f} s "
+        median = {mode: statistics.median(wall[mode]) for mode in wall}
+        line = ", ".join(f"{mode} {median[mode]:.2f} s "
                          f"(CPU {statistics.median(cpu[mode]):.2f} s)" for mode in wall)
         print(f"{name:<12} {len(fast.cv_results_['params'])} candidates: {line}; "
-              f"ratio {statistics.median(wall['without thresholds']) / statistics.median(wall['plain']):.2f}; "
+              f"ratio {median['without thresholds'] / median['plain']:.2f}; "
               f"{'same results' if same else 'RESULTS DIFFER'}", flush=True)
     print(f"load average after {os.getloadavg()[0]:.2f}")
 
