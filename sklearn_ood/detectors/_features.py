@@ -41,21 +41,17 @@ def top_k_sum(X, k):
     return np.partition(X, n - k, axis=1)[:, n - k:].sum(axis=1, dtype=np.float64)
 
 
-def l2_normalize(X, out=None):
+def l2_normalize(X):
     """Divide each row by its L2 norm; all-zero rows stay zero.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
         Finite values.
-    out : ndarray of the shape and dtype of ``X``, default=None
-        Where to write the result (e.g. rows of a larger array); ``None``: a
-        new array.
 
     Returns
     -------
     X_normalized : ndarray of shape (n_samples, n_features), dtype of ``X``
-        ``out`` when given.
 
     Examples
     --------
@@ -67,7 +63,7 @@ def l2_normalize(X, out=None):
     # Dividing by the largest |x_j| first keeps the squares from overflowing.
     scale = np.maximum(X.max(axis=1, keepdims=True), -X.min(axis=1, keepdims=True))
     scale[scale == 0] = 1  # an all-zero row: divided by 1, it stays zero
-    out = np.divide(X, scale, out=out)
+    out = np.divide(X, scale)
     # einsum sums the squares row by row, without an (n_samples, n_features) temporary.
     norms = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
     norms[norms == 0] = 1
