@@ -13,8 +13,8 @@ repeated, up to 7 times within 0.5 s, and its median taken):
   included) vs pytorch-ood's ``fit_features`` / ``fit_logits`` / ... (``None``
   where pytorch-ood has no fit: the user computes nothing, or by hand);
 - ``threshold``: the part of our ``fit`` that sets ``offset_`` (the scores of
-  at most 10,000 training rows, leave-one-out for KNN), which pytorch-ood
-  does not compute (Gram computes its leave-one-out scores inside its fit);
+  at most 10,000 training rows, leave-one-out for KNN and Gram), which
+  pytorch-ood does not compute;
 - ``score``: our ``score_samples`` vs pytorch-ood's ``predict_*`` on the
   queries (under ``torch.no_grad()``, except GradNorm, which differentiates);
   ``input_check``: the part of our ``score_samples`` that checks the input

@@ -1,6 +1,7 @@
 """The estimator contract every OOD detector follows."""
 
 import contextlib
+import contextvars
 from numbers import Real
 
 import numpy as np
@@ -18,6 +19,47 @@ OFFSET_SAMPLE_SIZE = 10_000
 OFFSET_SAMPLE_SEED = 0
 #: Rows scored at a time by ``score_samples``.
 SCORE_CHUNK_ROWS = 8192
+
+_SCORES_ONLY = contextvars.ContextVar("sklearn_ood_scores_only", default=False)
+
+
+@contextlib.contextmanager
+def scores_only():
+    """Inside, a detector's ``fit`` computes no training scores for ``offset_``.
+
+    Internal, for searches that read only the candidates' ``score_samples``
+    (the benchmark's pseudo-OOD search, :func:`~sklearn_ood.tuning.tune_on_pseudo_ood`):
+    the threshold step of the fit contract (:class:`BaseDetector`, step 3:
+    scoring the offset sample, leave-one-out for KNN; a forward pass per image
+    for a model detector) is often most of a fit. A detector fitted inside
+    has every fitted attribute but ``offset_`` -- unless its fitting hook
+    returned the training scores it computed anyway (AdaSCALE's pass), which
+    still set it -- so ``decision_function`` and ``predict`` raise
+    ``AttributeError``, also after an earlier fit outside (its threshold would
+    be stale); fit it again outside for its threshold. Its scores are those of
+    a plain fit.
+
+    The setting is a context variable of the current thread: fits that run in
+    other threads or processes (joblib workers) compute their threshold.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ood import KNN
+    >>> from sklearn_ood._base import scores_only
+    >>> X = np.random.default_rng(0).normal(size=(20, 3))
+    >>> with scores_only():
+    ...     det = KNN(n_neighbors=3).fit(X)
+    >>> hasattr(det, "offset_"), det.score_samples(X[:2]).shape
+    (False, (2,))
+    >>> hasattr(KNN(n_neighbors=3).fit(X), "offset_")  # outside: as ever
+    True
+    """
+    token = _SCORES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SCORES_ONLY.reset(token)
 
 
 def _stream_keys(start, n_rows):
@@ -132,19 +174,22 @@ class BaseDetector(OutlierMixin, BaseEstimator):
        in-distribution rows (a negative label marks an OOD row).
     2. The fitting hook learns from them and sets the fitted attributes. It
        returns the training scores that set the threshold when it computed
-       them anyway or only it can (a model detector's one pass over the
-       images; Gram's leave-one-out bounds), else ``None``. Training scores
-       are always those of the *offset sample*: the rows
+       them anyway (a model detector's one pass over the images), a function
+       of no arguments that computes them when only it can (Gram's
+       leave-one-out bounds, known inside the fit only), else ``None``.
+       Training scores are always those of the *offset sample*: the rows
        :func:`offset_sample` draws among the ``n`` in-distribution rows (all
        up to :data:`OFFSET_SAMPLE_SIZE`, else a seeded sample of that many,
        so fitting stays linear in ``n``).
-    3. When it returned ``None``, ``_training_scores(X, rows)`` gives them:
-       the scores of the rows ``rows`` of ``X`` (``None``: all of them), by
-       default the scores ``score_samples`` would give (by chunks of rows).
-       A detector for which a training row scored against itself is
-       optimistic overrides it (KNN scores its bank leave-one-out, as
-       scikit-learn's ``LocalOutlierFactor`` computes
-       ``negative_outlier_factor_``).
+    3. The threshold step: the function the hook returned, or, when it
+       returned ``None``, ``_training_scores(X, rows)``: the scores of the
+       rows ``rows`` of ``X`` (``None``: all of them), by default the scores
+       ``score_samples`` would give (by chunks of rows). A detector for
+       which a training row scored against itself is optimistic overrides it
+       (KNN scores its bank leave-one-out, as scikit-learn's
+       ``LocalOutlierFactor`` computes ``negative_outlier_factor_``). It
+       scores at most :data:`OFFSET_SAMPLE_SIZE` rows, and it is skipped
+       inside :func:`scores_only` (no ``offset_``, an earlier one removed).
     4. ``offset_`` is the ``100 * contamination`` percentile of those scores,
        which must be finite.
 
@@ -158,7 +203,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     - ``_fit(X, y)``: learn from the in-distribution rows ``X`` (``y`` holds
       their class labels, or is ``None``; when its tags declare ``ood_rows`` it also
       receives the OOD rows as ``X_ood``); return the scores of
-      ``X[offset_sample(len(X))]`` or ``None`` (step 2);
+      ``X[offset_sample(len(X))]``, a function computing them, or ``None``
+      (step 2);
     - ``_score(X)``: score rows, higher means more in-distribution;
 
     and may override ``_training_scores(X, rows)`` (step 3) and
@@ -222,14 +268,22 @@ class BaseDetector(OutlierMixin, BaseEstimator):
                 scores = self._fit(X_id, y_id, X_ood=X[is_ood])
             else:
                 scores = self._fit(X_id, y_id)
-            self._set_offset(scores, X_id, offset_sample(X_id.shape[0]))
+            self._set_offset(
+                scores, lambda: self._training_scores(X_id, offset_sample(X_id.shape[0])))
         return self
 
-    def _set_offset(self, scores, X=None, rows=None):
-        """``offset_`` from the training scores the fitting hook returned (step 2), or
-        else from ``_training_scores(X, rows)`` (step 3)."""
+    def _set_offset(self, scores, training_scores):
+        """``offset_`` (step 4) from ``scores``, what the fitting hook returned (step 2):
+        the training scores, a function computing them or ``None``, then
+        ``training_scores()`` computes them (step 3). Inside :func:`scores_only`
+        nothing is computed: an earlier ``offset_`` is removed instead."""
         if scores is None:
-            scores = self._training_scores(X, rows)
+            scores = training_scores
+        if callable(scores):
+            if _SCORES_ONLY.get():
+                self.__dict__.pop("offset_", None)
+                return
+            scores = scores()
         scores = np.asarray(scores, dtype=np.float64)
         if not np.all(np.isfinite(scores)):
             raise ValueError(
@@ -320,7 +374,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         return scores
 
     def _fit(self, X, y):  # pragma: no cover - overridden
-        """Learn from the ID rows; return the offset sample's scores, or ``None``."""
+        """Learn from the ID rows; return the offset sample's scores (or a function
+        computing them), or ``None``."""
         raise NotImplementedError
 
     def _score(self, X):  # pragma: no cover - overridden
@@ -360,7 +415,8 @@ class AccumulatingDetector(BaseDetector):
       sorted class labels seen, or ``None``), ``statistics`` (``counts,
       means, scatter``, the scatter ``None`` without ``_scatter``) and
       ``sample`` (the reservoir rows; ``partial`` is true in
-      ``partial_fit``); returns their scores or ``None``;
+      ``partial_fit``); returns their scores, a function computing them, or
+      ``None``;
     - ``_score(X)``.
 
     It may override ``_merge(X, codes, n_classes, statistics)`` (other
@@ -486,7 +542,7 @@ class AccumulatingDetector(BaseDetector):
         self.n_samples_seen_ = n_seen + X.shape[0]
         sample = self.reservoir_[2]
         self._set_offset(self._fit_statistics(classes, *moments, sample, partial=partial),
-                         sample, None)
+                         lambda: self._training_scores(sample, None))
 
     def _merge(self, X, codes, n_classes, statistics):
         """The statistics of earlier calls (``None`` at first) with the rows ``X`` added."""
@@ -536,5 +592,6 @@ class AccumulatingDetector(BaseDetector):
 
     def _fit_statistics(self, classes, counts, means, scatter, sample, *,
                         partial):  # pragma: no cover - overridden
-        """Set the fitted attributes; return the scores of ``sample`` or ``None``."""
+        """Set the fitted attributes; return the scores of ``sample`` (or a function
+        computing them) or ``None``."""
         raise NotImplementedError

@@ -150,16 +150,16 @@ def _aupr_out(y_true, score):
 
 
 def _scorer(metric, greater_is_better=True):
-    # decision_function = score_samples - offset_: the same ranking, and every
-    # metric here depends on the ranking only.
-    return make_scorer(
-        metric, response_method="decision_function", greater_is_better=greater_is_better
-    )
+    # Every metric here depends on the ranking only, which decision_function =
+    # score_samples - offset_ shares (up to ties its rounding can make); scores
+    # need no threshold, so a search may fit its candidates without one.
+    return make_scorer(metric, response_method=("score_samples", "decision_function"),
+                       greater_is_better=greater_is_better)
 
 
-#: Scorers for ``GridSearchCV(scoring=...)``: they rank by ``decision_function``
-#: (``score_samples`` shifted) and read negative ``y`` as OOD. ``fpr95`` is
-#: negated (scikit-learn maximises scores).
+#: Scorers for ``GridSearchCV(scoring=...)``: they rank by ``score_samples``
+#: (``decision_function`` for an estimator without it) and read negative ``y``
+#: as OOD. ``fpr95`` is negated (scikit-learn maximises scores).
 auroc_scorer = _scorer(auroc)
 aupr_in_scorer = _scorer(_aupr_in)
 aupr_out_scorer = _scorer(_aupr_out)

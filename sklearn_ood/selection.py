@@ -150,7 +150,9 @@ class SourceScorer:
     row when it has none): ``"held_out"`` reads the ID rows of the other
     classes as OOD, a negative integer the rows with that label (the
     corruptions of :func:`make_pseudo_ood_sources`). Rows of other sources are
-    ignored. Greater is better, as scikit-learn maximises: FPR95 is negated.
+    ignored. It ranks by ``score_samples`` (``decision_function`` for an
+    estimator without it). Greater is better, as scikit-learn maximises: FPR95
+    is negated.
 
     Parameters
     ----------
@@ -191,8 +193,8 @@ class SourceScorer:
                              f"{int(is_ood.sum())} OOD rows in the test fold; it needs both."
                              + hint)
         rows = np.flatnonzero(is_id | is_ood)
-        scores = estimator.decision_function(X[rows] if hasattr(X, "shape") else
-                                             [X[i] for i in rows])
+        score = getattr(estimator, "score_samples", None) or estimator.decision_function
+        scores = score(X[rows] if hasattr(X, "shape") else [X[i] for i in rows])
         metric, sign = _METRICS[self.metric]
         return sign * metric(is_id[rows], scores)
 

@@ -39,6 +39,7 @@ the result when the grid's scores are clearly separated (look at
 (``method="noise"``/``"blur"``) to see whether the choice is stable.
 """
 
+import contextlib
 from numbers import Integral
 
 import numpy as np
@@ -47,11 +48,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch, check_random_state, indexable
 from sklearn.utils.validation import _num_samples, check_array
 
+from ._base import scores_only
 from ._validation import check_id_labels, check_labels, check_splitter
 from .held_out_classes import ClassSubsetDetector, HeldOutClassSplit
 from .metrics import OOD_SCORERS
 from .pseudo_ood import make_pseudo_ood
-from .selection import SelectionRule, make_pseudo_ood_sources, source_scorers
+from .selection import SelectionRule, SourceScorer, make_pseudo_ood_sources, source_scorers
 from .streaming import check_images
 
 __all__ = ["PseudoOODSplit", "tune_on_pseudo_ood"]
@@ -181,6 +183,13 @@ def _scorers(scoring):
     return one(scoring)
 
 
+def _reads_scores_only(scorers):
+    """Whether every scorer reads only ``score_samples`` (ours do; another may predict)."""
+    ours = list(OOD_SCORERS.values())
+    scorers = scorers.values() if isinstance(scorers, dict) else [scorers]
+    return all(isinstance(s, SourceScorer) or any(s is o for o in ours) for s in scorers)
+
+
 def _stack_pseudo(X, y, X_pseudo, *, images):
     if images:
         X = check_images(X, owner="tune_on_pseudo_ood")
@@ -212,6 +221,16 @@ def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=N
     vs pseudo-OOD rows); (d) the best detector is refitted on the ID features
     and placed behind the fitted extractor. See the module docstring for the
     recipe and when to trust it.
+
+    The scorers named by ``scoring`` (and the per-source scorers) read
+    ``score_samples`` only, so the candidates are fitted without their
+    thresholds ``offset_`` (scoring the training rows, leave-one-out for KNN,
+    is often most of a fit); the best detector is then fitted once more for
+    its threshold. Fits in joblib workers (``n_jobs``) compute it anyway. The
+    scores, and so ``cv_results_``, are those of plain fits. With a scorer of
+    your own, every fit sets its threshold. A candidate whose only failure
+    would be its threshold (non-finite training scores) is then scored; if it
+    wins, the final fit raises that error.
 
     Parameters
     ----------
@@ -383,7 +402,12 @@ def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=N
         refit = selection if refit is True else refit
     search = GridSearchCV(estimator, param_grid, scoring=scorers, cv=splitter,
                           n_jobs=n_jobs, refit=refit)
-    search.fit(features, y_aug)
+    # Our scorers read score_samples only: the candidates are fitted without their
+    # thresholds (in this process; joblib workers fit them with), and the refitted
+    # best candidate is fitted once more, outside, for its threshold.
+    scores_only_search = _reads_scores_only(scorers)
+    with scores_only() if scores_only_search else contextlib.nullcontext():
+        search.fit(features, y_aug)
 
     result = Bunch(search_=search, cv_results_=search.cv_results_, best_index_=None,
                    best_params_=None, best_score_=None, best_estimator_=None,
@@ -401,6 +425,8 @@ def tune_on_pseudo_ood(extractor, detector, param_grid, X, y=None, *, X_pseudo=N
     # A callable refit leaves no best_score_ (the rule's value is in selection_).
     result.best_score_ = float(getattr(search, "best_score_", np.nan))
     best = search.best_estimator_
+    if scores_only_search:
+        best.fit(features, y_aug)
     if isinstance(best, ClassSubsetDetector):
         best_detector = best.detector_
     else:

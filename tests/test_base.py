@@ -23,7 +23,7 @@ from _instances import (
 from sklearn_ood import KNN
 from sklearn_ood.detectors import LINe, NAP
 from sklearn_ood.discovery import all_detectors, get_detector_tags
-from sklearn_ood._base import OFFSET_SAMPLE_SIZE, BaseDetector
+from sklearn_ood._base import OFFSET_SAMPLE_SIZE, BaseDetector, scores_only
 from sklearn_ood.model_detectors import ModelDetector
 
 
@@ -218,6 +218,24 @@ def test_fit_keeps_no_private_state(name):
     # parameters and documented fitted attributes (test_docstrings), nothing else.
     assert [key for key in vars(CASES[name].fit()) if key.startswith("_")] == []
 
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_scores_only_fit_scores_no_training_row_and_drops_the_threshold(name, monkeypatch):
+    case = CASES[name]
+    scored = []
+    score = case.cls._score
+    monkeypatch.setattr(case.cls, "_score",
+                        lambda self, X, *a, **k: scored.append(len(X)) or score(self, X, *a, **k))
+    det = case.fit()
+    assert sum(scored) > 0 and hasattr(det, "offset_")  # the threshold step scores rows
+    scored.clear()
+    with scores_only():
+        det.fit(case.X, case.labels(len(case.X)))
+    assert scored == [] and not hasattr(det, "offset_")  # an earlier threshold is stale
+    np.testing.assert_array_equal(det.score_samples(case.X), case.fit().score_samples(case.X))
+    with pytest.raises(AttributeError, match="offset_"):
+        det.predict(case.X[:2])
 
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("bad, match", [(np.nan, "NaN"), (np.inf, "infinity")])

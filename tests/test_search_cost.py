@@ -13,7 +13,7 @@ from sklearn_ood.benchmark.evaluate import Inputs, sample_rows
 from sklearn_ood.benchmark.sources import SOURCES, class_splits
 from sklearn_ood.benchmark.specs import DetectorSpec
 from sklearn_ood.model_detectors import ODIN, AdaSCALE, InputPreprocessedMahalanobis
-from sklearn_ood.model_detectors._base import scores_only
+from sklearn_ood._base import scores_only
 from sklearn_ood.models import SmallCNN
 
 

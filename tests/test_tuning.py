@@ -280,3 +280,35 @@ def test_tune_bad_input(kwargs, error, match):
     with pytest.raises(error, match=match):
         tune_on_pseudo_ood(None, args.pop("detector"), args.pop("param_grid"),
                            np.ones((6, 4)), **args)
+
+
+def test_candidates_are_fitted_without_thresholds_and_score_as_plain_fits(monkeypatch):
+    from sklearn_ood import KNN
+
+    rng = np.random.default_rng(0)
+    X, X_pseudo = rng.normal(1.0, 1.0, (60, 4)), rng.normal(0.0, 1.0, (30, 4))
+    thresholds = []  # the rows each threshold step scores
+    step = KNN._training_scores
+    monkeypatch.setattr(KNN, "_training_scores",
+                        lambda self, X, rows: thresholds.append(len(X)) or step(self, X, rows))
+    grid = {"n_neighbors": [1, 3, 5]}
+    fast = tune_on_pseudo_ood(None, KNN(), grid, X, X_pseudo=X_pseudo, random_state=0)
+    assert thresholds == [60]  # the best detector's final fit only
+
+    # A scorer of one's own may read the threshold: every fit sets it.
+    def fpr95_from_decisions(estimator, X, y):
+        decision = estimator.decision_function(X)  # ID rows are labelled NaN here
+        return -fpr_by_hand(decision[~(y < 0)], decision[y < 0])
+
+    thresholds.clear()
+    plain = tune_on_pseudo_ood(None, KNN(), grid, X, X_pseudo=X_pseudo,
+                               scoring=fpr95_from_decisions, random_state=0)
+    assert len(thresholds) == 3 * 3 + 1  # 3 candidates x 3 folds, and the refit
+    assert np.ptp(fast.cv_results_["mean_test_score"]) > 0  # the grid matters
+    assert fast.best_params_ == plain.best_params_
+    for key in ("mean_test_score", "split0_test_score", "split1_test_score"):
+        np.testing.assert_allclose(fast.cv_results_[key], plain.cv_results_[key], atol=1e-12)
+    reference = KNN(**fast.best_params_).fit(X)
+    assert fast.best_estimator_.offset_ == reference.offset_
+    np.testing.assert_array_equal(fast.best_estimator_.predict(X_pseudo),
+                                  reference.predict(X_pseudo))

@@ -105,7 +105,7 @@ def performance_page(results_paths):
              "included) against pytorch-ood's ``fit_*``; '-' where pytorch-ood fits nothing;",
              "- *threshold*: the part of our ``fit`` that sets ``offset_``, which pytorch-ood "
              "does not compute: the scores of at most 10,000 training rows (leave-one-out "
-             "for KNN; Gram computes its leave-one-out scores inside its fit);",
+             "for KNN and Gram);",
              "- *ratio*: ours / pytorch-ood's, bold above 1; *Spearman*: the rank correlation "
              "of our scores with minus pytorch-ood's on the queries.", ""]
     runs = [(Path(p), json.loads(Path(p).read_text())) for p in results_paths

@@ -22,7 +22,7 @@ too) reads ``1 / SEARCH_SHARE`` of its rows in the search (at least
 ``MIN_SEARCH_ROWS`` validation images): of the validation images (or of its
 ``max_eval`` cap) and each corrupted copy, and of the fit rows of each
 held-out fit. A held-out detector is fitted without its threshold, which is
-never read (:func:`~sklearn_ood.model_detectors._base.scores_only`).
+never read (:func:`~sklearn_ood._base.scores_only`).
 """
 
 import copy
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..held_out_classes import ClassSubsetDetector, held_out_schedule
-from ..model_detectors._base import scores_only
+from .._base import scores_only
 from ..selection import CORRUPTIONS, source_rows
 from .data import PSEUDO_PREFIX
 from .evaluate import build_detector, sample_rows

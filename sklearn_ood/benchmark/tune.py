@@ -11,9 +11,8 @@ the tuned row is the spec's candidate with the best mean rank
 smoothly, and the mean evens out each source's sampling noise), and the last
 row repeats the row with the best worst rank among all rows
 (:data:`CHOOSE_RULE`: methods fail in kinds, and the worst rank keeps a method
-that one source finds blind out). The winner, already fitted, is scored like a
-default row (a model detector's winner, fitted in the search without its
-threshold, is fitted once more for it).
+that one source finds blind out). The winner is scored like a default row
+(fitted in the search without its threshold, it is fitted once more for it).
 """
 
 import math
@@ -24,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from sklearn.model_selection import ParameterGrid
 
-from ..model_detectors._base import scores_only
+from .._base import scores_only
 from ..selection import combine_sources
 from .evaluate import build_detector, failure_reason, fit_detector, score_detector
 from .result import CHOSEN_NAME, TUNED_SUFFIX
@@ -169,9 +168,9 @@ def tune_detector(spec, inputs, log, splits, default=None):
 class Candidate:
     """One candidate of a search: its parameters, detector and pseudo-OOD metrics.
 
-    ``detector`` is fitted on the fit rows, without its threshold for a model
-    detector, or ``None`` when the candidate shared another's fit (see
-    :func:`search`); the search's winner has both.
+    ``detector`` is fitted on the fit rows, without its threshold (unless its
+    fit gave the training scores anyway), or ``None`` when the candidate shared
+    another's fit (see :func:`search`); the search's winner has both.
     """
 
     params: dict
@@ -192,10 +191,11 @@ def search(spec, grid, inputs, log, splits, default=None):
     ``error_score=nan``, and is logged; if every candidate fails, the last
     error is raised.
 
-    Only the scores of a candidate are read, so a model detector is fitted
-    without its threshold (:func:`~sklearn_ood.model_detectors._base.scores_only`:
-    scoring the offset sample was most of the search's cost); the winner is
-    then fitted again with it (if that raises, the next best candidate wins).
+    Only the scores of a candidate are read, so it is fitted without its
+    threshold (:func:`~sklearn_ood._base.scores_only`: scoring the offset
+    sample, leave-one-out for KNN, a forward pass per image for a model
+    detector, was most of the search's cost); the winner is then fitted again
+    with it (if that raises, the next best candidate wins).
     Candidates that differ only in the detector's ``_scoring_param`` (ODIN's
     ``magnitude``, AdaSCALE's ``percentiles``: its fit does not depend on it)
     share one fit per fold and one pass per image set, which computes what

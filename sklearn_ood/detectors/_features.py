@@ -47,6 +47,7 @@ def l2_normalize(X):
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
+        Finite values.
 
     Returns
     -------
@@ -61,10 +62,12 @@ def l2_normalize(X):
     """
     # Dividing by the largest |x_j| first keeps the squares from overflowing.
     scale = np.maximum(X.max(axis=1, keepdims=True), -X.min(axis=1, keepdims=True))
-    out = np.divide(X, scale, out=np.zeros_like(X), where=scale > 0)
+    scale[scale == 0] = 1  # an all-zero row: divided by 1, it stays zero
+    out = np.divide(X, scale)
     # einsum sums the squares row by row, without an (n_samples, n_features) temporary.
     norms = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
-    return np.divide(out, norms, out=out, where=norms > 0)  # zero rows are already 0
+    norms[norms == 0] = 1
+    return np.divide(out, norms, out=out)
 
 
 def pool_maps(X, dtype=None):

@@ -387,9 +387,13 @@ class Gram(HeadMixin, BaseDetector):
         # rows of a class with one bound row, against the bounds as they are (-1).
         loo_codes = np.where(held | (n_bound[codes] < 2), -1, codes)
         second = [(lo[1], -hi[1]) for lo, hi in zip(lows, highs)]
+        return lambda: self._leave_one_out_scores(X, loo_codes, second)  # the threshold step
+
+    def _leave_one_out_scores(self, X, loo_codes, second):
+        """The offset sample's scores, each bound row without its own extremes."""
         rows = offset_sample(X.shape[0])
         scores = np.empty(rows.size)
-        for chunk in row_chunks(rows.size, row_size=size):
+        for chunk in row_chunks(rows.size, row_size=int(np.prod(X.shape[1:]))):
             scores[chunk] = self._score(X[rows[chunk]], loo_codes[rows[chunk]], second)
         return scores
 

@@ -75,7 +75,11 @@ class KNN(AccumulatingDetector):
     match excluded, duplicates kept), i.e. the scores the training rows would
     get as new samples. ``score_samples`` itself never excludes anything, as
     in the reference code, so ``predict`` on the training set flags fewer
-    than ``contamination`` of it.
+    than ``contamination`` of it. The threshold searches the bank (or the
+    index) ``fit`` built for at most 10,000 training rows (the offset sample),
+    ``k + 1`` neighbours each: the cost of scoring as many queries,
+    ``O(min(N, 10,000) x N x D)``, most of a ``fit``, whose statistics are
+    the normalised rows alone.
 
     4-D maps ``(N, C, H, W)`` are accepted and average-pooled over ``H, W``
     before normalisation.

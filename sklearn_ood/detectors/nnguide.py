@@ -109,7 +109,10 @@ class NNGuide(HeadMixin, BaseDetector):
     The bank is an explicit seeded random subset (the official code's
     ``bankset_ratio=0.01``; OpenOOD takes the first batches of its loader).
     Training rows in the bank match themselves, so ``offset_`` is slightly
-    optimistic for them (a ``bank_fraction`` of the rows).
+    optimistic for them (a ``bank_fraction`` of the rows). The threshold
+    scores at most 10,000 training rows (the offset sample) against the bank:
+    the cost of scoring as many queries, ``O(min(N, 10,000) x n_bank x D)``;
+    the bank itself is one pass over the drawn rows.
 
     Parameters
     ----------

@@ -1,7 +1,5 @@
 """The contract of detectors that hold a model and take images."""
 
-import contextlib
-import contextvars
 from numbers import Integral
 
 import numpy as np
@@ -14,40 +12,6 @@ from .._base import BaseDetector, offset_sample, restore_on_error
 from .._tags import DetectorTags
 from ..streaming import InputStream
 from ._input import ModelInput
-
-_SCORES_ONLY = contextvars.ContextVar("sklearn_ood_scores_only", default=False)
-
-
-@contextlib.contextmanager
-def scores_only():
-    """Inside, a model detector's ``fit`` scores no training images for ``offset_``.
-
-    Internal, for searches that read only the candidates' ``score_samples``
-    (the benchmark's pseudo-OOD search): scoring the offset sample is a
-    forward pass per image at least (ODIN's and InputPreprocessedMahalanobis'
-    with a backward pass and a second forward pass), often most of a fit. A
-    detector fitted inside has every fitted attribute but ``offset_`` (unless
-    its fitting pass gave the training scores anyway, as AdaSCALE's does), so
-    ``decision_function`` and ``predict`` raise ``AttributeError``; fit it
-    again outside for its threshold. Its scores are those of a plain fit.
-
-    Examples
-    --------
-    >>> import numpy as np, torch
-    >>> from sklearn_ood.model_detectors import ODIN
-    >>> from sklearn_ood.model_detectors._base import scores_only
-    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
-    >>> X = np.random.default_rng(0).random((6, 3, 2, 2), dtype=np.float32)
-    >>> with scores_only():
-    ...     det = ODIN(net).fit(X)
-    >>> hasattr(det, "offset_"), det.score_samples(X).shape
-    (False, (6,))
-    """
-    token = _SCORES_ONLY.set(True)
-    try:
-        yield
-    finally:
-        _SCORES_ONLY.reset(token)
 
 
 class ModelDetector(BaseDetector):
@@ -172,16 +136,8 @@ class ModelDetector(BaseDetector):
                     "or a DataLoader."
                 )
             with data:
-                scores = self._fit_images(data)
-                if scores is None and not _SCORES_ONLY.get():
-                    rows = data.offset_rows()
-                    scores = np.asarray(self._training_scores(data, rows), dtype=np.float64)
-                    if rows is None:  # every ID row was scored
-                        scores = scores[offset_sample(len(scores))]
-            if scores is None:  # inside scores_only(): an earlier fit's threshold is stale
-                self.__dict__.pop("offset_", None)
-            else:
-                self._set_offset(scores)
+                self._set_offset(self._fit_images(data),
+                                 lambda: self._offset_sample_scores(data))
             if not data.array:  # an array's channels are set by _validate_input
                 self.n_features_in_ = data.n_channels
         return self
@@ -248,6 +204,12 @@ class ModelDetector(BaseDetector):
 
     def _training_scores(self, X, rows):
         return self._score_batches(X.batches(rows))
+
+    def _offset_sample_scores(self, data):
+        """The scores of the offset sample (the threshold step, after the fitting pass)."""
+        rows = data.offset_rows()
+        scores = np.asarray(self._training_scores(data, rows), dtype=np.float64)
+        return scores if rows is not None else scores[offset_sample(len(scores))]
 
     def _fit_images(self, data):  # pragma: no cover - overridden
         """Learn from the ID images; return the offset sample's scores, or ``None``."""
