@@ -39,9 +39,12 @@ def test_pool_maps_by_hand():
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 7, 64, 4096])
-def test_class_moments_by_chunks_equal_a_two_pass_computation(chunk_rows):
+@pytest.mark.parametrize("scale, offset", [(1e3, 1e4), (1.0, 1e5)])
+def test_class_moments_by_chunks_equal_a_two_pass_computation(chunk_rows, scale, offset):
+    # Cancellation-prone: with an offset of 1e5 x the spread, the one-pass
+    # sum(x x^T) - n mean mean^T in float64 is ~1e-6 off (float32: useless).
     rng = np.random.default_rng(0)
-    X = (rng.normal(size=(100, 4)) * 1e3 + 1e4).astype(np.float32)  # cancellation-prone
+    X = (rng.normal(size=(100, 4)) * scale + offset).astype(np.float32)
     codes = rng.integers(0, 3, size=100)
     counts, means, scatters = class_moments(X, codes, 3, chunk_rows=chunk_rows)
     _, tied_means, tied = class_moments(X, codes, 3, tied=True, chunk_rows=chunk_rows)
@@ -71,3 +74,4 @@ def test_class_moments_by_chunks_equal_a_two_pass_computation(chunk_rows):
                            moments=first)
     np.testing.assert_array_equal(merged[0], only[0])
     np.testing.assert_allclose(merged[1], only[1], rtol=1e-12)
+
