@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from scipy import linalg
 
-from sklearn_ood.detectors._features import class_moments, l2_normalize, pool_maps
+from sklearn_ood.detectors._features import class_moments, l2_normalize, pool_maps, pseudo_inverse
 
 
 def test_l2_normalize_by_hand():
@@ -75,3 +76,17 @@ def test_class_moments_by_chunks_equal_a_two_pass_computation(chunk_rows, scale,
     np.testing.assert_array_equal(merged[0], only[0])
     np.testing.assert_allclose(merged[1], only[1], rtol=1e-12)
 
+
+def test_pseudo_inverse_is_pinvh_with_or_without_a_cholesky_factor():
+    rng = np.random.default_rng(0)
+    q = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    # positive definite, condition number 1e6: the inverse (by a Cholesky factor)
+    a = (q * np.logspace(0, -6, 6)) @ q.T
+    np.testing.assert_allclose(pseudo_inverse(a), linalg.pinvh(a), rtol=1e-8, atol=1e-3)
+    # a factor exists, but an eigenvalue is below pinvh's cutoff (1 x 2 x eps): dropped,
+    # not inverted to 1e17
+    b = np.diag([1.0, 1e-17])
+    np.testing.assert_array_equal(pseudo_inverse(b), [[1.0, 0.0], [0.0, 0.0]])
+    # singular: no factor
+    c = (q[:, :4] * [3.0, 2.0, 1.0, 0.5]) @ q[:, :4].T
+    np.testing.assert_allclose(pseudo_inverse(c), linalg.pinvh(c), atol=1e-12)
