@@ -1,9 +1,11 @@
 """Feature helpers shared by several detectors: row normalisation, map pooling and
 (from :mod:`sklearn_ood._moments`) statistics accumulated by chunks of rows."""
 
+import functools
+
 import numpy as np
 from scipy import linalg
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .._moments import CHUNK_ROWS, class_moments, row_chunks  # noqa: F401
 
@@ -103,8 +105,17 @@ def one_blas_thread():
     little on an idle machine and costs far more when other jobs share the
     cores: a 512 x 512 ``syevd`` took 0.03 s on one thread and 3.3 s on two,
     load average 3.9 on 2 cores.
+
+    The BLAS libraries are looked up once per process (NumPy's and SciPy's,
+    loaded with this module); ``threadpool_limits`` would scan the process's
+    libraries at every call (about 1 ms with torch loaded).
     """
-    return threadpool_limits(1, user_api="blas")
+    return _blas_libraries().limit(limits=1, user_api="blas")
+
+
+@functools.cache
+def _blas_libraries():
+    return ThreadpoolController()
 
 
 def pseudo_inverse(a):
