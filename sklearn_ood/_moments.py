@@ -108,6 +108,7 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
         means = scatters = None
     else:
         counts, means, scatters = (None if a is None else np.array(a) for a in moments)  # copies
+    centred = None
     for rows in row_chunks(X.shape[0], chunk_rows, row_size=int(np.prod(X.shape[1:]))):
         H = X[rows] if transform is None else transform(X[rows])
         chunk_codes = codes[rows]
@@ -120,11 +121,14 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
             if scatter:
                 shape = (n_features,) if diagonal else (n_features, n_features)
                 scatters = np.zeros(shape if tied else (n_classes,) + shape)
+        if scatter and (centred is None or centred.shape[0] < H.shape[0]):
+            centred = np.empty(H.shape)  # the first chunk is the largest: one buffer
         present, starts, n_b = np.unique(chunk_codes, return_index=True, return_counts=True)
         runs = [slice(a, a + n) for a, n in zip(starts.tolist(), n_b.tolist())]
         mean_b = np.array([H[run].sum(axis=0, dtype=np.float64) for run in runs]) / n_b[:, None]
         if scatter:
-            _add_scatters(H, runs, present, mean_b, scatters, tied=tied, diagonal=diagonal)
+            _add_scatters(H, runs, mean_b, present, scatters, centred[:H.shape[0]], tied=tied,
+                          diagonal=diagonal)
         n_a = counts[present]
         counts[present] += n_b
         delta = mean_b - means[present]
@@ -135,21 +139,20 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
                 scatters += (w[:, None] * d * d).sum(axis=0) if diagonal else (d.T * w) @ d
             else:
                 for c, d_c, w_c in zip(present[seen], d, w):
-                    scatters[c] += w_c * (d_c * d_c if diagonal else np.outer(d_c, d_c))
+                    scatters[c] += w_c * d_c * d_c if diagonal else np.outer(w_c * d_c, d_c)
         # n_a = 0: the mean is mean_b exactly (0 + delta * 1)
         means[present] += delta * (n_b / counts[present])[:, None]
     return counts, means, scatters
 
 
-def _add_scatters(H, runs, present, mean_b, scatters, *, tied, diagonal):
-    """Add the scatter of each run of rows of ``H`` about its class mean (in place).
+def _add_scatters(H, runs, mean_b, present, scatters, centred, *, tied, diagonal):
+    """Add the scatter of each run of rows of ``H`` about its mean to ``scatters``.
 
-    The rows are centred into one float64 array (``H`` may be float32); the
-    scatter is ``centred.T @ centred``, which NumPy computes by BLAS ``syrk``
-    (half the products of a general matrix product): once for the whole chunk
-    when ``tied``, once per class otherwise.
+    The rows are centred into the float64 array ``centred`` (``H`` may be
+    float32); the scatter is ``centred.T @ centred``, which NumPy computes by
+    BLAS ``syrk`` (half the products of a general matrix product): once for
+    the whole chunk when ``tied``, once per class (``present``) otherwise.
     """
-    centred = np.empty(H.shape)
     for run, mean in zip(runs, mean_b):
         np.subtract(H[run], mean, out=centred[run])
     if tied:
