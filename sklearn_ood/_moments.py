@@ -36,12 +36,16 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
                   scatter=True, chunk_rows=CHUNK_ROWS, moments=None):
     """Count, mean and centred scatter matrix of the rows of ``X`` per class, by chunks.
 
-    Statistics are float64; ``X`` is read ``chunk_rows`` rows at a time (fewer
-    for wide rows, see :func:`row_chunks`; each chunk cast to float64 and
-    passed through ``transform``), and chunk
-    statistics are merged with Chan, Golub & LeVeque's pairwise update, which
-    is as accurate as a two-pass computation. With one chunk the result is
-    bit-identical to the two-pass ``mean`` and ``centred.T @ centred``.
+    Statistics are float64. ``X`` is read ``chunk_rows`` rows at a time (fewer
+    for wide rows, see :func:`row_chunks`), each chunk passed through
+    ``transform`` and its rows sorted by class. Per class of the chunk, the
+    rows are summed in float64 and centred on their mean straight into one
+    float64 array (no separate float64 copy of a float32 chunk), and the
+    scatter of the centred rows is one symmetric product (BLAS ``syrk``: the
+    chunk's rows at once with ``tied=True``, each class's rows otherwise).
+    Chunk statistics are merged with Chan, Golub & LeVeque's pairwise update,
+    which is as accurate as a two-pass computation. With one chunk the result
+    is the two-pass ``mean`` and ``centred.T @ centred`` up to rounding.
 
     Parameters
     ----------
@@ -50,8 +54,10 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
         Class index of each row, in ``range(n_classes)``.
     n_classes : int
     transform : callable, default=None
-        Applied to each float64 chunk (e.g. :func:`l2_normalize`); it may
-        change the number of columns (e.g. :func:`pool_maps` on 4-D maps).
+        Applied to each chunk of ``X`` as read (float32 stays float32; a
+        transform that needs float64, e.g. :func:`l2_normalize`, casts it
+        first); it may change the number of columns (e.g. :func:`pool_maps`
+        on 4-D maps, or a slice of columns).
     tied : bool, default=False
         Return the within-class scatter summed over the classes, one
         ``(n_features, n_features)`` matrix (a shared covariance needs no
@@ -61,9 +67,7 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
         deviations, ``(n_features,)`` each): all that diagonal covariances need.
     scatter : bool, default=True
         ``False``: counts and means only (``scatters`` is ``None``), for a
-        detector that needs no covariance: no ``D x D`` product per chunk
-        (and, without ``transform``, float32 chunks are summed in float64
-        without a float64 copy).
+        detector that needs no covariance: no ``D x D`` product per chunk.
     chunk_rows : int, default=CHUNK_ROWS
     moments : tuple (counts, means, scatters), default=None
         Statistics of earlier rows, as returned by this function for
@@ -104,62 +108,56 @@ def class_moments(X, codes, n_classes, *, transform=None, tied=False, diagonal=F
         means = scatters = None
     else:
         counts, means, scatters = (None if a is None else np.array(a) for a in moments)  # copies
+    centred = None
     for rows in row_chunks(X.shape[0], chunk_rows, row_size=int(np.prod(X.shape[1:]))):
-        if transform is None and not scatter:  # sums accumulated in float64, no copy
-            H = X[rows]
-        else:
-            H = X[rows].astype(np.float64)
-        if transform is not None:
-            H = transform(H)
+        H = X[rows] if transform is None else transform(X[rows])
+        chunk_codes = codes[rows]
+        if chunk_codes.size > 1 and np.any(chunk_codes[1:] < chunk_codes[:-1]):
+            order = np.argsort(chunk_codes, kind="stable")
+            H, chunk_codes = H[order], chunk_codes[order]  # each class's rows contiguous
         if means is None:
             n_features = H.shape[1]
             means = np.zeros((n_classes, n_features))
             if scatter:
                 shape = (n_features,) if diagonal else (n_features, n_features)
                 scatters = np.zeros(shape if tied else (n_classes,) + shape)
-        chunk_codes = codes[rows]
-        if not scatter:
-            _merge_means(H, chunk_codes, counts, means)
-            continue
-        for c in np.unique(chunk_codes):
-            B = H[chunk_codes == c]
-            n_a, n_b = counts[c], B.shape[0]
-            mean_b = B.mean(axis=0)
-            delta = mean_b - means[c]
-            counts[c] += n_b
-            centred = B - mean_b
-            scatter_b = np.einsum("ij,ij->j", centred, centred) if diagonal \
-                else centred.T @ centred
-            if n_a > 0:
-                outer = delta * delta if diagonal else np.outer(delta, delta)
-                scatter_b += outer * (n_a * n_b / counts[c])
+        if scatter and (centred is None or centred.shape[0] < H.shape[0]):
+            centred = np.empty(H.shape)  # the first chunk is the largest: one buffer
+        present, starts, n_b = np.unique(chunk_codes, return_index=True, return_counts=True)
+        runs = [slice(a, a + n) for a, n in zip(starts.tolist(), n_b.tolist())]
+        mean_b = np.array([H[run].sum(axis=0, dtype=np.float64) for run in runs]) / n_b[:, None]
+        if scatter:
+            _add_scatters(H, runs, mean_b, present, scatters, centred[:H.shape[0]], tied=tied,
+                          diagonal=diagonal)
+        n_a = counts[present]
+        counts[present] += n_b
+        delta = mean_b - means[present]
+        if scatter and np.any(n_a > 0):  # the between-chunk part of the scatter
+            seen = n_a > 0
+            d, w = delta[seen], (n_a * n_b / counts[present])[seen]
             if tied:
-                scatters += scatter_b
-            elif n_a == 0:
-                scatters[c] = scatter_b
+                scatters += (w[:, None] * d * d).sum(axis=0) if diagonal else (d.T * w) @ d
             else:
-                scatters[c] += scatter_b
-            means[c] = mean_b if n_a == 0 else means[c] + delta * (n_b / counts[c])
+                for c, d_c, w_c in zip(present[seen], d, w):
+                    scatters[c] += w_c * d_c * d_c if diagonal else np.outer(w_c * d_c, d_c)
+        # n_a = 0: the mean is mean_b exactly (0 + delta * 1)
+        means[present] += delta * (n_b / counts[present])[:, None]
     return counts, means, scatters
 
 
-def _merge_means(H, codes, counts, means):
-    """Merge the per-class means of the rows ``H`` into ``counts`` and ``means`` (in place).
+def _add_scatters(H, runs, mean_b, present, scatters, centred, *, tied, diagonal):
+    """Add the scatter of each run of rows of ``H`` about its mean to ``scatters``.
 
-    The class sums come from one pass over the rows sorted by class
-    (``np.add.reduceat``), whatever the number of classes, accumulated in
-    float64 (``H`` may be float32); the means are merged as in
-    :func:`class_moments`.
+    The rows are centred into the float64 array ``centred`` (``H`` may be
+    float32); the scatter is ``centred.T @ centred``, which NumPy computes by
+    BLAS ``syrk`` (half the products of a general matrix product): once for
+    the whole chunk when ``tied``, once per class (``present``) otherwise.
     """
-    if codes.size and (codes == codes[0]).all():  # one class: no sorting
-        present, n_b = codes[:1], np.array([codes.size])
-        sums = H.sum(axis=0, dtype=np.float64)[None]
-    else:
-        order = np.argsort(codes, kind="stable")
-        present, starts, n_b = np.unique(codes[order], return_index=True, return_counts=True)
-        sums = np.add.reduceat(H[order], starts, axis=0, dtype=np.float64)
-    n_a = counts[present]
-    counts[present] += n_b
-    mean_b = sums / n_b[:, None]
-    merged = means[present] + (mean_b - means[present]) * (n_b / counts[present])[:, None]
-    means[present] = np.where((n_a == 0)[:, None], mean_b, merged)
+    for run, mean in zip(runs, mean_b):
+        np.subtract(H[run], mean, out=centred[run])
+    if tied:
+        scatters += np.einsum("ij,ij->j", centred, centred) if diagonal else centred.T @ centred
+        return
+    for c, run in zip(present, runs):
+        block = centred[run]
+        scatters[c] += np.einsum("ij,ij->j", block, block) if diagonal else block.T @ block

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from scipy import linalg
 
-from sklearn_ood.detectors._features import class_moments, l2_normalize, pool_maps
+from sklearn_ood.detectors._features import class_moments, l2_normalize, pool_maps, pseudo_inverse
 
 
 def test_l2_normalize_by_hand():
@@ -39,9 +40,12 @@ def test_pool_maps_by_hand():
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 7, 64, 4096])
-def test_class_moments_by_chunks_equal_a_two_pass_computation(chunk_rows):
+@pytest.mark.parametrize("scale, offset", [(1e3, 1e4), (1.0, 1e5)])
+def test_class_moments_by_chunks_equal_a_two_pass_computation(chunk_rows, scale, offset):
+    # Cancellation-prone: with an offset of 1e5 x the spread, the one-pass
+    # sum(x x^T) - n mean mean^T in float64 is ~1e-6 off (float32: useless).
     rng = np.random.default_rng(0)
-    X = (rng.normal(size=(100, 4)) * 1e3 + 1e4).astype(np.float32)  # cancellation-prone
+    X = (rng.normal(size=(100, 4)) * scale + offset).astype(np.float32)
     codes = rng.integers(0, 3, size=100)
     counts, means, scatters = class_moments(X, codes, 3, chunk_rows=chunk_rows)
     _, tied_means, tied = class_moments(X, codes, 3, tied=True, chunk_rows=chunk_rows)
@@ -71,3 +75,18 @@ def test_class_moments_by_chunks_equal_a_two_pass_computation(chunk_rows):
                            moments=first)
     np.testing.assert_array_equal(merged[0], only[0])
     np.testing.assert_allclose(merged[1], only[1], rtol=1e-12)
+
+
+def test_pseudo_inverse_is_pinvh_with_or_without_a_cholesky_factor():
+    rng = np.random.default_rng(0)
+    q = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    # positive definite, condition number 1e6: the inverse (by a Cholesky factor)
+    a = (q * np.logspace(0, -6, 6)) @ q.T
+    np.testing.assert_allclose(pseudo_inverse(a), linalg.pinvh(a), rtol=1e-8, atol=1e-3)
+    # a factor exists, but an eigenvalue is below pinvh's cutoff (1 x 2 x eps): dropped,
+    # not inverted to 1e17
+    b = np.diag([1.0, 1e-17])
+    np.testing.assert_array_equal(pseudo_inverse(b), [[1.0, 0.0], [0.0, 0.0]])
+    # singular: no factor
+    c = (q[:, :4] * [3.0, 2.0, 1.0, 0.5]) @ q[:, :4].T
+    np.testing.assert_allclose(pseudo_inverse(c), linalg.pinvh(c), atol=1e-12)

@@ -1,9 +1,11 @@
 """Feature helpers shared by several detectors: row normalisation, map pooling and
 (from :mod:`sklearn_ood._moments`) statistics accumulated by chunks of rows."""
 
+import functools
+
 import numpy as np
 from scipy import linalg
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .._moments import CHUNK_ROWS, class_moments, row_chunks  # noqa: F401
 
@@ -106,29 +108,56 @@ def one_blas_thread():
     little on an idle machine and costs far more when other jobs share the
     cores: a 512 x 512 ``syevd`` took 0.03 s on one thread and 3.3 s on two,
     load average 3.9 on 2 cores.
+
+    The BLAS libraries are looked up once per process (NumPy's and SciPy's,
+    loaded with this module); ``threadpool_limits`` would scan the process's
+    libraries at every call (about 1 ms with torch loaded).
     """
-    return threadpool_limits(1, user_api="blas")
+    return _blas_libraries().limit(limits=1, user_api="blas")
+
+
+@functools.cache
+def _blas_libraries():
+    return ThreadpoolController()
 
 
 def pseudo_inverse(a):
     """Pseudo-inverse of a symmetric matrix: ``scipy.linalg.pinvh``, with its cutoff.
 
     Eigenvalues of magnitude up to ``max |lambda| * n * eps`` are dropped, as
-    ``pinvh`` does; the eigen-decomposition is LAPACK's divide-and-conquer
-    ``syevd`` (``pinvh`` calls ``syev``, several times slower on a 512 x 512
-    covariance), on one BLAS thread (:func:`one_blas_thread`). The same matrix
-    up to rounding.
+    ``pinvh`` does. When no eigenvalue can be that small, the pseudo-inverse
+    is the inverse, and it is computed from a Cholesky factorisation (LAPACK's
+    ``potrf`` and ``potri``, a few times faster than an eigen-decomposition):
+    that is when the factorisation succeeds and the 1-norm condition number
+    ``||a||_1 ||a^-1||_1`` stays below ``1 / (2 n eps)`` (the smallest
+    eigenvalue is at least ``1 / ||a^-1||_1``, the largest at most
+    ``||a||_1``). Otherwise the eigen-decomposition is LAPACK's
+    divide-and-conquer ``syevd`` (``pinvh`` calls ``syev``, several times
+    slower on a 512 x 512 covariance). Both run on one BLAS thread
+    (:func:`one_blas_thread`). The same matrix as ``pinvh``'s up to rounding.
 
     Examples
     --------
     >>> import numpy as np
-    >>> pseudo_inverse(np.array([[2.0, 0.0], [0.0, 0.0]]))
+    >>> pseudo_inverse(np.array([[2.0, 0.0], [0.0, 0.0]]))  # singular: eigh
     array([[0.5, 0. ],
            [0. , 0. ]])
+    >>> pseudo_inverse(np.array([[2.0, 1.0], [1.0, 2.0]])) * 3  # Cholesky
+    array([[ 2., -1.],
+           [-1.,  2.]])
     """
+    n = max(a.shape)
+    eps = np.finfo(np.float64).eps
     with one_blas_thread():
+        factor, info = linalg.lapack.dpotrf(a, lower=0, clean=0)
+        if info == 0:
+            upper, info = linalg.lapack.dpotri(factor, lower=0)
+            if info == 0:
+                inverse = np.triu(upper) + np.triu(upper, 1).T
+                if np.linalg.norm(a, 1) * np.linalg.norm(inverse, 1) < 0.5 / (n * eps):
+                    return inverse
         s, u = linalg.eigh(a, check_finite=False, driver="evd")
-    above = np.abs(s) > np.max(np.abs(s), initial=0.0) * max(a.shape) * np.finfo(s.dtype).eps
+    above = np.abs(s) > np.max(np.abs(s), initial=0.0) * n * np.finfo(s.dtype).eps
     u = u[:, above]
     return (u * (1.0 / s[above])) @ u.T
 

@@ -239,7 +239,8 @@ class GaussianDensity(AccumulatingDetector):
         return l2_normalize(X) if self.normalize else X
 
     def _moment_features(self, H):
-        return l2_normalize(H) if self.normalize else H
+        # features as read (float32 too): class_moments centres them in float64
+        return self._features(H) if self.normalize else H
 
     def _fit_statistics(self, classes, counts, means, scatters, sample, *, partial):
         ready = counts >= 2

@@ -180,7 +180,8 @@ class Mahalanobis(AccumulatingDetector):
         return l2_normalize(H) if self.normalize else H
 
     def _moment_features(self, H):
-        return self._features(H)
+        # 2-D features as read (float32 too): class_moments centres them in float64
+        return self._features(H) if self.normalize or H.ndim == 4 else H
 
     def _fit_statistics(self, classes, counts, means, scatter, sample, *, partial):
         self.classes_, self.means_ = classes, means

@@ -175,22 +175,24 @@ class MultiBlockMahalanobis(BaseDetector):
             check_finite_covariance(covariance, name)
             self.means_.append(means)
             self.precisions_.append(pseudo_inverse(covariance))
-        # The ID side (standardisation and combiner): the offset sample's rows.
+        # The ID side (standardisation and combiner): the offset sample's rows, whose
+        # scores then set the threshold.
         raw = self._raw_block_scores(X[offset_sample(X.shape[0])])
         self.score_mean_ = raw.mean(axis=0)
         scale = raw.std(axis=0)
         self.score_scale_ = np.where(scale > 0, scale, 1.0)
+        Z_id = (raw - self.score_mean_) / self.score_scale_
         self.n_ood_fit_ = len(X_ood)
         if self.combiner == "mean":
             self.weights_ = np.full(len(self.block_sizes_), 1.0 / len(self.block_sizes_))
             self.intercept_ = 0.0
-            return
+            return Z_id @ self.weights_ + self.intercept_
         Z_ood = np.vstack([self._block_scores(X_ood[rows])
                            for rows in row_chunks(X_ood.shape[0])])
-        Z = np.vstack([(raw - self.score_mean_) / self.score_scale_, Z_ood])
-        target = np.r_[np.ones(len(raw)), np.zeros(len(Z_ood))]
-        lr = LogisticRegression(class_weight="balanced").fit(Z, target)
+        target = np.r_[np.ones(len(Z_id)), np.zeros(len(Z_ood))]
+        lr = LogisticRegression(class_weight="balanced").fit(np.vstack([Z_id, Z_ood]), target)
         self.weights_, self.intercept_ = lr.coef_[0].copy(), float(lr.intercept_[0])
+        return Z_id @ self.weights_ + self.intercept_
 
     def _score(self, X):
         return self._block_scores(X) @ self.weights_ + self.intercept_

@@ -160,8 +160,9 @@ class RelativeMahalanobis(BaseDetector):
         # The background scatter is the within-class scatter plus the between-class
         # one, sum_k n_k (mu_k - mu_0)(mu_k - mu_0)^T (law of total covariance).
         with np.errstate(over="ignore", invalid="ignore"):
-            counts, self.means_, within = class_moments(
-                X, codes, self.classes_.size, transform=self._features, tied=True)
+            counts, self.means_, within = class_moments(  # 2-D features as read
+                X, codes, self.classes_.size, tied=True,
+                transform=self._features if self.normalize or X.ndim == 4 else None)
             self.background_mean_ = counts @ self.means_ / n
             offsets = self.means_ - self.background_mean_
             covariance = within / n
