@@ -165,8 +165,9 @@ class BaseDetector(OutlierMixin, BaseEstimator):
       their class labels, or is ``None``; when its tags declare ``ood_rows`` it also
       receives the OOD rows as ``X_ood``; when they declare ``calibrated``
       attributes, the rows to fit those on, and only those, as ``X_cal`` and
-      ``y_cal``); return the scores of ``X[offset_sample(len(X))]`` or ``None``
-      (step 2);
+      ``y_cal``, and ``X`` and ``X_cal`` may then be lazy views of rows, read
+      by slicing or ``np.asarray``); return the scores of
+      ``X[offset_sample(len(X))]`` or ``None`` (step 2);
     - ``_score(X)``: score rows, higher means more in-distribution;
 
     and may override ``_training_scores(X, rows)`` (step 3) and

@@ -35,6 +35,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, RealNotInt
 
+from ._row_subset import RowSubset
 from ._validation import check_labels, split_id_rows
 
 __all__ = ["CALIBRATION_CONSTRAINTS", "split_calibration_rows"]
@@ -70,7 +71,9 @@ def split_calibration_rows(detector, X, y, X_cal=None, y_cal=None):
     -------
     X_fit, y_fit : the rows for the modelling statistics (and their labels).
     X_cal, y_cal : the rows for the calibrating statistics (and their labels);
-        ``X_cal`` is ``X_fit`` itself when nothing is held out.
+        ``X_cal`` is ``X_fit`` itself when nothing is held out. The rows a
+        split selects are lazy views (:class:`~sklearn_ood._row_subset.RowSubset`:
+        ``shape``, slicing, ``np.asarray``), not copies.
     X_cal_ood : ndarray or None
         The OOD rows of ``X_cal`` (``None`` when it has none).
 
@@ -95,8 +98,9 @@ def split_calibration_rows(detector, X, y, X_cal=None, y_cal=None):
             return X, y, X, y, None
         fit_rows, cal_rows = _split(name, detector.calibration_size, X.shape[0], y,
                                     detector.random_state)
-        return (X[fit_rows], None if y is None else y[fit_rows],
-                X[cal_rows], None if y is None else y[cal_rows], None)
+        # lazy views: the rows are read by chunks, never copied all at once
+        return (RowSubset(X, fit_rows), None if y is None else y[fit_rows],
+                RowSubset(X, cal_rows), None if y is None else y[cal_rows], None)
     X_cal = detector._validate_input(X_cal, reset=False)
     if y_cal is None:
         return X, y, X_cal, None, None

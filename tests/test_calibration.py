@@ -95,9 +95,10 @@ def test_calibration_size_is_a_seeded_stratified_split(cls):
     for name, value in _fitted(held).items():
         _assert_equal(_fitted(split)[name], value, name)
     # calibration_size=None: the calibrating statistics on the rows of X themselves
-    same = case.make().fit(case.X, y, X_cal=X_id, y_cal=y_id)
+    same = case.make(calibration_size=None).fit(case.X, y, X_cal=X_id, y_cal=y_id)
     for name, value in _fitted(same).items():
-        _assert_equal(_fitted(case.make().fit(case.X, y))[name], value, name)
+        _assert_equal(_fitted(case.make(calibration_size=None).fit(case.X, y))[name],
+                      value, name)
 
 
 # --------------------------------------------------------------------- by hand

@@ -15,6 +15,7 @@ maximum logit, energy, entropy and generalized entropy (GEN).
   https://openaccess.thecvf.com/content/CVPR2023/html/Liu_GEN_Pushing_the_Limits_of_Softmax-Based_Out-of-Distribution_Detection_CVPR_2023_paper.html.
 """
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -261,6 +262,14 @@ class MaxSoftmax(_LogitDetector):
                 f"{np.unique(y_num)[:10]}."
             )
         self.temperature_ = fit_temperature(logits, y_num)
+        if np.all(logits.argmax(axis=1) == y_num):
+            warnings.warn(
+                f"MaxSoftmax(temperature='fit'): the head classifies all {len(y_num)} "
+                "calibration rows correctly, so their NLL keeps falling as T -> 0 and has "
+                f"no finite minimum; T = {self.temperature_:.3g} is where it stops, and "
+                "the softmax saturates at 1 for most rows, which then tie. Calibrate on "
+                "more held-out rows (some misclassified), or pass a fixed temperature.",
+                UserWarning, stacklevel=3)
 
     def _score(self, X):
         return max_softmax(self._logits(X), self.temperature_)
