@@ -18,9 +18,9 @@ ways:
   neither the network nor the modelling statistics saw (what the benchmark
   does).
 
-Printed and written to ``--out`` (JSON, with the command, date and versions):
-the mean AUROC and FPR95 over the OOD sets and the fitted calibrating
-statistic. For MaxSoftmax also the AUROC of the exact ranking of its score,
+Printed and written to ``<out>.json`` (with the command, date and versions)
+and ``<out>.csv`` (the table of the docs' calibration section): the mean AUROC
+and FPR95 (%) over the OOD sets and the fitted calibrating statistic. For MaxSoftmax also the AUROC of the exact ranking of its score,
 ``-log(1 / MSP - 1) = -logsumexp_{k != max}((z_k - z_max) / T)``: MSP is a
 decreasing function of it, but at small ``T`` it saturates to exactly 1 in
 float64 for most rows, which then tie.
@@ -28,10 +28,11 @@ float64 for most rows, which then tie.
 Usage::
 
     python perf/bench_calibration.py [--id digits] [--data-dir DATA]
-        [--weights WEIGHTS] [--save-weights WEIGHTS] [--out OUT.json]
+        [--weights WEIGHTS] [--save-weights WEIGHTS] [--out perf/calibration_digits]
 """
 
 import argparse
+import csv
 import datetime
 import json
 import platform
@@ -96,8 +97,7 @@ def main(argv=None):
             detector = build_detector(spec, inputs)
             if spec.name.startswith("MaxSoftmax") and detector.temperature != "fit":
                 break  # the fixed-T row has nothing to calibrate
-            params = {"calibration_size": 0.1} if way == "split" else {}
-            detector.set_params(**params)
+            detector.set_params(calibration_size=0.1 if way == "split" else None)
             X = inputs.of(spec, "fit")
             y = inputs.labels["fit"] if spec.labels else None
             kwargs = {}
@@ -111,9 +111,10 @@ def main(argv=None):
                 scores = {s: detector.score_samples(inputs.of(spec, s))
                           for s in inputs.eval_sets}
             row = {"detector": spec.name, "calibrated on": way, **average(scores)}
-            shown = np.asarray(getattr(detector, SHOWN[type(detector).__name__]))
-            row["statistic"] = (f"{SHOWN[type(detector).__name__]} = "
-                                + np.array2string(shown.ravel()[:4], precision=4))
+            name = SHOWN[type(detector).__name__]
+            shown = np.asarray(getattr(detector, name)).ravel()
+            row["statistic"] = (f"``{name}{'[:4]' if shown.size > 4 else ''}`` = "
+                                + np.array2string(shown[:4], precision=4))
             if type(detector).__name__ == "MaxSoftmax":
                 exact = {s: exact_msp_rank(detector._logits(inputs.of(spec, s)),
                                            detector.temperature_) for s in inputs.eval_sets}
@@ -121,14 +122,22 @@ def main(argv=None):
             results.append(row)
             print(json.dumps(row), flush=True)
     if args.out:
+        words = argv if argv is not None else sys.argv[1:]
         record = {"command": "python perf/bench_calibration.py " + " ".join(
-            a if "/" not in a else "PATH" for a in (argv or sys.argv[1:])),
+            "PATH" if "/" in a and not a.startswith("perf/") else a for a in words),
             "date": datetime.date.today().isoformat(),
             "versions": {"python": platform.python_version(), "numpy": np.__version__,
                          "scikit-learn": sklearn.__version__, "torch": torch.__version__},
             "n_images": data.n_images, "results": results}
-        with open(args.out, "w") as f:
+        with open(args.out + ".json", "w") as f:
             json.dump(record, f, indent=1)
+        with open(args.out + ".csv", "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["detector", "calibrated on", "AUROC", "FPR95", "statistic",
+                          "AUROC (exact ranking)"])
+            for r in results:
+                out.writerow([r["detector"], r["calibrated on"], r["auroc"], r["fpr95"],
+                              r["statistic"], r.get("exact ranking", {}).get("auroc", "")])
 
 
 if __name__ == "__main__":

@@ -269,7 +269,7 @@ class MaxSoftmax(_LogitDetector):
                 f"no finite minimum; T = {self.temperature_:.3g} is where it stops, and "
                 "the softmax saturates at 1 for most rows, which then tie. Calibrate on "
                 "more held-out rows (some misclassified), or pass a fixed temperature.",
-                UserWarning, stacklevel=3)
+                UserWarning, stacklevel=4)
 
     def _score(self, X):
         return max_softmax(self._logits(X), self.temperature_)
