@@ -232,3 +232,14 @@ def test_clone_pickle_and_seed():
     np.testing.assert_array_equal(again.score_samples(Z), det.score_samples(Z))
     assert clone(det).fit(Z, y).temperature_ == det.temperature_  # seeded: the same rows
     assert det.set_params(random_state=1).fit(Z, y).temperature_ != again.temperature_
+
+
+def test_conformal_detector_holds_out_its_rows_first_then_the_detector_its_share():
+    from sklearn_ood import ConformalDetector
+
+    Z, y = _split_logits()
+    inner = MaxSoftmax(temperature="fit", calibration_size=0.5, random_state=0)
+    conformal = ConformalDetector(inner, calibration_size=20, random_state=0).fit(Z, y)
+    fit_rows = np.setdiff1d(np.arange(60), conformal.calibration_rows_[0])
+    alone = clone(inner).fit(Z[fit_rows], y[fit_rows])
+    assert conformal.detectors_[0].temperature_ == alone.temperature_
