@@ -20,10 +20,12 @@ ways:
 
 Printed and written to ``<out>.json`` (with the command, date and versions)
 and ``<out>.csv`` (the table of the docs' calibration section): the mean AUROC
-and FPR95 (%) over the OOD sets and the fitted calibrating statistic. For MaxSoftmax also the AUROC of the exact ranking of its score,
-``-log(1 / MSP - 1) = -logsumexp_{k != max}((z_k - z_max) / T)``: MSP is a
-decreasing function of it, but at small ``T`` it saturates to exactly 1 in
-float64 for most rows, which then tie.
+and FPR95 (%) over the OOD sets and the fitted calibrating statistic (its
+first 4 values). For MaxSoftmax also the AUROC of the log-odds of its score,
+``log(MSP / (1 - MSP)) = -logsumexp_{k != max}((z_k - z_max) / T)``: an
+increasing function of the MSP, the same ranking in exact arithmetic, but at
+small ``T`` the MSP itself is exactly 1 in float64 for most rows, which then
+tie.
 
 Usage::
 
@@ -57,8 +59,9 @@ SHOWN = {"MaxSoftmax": "temperature_", "KLMatching": "templates_",
          "MultiBlockMahalanobis": "score_scale_", "Gram": "normalizers_"}
 
 
-def exact_msp_rank(logits, temperature):
-    """``-logsumexp_{k != argmax}((z_k - z_max) / T)``: the MSP's ranking, without saturation."""
+def msp_log_odds(logits, temperature):
+    """``-logsumexp_{k != argmax}((z_k - z_max) / T)``, the MSP's log-odds: its ranking,
+    without saturation."""
     z = np.asarray(logits, dtype=np.float64) / temperature
     top = z.argmax(axis=1)
     z = z - z[np.arange(len(z)), top][:, None]
@@ -116,9 +119,9 @@ def main(argv=None):
             row["statistic"] = (f"``{name}{'[:4]' if shown.size > 4 else ''}`` = "
                                 + np.array2string(shown[:4], precision=4))
             if type(detector).__name__ == "MaxSoftmax":
-                exact = {s: exact_msp_rank(detector._logits(inputs.of(spec, s)),
-                                           detector.temperature_) for s in inputs.eval_sets}
-                row["exact ranking"] = average(exact)
+                log_odds = {s: msp_log_odds(detector._logits(inputs.of(spec, s)),
+                                            detector.temperature_) for s in inputs.eval_sets}
+                row["log-odds"] = average(log_odds)
             results.append(row)
             print(json.dumps(row), flush=True)
     if args.out:
@@ -134,10 +137,10 @@ def main(argv=None):
         with open(args.out + ".csv", "w", newline="") as f:
             out = csv.writer(f)
             out.writerow(["detector", "calibrated on", "AUROC", "FPR95", "statistic",
-                          "AUROC (exact ranking)"])
+                          "AUROC (MSP log-odds)"])
             for r in results:
                 out.writerow([r["detector"], r["calibrated on"], r["auroc"], r["fpr95"],
-                              r["statistic"], r.get("exact ranking", {}).get("auroc", "")])
+                              r["statistic"], r.get("log-odds", {}).get("auroc", "")])
 
 
 if __name__ == "__main__":

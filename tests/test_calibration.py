@@ -176,6 +176,11 @@ def test_logistic_combiner_fits_the_calibration_rows_against_the_ood_rows():
     lr = LogisticRegression(class_weight="balanced").fit(
         np.vstack([Z_id, Z_ood]), np.r_[np.ones(12), np.zeros(10)])
     np.testing.assert_allclose(det.weights_, lr.coef_[0], rtol=1e-6)
+    # OOD rows of X_cal (negative y_cal) join the combiner's OOD side, never its ID side
+    more = MultiBlockMahalanobis([2, 2]).fit(X[:30], np.zeros(30), X_cal=np.vstack([X_cal, X[30:]]),
+                                             y_cal=np.r_[np.zeros(12), -np.ones(10)])
+    assert more.n_ood_fit_ == 10
+    np.testing.assert_allclose(more.weights_, det.weights_, rtol=1e-12)
 
 
 def test_kl_templates_are_the_calibration_rows_mean_softmax_per_predicted_class():

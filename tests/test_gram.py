@@ -193,7 +193,8 @@ def test_predicted_class_bounds_by_hand():
     # Class 0 (x = 1, 2): bounds [1, 4]; class 1 (x = -1, -3): bounds [1, 9].
     X = np.array([[1.0], [2.0], [-1.0], [-3.0]])
     head = (np.array([[1.0], [-1.0]]), np.zeros(2))
-    det = Gram(head=head, max_power=2, calibration_size=None).fit(X, [5, 5, 5, 5])  # y: OOD marks only
+    # y only marks OOD rows here
+    det = Gram(head=head, max_power=2, calibration_size=None).fit(X, [5, 5, 5, 5])
     assert det.class_bounds_ == "predicted" and det.classes_.tolist() == [0, 1]
     np.testing.assert_allclose(det.mins_[0][:, :, 0], [[1, 1], [1, 1]])
     np.testing.assert_allclose(det.maxs_[0][:, :, 0], [[4, 4], [9, 9]])
