@@ -231,6 +231,13 @@ class Gram(HeadMixin, BaseDetector):
     ('predicted', array([0, 1]))
     >>> bool(det.score_samples(maps * 5).mean() < det.score_samples(maps).mean())
     True
+
+    The bounds on every row of ``X`` and ``E_l`` on held-out rows (the paper:
+    unseen ID images):
+
+    >>> det = Gram(max_power=2).fit(maps[:30], X_cal=maps[30:])
+    >>> det.normalizers_.shape
+    (1,)
     """
 
     # Tuning: ``max_power`` from 1 to the original's 10 (OpenOOD fixes 5).

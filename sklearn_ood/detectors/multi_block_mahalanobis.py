@@ -128,6 +128,13 @@ class MultiBlockMahalanobis(BaseDetector):
     >>> det = MultiBlockMahalanobis(block_sizes=[2, 3]).fit(X, y)
     >>> det.block_sizes_, det.n_ood_fit_
     ([2, 3], 50)
+
+    The standardisation and the combiner on 10 ID rows held out of the
+    Gaussians (or on rows of one's own: ``fit(X, y, X_cal=..., y_cal=...)``):
+
+    >>> det = MultiBlockMahalanobis([2, 3], calibration_size=10, random_state=0).fit(X, y)
+    >>> det.means_[0].shape, det.score_mean_.shape
+    ((1, 2), (2,))
     """
 
     _detector_tags = DetectorTags(
