@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from ._calibration import split_calibration_rows
 from ._moments import class_moments, row_chunks
 from ._tags import DetectorTags, get_detector_tags
 from ._validation import check_labels, split_id_rows, validate_features
@@ -171,7 +172,12 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     1. ``fit(X, y=None)`` validates the parameters and the input (atomically:
        if any step raises, the estimator is left as it was) and keeps the
-       in-distribution rows (a negative label marks an OOD row).
+       in-distribution rows (a negative label marks an OOD row). A detector
+       with calibrating statistics (its tags' ``calibrated``) also gets the
+       rows to fit those on, held out from the modelling statistics:
+       ``fit(X, y, X_cal=..., y_cal=...)`` or a ``calibration_size`` share of
+       the ID rows (:mod:`sklearn_ood._calibration`); the rows that model are
+       then the training rows of the steps below.
     2. The fitting hook learns from them and sets the fitted attributes. It
        returns the training scores that set the threshold when it computed
        them anyway (a model detector's one pass over the images), a function
@@ -202,7 +208,10 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     - ``_fit(X, y)``: learn from the in-distribution rows ``X`` (``y`` holds
       their class labels, or is ``None``; when its tags declare ``ood_rows`` it also
-      receives the OOD rows as ``X_ood``); return the scores of
+      receives the OOD rows as ``X_ood``; when they declare ``calibrated``
+      attributes, the rows to fit those on, and only those, as ``X_cal`` and
+      ``y_cal``, and ``X`` and ``X_cal`` may then be lazy views of rows, read
+      by slicing or ``np.asarray``); return the scores of
       ``X[offset_sample(len(X))]``, a function computing them, or ``None``
       (step 2);
     - ``_score(X)``: score rows, higher means more in-distribution;
@@ -243,7 +252,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     _non_finite_advice = "features too large or degenerate; rescale the features"
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, X_cal=None, y_cal=None):
         """Fit the detector on in-distribution data.
 
         Parameters
@@ -253,6 +262,14 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             them).
         y : array-like of shape (n_samples,), default=None
             Class labels; rows with a negative label are OOD and are ignored.
+        X_cal : array-like of shape (n_calibration, n_features), default=None
+            Held-out in-distribution rows for the detector's calibrating
+            statistics (a temperature, a standardisation: those its class
+            documents), which are then fitted on them only, and the others on
+            ``X`` only; ``calibration_size`` is ignored. Only for the
+            detectors that have calibrating statistics.
+        y_cal : array-like of shape (n_calibration,), default=None
+            Class labels of ``X_cal`` (negative: OOD rows, not calibrating).
 
         Returns
         -------
@@ -262,12 +279,22 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         with restore_on_error(self):
             X = self._validate_input(X, reset=True)
             X_id, y_id = split_id_rows(X, y)
-            if get_detector_tags(self).ood_rows:
+            tags, kwargs = get_detector_tags(self), {}
+            if tags.ood_rows:
                 is_ood = np.zeros(X.shape[0], bool) if y is None else \
                     ~check_labels(y, X.shape[0])[1]
-                scores = self._fit(X_id, y_id, X_ood=X[is_ood])
-            else:
-                scores = self._fit(X_id, y_id)
+                kwargs["X_ood"] = X[is_ood]
+            if tags.calibrated:
+                X_id, y_id, kwargs["X_cal"], kwargs["y_cal"], X_cal_ood = \
+                    split_calibration_rows(self, X_id, y_id, X_cal, y_cal)
+                if tags.ood_rows and X_cal_ood is not None:
+                    kwargs["X_ood"] = np.concatenate([kwargs["X_ood"], X_cal_ood])
+            elif X_cal is not None or y_cal is not None:
+                raise TypeError(
+                    f"{type(self).__name__} has no calibrating statistics to fit on X_cal "
+                    "and y_cal: fit it on X (and y) alone."
+                )
+            scores = self._fit(X_id, y_id, **kwargs)
             self._set_offset(
                 scores, lambda: self._training_scores(X_id, offset_sample(X_id.shape[0])))
         return self
@@ -335,7 +362,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
 
-    def fit_predict(self, X, y=None):
+    def fit_predict(self, X, y=None, **fit_params):
         """Fit on ``X`` (with the class labels ``y``) and predict +1 / -1 for ``X``.
 
         scikit-learn's ``OutlierMixin.fit_predict`` drops ``y``; here it reaches
@@ -346,12 +373,14 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,), default=None
             Class labels; rows with a negative label are OOD and are ignored by ``fit``.
+        **fit_params : dict
+            Passed to ``fit`` (``X_cal``, ``y_cal``).
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
         """
-        return self.fit(X, y).predict(X)
+        return self.fit(X, y, **fit_params).predict(X)
 
     def _validate_input(self, X, *, reset):
         return validate_features(self, X, reset=reset, allow_nd=4 in get_detector_tags(self).ndim)

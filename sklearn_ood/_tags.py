@@ -43,11 +43,14 @@ class DetectorTags:
     ood_rows : bool, default=False
         ``fit`` also learns from the OOD rows (negative labels) it is given,
         e.g. a combiner fitted on pseudo-OOD rows.
-    fit_set : {"train", "validation"}, default="train"
-        The in-distribution rows the method's references fit it on: the
-        model's training rows, or held-out validation rows (what it fits
-        calibrates the network's outputs, which fit their own training rows
-        too well).
+    calibrated : tuple of str, default=()
+        The fitted attributes that are *calibrating* statistics: they set the
+        scale of a score or weigh scores against each other (a softmax
+        temperature, the standardisation of block scores, a combiner's
+        weights, a normaliser) rather than model the in-distribution data.
+        ``fit`` fits them on held-out calibration rows, never seen by the
+        modelling statistics: ``X_cal`` or a ``calibration_size`` share of
+        the ID rows (:mod:`sklearn_ood._calibration`). Empty: none.
     grid : dict, callable or None, default=None
         The knob values pseudo-OOD tuning searches by default, for
         :class:`~sklearn.model_selection.ParameterGrid`; a callable
@@ -69,18 +72,21 @@ class DetectorTags:
     head: object = None
     labels: object = None
     ood_rows: bool = False
-    fit_set: str = "train"
+    calibrated: tuple = ()
     grid: object = None
     paper: str = ""
 
     def __post_init__(self):
         for name, value, allowed in (("input", self.input, INPUTS), ("head", self.head, HEADS),
-                                     ("labels", self.labels, LABELS),
-                                     ("fit_set", self.fit_set, ("train", "validation"))):
+                                     ("labels", self.labels, LABELS)):
             if value not in allowed:
                 raise ValueError(f"DetectorTags.{name} must be one of {allowed}; got {value!r}.")
         if not set(self.ndim) <= {2, 4} or not self.ndim:
             raise ValueError(f"DetectorTags.ndim must hold 2 and/or 4; got {self.ndim!r}.")
+        if not isinstance(self.calibrated, tuple) or not all(
+                isinstance(name, str) and name.endswith("_") for name in self.calibrated):
+            raise ValueError("DetectorTags.calibrated must be a tuple of fitted attribute "
+                             f"names (ending in '_'); got {self.calibrated!r}.")
 
 
 def get_detector_tags(detector):

@@ -73,7 +73,7 @@ def describe_detectors():
     -------
     records : list of dict
         Keys ``name``, ``module`` (where it is defined), ``input``, ``ndim``,
-        ``head``, ``labels``, ``fit_set``, ``partial_fit`` (whether the class
+        ``head``, ``labels``, ``calibrated``, ``partial_fit`` (whether the class
         has ``partial_fit``), ``tuned`` (the knobs of its default tuning grid,
         for a grid that does not depend on the data), ``paper`` and
         ``summary`` (the first sentence of its docstring).
@@ -91,7 +91,8 @@ def describe_detectors():
         grid = tags.grid(10**9) if callable(tags.grid) else tags.grid
         records.append(dict(
             name=name, module=cls.__module__, input=tags.input, ndim=tags.ndim, head=tags.head,
-            labels=tags.labels, fit_set=tags.fit_set, partial_fit=hasattr(cls, "partial_fit"),
+            labels=tags.labels, calibrated=tags.calibrated,
+            partial_fit=hasattr(cls, "partial_fit"),
             tuned=sorted(grid) if grid else [], paper=tags.paper, summary=_summary(cls)))
     return records
 
@@ -111,8 +112,8 @@ def _needs(record):
         needs.append("head (optional)")
     if record["labels"] is not None:
         needs.append("labels" if record["labels"] == "required" else "labels (optional)")
-    if record["fit_set"] == "validation":
-        needs.append("held-out ID rows")
+    if record["calibrated"]:
+        needs.append("held-out calibration rows (X_cal)")
     return ", ".join(needs) or "-"
 
 

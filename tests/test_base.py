@@ -278,6 +278,8 @@ ONE_SAMPLE_ERRORS = {
     "SHE": "no training row",  # one stored pattern per class of the head
     # the logistic combiner needs ID and pseudo-OOD rows; one row is only one of them
     "MultiBlockMahalanobis": "pseudo-OOD rows",
+    # by default 10 % of the rows are held out of the bounds for E_l: none is left
+    "Gram": "leaving none for the modelling statistics",
 }
 
 

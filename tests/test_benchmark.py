@@ -16,6 +16,9 @@ from sklearn.model_selection import ParameterGrid
 
 from sklearn_ood import KNN, Mahalanobis, benchmark, metrics
 from sklearn_ood._base import BaseDetector
+from sklearn_ood._calibration import CALIBRATION_CONSTRAINTS
+from sklearn_ood._tags import DetectorTags, get_detector_tags
+from sklearn_ood.discovery import all_detectors
 from sklearn_ood.benchmark import DETECTORS, BenchmarkError, run_benchmark
 from sklearn_ood.benchmark import models, result, sources, specs
 from sklearn_ood.benchmark.cli import main
@@ -523,14 +526,39 @@ def test_evaluate_fits_the_capped_fit_rows_and_scores_every_set():
     assert plain.detector.y_ is None and len(plain.detector.X_) == 80
 
 
-def test_evaluate_fits_on_the_validation_rows_when_the_spec_says_so():
+class _CalibratedRecorder(BaseDetector):
+    """Keeps what ``fit`` received, calibration rows apart."""
+
+    _detector_tags = DetectorTags(input="features", calibrated=("cal_",))
+    _parameter_constraints = {**BaseDetector._parameter_constraints, **CALIBRATION_CONSTRAINTS}
+
+    def __init__(self, *, calibration_size=None, random_state=None, contamination=0.05):
+        self.calibration_size = calibration_size
+        self.random_state = random_state
+        self.contamination = contamination
+
+    def _fit(self, X, y, X_cal, y_cal):
+        self.X_, self.y_, self.cal_ = X, y, (X_cal, y_cal)
+
+    def _score(self, X):
+        return X[:, 0]
+
+
+def test_evaluate_calibrates_on_the_validation_rows_when_the_spec_says_so():
     inputs = _inputs()
-    spec = DetectorSpec("recorder", "Recorder", lambda net: _Recorder(), labels=True,
-                        fit_set="validation")
-    evaluation = evaluate(spec, inputs)
-    np.testing.assert_array_equal(evaluation.detector.X_,
-                                  inputs.features["plain"]["validation"]["h"])
-    np.testing.assert_array_equal(evaluation.detector.y_, inputs.labels["validation"])
+    spec = DetectorSpec("recorder", "Recorder", lambda net: _CalibratedRecorder(),
+                        labels=True, calibrate=True)
+    detector = evaluate(spec, inputs).detector
+    h = inputs.features["plain"]
+    np.testing.assert_array_equal(detector.X_, h["fit"]["h"])  # the modelling rows
+    np.testing.assert_array_equal(detector.y_, inputs.labels["fit"])
+    np.testing.assert_array_equal(detector.cal_[0], h["validation"]["h"])
+    np.testing.assert_array_equal(detector.cal_[1], inputs.labels["validation"])
+    unlabelled = evaluate(dataclasses.replace(spec, labels=False), inputs).detector
+    assert unlabelled.y_ is None and unlabelled.cal_[1] is None
+    # the registry's specs calibrate exactly the detectors that declare it
+    assert {s.name.split(" ")[0] for s in DETECTORS if s.calibrate} == {
+        name for name, cls in all_detectors() if get_detector_tags(cls).calibrated}
 
 
 def test_stages_feature_is_every_stage_averaged_and_other_keys_unchanged():

@@ -353,8 +353,8 @@ def test_val_file_validates_and_every_training_image_fits(own):
     assert main(argv) == 0
     report = (own / "out" / "results.md").read_text()
     assert "fit 120, validation 30, ID test 30, ood_pngs 6" in report  # 150 = 120 + 30 test
-    assert f"validation (pseudo-OOD tuning only): the 30 images of --val {own / 'val.npz'}" \
-        in report
+    assert ("validation (pseudo-OOD tuning, calibrating statistics, conformal thresholds): "
+            f"the 30 images of --val {own / 'val.npz'}") in report
     np.savez(own / "bad_val.npz", x=x.astype(np.uint8), y=y + 1)  # class 3 is no ID class
     assert main(args(own, "--val", str(own / "bad_val.npz"))) == 2
     assert main(args(own, "--val", str(own / "ood_pngs"))) == 2

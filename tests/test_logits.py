@@ -2,6 +2,7 @@
 
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -199,6 +200,16 @@ def test_two_class_temperature_closed_form():
     y = np.array([0, 0, 0, 0, -1])  # the OOD row is ignored
     det = MaxSoftmax(temperature="fit").fit(Z, y)
     assert det.temperature_ == pytest.approx(1 / math.log(3), rel=1e-8)
+
+
+def test_calibration_rows_all_classified_correctly_warn_no_finite_temperature():
+    Z = np.array([[3.0, 0.0], [0.0, 2.0], [1.0, 0.5]])
+    with pytest.warns(UserWarning, match="no finite minimum"):
+        det = MaxSoftmax(temperature="fit").fit(Z, [0, 1, 0])
+    assert det.temperature_ < 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one row wrong: a finite optimum, no warning
+        MaxSoftmax(temperature="fit").fit(Z, [0, 1, 1])
 
 
 def test_fitted_temperature_needs_integer_labels():

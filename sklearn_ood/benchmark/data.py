@@ -1,7 +1,8 @@
 """The benchmark's data: ID and OOD sets by name, the fit/validation split, pseudo-OOD.
 
-The validation images (pseudo-OOD tuning only) are never images the models
-were trained on: a stratified split of the training images held out from
+The validation images (pseudo-OOD tuning, the detectors' calibrating
+statistics and the conformal thresholds) are never images the models were
+trained on: a stratified split of the training images held out from
 training, or, for a preset whose models were trained on every training image
 (``validation="test"``), a stratified split of the test set (OpenOOD v1.5's
 protocol), or the user's own file (``--val``).
@@ -45,7 +46,7 @@ class Data:
     X_fit, y_fit : ndarray
         ID training images that train the models and fit the detectors.
     X_val, y_val : ndarray
-        The validation images (pseudo-OOD tuning only), never trained on.
+        The validation images, never trained on.
     X_test, y_test : ndarray
         The ID test set.
     ood : dict

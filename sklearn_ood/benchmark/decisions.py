@@ -7,9 +7,12 @@ A row's detector is deployed with a threshold: ``predict`` accepts an input
   scores of the rows it was fitted on;
 * **conformal**: the finite-sample conformal quantile
   (:func:`~sklearn_ood.conformal.conformal_threshold`) of the scores of the
-  validation images, which neither the detector's statistics nor the models
-  were fitted on, so that an ID input exchangeable with them is accepted with
-  probability at least ``1 - contamination``.
+  validation images, which neither the models nor the detector's modelling
+  statistics were fitted on, so that an ID input exchangeable with them is
+  accepted with probability at least ``1 - contamination``. The detectors
+  with calibrating statistics fitted them on the same images (one
+  temperature, a few scales or templates: a small departure from
+  exchangeability).
 
 The ID test and OOD sets are scored once, by the row itself; only the
 validation images are scored here.

@@ -148,7 +148,10 @@ def sample_rows(n, cap, seed):
 
 
 def fit_detector(spec, inputs, params=None):
-    """Build the spec's detector and fit it on (at most ``spec.max_fit`` of) ``spec.fit_set``.
+    """Build the spec's detector and fit it on (at most ``spec.max_fit`` of) the fit set.
+
+    With ``spec.calibrate`` the validation images are its calibration rows
+    (``X_cal``, and ``y_cal`` with ``spec.labels``).
 
     Parameters
     ----------
@@ -167,13 +170,18 @@ def fit_detector(spec, inputs, params=None):
         Number of rows it was fitted on.
     """
     detector = build_detector(spec, inputs, params)
-    rows = sample_rows(len(inputs.labels[spec.fit_set]), spec.max_fit, inputs.seed)
-    X = inputs.of(spec, spec.fit_set)[rows]
-    y = inputs.labels[spec.fit_set][rows] if spec.labels else None
+    rows = sample_rows(len(inputs.labels["fit"]), spec.max_fit, inputs.seed)
+    X = inputs.of(spec, "fit")[rows]
+    y = inputs.labels["fit"][rows] if spec.labels else None
+    calibration = {}
+    if spec.calibrate:
+        calibration["X_cal"] = inputs.of(spec, "validation")
+        if spec.labels:
+            calibration["y_cal"] = inputs.labels["validation"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         start = time.perf_counter()
-        detector.fit(X, y)
+        detector.fit(X, y, **calibration)
         return detector, time.perf_counter() - start, len(X)
 
 
@@ -210,7 +218,7 @@ def score_detector(spec, inputs, detector, *, name, params, fit_s, n_fit):
 
 
 def evaluate(spec, inputs, *, params=None):
-    """Build the spec's detector, fit it on ``spec.fit_set``, score the evaluation sets.
+    """Build the spec's detector, fit it (:func:`fit_detector`), score the evaluation sets.
 
     Parameters
     ----------

@@ -224,7 +224,8 @@ def header_lines(result):
            f"{c['epochs']} epochs, batch size {c['batch_size']}, augmentation "
            f"{c['augment']}, seed {c['seed']}")),
         "- images: " + ", ".join(f"{k} {v}" for k, v in info["n_images"].items()),
-        *([f"- validation (pseudo-OOD tuning only): {info['validation']}"]
+        *([f"- validation (pseudo-OOD tuning, calibrating statistics, conformal "
+           f"thresholds): {info['validation']}"]
           if info.get("validation") else []),
         f"- ID test accuracy: plain model {100 * info['accuracy']:.2f} %"
         + (f", L2 model {100 * info['accuracy_l2']:.2f} %" if "accuracy_l2" in info else ""),

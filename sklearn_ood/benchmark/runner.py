@@ -9,7 +9,8 @@ Protocol (what a row of the result table means):
 
 1. ID training images are split into a *fit* set (trains the models, fits
    every detector) and a held-out stratified *validation* set (10 %, at
-   least 50 and at most 1000 images), used only for pseudo-OOD tuning. The
+   least 50 and at most 1000 images), for pseudo-OOD tuning, the detectors'
+   calibrating statistics and the conformal thresholds (4 to 6). The
    split is made whether or not tuning runs, so ``--no-tune`` leaves the
    default rows unchanged. ``max_train`` caps the fit set (stratified). A
    preset whose models were trained on every training image
@@ -25,7 +26,10 @@ Protocol (what a row of the result table means):
    and the fc input (``penultimate``).
 4. Each detector is fitted on the fit-set features its paper names (class
    labels where the method uses them) with its documented default
-   parameters, and scores the ID test set and each OOD set. Metrics:
+   parameters, its calibrating statistics (a temperature, a standardisation,
+   templates, a normaliser: :mod:`sklearn_ood._calibration`) on the
+   validation images (``X_cal``), and scores the ID test set and each OOD
+   set. Metrics:
    AUROC, FPR at 95 % ID TPR (ID positive), AUPR-In, AUPR-Out.
 5. Detectors with knobs get a second row, tuned on pseudo-OOD: each candidate
    of the grid beside the detector's class is fitted on the fit-set features

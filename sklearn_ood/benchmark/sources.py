@@ -161,7 +161,7 @@ def held_out_metrics(spec, inputs, params, splits):
 def _held_out_metrics(spec, inputs, params, splits, score, n_values):
     """:func:`held_out_metrics` of ``n_values`` candidates scored by ``score`` (a list)."""
     nan = [{"fpr95": np.nan, "auroc": np.nan}] * n_values
-    y_fit = inputs.labels[spec.fit_set]
+    y_fit = inputs.labels["fit"]
     rows = search_rows(spec, inputs)
     y_val, X_val = inputs.labels["validation"][rows], inputs.of(spec, "validation")[rows]
     max_fit = min(spec.max_fit or HELD_OUT_MAX_FIT, HELD_OUT_MAX_FIT)
@@ -177,7 +177,7 @@ def _held_out_metrics(spec, inputs, params, splits, score, n_values):
                 continue
             fit_rows = np.flatnonzero(np.isin(y_fit, kept))
             fit_rows = fit_rows[sample_rows(len(fit_rows), max_fit, inputs.seed)]
-            X, y = inputs.of(spec, spec.fit_set)[fit_rows], y_fit[fit_rows]
+            X, y = inputs.of(spec, "fit")[fit_rows], y_fit[fit_rows]
             try:
                 with scores_only():  # its threshold is never read
                     detector = _fit_without(spec, inputs, params, kept, X, y)

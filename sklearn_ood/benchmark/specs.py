@@ -65,10 +65,12 @@ class DetectorSpec:
     note : callable or None, default=None
         ``note(detector, n_fit)`` returns a line for the report's notes about
         the fitted detector and the number of rows it was fitted on.
-    fit_set : {"fit", "validation"}, default="fit"
-        The ID set ``fit`` learns from: the model's training rows, or the
-        held-out validation rows (temperature scaling and KL-Matching, as their
-        references: a network fits its own training rows too well).
+    calibrate : bool, default=False
+        Whether ``fit`` also gets the validation images (their labels with
+        ``labels``) as held-out calibration rows ``X_cal``: for the detectors
+        whose tags declare calibrating statistics (a temperature, a
+        standardisation, templates, a normaliser), fitted on rows neither the
+        models nor their modelling statistics saw, as their references do.
     """
 
     key: str
@@ -81,7 +83,7 @@ class DetectorSpec:
     max_fit: object = None
     max_eval: object = None
     note: object = None
-    fit_set: str = "fit"
+    calibrate: bool = False
 
 
 #: The benchmark's input of each declared input kind (:data:`~.features.FEATURES`).
@@ -148,13 +150,12 @@ class Variant:
     model: object = None
     head: object = None
     labels: object = None
-    fit_set: object = None
     grid: object = None
 
 
 def _temperature_note(detector, n_fit):
     return (f"MaxSoftmax (T fitted): T = {detector.temperature_:.4g}, minimising the NLL of "
-            f"the {n_fit} labelled validation rows.")
+            "the labelled validation images.")
 
 
 def _block_note(detector, n_fit):
@@ -164,8 +165,7 @@ def _block_note(detector, n_fit):
 
 #: The papers' variants the benchmark reports beside the default rows.
 VARIANTS = [
-    Variant("max_softmax-t", "MaxSoftmax (T fitted)", MaxSoftmax, {"temperature": "fit"},
-            fit_set="validation"),
+    Variant("max_softmax-t", "MaxSoftmax (T fitted)", MaxSoftmax, {"temperature": "fit"}),
     Variant("mahalanobis+negative_aware_norm", "Mahalanobis+NegativeAwareNorm", Mahalanobis,
             {"negative_aware_rescale": True}, features="maps"),
     Variant("mahalanobis-normalize", "Mahalanobis (normalize, Mahalanobis++)", Mahalanobis,
@@ -217,7 +217,7 @@ def _spec(cls, variant=None):
         labels=v.labels if v.labels is not None else tags.labels is not None,
         grid=(lambda n, g=grid: g(n) if callable(g) else g) if grid else None,
         max_fit=MAX_FIT_IMAGES if tags.input == "images" else None, note=NOTES.get(v.key),
-        fit_set="validation" if (v.fit_set or tags.fit_set) == "validation" else "fit")
+        calibrate=bool(tags.calibrated))
 
 
 def _all_specs():

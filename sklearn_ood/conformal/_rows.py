@@ -17,6 +17,8 @@ import scipy.sparse as sp
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import _num_samples
 
+from .._row_subset import RowSubset
+
 _NOT_INDEXABLE = (
     "{what} cannot be split into fit and calibration rows (nor its OOD rows, negative in "
     "y, kept out of the calibration rows): its rows cannot be selected without reading "
@@ -86,50 +88,3 @@ def _loader_over(loader, dataset):
         prefetch_factor=loader.prefetch_factor if workers else None,
         persistent_workers=loader.persistent_workers if workers else False,
     )
-
-
-class RowSubset:
-    """Rows ``rows`` of an array-like ``X``, read only when sliced (a lazy view).
-
-    It has ``shape``, ``dtype``, ``ndim`` and ``len``; slicing it reads the
-    selected rows of the slice from ``X`` (``X[rows[start:stop]]``, sorted
-    indices, as h5py wants), and ``np.asarray`` reads them all (for the
-    detectors that take features in memory).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> view = RowSubset(np.arange(10).reshape(5, 2), [1, 3, 4])
-    >>> view.shape, view[1:].tolist(), np.asarray(view)[0].tolist()
-    ((3, 2), [[6, 7], [8, 9]], [2, 3])
-    """
-
-    def __init__(self, X, rows):
-        self.X, self.rows = X, np.asarray(rows, dtype=np.intp)
-
-    @property
-    def shape(self):
-        return (self.rows.size, *tuple(self.X.shape)[1:])
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    @property
-    def dtype(self):
-        return self.X.dtype
-
-    def __len__(self):
-        return self.rows.size
-
-    def __getitem__(self, key):
-        if isinstance(key, tuple):  # (rows, columns, ...): select the rows first
-            return self[key[0]][(slice(None), *key[1:])]
-        rows = self.rows[key]
-        if np.ndim(rows) == 0:
-            return self.X[int(rows)]
-        return self.X[rows]
-
-    def __array__(self, dtype=None, copy=None):
-        array = np.asarray(self.X[self.rows])
-        return array if dtype is None else array.astype(dtype, copy=False)

@@ -19,17 +19,18 @@ not scored against bounds it set).
 
 Fit reads the rows by chunks: with a head, the predicted classes in a first
 pass; the bounds (with the second smallest and largest values, for the
-leave-one-out scores) in one pass; the normaliser ``E_l`` in a pass over the
-held-out rows; no Gram features of all rows are kept.
+leave-one-out scores) in one pass; the normaliser ``E_l``, a calibrating
+statistic, in a pass over the calibration rows (held out of the bounds); no
+Gram features of all rows are kept.
 """
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseDetector, offset_sample
+from .._calibration import CALIBRATION_CONSTRAINTS
 from .._tags import DetectorTags
 from .._moments import row_chunks
 from .._validation import check_head
@@ -114,7 +115,8 @@ class Gram(HeadMixin, BaseDetector):
       class ``k`` are taken over the training rows the network *predicts* as
       ``k`` (``y`` only marks OOD rows), and a sample is compared with the
       bounds of its predicted class ``yhat``. The normaliser of block ``l`` is
-      ``E_l = mean(delta_l / MSP) + 1e-7`` over held-out rows, and the score
+      ``E_l = mean(delta_l / MSP) + 1e-7`` over the calibration rows (1 where
+      the mean is 0), and the score
       ``-sum_l delta_l^yhat / (MSP * E_l)``, ``MSP`` the maximum softmax
       probability: a confident prediction makes a deviation weigh less. The
       prediction is ``argmax`` of the head applied to the channel means of the
@@ -124,18 +126,22 @@ class Gram(HeadMixin, BaseDetector):
     - ``"nearest"`` (the default without a head): the bounds are grouped by
       the labels ``y`` (one group without them), and a sample is compared with
       the class it deviates least from: ``-min_k sum_l delta_l^k / E_l``, with
-      ``E_l`` the mean held-out deviation from the row's own class (``1`` when
-      none is held out or the mean is 0) and no MSP. This needs no network,
+      ``E_l`` the mean deviation of the calibration rows from their own class
+      (1 where it is 0) and no MSP. This needs no network,
       but departs from the paper: it is the recipe of pytorch-ood (bounds by
       labels, no division by the MSP) scored without a prediction.
 
-    Differences from the references, in both recipes: the paper estimates
-    ``E_l`` on 10 % of the in-distribution *test* set, here ``holdout`` of the
-    training rows of each class are held out of the bounds instead (as
-    pytorch-ood and OpenOOD do); OpenOOD groups the bounds by labels and
-    divides ``delta_l / E_l`` by the MSP, with ``E_l`` the mean held-out
-    ``delta_l`` (without the MSP). The layers are the blocks given, the
-    powers ``1 .. max_power``.
+    ``E_l`` is a calibrating statistic, fitted on rows the bounds do not
+    see: the paper estimates it on 10 % of the in-distribution *test* set,
+    images the network never saw: pass such rows as ``X_cal`` (with their
+    labels ``y_cal`` for ``"nearest"`` with labels). Without them,
+    ``calibration_size`` of the rows of ``X`` are held out of the bounds
+    instead (as pytorch-ood and OpenOOD hold out 10 % of the training rows);
+    with ``calibration_size=None`` no row is held out and ``E_l = 1`` (a row
+    deviates 0 from the bounds it helped set). Other differences: OpenOOD
+    groups the bounds by labels and divides ``delta_l / E_l`` by the MSP, with
+    ``E_l`` the mean held-out ``delta_l`` (without the MSP). The layers are
+    the blocks given, the powers ``1 .. max_power``.
 
     Parameters
     ----------
@@ -153,11 +159,13 @@ class Gram(HeadMixin, BaseDetector):
         ``"predicted"`` with a head and ``"nearest"`` without.
     max_power : int >= 1, default=5
         Powers ``p = 1 .. max_power`` (OpenOOD 5; the original 10).
-    holdout : float in [0, 1), default=0.1
-        Fraction of each class's rows held out of the bounds to estimate the
-        normaliser ``E_l`` (``E_l = 1`` when none is held out).
+    calibration_size : float in (0, 1), int >= 1 or None, default=0.1
+        Without ``X_cal``: the share (rounded up) or number of the ID rows of
+        ``X`` held out of the bounds to fit the normaliser ``E_l`` on
+        (stratified by class when ``y`` is given, seeded by
+        ``random_state``). ``None``: none held out, ``E_l = 1``.
     random_state : int, RandomState instance or None, default=None
-        Draws the held-out rows.
+        Seeds the ``calibration_size`` split.
     contamination : float, default=0.05
         Fraction of training rows below the threshold ``offset_``.
 
@@ -171,12 +179,12 @@ class Gram(HeadMixin, BaseDetector):
     coef_, intercept_ : ndarray or None
         The head as arrays (``None`` without a head or with ``head="logits"``).
     mins_, maxs_ : list of ndarray of shape (n_classes, max_power, C_l)
-        Per block: bounds of ``g_p`` over the bound rows of each class. A
-        class the network never predicts on them gets the bounds of all of
-        them.
+        Per block: bounds of ``g_p`` over the bound rows (the rows of ``X``
+        not held out) of each class. A class the network never predicts on
+        them gets the bounds of all of them.
     normalizers_ : ndarray of shape (n_blocks,)
-        ``E_l``: mean deviation of the held-out rows from their class (divided
-        by their MSP for ``"predicted"``).
+        ``E_l``: mean deviation of the calibration rows from their class
+        (divided by their MSP for ``"predicted"``).
     block_shapes_ : list of tuple
         ``(C_l, P_l)`` of each block (the logits are not a block).
     offset_ : float
@@ -194,9 +202,9 @@ class Gram(HeadMixin, BaseDetector):
     Memory: ``fit`` reads the rows :data:`~sklearn_ood._moments.CHUNK_ROWS` at
     a time, fewer for wide maps (:func:`~sklearn_ood._moments.row_chunks`; with
     a head the predicted classes first, then the bound rows once, then the
-    held-out rows), so beyond one chunk and its Gram features it holds the
+    calibration rows), so beyond one chunk and its Gram features it holds the
     bounds (four ``(n_classes, max_power, C_l)`` arrays per block while
-    fitting) and a few integers per row (class codes, the hold-out mask).
+    fitting) and a few integers per row (class codes).
 
     References
     ----------
@@ -223,12 +231,20 @@ class Gram(HeadMixin, BaseDetector):
     ('predicted', array([0, 1]))
     >>> bool(det.score_samples(maps * 5).mean() < det.score_samples(maps).mean())
     True
+
+    The bounds on every row of ``X`` and ``E_l`` on held-out rows (the paper:
+    unseen ID images):
+
+    >>> det = Gram(max_power=2).fit(maps[:30], X_cal=maps[30:])
+    >>> det.normalizers_.shape
+    (1,)
     """
 
     # Tuning: ``max_power`` from 1 to the original's 10 (OpenOOD fixes 5).
     _detector_tags = DetectorTags(
         input="maps", ndim=(2, 4), head="optional", labels="optional",
-        grid={"max_power": [1, 2, 3, 5, 10]}, paper="Sastry & Oore, ICML 2020")
+        calibrated=("normalizers_",), grid={"max_power": [1, 2, 3, 5, 10]},
+        paper="Sastry & Oore, ICML 2020")
 
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
@@ -236,17 +252,16 @@ class Gram(HeadMixin, BaseDetector):
         "head": "no_validation",
         "class_bounds": [StrOptions({"auto", "predicted", "nearest"})],
         "max_power": [Interval(Integral, 1, None, closed="left")],
-        "holdout": [Interval(Real, 0, 1, closed="left")],
-        "random_state": ["random_state"],
+        **CALIBRATION_CONSTRAINTS,
     }
 
     def __init__(self, block_shapes=None, *, head=None, class_bounds="auto", max_power=5,
-                 holdout=0.1, random_state=None, contamination=0.05):
+                 calibration_size=0.1, random_state=None, contamination=0.05):
         self.block_shapes = block_shapes
         self.head = head
         self.class_bounds = class_bounds
         self.max_power = max_power
-        self.holdout = holdout
+        self.calibration_size = calibration_size
         self.random_state = random_state
         self.contamination = contamination
 
@@ -302,7 +317,7 @@ class Gram(HeadMixin, BaseDetector):
                           "flattened block, with sizes")
         return (flat[:-1], flat[-1][0] * flat[-1][1]) if logits else (flat, 0)
 
-    def _fit(self, X, y):
+    def _fit(self, X, y, X_cal, y_cal):
         self.block_shapes_, n_logits = self._check_blocks(X)
         predicted = self.class_bounds == "predicted" or (
             self.class_bounds == "auto" and self.head is not None)
@@ -326,28 +341,18 @@ class Gram(HeadMixin, BaseDetector):
                 self.coef_, self.intercept_ = check_head(self.head, self.block_shapes_[-1][0])
             n_classes = n_logits or self.coef_.shape[0]
             self.classes_ = np.arange(n_classes)
-            codes = np.empty(X.shape[0], dtype=np.intp)
-            for chunk in row_chunks(X.shape[0], row_size=size):
-                codes[chunk] = self._predict(X[chunk])[0]
+            codes = self._predicted_codes(X, size)
         elif y is None:
             self.classes_, codes = None, np.zeros(X.shape[0], dtype=np.intp)
         else:
             self.classes_, codes = np.unique(y, return_inverse=True)
         if not predicted:
             n_classes = codes.max() + 1
-        rng = check_random_state(self.random_state)
-        held = np.zeros(X.shape[0], dtype=bool)
-        for k in range(codes.max() + 1):
-            rows = np.flatnonzero(codes == k)
-            n_held = int(np.floor(self.holdout * rows.size))
-            if n_held and n_held < rows.size:
-                held[rng.permutation(rows)[:n_held]] = True
         # Pass 1, by chunks of rows: the two smallest and the two largest g of each
         # class's bound rows (the second ones give the leave-one-out bounds).
         lows = highs = None
         for chunk in row_chunks(X.shape[0], row_size=size):
-            keep = ~held[chunk]
-            grams, chunk_codes = self._gram(X[chunk][keep]), codes[chunk][keep]
+            grams, chunk_codes = self._gram(X[chunk]), codes[chunk]
             if lows is None:
                 lows = [np.full((2, n_classes) + g.shape[1:], np.inf) for g in grams]
                 highs = [np.full((2, n_classes) + g.shape[1:], np.inf) for g in grams]
@@ -357,35 +362,20 @@ class Gram(HeadMixin, BaseDetector):
                     lo[:, k] = _two_smallest(lo[:, k], part)
                     hi[:, k] = _two_smallest(hi[:, k], -part)  # minus the two largest
             del grams  # before the next chunk's features
-        n_bound = np.bincount(codes[~held], minlength=n_classes)
+        n_bound = np.bincount(codes, minlength=n_classes)
         self.mins_ = [lo[0] for lo in lows]
         self.maxs_ = [-hi[0] for hi in highs]
         if not n_bound.all():  # classes the network never predicts on the bound rows
             for mins, maxs in zip(self.mins_, self.maxs_):
                 mins[n_bound == 0] = mins[n_bound > 0].min(axis=0)
                 maxs[n_bound == 0] = maxs[n_bound > 0].max(axis=0)
-        # Pass 2, by chunks of the held-out rows: E_l, their mean deviation from their
-        # class (divided by their MSP for "predicted").
-        held_rows = np.flatnonzero(held)
-        sums = np.zeros(len(lows))
-        for chunk in row_chunks(held_rows.size, row_size=size):
-            rows = held_rows[chunk]
-            msp = self._predict(X[rows])[1] if predicted else 1.0
-            for l, g in enumerate(self._gram(X[rows])):
-                own = _class_deviation(g, codes[rows], self.mins_[l], self.maxs_[l])
-                sums[l] += (own / msp).sum() if predicted else own.sum()
-            del g  # before the next chunk's features
-        means = sums / max(held_rows.size, 1)
-        if predicted:  # the original's + 1e-7
-            self.normalizers_ = means + 1e-7 if held_rows.size else np.ones(len(lows))
-        else:
-            self.normalizers_ = np.where(means > 0, means, 1.0)
+        self.normalizers_ = self._normalizers(X_cal is X, X_cal, y_cal, predicted, size)
         # The threshold's training scores, leave-one-out: a row inside the bounds it
         # helped set scores 0, which is optimistic. As KNN scores its bank, a bound
         # row is scored against its own class's bounds without it (the second
-        # smallest / largest value where it is the extreme); held-out rows, and the
-        # rows of a class with one bound row, against the bounds as they are (-1).
-        loo_codes = np.where(held | (n_bound[codes] < 2), -1, codes)
+        # smallest / largest value where it is the extreme); the rows of a class with
+        # one bound row against the bounds as they are (-1).
+        loo_codes = np.where(n_bound[codes] < 2, -1, codes)
         second = [(lo[1], -hi[1]) for lo, hi in zip(lows, highs)]
         return lambda: self._leave_one_out_scores(X, loo_codes, second)  # the threshold step
 
@@ -396,6 +386,48 @@ class Gram(HeadMixin, BaseDetector):
         for chunk in row_chunks(rows.size, row_size=int(np.prod(X.shape[1:]))):
             scores[chunk] = self._score(X[rows[chunk]], loo_codes[rows[chunk]], second)
         return scores
+
+    def _predicted_codes(self, X, size):
+        codes = np.empty(X.shape[0], dtype=np.intp)
+        for chunk in row_chunks(X.shape[0], row_size=size):
+            codes[chunk] = self._predict(X[chunk])[0]
+        return codes
+
+    def _normalizers(self, same_rows, X_cal, y_cal, predicted, size):
+        """``E_l``: the calibration rows' mean deviation from their class (divided by
+        their MSP for ``"predicted"``, plus the original's ``1e-7``); 1 where it is 0."""
+        n_blocks = len(self.mins_)
+        if same_rows:  # the bound rows deviate 0 from the bounds they set
+            return np.ones(n_blocks)
+        if predicted:
+            codes = self._predicted_codes(X_cal, size)
+        elif self.classes_ is None:
+            codes = np.zeros(X_cal.shape[0], dtype=np.intp)
+        elif y_cal is None:
+            raise ValueError(
+                "Gram(class_bounds='nearest') was fitted with class labels, so E_l is the "
+                "calibration rows' mean deviation from the bounds of their own class: "
+                "pass their labels as y_cal with X_cal."
+            )
+        else:
+            unknown = np.setdiff1d(y_cal, self.classes_)
+            if unknown.size:
+                raise ValueError(
+                    f"y_cal holds class(es) {unknown[:5].tolist()} that y does not: the "
+                    "calibration rows are compared with the bounds of their own class, "
+                    f"fitted for {self.classes_[:10].tolist()}."
+                )
+            codes = np.searchsorted(self.classes_, y_cal)
+        # Pass 2, by chunks of the calibration rows.
+        sums = np.zeros(n_blocks)
+        for chunk in row_chunks(X_cal.shape[0], row_size=size):
+            msp = self._predict(X_cal[chunk])[1] if predicted else 1.0
+            for l, g in enumerate(self._gram(X_cal[chunk])):
+                own = _class_deviation(g, codes[chunk], self.mins_[l], self.maxs_[l])
+                sums[l] += (own / msp).sum() if predicted else own.sum()
+            del g  # before the next chunk's features
+        means = sums / X_cal.shape[0]
+        return np.where(means > 0, means + (1e-7 if predicted else 0.0), 1.0)
 
     def _score(self, X, loo_codes=None, second=None):
         """Scores of ``X``; rows with ``loo_codes >= 0`` against that class's bounds

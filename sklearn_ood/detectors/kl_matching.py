@@ -4,8 +4,9 @@ Hendrycks, Basart, Mazeika, Zou, Kwon, Mostajabi, Steinhardt & Song,
 "Scaling Out-of-Distribution Detection for Real-World Settings", ICML 2022,
 https://arxiv.org/abs/1911.11132.
 
-Fit: one template ``d_k`` per class, the mean softmax over the fit rows whose
-*prediction* is ``k`` (no labels needed). Score:
+Fit: one template ``d_k`` per class, the mean softmax over the calibration
+rows (held-out validation rows in the references) whose *prediction* is ``k``
+(no labels needed). Score:
 ``-min_k KL(p(x) || d_k)``; higher means more in-distribution.
 """
 
@@ -13,6 +14,7 @@ import numpy as np
 from scipy.special import log_softmax, softmax
 
 from .._base import BaseDetector
+from .._calibration import CALIBRATION_CONSTRAINTS
 from .._tags import DetectorTags
 from ._features import in_precision, row_chunks
 from ._head import HeadMixin
@@ -81,25 +83,36 @@ def kl_matching_score(logits, templates):
 class KLMatching(HeadMixin, BaseDetector):
     """KL-Matching: ``-min_k KL(softmax(z) || d_k)`` over the class templates ``d_k``.
 
-    ``d_k`` is the mean softmax of the fit rows *predicted* as class ``k``
-    (labels, if given, are not used). The references fit on held-out ID
-    *validation* rows (OpenOOD, pytorch-ood); pass those to ``fit``. Classes
-    never predicted on the fit rows get no template and drop out of the
-    minimum (as pytorch-ood; OpenOOD inserts a one-hot template instead).
+    ``d_k`` is the mean softmax of the calibration rows *predicted* as class
+    ``k`` (labels, if given, are not used). The templates are calibrating
+    statistics: the references fit them on held-out ID *validation* rows
+    (OpenOOD, pytorch-ood), whose posteriors are less confident than those of
+    the network's training rows; pass those to ``fit`` as ``X_cal``. Classes
+    never predicted on the calibration rows get no template and drop out of
+    the minimum (as pytorch-ood; OpenOOD inserts a one-hot template instead).
 
     Parameters
     ----------
     head : torch.nn.Linear or (coef, intercept), default=None
         The final linear layer. With ``None``, ``X`` is read as logits.
+    calibration_size : float in (0, 1), int >= 1 or None, default=None
+        Without ``X_cal``: the share (rounded up) or number of the ID rows of
+        ``X`` held out to fit the templates on (stratified by class when
+        ``y`` is given, seeded by ``random_state``). ``None``: the templates
+        are fitted on the rows of ``X``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the ``calibration_size`` split.
     contamination : float, default=0.05
         Fraction of training rows below the threshold ``offset_``.
 
     Attributes
     ----------
     templates_ : ndarray of shape (n_predicted, n_classes)
-        The class templates (mean softmax per predicted class).
+        The class templates (mean softmax per predicted class of the
+        calibration rows).
     template_classes_ : ndarray of shape (n_predicted,)
-        Index of the class of each template (the classes predicted in ``fit``).
+        Index of the class of each template (the classes predicted on the
+        calibration rows).
     coef_, intercept_ : ndarray or None
         The head as arrays (``None`` when ``X`` holds logits).
     offset_ : float
@@ -130,22 +143,32 @@ class KLMatching(HeadMixin, BaseDetector):
            [0.3, 0.7]])
     >>> det.score_samples(np.log(np.array([[0.7, 0.3]]))).round(4)
     array([-0.])
+
+    The templates from held-out rows (the threshold from the rows of ``X``):
+
+    >>> det = KLMatching().fit(z, X_cal=z[:2])
+    >>> det.templates_.round(3), det.template_classes_
+    (array([[0.7, 0.3]]), array([0]))
     """
 
     _detector_tags = DetectorTags(
-        input="features", head="or_logits", fit_set="validation",
+        input="features", head="or_logits", calibrated=("templates_", "template_classes_"),
         paper="Hendrycks et al., ICML 2022")
 
-    _parameter_constraints = {**BaseDetector._parameter_constraints, "head": "no_validation"}
+    _parameter_constraints = {**BaseDetector._parameter_constraints, "head": "no_validation",
+                              **CALIBRATION_CONSTRAINTS}
 
-    def __init__(self, head=None, *, contamination=0.05):
+    def __init__(self, head=None, *, calibration_size=None, random_state=None,
+                 contamination=0.05):
         self.head = head
+        self.calibration_size = calibration_size
+        self.random_state = random_state
         self.contamination = contamination
 
-    def _fit(self, X, y):
+    def _fit(self, X, y, *, X_cal, y_cal):
         self._fit_head(X)
         self.templates_, self.template_classes_ = kl_templates(  # logits as scoring has them
-            self._logits(in_precision(X[rows])) for rows in row_chunks(X.shape[0]))
+            self._logits(in_precision(X_cal[rows])) for rows in row_chunks(X_cal.shape[0]))
 
     def _score(self, X):
         return kl_matching_score(self._logits(X), self.templates_)

@@ -15,6 +15,7 @@ maximum logit, energy, entropy and generalized entropy (GEN).
   https://openaccess.thecvf.com/content/CVPR2023/html/Liu_GEN_Pushing_the_Limits_of_Softmax-Based_Out-of-Distribution_Detection_CVPR_2023_paper.html.
 """
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -23,6 +24,7 @@ from scipy.special import log_softmax, logsumexp, softmax
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseDetector
+from .._calibration import CALIBRATION_CONSTRAINTS
 from .._tags import DetectorTags
 from ._head import HeadMixin
 
@@ -146,26 +148,41 @@ class MaxSoftmax(_LogitDetector):
 
     Score: ``max_k softmax(z / T)_k`` with logits ``z``; higher means more ID.
 
+    With ``temperature="fit"``, ``T`` is Guo et al.'s temperature scaling:
+    the ``T`` minimising the NLL of labelled ID rows, found exactly by
+    :func:`fit_temperature`. ``T`` is a calibrating statistic, and Guo et al.
+    fit it on *validation* rows, which the network was not trained on: its
+    own training rows are classified too confidently, and ``T`` fitted on
+    them comes out far too small. Pass held-out rows to ``fit`` as ``X_cal``
+    (with ``y_cal``); or ``calibration_size`` holds out a share of the rows
+    of ``X`` (that only helps when the network did not see ``X`` either).
+
     Parameters
     ----------
     head : torch.nn.Linear or (coef, intercept), default=None
         The final linear layer turning features into logits. With ``None``,
         ``X`` is read as logits.
     temperature : float > 0 or "fit", default=1.0
-        Temperature ``T``. ``"fit"``: Guo et al.'s temperature scaling, the
-        ``T`` minimising the NLL of the labelled ID rows of ``fit(X, y)``
-        (class labels ``0 .. K-1`` indexing the logits), found exactly by
-        :func:`fit_temperature`. The references fit on ID *validation* data:
-        pass held-out rows. If the network classifies every fit row correctly
-        the NLL keeps falling as ``T -> 0`` (no finite optimum): ``T`` ends near
-        the search's floor, the softmax saturates at 1 and many scores tie.
+        Temperature ``T``. ``"fit"``: the ``T`` minimising the NLL of the
+        calibration rows (class labels ``0 .. K-1`` indexing the logits). If
+        the network classifies every calibration row correctly the NLL keeps
+        falling as ``T -> 0`` (no finite optimum): ``T`` ends near the
+        search's floor, the softmax saturates at 1 and many scores tie.
+    calibration_size : float in (0, 1), int >= 1 or None, default=None
+        With ``temperature="fit"`` and no ``X_cal``: the share (rounded up)
+        or number of the ID rows of ``X`` held out to fit ``T`` on (a split
+        stratified by class, seeded by ``random_state``). ``None``: ``T`` is
+        fitted on the rows of ``X``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the ``calibration_size`` split.
     contamination : float, default=0.05
         Fraction of training rows below the threshold ``offset_``.
 
     Attributes
     ----------
     temperature_ : float
-        The temperature used (``temperature``, or the fitted one).
+        The temperature used (``temperature``, or the one fitted on the
+        calibration rows).
     coef_, intercept_ : ndarray or None
         The head as arrays (``None`` when ``X`` holds logits).
     offset_ : float
@@ -175,6 +192,10 @@ class MaxSoftmax(_LogitDetector):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the features seen in ``fit``; defined only when ``X`` has
         string column names (a pandas DataFrame).
+
+    See Also
+    --------
+    sklearn_ood.ConformalDetector : a threshold calibrated on held-out rows.
 
     References
     ----------
@@ -190,39 +211,49 @@ class MaxSoftmax(_LogitDetector):
     >>> logits = np.array([[4.0, 0.0], [0.5, 0.4]])
     >>> MaxSoftmax().fit(logits).score_samples(logits).round(3)
     array([0.982, 0.525])
-    >>> z = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    >>> round(MaxSoftmax(temperature="fit").fit(z, [0, 0, 0, 0]).temperature_, 4)
+
+    Temperature scaling on held-out rows: 3 of 4 right with margin ``1 / T``
+    at the optimum ``p_right = 0.75``, so ``T = 1 / log 3``:
+
+    >>> z_val = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> det = MaxSoftmax(temperature="fit").fit(logits, X_cal=z_val, y_cal=[0, 0, 0, 0])
+    >>> round(det.temperature_, 4)
     0.9102
     """
 
     _detector_tags = DetectorTags(
-        input="features", head="or_logits", labels="optional",
+        input="features", head="or_logits", labels="optional", calibrated=("temperature_",),
         paper="Hendrycks & Gimpel, ICLR 2017; Guo et al., ICML 2017")
 
     _parameter_constraints = {
         **_LogitDetector._parameter_constraints,
         "temperature": [Interval(Real, 0, None, closed="neither"), StrOptions({"fit"})],
+        **CALIBRATION_CONSTRAINTS,
     }
 
-    def __init__(self, head=None, *, temperature=1.0, contamination=0.05):
+    def __init__(self, head=None, *, temperature=1.0, calibration_size=None, random_state=None,
+                 contamination=0.05):
         self.head = head
         self.temperature = temperature
+        self.calibration_size = calibration_size
+        self.random_state = random_state
         self.contamination = contamination
 
-    def _fit(self, X, y):
+    def _fit(self, X, y, *, X_cal, y_cal):
         self._fit_head(X)
         if self.temperature != "fit":
             self.temperature_ = float(self.temperature)
             return
-        logits = self._logits(np.asarray(X, dtype=np.float64))
-        if y is None:
+        logits = self._logits(np.asarray(X_cal, dtype=np.float64))
+        if y_cal is None:
             raise ValueError(
                 "MaxSoftmax(temperature='fit') fits T on labelled in-distribution "
-                "logits, but y is None (or all NaN): pass the class labels, "
-                "fit(X, y), with y[i] the index of row i's class among the "
+                "logits, but the calibration rows have no labels (None or all NaN): "
+                "pass the class labels, fit(X, y) or fit(X, y, X_cal=X_val, "
+                "y_cal=y_val), with y[i] the index of row i's class among the "
                 f"{logits.shape[1]} logits."
             )
-        y_num = np.asarray(y)
+        y_num = np.asarray(y_cal)
         if not np.issubdtype(y_num.dtype, np.number) or np.any(y_num != np.round(y_num)) \
                 or y_num.min() < 0 or y_num.max() >= logits.shape[1]:
             raise ValueError(
@@ -231,6 +262,14 @@ class MaxSoftmax(_LogitDetector):
                 f"{np.unique(y_num)[:10]}."
             )
         self.temperature_ = fit_temperature(logits, y_num)
+        if np.all(logits.argmax(axis=1) == y_num):
+            warnings.warn(
+                f"MaxSoftmax(temperature='fit'): the head classifies all {len(y_num)} "
+                "calibration rows correctly, so their NLL keeps falling as T -> 0 and has "
+                f"no finite minimum; T = {self.temperature_:.3g} is where it stops, and "
+                "the softmax saturates at 1 for most rows, which then tie. Calibrate on "
+                "more held-out rows (some misclassified), or pass a fixed temperature.",
+                UserWarning, stacklevel=4)
 
     def _score(self, X):
         return max_softmax(self._logits(X), self.temperature_)

@@ -14,12 +14,13 @@ data: the combiner is fitted on pseudo-OOD rows that the user passes in
 ``make_pseudo_ood(images, y, method="jigsaw")`` -- versus the ID rows, on
 block scores standardised by their ID mean and standard deviation.
 ``combiner="mean"`` needs no OOD rows: the mean of the standardised scores.
-The ID side of the combiner and of the standardisation is the fit rows
-themselves (the Gaussians are fitted on them too, so their block scores are
-slightly optimistic); there is no held-out split, where the paper used a
-separate validation set. Beyond 10,000 fit rows only a seeded sample of
-10,000 of them is scored for this (the rows that set ``offset_``, see
-:func:`~sklearn_ood._base.offset_sample`): a mean, a standard deviation and
+The standardisation and the combiner are calibrating statistics: their ID
+side is the calibration rows (``X_cal``, or a ``calibration_size`` share of
+the ID rows held out of the Gaussians), as the paper fits its combiner on a
+separate validation set; with neither, the rows the Gaussians are fitted on,
+whose block scores are optimistic. Beyond 10,000 calibration rows only a
+seeded sample of 10,000 of them is scored for this
+(:func:`~sklearn_ood._base.offset_sample`): a mean, a standard deviation and
 a logistic regression on a few block scores need no more, and ``fit`` stays
 linear in N with bounded memory (the Gaussians use every row, by chunks).
 
@@ -34,6 +35,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import StrOptions
 
 from .._base import BaseDetector, offset_sample
+from .._calibration import CALIBRATION_CONSTRAINTS
 from .._tags import DetectorTags
 from ._blocks import block_sizes_from_names, check_block_sizes, split_blocks
 from ._features import check_finite_covariance, class_moments, pseudo_inverse, row_chunks
@@ -69,6 +71,13 @@ class MultiBlockMahalanobis(BaseDetector):
         ``fit``, balanced class weights) on the standardised block scores; the
         score is its decision function. Needs rows labelled ``-1`` in ``fit``.
         ``"mean"``: the mean of the standardised block scores.
+    calibration_size : float in (0, 1), int >= 1 or None, default=None
+        Without ``X_cal``: the share (rounded up) or number of the ID rows of
+        ``X`` held out of the Gaussians to standardise the block scores and
+        fit the combiner on (stratified by class when ``y`` is given, seeded
+        by ``random_state``). ``None``: both on the rows of ``X``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the ``calibration_size`` split.
     contamination : float, default=0.05
         Fraction of training rows below the threshold ``offset_``.
 
@@ -83,8 +92,8 @@ class MultiBlockMahalanobis(BaseDetector):
     precisions_ : list of ndarray of shape (n_columns_l, n_columns_l)
         Pseudo-inverse of each block's shared covariance.
     score_mean_, score_scale_ : ndarray of shape (n_blocks,)
-        Mean and standard deviation (1 where 0) of the ID block scores (of
-        at most 10,000 seeded fit rows, those that set ``offset_``).
+        Mean and standard deviation (1 where 0) of the block scores of the
+        calibration rows (at most 10,000 of them, seeded).
     weights_ : ndarray of shape (n_blocks,)
         Combiner weight of each standardised block score.
     intercept_ : float
@@ -119,21 +128,33 @@ class MultiBlockMahalanobis(BaseDetector):
     >>> det = MultiBlockMahalanobis(block_sizes=[2, 3]).fit(X, y)
     >>> det.block_sizes_, det.n_ood_fit_
     ([2, 3], 50)
+
+    The standardisation and the combiner on 10 ID rows held out of the
+    Gaussians (or on rows of one's own: ``fit(X, y, X_cal=..., y_cal=...)``):
+
+    >>> det = MultiBlockMahalanobis([2, 3], calibration_size=10, random_state=0).fit(X, y)
+    >>> det.means_[0].shape, det.score_mean_.shape
+    ((1, 2), (2,))
     """
 
     _detector_tags = DetectorTags(
         input="blocks", labels="optional", ood_rows=True,
+        calibrated=("score_mean_", "score_scale_", "weights_", "intercept_"),
         paper="Lee et al., NeurIPS 2018")
 
     _parameter_constraints = {
         **BaseDetector._parameter_constraints,
         "block_sizes": [list, tuple, None],
         "combiner": [StrOptions({"logistic", "mean"})],
+        **CALIBRATION_CONSTRAINTS,
     }
 
-    def __init__(self, block_sizes=None, *, combiner="logistic", contamination=0.05):
+    def __init__(self, block_sizes=None, *, combiner="logistic", calibration_size=None,
+                 random_state=None, contamination=0.05):
         self.block_sizes = block_sizes
         self.combiner = combiner
+        self.calibration_size = calibration_size
+        self.random_state = random_state
         self.contamination = contamination
 
     def _raw_block_scores(self, X):
@@ -143,7 +164,7 @@ class MultiBlockMahalanobis(BaseDetector):
     def _block_scores(self, X):
         return (self._raw_block_scores(X) - self.score_mean_) / self.score_scale_
 
-    def _fit(self, X, y, X_ood):
+    def _fit(self, X, y, X_ood, X_cal, y_cal):
         name = type(self).__name__
         if self.block_sizes is not None:
             self.block_sizes_ = check_block_sizes(self.block_sizes, X.shape[1], name)
@@ -175,9 +196,9 @@ class MultiBlockMahalanobis(BaseDetector):
             check_finite_covariance(covariance, name)
             self.means_.append(means)
             self.precisions_.append(pseudo_inverse(covariance))
-        # The ID side (standardisation and combiner): the offset sample's rows, whose
-        # scores then set the threshold.
-        raw = self._raw_block_scores(X[offset_sample(X.shape[0])])
+        # The ID side (standardisation and combiner): the calibration rows; when they
+        # are the fit rows, their scores also set the threshold.
+        raw = self._raw_block_scores(X_cal[offset_sample(X_cal.shape[0])])
         self.score_mean_ = raw.mean(axis=0)
         scale = raw.std(axis=0)
         self.score_scale_ = np.where(scale > 0, scale, 1.0)
@@ -186,13 +207,13 @@ class MultiBlockMahalanobis(BaseDetector):
         if self.combiner == "mean":
             self.weights_ = np.full(len(self.block_sizes_), 1.0 / len(self.block_sizes_))
             self.intercept_ = 0.0
-            return Z_id @ self.weights_ + self.intercept_
+            return Z_id @ self.weights_ + self.intercept_ if X_cal is X else None
         Z_ood = np.vstack([self._block_scores(X_ood[rows])
                            for rows in row_chunks(X_ood.shape[0])])
         target = np.r_[np.ones(len(Z_id)), np.zeros(len(Z_ood))]
         lr = LogisticRegression(class_weight="balanced").fit(np.vstack([Z_id, Z_ood]), target)
         self.weights_, self.intercept_ = lr.coef_[0].copy(), float(lr.intercept_[0])
-        return Z_id @ self.weights_ + self.intercept_
+        return Z_id @ self.weights_ + self.intercept_ if X_cal is X else None
 
     def _score(self, X):
         return self._block_scores(X) @ self.weights_ + self.intercept_
