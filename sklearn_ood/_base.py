@@ -438,7 +438,7 @@ class AccumulatingDetector(BaseDetector):
     labels, and implements
 
     - ``_moment_features(H)``: the features the statistics are taken of, from
-      a float64 chunk of the input;
+      a chunk of the input, in its own dtype;
     - ``_fit_statistics(classes, *statistics, sample, *, partial)``: the
       fitting hook (step 2): sets the fitted attributes from ``classes`` (the
       sorted class labels seen, or ``None``), ``statistics`` (``counts,
