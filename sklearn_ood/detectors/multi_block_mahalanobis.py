@@ -207,12 +207,13 @@ class MultiBlockMahalanobis(BaseDetector):
         if self.combiner == "mean":
             self.weights_ = np.full(len(self.block_sizes_), 1.0 / len(self.block_sizes_))
             self.intercept_ = 0.0
-            return Z_id @ self.weights_ + self.intercept_ if X_cal is X else None
-        Z_ood = np.vstack([self._block_scores(X_ood[rows])
-                           for rows in row_chunks(X_ood.shape[0])])
-        target = np.r_[np.ones(len(Z_id)), np.zeros(len(Z_ood))]
-        lr = LogisticRegression(class_weight="balanced").fit(np.vstack([Z_id, Z_ood]), target)
-        self.weights_, self.intercept_ = lr.coef_[0].copy(), float(lr.intercept_[0])
+        else:
+            Z_ood = np.vstack([self._block_scores(X_ood[rows])
+                               for rows in row_chunks(X_ood.shape[0])])
+            target = np.r_[np.ones(len(Z_id)), np.zeros(len(Z_ood))]
+            lr = LogisticRegression(class_weight="balanced").fit(np.vstack([Z_id, Z_ood]),
+                                                                 target)
+            self.weights_, self.intercept_ = lr.coef_[0].copy(), float(lr.intercept_[0])
         return Z_id @ self.weights_ + self.intercept_ if X_cal is X else None
 
     def _score(self, X):
