@@ -142,7 +142,7 @@ def _split(name, size, n, y, random_state):
             f"rows of X, but the split stratified by class needs at least one row of each of "
             f"the {classes.size} classes on each side, so between {classes.size} and "
             f"{n - classes.size} calibration rows: "
-            f"{_advice('a larger' if n_cal < classes.size else 'a smaller')}."
+            f"{_advice(_resize(n_cal < classes.size))}."
         )
     fit_rows, cal_rows = train_test_split(np.arange(n), test_size=n_cal, stratify=y,
                                           random_state=random_state)
@@ -152,15 +152,16 @@ def _split(name, size, n, y, random_state):
             raise ValueError(
                 f"{name}(calibration_size={size!r}): the stratified split leaves class "
                 f"{missing[0]} without a row to {side} on (a class with few rows): "
-                f"{_advice('a larger' if side == 'calibrate' else 'a smaller')}."
+                f"{_advice(_resize(side == 'calibrate'))}."
             )
     return np.sort(fit_rows), np.sort(cal_rows)
 
 
+def _resize(larger):
+    return f"a {'larger' if larger else 'smaller'} calibration_size"
+
+
 def _advice(change):
-    """What to change, for the split's errors: ``change`` names the first option
-    (``"a larger"`` / ``"a smaller"``: the calibration_size)."""
-    if change in ("a larger", "a smaller"):
-        change += " calibration_size"
+    """What to change, for the split's errors: ``change`` names the first option."""
     return (f"pass {change}, held-out rows as X_cal, or calibration_size=None (calibrate "
             "on the fit rows)")
