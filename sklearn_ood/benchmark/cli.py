@@ -227,8 +227,8 @@ def public_command(argv):
     Examples
     --------
     >>> from sklearn_ood.benchmark.cli import public_command
-    >>> public_command(["benchmark", "--id", "mnist", "--data-dir", "/home/me/data",
-    ...                 "--out=/tmp/run", "--ood", "usps", "/home/me/ood.npz"])
+    >>> public_command(["benchmark", "--id", "mnist", "--data-dir", "shared/data",
+    ...                 "--out=runs/mnist", "--ood", "usps", "more/ood.npz"])
     'sklearn-ood benchmark --id mnist --data-dir DATA --out OUT --ood usps PATH'
     """
     words, option = ["sklearn-ood"], None

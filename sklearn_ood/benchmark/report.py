@@ -326,7 +326,7 @@ def write_json(result, path, *, command=None):
     >>> from sklearn_ood.benchmark.result import BenchmarkResult, metric_rows
     >>> rows = metric_rows("Energy", {"ID test": [3.0, 2.0], "a": [1.0]}, 0.1, 0.2)
     >>> result = BenchmarkResult(rows=rows, scores={}, ood_sets=["a"],
-    ...                          config={"id_set": "digits", "data_dir": "/home/me/data"},
+    ...                          config={"id_set": "digits", "data_dir": "shared/data"},
     ...                          info={"accuracy": 0.97})
     >>> path = os.path.join(tempfile.mkdtemp(), "results.json")
     >>> write_json(result, path, command="sklearn-ood benchmark")
